@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs the whole Lodestar test suite on a fresh machine: installs the real servers the tests start
+# (etcd, dnsmasq, haproxy from Debian) when they are missing, then builds and runs every test project.
+# Prints one closing line "N passed, N failed, N skipped" and exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+have etcd || missing+=(etcd-server)
+have dnsmasq || missing+=(dnsmasq)
+have haproxy || missing+=(haproxy)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "Installing missing test dependencies: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # Keep package scripts from starting the daemons system-wide: the tests start their own on loopback.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    created_policy=1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$created_policy" -eq 0 ] || $sudo rm -f "$policy"
+  # Packages may still have started a daemon; the tests want none running on the default ports.
+  for daemon in etcd dnsmasq haproxy; do $sudo pkill -x "$daemon" 2>/dev/null || true; done
+fi
+
+results="artifacts/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+
+status=0
+dotnet build Lodestar.slnx -c Release -nologo -clp:ErrorsOnly || exit 1
+dotnet test Lodestar.slnx -c Release --no-build -nologo \
+  --logger "trx" --logger "console;verbosity=minimal" \
+  --results-directory "$results" -- RunConfiguration.TestSessionTimeout=3600000 || status=$?
+
+# One closing line for CI: totals over every test project's results.
+python3 - "$results" <<'PY' || true
+import glob, sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+passed = failed = skipped = 0
+for path in glob.glob(sys.argv[1] + "/*.trx"):
+    counters = ET.parse(path).getroot().find("t:ResultSummary/t:Counters", ns)
+    if counters is None:
+        continue
+    passed += int(counters.get("passed", 0))
+    failed += int(counters.get("failed", 0)) + int(counters.get("error", 0)) + int(counters.get("timeout", 0)) + int(counters.get("aborted", 0))
+    skipped += int(counters.get("notExecuted", 0))
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+PY
+exit "$status"

@@ -1,0 +1,92 @@
+using Lodestar.Discovery;
+using Lodestar.Http;
+using Lodestar.LoadBalancing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Lodestar.DependencyInjection.Internal;
+
+/// <summary>Checks policy and source names against what is registered, at startup.</summary>
+internal sealed class LodestarOptionsValidator(IServiceProvider services) : IValidateOptions<LodestarOptions>, IValidateOptions<LodestarClientOptions>
+{
+    public ValidateOptionsResult Validate(string? name, LodestarOptions options)
+    {
+        var failures = new List<string>();
+        if (options.ResolutionTimeout < TimeSpan.FromMilliseconds(100) || options.ResolutionTimeout > TimeSpan.FromMinutes(10))
+        {
+            failures.Add($"{nameof(LodestarOptions)}.{nameof(LodestarOptions.ResolutionTimeout)} is {options.ResolutionTimeout}; it must be between 100 ms and 10 minutes.");
+        }
+
+        if (options.PanicThreshold is < 0 or > 1 || double.IsNaN(options.PanicThreshold))
+        {
+            failures.Add($"{nameof(LodestarOptions)}.{nameof(LodestarOptions.PanicThreshold)} is {options.PanicThreshold}; it must be between 0 and 1.");
+        }
+
+        CheckPolicy(nameof(LodestarOptions) + "." + nameof(LodestarOptions.DefaultPolicy), options.DefaultPolicy, failures);
+        CheckSource(nameof(LodestarOptions) + "." + nameof(LodestarOptions.DefaultSource), options.DefaultSource, failures);
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    public ValidateOptionsResult Validate(string? name, LodestarClientOptions options)
+    {
+        var failures = new List<string>();
+        var prefix = $"{nameof(LodestarClientOptions)} of client '{name}'";
+        if (options.MaxAttempts is < 1 or > 10)
+        {
+            failures.Add($"{prefix}: {nameof(options.MaxAttempts)} is {options.MaxAttempts}; it must be between 1 and 10.");
+        }
+
+        if (options.ConnectTimeout < TimeSpan.FromMilliseconds(100) || options.ConnectTimeout > TimeSpan.FromMinutes(2))
+        {
+            failures.Add($"{prefix}: {nameof(options.ConnectTimeout)} is {options.ConnectTimeout}; it must be between 100 ms and 2 minutes.");
+        }
+
+        if (options.Policy is not null)
+        {
+            CheckPolicy(prefix + ": " + nameof(options.Policy), options.Policy, failures);
+        }
+
+        CheckSource(prefix + ": " + nameof(options.Source), options.Source, failures);
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private void CheckPolicy(string what, string? policy, List<string> failures)
+    {
+        if (string.IsNullOrWhiteSpace(policy))
+        {
+            failures.Add($"{what} is empty.");
+            return;
+        }
+
+        var names = services.GetServices<ILoadBalancingPolicy>().Select(p => p.Name).ToList();
+        if (!names.Contains(policy, StringComparer.OrdinalIgnoreCase))
+        {
+            failures.Add($"{what} is '{policy}', which is not a registered load-balancing policy (registered: {string.Join(", ", names)}).");
+        }
+    }
+
+    private void CheckSource(string what, string? source, List<string> failures)
+    {
+        if (source is null)
+        {
+            return;
+        }
+
+        var names = services.GetServices<IEndpointSourceProvider>().Select(p => p.Name).ToList();
+        if (!names.Contains(source, StringComparer.OrdinalIgnoreCase))
+        {
+            failures.Add($"{what} is '{source}', which is not a registered endpoint source (registered: {string.Join(", ", names)}).");
+        }
+    }
+}
+
+/// <summary>Binds <see cref="LodestarOptions"/> from configuration when an <see cref="IConfiguration"/> is registered.</summary>
+internal sealed class LodestarOptionsSetup(IServiceProvider services) : IConfigureOptions<LodestarOptions>
+{
+    public void Configure(LodestarOptions options)
+    {
+        var configuration = services.GetService<IConfiguration>();
+        configuration?.GetSection(LodestarOptions.SectionName).Bind(options);
+    }
+}

@@ -1,0 +1,54 @@
+using Lodestar.Diagnostics.Internal;
+using Lodestar.Http;
+using Lodestar.Http.Internal;
+using Lodestar.LoadBalancing.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Adds Lodestar to <see cref="IHttpClientFactory"/> clients.</summary>
+public static class LodestarHttpClientBuilderExtensions
+{
+    /// <summary>
+    /// Sends the client's requests for logical URIs (<c>http://orders/...</c>) to endpoints of the service picked per
+    /// request, and sets up the primary <see cref="SocketsHttpHandler"/> with defaults for this job: the connect timeout
+    /// from <see cref="LodestarClientOptions.ConnectTimeout"/>, a pooled connection lifetime of 2 minutes, a 30 s idle
+    /// timeout, HTTP/2 keep-alive pings every 30 s (10 s timeout) and multiple HTTP/2 connections.
+    /// </summary>
+    /// <param name="builder">The client builder.</param>
+    /// <param name="configure">Configures this client's options (policy, source, attempts), or <see langword="null"/>.</param>
+    /// <returns>The client builder.</returns>
+    public static IHttpClientBuilder AddLodestar(this IHttpClientBuilder builder, Action<LodestarClientOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddLodestar();
+        var options = builder.Services.AddOptions<LodestarClientOptions>(builder.Name);
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.ValidateOnStart();
+        var name = builder.Name;
+        builder.UseSocketsHttpHandler((handler, sp) =>
+        {
+            var clientOptions = sp.GetRequiredService<IOptionsMonitor<LodestarClientOptions>>().Get(name);
+            handler.ConnectTimeout = clientOptions.ConnectTimeout;
+            handler.PooledConnectionLifetime = TimeSpan.FromMinutes(2);
+            handler.PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30);
+            handler.KeepAlivePingDelay = TimeSpan.FromSeconds(30);
+            handler.KeepAlivePingTimeout = TimeSpan.FromSeconds(10);
+            handler.KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests;
+            handler.EnableMultipleHttp2Connections = true;
+        });
+        builder.AddHttpMessageHandler(sp => new LodestarHandler(
+            name,
+            sp.GetRequiredService<BalancerRegistry>(),
+            sp.GetRequiredService<IOptionsMonitor<LodestarClientOptions>>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<LodestarMetrics>(),
+            sp.GetRequiredService<ILogger<LodestarHandler>>()));
+        return builder;
+    }
+}

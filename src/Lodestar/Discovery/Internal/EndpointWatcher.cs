@@ -1,0 +1,239 @@
+using System.Collections.Immutable;
+using Lodestar.Endpoints;
+using Lodestar.Internal;
+using Microsoft.Extensions.Logging;
+
+namespace Lodestar.Discovery.Internal;
+
+/// <summary>
+/// Runs one <see cref="IEndpointSource"/> for one service and keeps its last good snapshot.
+/// </summary>
+/// <remarks>
+/// Concurrency rule: the source calls the observer methods from its own loop, one at a time. The current set is
+/// published with a single volatile write; readers never lock. Subscribers are an immutable array swapped under
+/// <see cref="_gate"/>, and are called outside it.
+/// </remarks>
+internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposable
+{
+    private readonly IEndpointSource _source;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource<EndpointSet> _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _gate = new();
+    private ImmutableArray<Subscription> _subscriptions = [];
+    private volatile EndpointSet? _current;
+    private volatile Exception? _lastError;
+    private Task _loop = Task.CompletedTask;
+    private long _version;
+
+    public EndpointWatcher(string serviceName, string sourceName, IEndpointSource source, TimeProvider timeProvider, ILogger logger)
+    {
+        ServiceName = serviceName;
+        SourceName = sourceName;
+        _source = source;
+        _timeProvider = timeProvider;
+        _logger = logger;
+    }
+
+    public string ServiceName { get; }
+
+    public string SourceName { get; }
+
+    public EndpointSet? Current => _current;
+
+    public Exception? LastError => _lastError;
+
+    public void Start()
+    {
+        // Background work must not capture the first caller's ExecutionContext (its Activity, AsyncLocals).
+        using (ExecutionContext.SuppressFlow())
+        {
+            _loop = Task.Run(() => RunLoopAsync(_stopping.Token));
+        }
+    }
+
+    public ValueTask<EndpointSet> GetAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var current = _current;
+        return current is not null ? new ValueTask<EndpointSet>(current) : new ValueTask<EndpointSet>(WaitForFirstAsync(timeout, cancellationToken));
+    }
+
+    public IDisposable Subscribe(Action<EndpointSet> onChange, Action<Exception>? onError)
+    {
+        var subscription = new Subscription(this, onChange, onError);
+        lock (_gate)
+        {
+            _subscriptions = _subscriptions.Add(subscription);
+        }
+
+        if (_current is { } current)
+        {
+            subscription.OnChange(current);
+        }
+
+        return subscription;
+    }
+
+    void IEndpointObserver.OnEndpoints(IReadOnlyList<ServiceEndpoint> endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var previous = _current;
+        if (previous is not null && previous.HasSameEndpoints(endpoints as IReadOnlyCollection<ServiceEndpoint> ?? endpoints.ToArray()))
+        {
+            _lastError = null;
+            return;
+        }
+
+        var set = EndpointSet.Create(ServiceName, SourceName, endpoints, ++_version, _timeProvider.GetUtcNow());
+        _current = set;
+        _lastError = null;
+        LogChange(previous, set);
+        _first.TrySetResult(set);
+
+        foreach (var subscription in _subscriptions)
+        {
+            try
+            {
+                subscription.OnChange(set);
+            }
+            catch (Exception ex)
+            {
+                Log.SubscriberFailed(_logger, ServiceName, SourceName, ex);
+            }
+        }
+    }
+
+    void IEndpointObserver.OnError(Exception error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        _lastError = error;
+        Log.SourceError(_logger, ServiceName, SourceName, _current?.Count ?? -1, error.Message);
+        foreach (var subscription in _subscriptions)
+        {
+            try
+            {
+                subscription.OnError?.Invoke(error);
+            }
+            catch (Exception ex)
+            {
+                Log.SubscriberFailed(_logger, ServiceName, SourceName, ex);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        _stopping.Dispose();
+    }
+
+    private async Task<EndpointSet> WaitForFirstAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _first.Task.WaitAsync(timeout, _timeProvider, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            var error = _lastError;
+            var message = $"No endpoints for service '{ServiceName}' arrived from source '{SourceName}' within {timeout.TotalSeconds:0.###} s."
+                          + (error is null ? " The source has reported no error yet." : " Last error: " + error.Message);
+            throw new EndpointResolutionException(message, error) { ServiceName = ServiceName };
+        }
+    }
+
+    private async Task RunLoopAsync(CancellationToken cancellationToken)
+    {
+        var backoff = new ExponentialBackoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10));
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await _source.RunAsync(this, cancellationToken).ConfigureAwait(false);
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                Log.SourceReturned(_logger, ServiceName, SourceName);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // The source contract says it never throws; if one does, keep the last good set and restart it.
+                Log.SourceCrashed(_logger, ServiceName, SourceName, ex);
+                ((IEndpointObserver)this).OnError(ex);
+            }
+
+            try
+            {
+                await _timeProvider.DelayAsync(backoff.NextDelay(), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private void LogChange(EndpointSet? previous, EndpointSet set)
+    {
+        if (!_logger.IsEnabled(LogLevel.Information))
+        {
+            return;
+        }
+
+        var before = previous is null ? [] : previous.Endpoints.ToHashSet();
+        var after = set.Endpoints.ToHashSet();
+        var added = set.Endpoints.Count(e => !before.Contains(e));
+        var removed = before.Count(e => !after.Contains(e));
+        Log.EndpointsChanged(_logger, ServiceName, SourceName, set.Version, set.Count, added, removed);
+    }
+
+    private void Unsubscribe(Subscription subscription)
+    {
+        lock (_gate)
+        {
+            _subscriptions = _subscriptions.Remove(subscription);
+        }
+    }
+
+    private sealed class Subscription(EndpointWatcher owner, Action<EndpointSet> onChange, Action<Exception>? onError) : IDisposable
+    {
+        public Action<EndpointSet> OnChange { get; } = onChange;
+
+        public Action<Exception>? OnError { get; } = onError;
+
+        public void Dispose() => owner.Unsubscribe(this);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Endpoints of service {Service} from source {Source} changed to version {Version}: {Count} endpoints ({Added} added, {Removed} removed).", EventName = "EndpointsChanged")]
+        public static partial void EndpointsChanged(ILogger logger, string service, string source, long version, int count, int added, int removed);
+
+        [LoggerMessage(2, LogLevel.Warning, "Source {Source} reported an error for service {Service}; the last good set ({Count} endpoints, -1 when none yet) stays in force: {Error}", EventName = "SourceError")]
+        public static partial void SourceError(ILogger logger, string service, string source, int count, string error);
+
+        [LoggerMessage(3, LogLevel.Error, "Source {Source} for service {Service} threw; it is restarted with backoff.", EventName = "SourceCrashed")]
+        public static partial void SourceCrashed(ILogger logger, string service, string source, Exception exception);
+
+        [LoggerMessage(4, LogLevel.Warning, "Source {Source} for service {Service} stopped on its own; it is restarted with backoff.", EventName = "SourceReturned")]
+        public static partial void SourceReturned(ILogger logger, string service, string source);
+
+        [LoggerMessage(5, LogLevel.Error, "A subscriber to service {Service} from source {Source} threw.", EventName = "SubscriberFailed")]
+        public static partial void SubscriberFailed(ILogger logger, string service, string source, Exception exception);
+    }
+}

@@ -1,0 +1,27 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Lodestar.Http;
+
+/// <summary>Per-<see cref="HttpClient"/> options of the Lodestar handler, named after the client.</summary>
+public sealed class LodestarClientOptions
+{
+    /// <summary>Gets or sets the load-balancing policy, or <see langword="null"/> (default) for <see cref="LodestarOptions.DefaultPolicy"/>.</summary>
+    public string? Policy { get; set; }
+
+    /// <summary>Gets or sets the endpoint source, or <see langword="null"/> (default) for <see cref="LodestarOptions.DefaultSource"/>.</summary>
+    public string? Source { get; set; }
+
+    /// <summary>
+    /// Gets or sets how many endpoints one request may try when connections fail before a response: 1 means no
+    /// retry. A retry always goes to an endpoint not yet tried for the request. Default 3; range 1 to 10.
+    /// </summary>
+    [Range(1, 10)]
+    public int MaxAttempts { get; set; } = 3;
+
+    /// <summary>
+    /// Gets or sets the connect timeout of the default <see cref="SocketsHttpHandler"/>; a connect that takes longer
+    /// counts as a refused connection and is retried elsewhere. Default 3 seconds; range 100 ms to 2 minutes.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.1", "00:02:00")]
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(3);
+}

@@ -1,0 +1,85 @@
+using System.Collections.Concurrent;
+using System.Collections.Frozen;
+using Lodestar.Discovery;
+using Lodestar.Internal;
+using Microsoft.Extensions.Options;
+
+namespace Lodestar.LoadBalancing.Internal;
+
+/// <summary>
+/// Owns one <see cref="ServiceBalancer"/> per (source, service, policy), each fed by the endpoint cache.
+/// </summary>
+internal sealed class BalancerRegistry : IDisposable
+{
+    private readonly IEndpointResolver _resolver;
+    private readonly FrozenDictionary<string, ILoadBalancingPolicy> _policies;
+    private readonly IOptionsMonitor<LodestarOptions> _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly RandomSource _random;
+    private readonly ConcurrentDictionary<(string? Source, string Service, string Policy), Entry> _balancers = new();
+
+    public BalancerRegistry(IEndpointResolver resolver, IEnumerable<ILoadBalancingPolicy> policies, IOptionsMonitor<LodestarOptions> options, TimeProvider timeProvider, RandomSource random)
+    {
+        _resolver = resolver;
+        // Later registrations win, so users can replace a built-in policy by name.
+        _policies = policies.GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase)
+            .ToFrozenDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
+        _options = options;
+        _timeProvider = timeProvider;
+        _random = random;
+    }
+
+    public IReadOnlyCollection<string> PolicyNames => _policies.Keys;
+
+    public bool HasPolicy(string name) => _policies.ContainsKey(name);
+
+    /// <summary>Gets the balancer for a service, waiting for its first endpoint set when it is new.</summary>
+    public ValueTask<ServiceBalancer> GetAsync(string serviceName, string? sourceName, string? policyName, CancellationToken cancellationToken)
+    {
+        policyName ??= _options.CurrentValue.DefaultPolicy;
+        var key = (sourceName, serviceName, policyName);
+        if (_balancers.TryGetValue(key, out var entry) && entry.Balancer.SetVersion > 0)
+        {
+            return new ValueTask<ServiceBalancer>(entry.Balancer);
+        }
+
+        return WarmAsync(key, cancellationToken);
+    }
+
+    public void Dispose()
+    {
+        foreach (var entry in _balancers.Values)
+        {
+            entry.Subscription.Dispose();
+        }
+
+        _balancers.Clear();
+    }
+
+    private async ValueTask<ServiceBalancer> WarmAsync((string? Source, string Service, string Policy) key, CancellationToken cancellationToken)
+    {
+        if (!_policies.TryGetValue(key.Policy, out var policy))
+        {
+            throw new InvalidOperationException($"Load-balancing policy '{key.Policy}' is not registered (registered: {string.Join(", ", _policies.Keys)}).");
+        }
+
+        var entry = _balancers.GetOrAdd(key, static (k, state) =>
+        {
+            var (self, policy) = state;
+            var balancer = new ServiceBalancer(k.Service, policy, self._timeProvider, self._options.CurrentValue.PanicThreshold, self._random);
+            var subscription = self._resolver.Watch(k.Service, k.Source, balancer.Update);
+            return new Entry(balancer, subscription);
+        }, (this, policy));
+
+        if (entry.Balancer.SetVersion == 0)
+        {
+            // The subscription may be notified just after this wait completes; apply the set here too (idempotent by version).
+            var set = await _resolver.GetEndpointsAsync(key.Service, key.Source, cancellationToken).ConfigureAwait(false);
+            entry.Balancer.Update(set);
+        }
+
+        return entry.Balancer;
+    }
+
+    private sealed record Entry(ServiceBalancer Balancer, IDisposable Subscription);
+}

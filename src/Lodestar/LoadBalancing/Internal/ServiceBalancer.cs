@@ -1,0 +1,182 @@
+using Lodestar.Endpoints;
+using Lodestar.Internal;
+
+namespace Lodestar.LoadBalancing.Internal;
+
+/// <summary>
+/// Holds one service's per-endpoint state and its current picker, rebuilt whenever the endpoint set or health changes.
+/// </summary>
+/// <remarks>
+/// Concurrency rule (as in YARP's cluster state): writers serialise on <see cref="_updateGate"/>, build a new
+/// immutable <see cref="Snapshot"/> and publish it with one volatile write; <see cref="Pick"/> reads that reference
+/// once and never locks. <see cref="EndpointState"/> objects outlive snapshots, so counters are never reset.
+/// </remarks>
+internal sealed class ServiceBalancer
+{
+    private static readonly Snapshot s_empty = new(null, [], [], 0);
+
+    private readonly ILoadBalancingPolicy _policy;
+    private readonly TimeProvider _timeProvider;
+    private readonly RandomSource _random;
+    private readonly Lock _updateGate = new();
+    private Dictionary<ServiceEndpoint, EndpointState> _states = [];
+    private volatile Snapshot _snapshot = s_empty;
+    private long _setVersion;
+
+    public ServiceBalancer(string serviceName, ILoadBalancingPolicy policy, TimeProvider timeProvider, double panicThreshold, RandomSource random)
+    {
+        ServiceName = serviceName;
+        _policy = policy;
+        _timeProvider = timeProvider;
+        PanicThreshold = panicThreshold;
+        _random = random;
+    }
+
+    public string ServiceName { get; }
+
+    public string PolicyName => _policy.Name;
+
+    /// <summary>Gets the fraction of healthy endpoints below which all endpoints are used (Envoy's panic mode).</summary>
+    public double PanicThreshold { get; }
+
+    /// <summary>Gets the version of the endpoint set last applied; 0 before the first.</summary>
+    public long SetVersion => Interlocked.Read(ref _setVersion);
+
+    /// <summary>Gets every endpoint that may take traffic (weight above 0), healthy or not.</summary>
+    public IReadOnlyList<EndpointState> Endpoints => _snapshot.All;
+
+    /// <summary>Gets the endpoints the current picker balances over.</summary>
+    public IReadOnlyList<EndpointState> Routable => _snapshot.Routable;
+
+    /// <summary>Gets whether the current picker routes over unhealthy endpoints because too few are healthy.</summary>
+    public bool InPanic => _snapshot.Panic;
+
+    /// <summary>Applies a newer endpoint set; older or equal versions are ignored.</summary>
+    public void Update(EndpointSet set)
+    {
+        lock (_updateGate)
+        {
+            if (set.Version <= _setVersion)
+            {
+                return;
+            }
+
+            var now = _timeProvider.GetTimestamp();
+            var next = new Dictionary<ServiceEndpoint, EndpointState>(set.Count);
+            var all = new List<EndpointState>(set.Count);
+            foreach (var endpoint in set.Endpoints)
+            {
+                if (!_states.TryGetValue(endpoint, out var state))
+                {
+                    state = new EndpointState(endpoint, now);
+                }
+                else
+                {
+                    state.SetEndpoint(endpoint);
+                }
+
+                next[endpoint] = state;
+                if (endpoint.Weight > 0)
+                {
+                    all.Add(state);
+                }
+            }
+
+            _states = next;
+            Interlocked.Exchange(ref _setVersion, set.Version);
+            Rebuild_NeedsLock(all.ToArray());
+        }
+    }
+
+    /// <summary>Rebuilds the picker after a health change (ejection, active check) without a new endpoint set.</summary>
+    public void RefreshHealth()
+    {
+        lock (_updateGate)
+        {
+            Rebuild_NeedsLock(_snapshot.All);
+        }
+    }
+
+    /// <summary>Picks an endpoint, or <see langword="null"/> when the service has none. Lock-free.</summary>
+    public EndpointState? Pick(HttpRequestMessage? request) => _snapshot.Picker?.Pick(request);
+
+    /// <summary>
+    /// Picks an endpoint other than those already tried (for a retry), or <see langword="null"/> when every routable
+    /// endpoint was tried. Only the retry path calls this.
+    /// </summary>
+    public EndpointState? PickExcluding(HttpRequestMessage? request, IReadOnlyList<EndpointState> tried)
+    {
+        var snapshot = _snapshot;
+        if (snapshot.Picker is null)
+        {
+            return null;
+        }
+
+        // Let the policy choose first, so retries still follow its preferences.
+        for (var i = 0; i < 3; i++)
+        {
+            var candidate = snapshot.Picker.Pick(request);
+            if (!Contains(tried, candidate))
+            {
+                return candidate;
+            }
+        }
+
+        var routable = snapshot.Routable;
+        var start = _random.Next(routable.Length);
+        for (var i = 0; i < routable.Length; i++)
+        {
+            var candidate = routable[(start + i) % routable.Length];
+            if (!Contains(tried, candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    private static bool Contains(IReadOnlyList<EndpointState> tried, EndpointState candidate)
+    {
+        for (var i = 0; i < tried.Count; i++)
+        {
+            if (ReferenceEquals(tried[i], candidate))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void Rebuild_NeedsLock(EndpointState[] all)
+    {
+        var healthy = Array.FindAll(all, static s => s.IsHealthy);
+        var panic = all.Length > 0 && healthy.Length < all.Length * PanicThreshold;
+        var routable = panic ? all : healthy;
+        EndpointPicker? picker = routable.Length switch
+        {
+            0 => null,
+            1 => new SinglePicker(routable[0]),
+            _ => _policy.CreatePicker(new LoadBalancingContext(ServiceName, routable, _timeProvider)),
+        };
+
+        _snapshot = new Snapshot(picker, all, routable, panic ? 1 : 0);
+    }
+
+    private sealed class Snapshot(EndpointPicker? picker, EndpointState[] all, EndpointState[] routable, int panic)
+    {
+        public EndpointPicker? Picker { get; } = picker;
+
+        public EndpointState[] All { get; } = all;
+
+        public EndpointState[] Routable { get; } = routable;
+
+        public bool Panic => panic != 0;
+    }
+
+    private sealed class SinglePicker(EndpointState only) : EndpointPicker
+    {
+        public override EndpointState Pick(HttpRequestMessage? request) => only;
+    }
+}
