@@ -17,4 +17,19 @@ public static class Eventually
             await Task.Delay(10);
         }
     }
+
+    /// <summary>Waits until the asynchronous <paramref name="condition"/> is true, failing with <paramref name="because"/> after <paramref name="timeout"/>.</summary>
+    public static async Task TrueAsync(Func<Task<bool>> condition, TimeSpan timeout, string because)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Condition not met within {timeout.TotalSeconds:0.#} s: {because}");
+            }
+
+            await Task.Delay(10);
+        }
+    }
 }
