@@ -1,0 +1,107 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Lodestar.Cli.Demo;
+
+/// <summary>One demo backend instance: Kestrel on 127.0.0.1 with an ephemeral port, answering after a small delay.</summary>
+internal sealed class DemoBackend : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private volatile int _slowFactor = 1;
+
+    private DemoBackend(string name, WebApplication app)
+    {
+        Name = name;
+        _app = app;
+    }
+
+    public string Name { get; }
+
+    public string Address { get; private set; } = "";
+
+    public string Url => "http://" + Address;
+
+    public DemoInstanceState State { get; set; } = DemoInstanceState.Serving;
+
+    /// <summary>Gets or sets how many times slower than normal the instance answers.</summary>
+    public int SlowFactor
+    {
+        get => _slowFactor;
+        set => _slowFactor = value;
+    }
+
+    public static TimeSpan BaseDelay { get; } = TimeSpan.FromMilliseconds(4);
+
+    public static async Task<DemoBackend> StartAsync(string name, bool http2, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = http2 ? HttpProtocols.Http2 : HttpProtocols.Http1));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        var app = builder.Build();
+        var backend = new DemoBackend(name, app);
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/work", (Delegate)backend.WorkAsync);
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        backend.Address = new Uri(address).Authority;
+        return backend;
+    }
+
+    /// <summary>Stops gracefully: no new connections, in-flight requests finish.</summary>
+    public async Task StopAsync()
+    {
+        State = DemoInstanceState.Stopped;
+        await _app.StopAsync();
+    }
+
+    /// <summary>Stops without warning: open connections are aborted.</summary>
+    public async Task KillAsync()
+    {
+        State = DemoInstanceState.Killed;
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+        try
+        {
+            await _app.StopAsync(cancelled.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Expected: a cancelled stop aborts connections instead of draining them.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (State is DemoInstanceState.Serving or DemoInstanceState.Slow)
+        {
+            await KillAsync();
+        }
+
+        await _app.DisposeAsync();
+    }
+
+    private async Task<IResult> WorkAsync(HttpContext context)
+    {
+        await Task.Delay(BaseDelay * _slowFactor, context.RequestAborted);
+        context.Response.Headers["X-Instance"] = Name;
+        return Results.Text(Name);
+    }
+}
+
+internal enum DemoInstanceState
+{
+    Serving,
+    Slow,
+    Restarting,
+    Stopped,
+    Killed,
+}

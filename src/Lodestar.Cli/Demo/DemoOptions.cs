@@ -1,0 +1,24 @@
+namespace Lodestar.Cli.Demo;
+
+/// <summary>What <c>lodestar demo</c> runs.</summary>
+internal sealed record DemoOptions
+{
+    public string Policy { get; init; } = Lodestar.LoadBalancing.LoadBalancingPolicies.RoundRobin;
+
+    public int Instances { get; init; } = 5;
+
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(30);
+
+    public int Rps { get; init; } = 200;
+
+    public int Concurrency { get; init; } = 16;
+
+    public bool Http2 { get; init; }
+
+    public bool Json { get; init; }
+
+    public int? MetricsPort { get; init; }
+
+    /// <summary>Gets the cap on requests: the rate times the duration.</summary>
+    public long MaxRequests => (long)(Rps * Duration.TotalSeconds);
+}
