@@ -108,7 +108,15 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
     {
         ArgumentNullException.ThrowIfNull(error);
         _lastError = error;
-        Log.SourceError(_logger, ServiceName, SourceName, _current?.Count ?? -1, error.Message);
+        if (_current is { } current)
+        {
+            Log.SourceError(_logger, ServiceName, SourceName, current.Count, current.Version, error.Message);
+        }
+        else
+        {
+            Log.SourceErrorBeforeFirstSet(_logger, ServiceName, SourceName, error.Message);
+        }
+
         foreach (var subscription in _subscriptions)
         {
             try
@@ -224,8 +232,11 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
         [LoggerMessage(1, LogLevel.Information, "Endpoints of service {Service} from source {Source} changed to version {Version}: {Count} endpoints ({Added} added, {Removed} removed).", EventName = "EndpointsChanged")]
         public static partial void EndpointsChanged(ILogger logger, string service, string source, long version, int count, int added, int removed);
 
-        [LoggerMessage(2, LogLevel.Warning, "Source {Source} reported an error for service {Service}; the last good set ({Count} endpoints, -1 when none yet) stays in force: {Error}", EventName = "SourceError")]
-        public static partial void SourceError(ILogger logger, string service, string source, int count, string error);
+        [LoggerMessage(2, LogLevel.Warning, "Source {Source} reported an error for service {Service}; the last good set (version {Version}, {Count} endpoints) stays in force: {Error}", EventName = "SourceError")]
+        public static partial void SourceError(ILogger logger, string service, string source, int count, long version, string error);
+
+        [LoggerMessage(6, LogLevel.Warning, "Source {Source} reported an error for service {Service} before its first endpoint set: {Error}", EventName = "SourceErrorBeforeFirstSet")]
+        public static partial void SourceErrorBeforeFirstSet(ILogger logger, string service, string source, string error);
 
         [LoggerMessage(3, LogLevel.Error, "Source {Source} for service {Service} threw; it is restarted with backoff.", EventName = "SourceCrashed")]
         public static partial void SourceCrashed(ILogger logger, string service, string source, Exception exception);

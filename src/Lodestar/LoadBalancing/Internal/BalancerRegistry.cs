@@ -16,7 +16,7 @@ internal sealed class BalancerRegistry : IDisposable
     private readonly IOptionsMonitor<LodestarOptions> _options;
     private readonly TimeProvider _timeProvider;
     private readonly RandomSource _random;
-    private readonly ConcurrentDictionary<(string? Source, string Service, string Policy), Entry> _balancers = new();
+    private readonly ConcurrentDictionary<(string? Source, string Service, string Policy), Lazy<Entry>> _balancers = new();
 
     public BalancerRegistry(IEndpointResolver resolver, IEnumerable<ILoadBalancingPolicy> policies, IOptionsMonitor<LodestarOptions> options, TimeProvider timeProvider, RandomSource random)
     {
@@ -38,9 +38,9 @@ internal sealed class BalancerRegistry : IDisposable
     {
         policyName ??= _options.CurrentValue.DefaultPolicy;
         var key = (sourceName, serviceName, policyName);
-        if (_balancers.TryGetValue(key, out var entry) && entry.Balancer.SetVersion > 0)
+        if (_balancers.TryGetValue(key, out var entry) && entry.IsValueCreated && entry.Value.Balancer.SetVersion > 0)
         {
-            return new ValueTask<ServiceBalancer>(entry.Balancer);
+            return new ValueTask<ServiceBalancer>(entry.Value.Balancer);
         }
 
         return WarmAsync(key, cancellationToken);
@@ -50,7 +50,10 @@ internal sealed class BalancerRegistry : IDisposable
     {
         foreach (var entry in _balancers.Values)
         {
-            entry.Subscription.Dispose();
+            if (entry.IsValueCreated)
+            {
+                entry.Value.Subscription.Dispose();
+            }
         }
 
         _balancers.Clear();
@@ -63,13 +66,25 @@ internal sealed class BalancerRegistry : IDisposable
             throw new InvalidOperationException($"Load-balancing policy '{key.Policy}' is not registered (registered: {string.Join(", ", _policies.Keys)}).");
         }
 
-        var entry = _balancers.GetOrAdd(key, static (k, state) =>
+        // Lazy: concurrent first callers must not each subscribe (a losing subscription would leak).
+        var lazy = _balancers.GetOrAdd(key, static (k, state) => new Lazy<Entry>(() =>
         {
             var (self, policy) = state;
             var balancer = new ServiceBalancer(k.Service, policy, self._timeProvider, self._options.CurrentValue.PanicThreshold, self._random);
             var subscription = self._resolver.Watch(k.Service, k.Source, balancer.Update);
             return new Entry(balancer, subscription);
-        }, (this, policy));
+        }), (this, policy));
+        Entry entry;
+        try
+        {
+            entry = lazy.Value;
+        }
+        catch
+        {
+            // Do not cache a failure (for example an unknown service): the next request tries again.
+            _balancers.TryRemove(new KeyValuePair<(string?, string, string), Lazy<Entry>>(key, lazy));
+            throw;
+        }
 
         if (entry.Balancer.SetVersion == 0)
         {
