@@ -27,34 +27,40 @@ public sealed class EtcdEndpointSourceTests(ITestOutputHelper output)
     [Fact]
     public async Task Resolve_RegisteredInOtherClient_AppearsWithinOneSecond()
     {
-        // Arrange: one process watches, another registers.
+        // Arrange: one process watches, another registers and deregisters an instance, several rounds.
+        const int Rounds = 5;
         await using var etcd = await EtcdServer.StartAsync();
         await using var watcher = EtcdHarness.Create(etcd);
         await using var registrant = EtcdHarness.Create(etcd);
-        var first = await watcher.Resolver.GetEndpointsAsync("orders", "etcd");
-        Assert.Equal(0, first.Count);
-        var seen = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Assert.Equal(0, (await watcher.Resolver.GetEndpointsAsync("orders", "etcd")).Count);
+        TaskCompletionSource<long>? seen = null;
         using var subscription = watcher.Resolver.Watch("orders", "etcd", set =>
         {
             if (set.Count == 1)
             {
-                seen.TrySetResult(Stopwatch.GetTimestamp());
+                seen?.TrySetResult(Stopwatch.GetTimestamp());
             }
         });
+        var samples = new List<double>();
 
-        // Act
-        var start = Stopwatch.GetTimestamp();
-        await using var handle = await registrant.Registrar.RegisterAsync(EtcdHarness.Instance("orders", 5001), default);
-        var registered = Stopwatch.GetTimestamp();
-        var appeared = await seen.Task.WaitAsync(s_wait);
+        for (var round = 0; round < Rounds; round++)
+        {
+            // Act: the time runs from the call to RegisterAsync (lease grant, then put) to the watcher's new set.
+            var appeared = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref seen, appeared);
+            var start = Stopwatch.GetTimestamp();
+            var handle = await registrant.Registrar.RegisterAsync(EtcdHarness.Instance("orders", 5001), default);
+            samples.Add(Stopwatch.GetElapsedTime(start, await appeared.Task.WaitAsync(s_wait)).TotalMilliseconds);
+            var set = await watcher.Resolver.GetEndpointsAsync("orders", "etcd");
+            Assert.Equal("127.0.0.1:5001", Assert.Single(set.Endpoints).Address);
+            await handle.DisposeAsync();
+            using var tracker = new SetTracker(watcher.Resolver, "orders");
+            await Eventually.TrueAsync(() => tracker.Latest?.Count == 0, s_wait, "deregistered");
+        }
 
         // Assert
-        var fromPut = Stopwatch.GetElapsedTime(registered, appeared);
-        var fromRegister = Stopwatch.GetElapsedTime(start, appeared);
-        output.WriteLine($"visible {Math.Max(0, fromPut.TotalMilliseconds):0.0} ms after RegisterAsync returned, {fromRegister.TotalMilliseconds:0.0} ms after it was called (grant + put + watch)");
-        Assert.True(fromRegister < TimeSpan.FromSeconds(1), $"took {fromRegister.TotalMilliseconds} ms");
-        var set = await watcher.Resolver.GetEndpointsAsync("orders", "etcd");
-        Assert.Equal("127.0.0.1:5001", Assert.Single(set.Endpoints).Address);
+        output.WriteLine($"RegisterAsync call -> visible in another client's set, {Rounds} rounds (ms): {string.Join(", ", samples.Select(s => s.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)))}");
+        Assert.All(samples, s => Assert.True(s < 1000, $"took {s} ms"));
     }
 
     [Fact]
