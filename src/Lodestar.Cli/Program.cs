@@ -14,7 +14,13 @@ foreach (var extra in ExtraCommands.All)
 
 try
 {
-    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration
+    {
+        EnableDefaultExceptionHandler = false,
+        // Without a timeout System.CommandLine 2.0 installs no SIGINT/SIGTERM handler: Ctrl+C would kill `register`
+        // before it deregisters. With one, the command's token is cancelled and it gets this long to clean up.
+        ProcessTerminationTimeout = TimeSpan.FromSeconds(15),
+    });
 }
 catch (Exception ex) when (ex is CliException or EndpointResolutionException)
 {

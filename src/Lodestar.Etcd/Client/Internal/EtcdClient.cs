@@ -1,0 +1,505 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+
+namespace Lodestar.Etcd.Client.Internal;
+
+/// <summary>
+/// A lean client for etcd v3's JSON gateway (grpc-gateway): POST a JSON body to <c>/v3/...</c>, 64-bit integers
+/// travel as strings, keys and values as base64. Handles username/password auth (token from
+/// <c>/v3/auth/authenticate</c> sent in the <c>Authorization</c> header, renewed when etcd rejects it) and TLS.
+/// Thread-safe; one instance serves every source and registration of a process.
+/// </summary>
+/// <remarks>
+/// Secrets: the password and tokens are never put into exception messages or logs; messages from etcd are passed
+/// through <see cref="Redact"/> before they are used, as a second line of defence.
+/// </remarks>
+internal sealed partial class EtcdClient : IDisposable
+{
+    private readonly HttpClient _http;
+    private readonly EtcdOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _authenticating = new(1, 1);
+    private readonly string _displayAddress;
+    private volatile string? _token;
+
+    public EtcdClient(EtcdOptions options, TimeProvider timeProvider, ILogger<EtcdClient> logger, HttpMessageHandler? handler = null)
+    {
+        _options = options;
+        _timeProvider = timeProvider;
+        _logger = logger;
+        var address = new Uri(options.Address.TrimEnd('/') + "/", UriKind.Absolute);
+        _displayAddress = address.GetLeftPart(UriPartial.Authority);
+        _http = new HttpClient(handler ?? CreateHandler(options), disposeHandler: true)
+        {
+            BaseAddress = address,
+            // Watches stream for as long as they live; every other request gets RequestTimeout through its token.
+            Timeout = Timeout.InfiniteTimeSpan,
+        };
+    }
+
+    /// <summary>Gets the address for messages: scheme, host and port only.</summary>
+    public string DisplayAddress => _displayAddress;
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        _authenticating.Dispose();
+    }
+
+    /// <summary>Returns the key after the last key with <paramref name="prefix"/>: etcd's range end for a prefix.</summary>
+    public static byte[] PrefixEnd(byte[] prefix)
+    {
+        var end = (byte[])prefix.Clone();
+        for (var i = end.Length - 1; i >= 0; i--)
+        {
+            if (end[i] < 0xff)
+            {
+                end[i]++;
+                return end[..(i + 1)];
+            }
+        }
+
+        // Every byte is 0xff: the range runs to the end of the keyspace, which etcd spells as a single zero byte.
+        return [0];
+    }
+
+    public async Task<EtcdRangeResult> RangePrefixAsync(string prefix, CancellationToken cancellationToken)
+    {
+        var key = Encoding.UTF8.GetBytes(prefix);
+        var body = new JsonObject
+        {
+            ["key"] = Convert.ToBase64String(key),
+            ["range_end"] = Convert.ToBase64String(PrefixEnd(key)),
+        };
+        using var document = await PostAsync("v3/kv/range", body, cancellationToken).ConfigureAwait(false);
+        var root = document.RootElement;
+        var kvs = new List<EtcdKeyValue>();
+        if (root.TryGetProperty("kvs", out var items) && items.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var item in items.EnumerateArray())
+            {
+                kvs.Add(ReadKeyValue(item));
+            }
+        }
+
+        return new EtcdRangeResult(ReadRevision(root), kvs);
+    }
+
+    public async Task<EtcdKeyValue?> GetAsync(string key, CancellationToken cancellationToken)
+    {
+        var body = new JsonObject { ["key"] = Base64(key) };
+        using var document = await PostAsync("v3/kv/range", body, cancellationToken).ConfigureAwait(false);
+        return document.RootElement.TryGetProperty("kvs", out var items) && items.ValueKind == JsonValueKind.Array && items.GetArrayLength() > 0
+            ? ReadKeyValue(items[0])
+            : null;
+    }
+
+    public async Task<long> PutAsync(string key, string value, long leaseId, CancellationToken cancellationToken)
+    {
+        var body = new JsonObject { ["key"] = Base64(key), ["value"] = Base64(value) };
+        if (leaseId != 0)
+        {
+            body["lease"] = leaseId.ToString(CultureInfo.InvariantCulture);
+        }
+
+        using var document = await PostAsync("v3/kv/put", body, cancellationToken).ConfigureAwait(false);
+        return ReadRevision(document.RootElement);
+    }
+
+    public async Task<long> DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        var body = new JsonObject { ["key"] = Base64(key) };
+        using var document = await PostAsync("v3/kv/deleterange", body, cancellationToken).ConfigureAwait(false);
+        return ReadInt64(document.RootElement, "deleted");
+    }
+
+    /// <summary>Grants a lease; etcd may round the TTL up to its minimum.</summary>
+    /// <returns>The lease ID and the TTL etcd granted, in seconds.</returns>
+    public async Task<(long Id, long Ttl)> GrantLeaseAsync(long ttlSeconds, CancellationToken cancellationToken)
+    {
+        var body = new JsonObject { ["TTL"] = ttlSeconds.ToString(CultureInfo.InvariantCulture) };
+        using var document = await PostAsync("v3/lease/grant", body, cancellationToken).ConfigureAwait(false);
+        var root = document.RootElement;
+        var id = ReadInt64(root, "ID");
+        if (id == 0)
+        {
+            throw new EtcdException($"etcd at {_displayAddress} granted no lease ({Redact(ReadString(root, "error") ?? "no ID in the answer")}).");
+        }
+
+        return (id, ReadInt64(root, "TTL"));
+    }
+
+    /// <summary>Renews a lease once.</summary>
+    /// <returns>The remaining TTL in seconds; 0 when the lease no longer exists (expired or revoked).</returns>
+    public async Task<long> KeepAliveAsync(long leaseId, CancellationToken cancellationToken)
+    {
+        // The gateway maps the bidirectional LeaseKeepAlive stream to one request body and a stream of answers; one
+        // request gets one answer, {"result":{"ID":..,"TTL":..}}, with TTL missing when the lease is gone.
+        var body = new JsonObject { ["ID"] = leaseId.ToString(CultureInfo.InvariantCulture) };
+        using var document = await PostAsync("v3/lease/keepalive", body, cancellationToken).ConfigureAwait(false);
+        var root = document.RootElement;
+        if (root.TryGetProperty("error", out var error))
+        {
+            throw ToException("v3/lease/keepalive", HttpStatusCode.OK, error);
+        }
+
+        return root.TryGetProperty("result", out var result) ? ReadInt64(result, "TTL") : 0;
+    }
+
+    /// <summary>Revokes a lease, deleting every key bound to it; a lease that no longer exists is not an error.</summary>
+    public async Task RevokeLeaseAsync(long leaseId, CancellationToken cancellationToken)
+    {
+        var body = new JsonObject { ["ID"] = leaseId.ToString(CultureInfo.InvariantCulture) };
+        try
+        {
+            using var document = await PostAsync("v3/lease/revoke", body, cancellationToken).ConfigureAwait(false);
+        }
+        catch (EtcdException ex) when (ex.Message.Contains("lease not found", StringComparison.Ordinal))
+        {
+            Log.LeaseAlreadyGone(_logger, leaseId);
+        }
+    }
+
+    /// <summary>Opens a watch on every key under <paramref name="prefix"/> from <paramref name="startRevision"/>.</summary>
+    /// <returns>The stream; its first message (normally <c>created</c>) has been read already.</returns>
+    public async Task<EtcdWatchStream> WatchPrefixAsync(string prefix, long startRevision, CancellationToken cancellationToken)
+    {
+        var key = Encoding.UTF8.GetBytes(prefix);
+        var body = new JsonObject
+        {
+            ["create_request"] = new JsonObject
+            {
+                ["key"] = Convert.ToBase64String(key),
+                ["range_end"] = Convert.ToBase64String(PrefixEnd(key)),
+                ["start_revision"] = startRevision.ToString(CultureInfo.InvariantCulture),
+            },
+        };
+
+        for (var attempt = 0; ; attempt++)
+        {
+            var token = await GetTokenAsync(cancellationToken).ConfigureAwait(false);
+            using var request = CreateRequest("v3/watch", body, token);
+            HttpResponseMessage response;
+            try
+            {
+                response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            }
+            catch (HttpRequestException ex)
+            {
+                throw new EtcdException($"etcd at {_displayAddress} is unreachable for v3/watch: {Redact(ex.Message)}", ex);
+            }
+
+            if (!response.IsSuccessStatusCode)
+            {
+                using (response)
+                {
+                    var failure = await ReadFailureAsync("v3/watch", response, cancellationToken).ConfigureAwait(false);
+                    if (failure.IsInvalidToken && attempt == 0 && token is not null)
+                    {
+                        InvalidateToken(token);
+                        continue;
+                    }
+
+                    throw failure;
+                }
+            }
+
+            var stream = new EtcdWatchStream(response, _displayAddress, Redact);
+            var first = await stream.ReadAsync(cancellationToken).ConfigureAwait(false);
+            if (first is { Canceled: true, CompactRevision: 0 } && IsTokenProblem(first.CancelReason) && attempt == 0 && token is not null)
+            {
+                // The gateway reports a rejected token inside the stream: created, then canceled with the reason.
+                await stream.DisposeAsync().ConfigureAwait(false);
+                InvalidateToken(token);
+                continue;
+            }
+
+            stream.Pushback(first);
+            return stream;
+        }
+    }
+
+    /// <summary>Replaces the password and any token in <paramref name="text"/> with <c>***</c>.</summary>
+    public string Redact(string text)
+    {
+        if (!string.IsNullOrEmpty(_options.Password))
+        {
+            text = text.Replace(_options.Password, "***", StringComparison.Ordinal);
+        }
+
+        var token = _token;
+        if (!string.IsNullOrEmpty(token))
+        {
+            text = text.Replace(token, "***", StringComparison.Ordinal);
+        }
+
+        return text;
+    }
+
+    internal static bool IsTokenProblem(string? reason)
+        => reason is not null && (reason.Contains("invalid auth token", StringComparison.OrdinalIgnoreCase)
+                                  || reason.Contains("auth token is expired", StringComparison.OrdinalIgnoreCase)
+                                  || reason.Contains("Unauthenticated", StringComparison.Ordinal));
+
+    internal static EtcdKeyValue ReadKeyValue(JsonElement item)
+    {
+        var key = item.TryGetProperty("key", out var k) && k.GetString() is { } keyText ? Encoding.UTF8.GetString(Convert.FromBase64String(keyText)) : string.Empty;
+        var value = item.TryGetProperty("value", out var v) && v.GetString() is { } valueText ? Convert.FromBase64String(valueText) : [];
+        return new EtcdKeyValue(key, value, ReadInt64(item, "mod_revision"), ReadInt64(item, "lease"));
+    }
+
+    internal static long ReadRevision(JsonElement root)
+        => root.TryGetProperty("header", out var header) ? ReadInt64(header, "revision") : 0;
+
+    internal static long ReadInt64(JsonElement element, string name)
+    {
+        if (element.ValueKind != JsonValueKind.Object || !element.TryGetProperty(name, out var value))
+        {
+            return 0;
+        }
+
+        return value.ValueKind switch
+        {
+            JsonValueKind.String => long.TryParse(value.GetString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0,
+            JsonValueKind.Number => value.TryGetInt64(out var number) ? number : 0,
+            _ => 0,
+        };
+    }
+
+    internal static string? ReadString(JsonElement element, string name)
+        => element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    private static string Base64(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
+
+    private static SocketsHttpHandler CreateHandler(EtcdOptions options)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = options.RequestTimeout,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            // Watches are long-lived streams; keep-alive pings would need HTTP/2, which the gateway serves only with TLS.
+            MaxConnectionsPerServer = int.MaxValue,
+        };
+
+        if (!string.IsNullOrEmpty(options.CaCertificatePath))
+        {
+            var roots = new X509Certificate2Collection();
+            roots.ImportFromPemFile(options.CaCertificatePath);
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (certificate is null)
+                {
+                    return false;
+                }
+
+                if (errors == SslPolicyErrors.None)
+                {
+                    return true;
+                }
+
+                if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+                {
+                    return false;
+                }
+
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.AddRange(roots);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
+            };
+        }
+
+        if (!string.IsNullOrEmpty(options.ClientCertificatePath))
+        {
+            var certificate = X509Certificate2.CreateFromPemFile(options.ClientCertificatePath, options.ClientKeyPath);
+            handler.SslOptions.ClientCertificates = new X509CertificateCollection { certificate };
+        }
+
+        return handler;
+    }
+
+    private HttpRequestMessage CreateRequest(string path, JsonObject body, string? token)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path)
+        {
+            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
+        };
+        if (token is not null)
+        {
+            // etcd's gateway takes the bare token, without a scheme.
+            request.Headers.TryAddWithoutValidation("Authorization", token);
+        }
+
+        return request;
+    }
+
+    private async Task<JsonDocument> PostAsync(string path, JsonObject body, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var token = await GetTokenAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await SendOnceAsync(path, body, token, cancellationToken).ConfigureAwait(false);
+            }
+            catch (EtcdException ex) when (ex.IsInvalidToken && attempt == 0 && token is not null)
+            {
+                // Simple tokens expire after --auth-token-ttl of disuse and vanish on restart: get a new one, once.
+                InvalidateToken(token);
+            }
+        }
+    }
+
+    private async Task<JsonDocument> SendOnceAsync(string path, JsonObject body, string? token, CancellationToken cancellationToken)
+    {
+        using var timeout = new CancellationTokenSource(_options.RequestTimeout, _timeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        using var request = CreateRequest(path, body, token);
+        try
+        {
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, linked.Token).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                throw await ReadFailureAsync(path, response, linked.Token).ConfigureAwait(false);
+            }
+
+            var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
+            await using (stream.ConfigureAwait(false))
+            {
+                return await JsonDocument.ParseAsync(stream, default, linked.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new EtcdException($"etcd at {_displayAddress} did not answer {path} within {_options.RequestTimeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s.");
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new EtcdException($"etcd at {_displayAddress} is unreachable for {path}: {Redact(ex.Message)}", ex);
+        }
+        catch (JsonException ex)
+        {
+            throw new EtcdException($"etcd at {_displayAddress} sent malformed JSON for {path}: {Redact(ex.Message)}", ex);
+        }
+    }
+
+    private async Task<EtcdException> ReadFailureAsync(string path, HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        string text;
+        try
+        {
+            text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            Log.FailureBodyUnreadable(_logger, path, ex.Message);
+            text = string.Empty;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            return ToException(path, response.StatusCode, document.RootElement);
+        }
+        catch (JsonException)
+        {
+            var status = (int)response.StatusCode;
+            return new EtcdException($"etcd at {_displayAddress} answered {path} with HTTP {status.ToString(CultureInfo.InvariantCulture)}.")
+            {
+                IsInvalidToken = response.StatusCode == HttpStatusCode.Unauthorized,
+            };
+        }
+    }
+
+    private EtcdException ToException(string path, HttpStatusCode status, JsonElement error)
+    {
+        // grpc-gateway v1 errors: {"error":"...","message":"...","code":16}; streamed ones nest it: {"error":{...}}.
+        var message = ReadString(error, "message") ?? ReadString(error, "error") ?? "no details";
+        var code = (int)ReadInt64(error, "code");
+        if (code == 0)
+        {
+            code = (int)ReadInt64(error, "grpc_code");
+        }
+
+        var invalidToken = code == 16 || status == HttpStatusCode.Unauthorized || IsTokenProblem(message);
+        return new EtcdException($"etcd at {_displayAddress} rejected {path}: {Redact(message)} (HTTP {((int)status).ToString(CultureInfo.InvariantCulture)}, code {code.ToString(CultureInfo.InvariantCulture)}).")
+        {
+            GrpcCode = code,
+            IsInvalidToken = invalidToken,
+        };
+    }
+
+    private async ValueTask<string?> GetTokenAsync(CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(_options.Username))
+        {
+            return null;
+        }
+
+        if (_token is { } token)
+        {
+            return token;
+        }
+
+        await _authenticating.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_token is { } fresh)
+            {
+                return fresh;
+            }
+
+            var body = new JsonObject { ["name"] = _options.Username, ["password"] = _options.Password ?? string.Empty };
+            using var document = await SendOnceAsync("v3/auth/authenticate", body, null, cancellationToken).ConfigureAwait(false);
+            var issued = ReadString(document.RootElement, "token");
+            if (string.IsNullOrEmpty(issued))
+            {
+                throw new EtcdException($"etcd at {_displayAddress} authenticated user '{_options.Username}' but returned no token; is auth enabled?");
+            }
+
+            _token = issued;
+            Log.Authenticated(_logger, _displayAddress, _options.Username);
+            return issued;
+        }
+        catch (EtcdException ex) when (!ex.Message.Contains("user '", StringComparison.Ordinal))
+        {
+            throw new EtcdException($"etcd at {_displayAddress} could not authenticate user '{_options.Username}': {ex.Message}", ex);
+        }
+        finally
+        {
+            _authenticating.Release();
+        }
+    }
+
+    private void InvalidateToken(string token)
+    {
+        if (Interlocked.CompareExchange(ref _token, null, token) == token)
+        {
+            Log.TokenRejected(_logger, _displayAddress);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Debug, "Authenticated to etcd at {Address} as user '{Username}'.", EventName = "EtcdAuthenticated")]
+        public static partial void Authenticated(ILogger logger, string address, string username);
+
+        [LoggerMessage(2, LogLevel.Debug, "etcd at {Address} rejected the auth token (expired or unknown); authenticating again.", EventName = "EtcdTokenRejected")]
+        public static partial void TokenRejected(ILogger logger, string address);
+
+        [LoggerMessage(3, LogLevel.Debug, "Lease {LeaseId} was already gone when revoked.", EventName = "EtcdLeaseAlreadyGone")]
+        public static partial void LeaseAlreadyGone(ILogger logger, long leaseId);
+
+        [LoggerMessage(4, LogLevel.Debug, "Could not read the error body of {Path}: {Reason}", EventName = "EtcdFailureBodyUnreadable")]
+        public static partial void FailureBodyUnreadable(ILogger logger, string path, string reason);
+    }
+}

@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Lodestar.Etcd.DependencyInjection.Internal;
+
+/// <summary>Checks <see cref="EtcdOptions"/> at startup.</summary>
+internal sealed class EtcdOptionsValidator : IValidateOptions<EtcdOptions>
+{
+    public ValidateOptionsResult Validate(string? name, EtcdOptions options)
+    {
+        var failures = new List<string>();
+        if (!Uri.TryCreate(options.Address, UriKind.Absolute, out var address) || address.Scheme is not ("http" or "https")
+            || address.UserInfo.Length > 0 || address.AbsolutePath.Length > 1 || address.Query.Length > 0)
+        {
+            failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.Address)} is '{options.Address}'; it must be an absolute http or https URL with no path, query or user info, such as http://127.0.0.1:2379.");
+        }
+
+        if (options.Prefix is null)
+        {
+            failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.Prefix)} is null; use an empty string for no prefix.");
+        }
+
+        if (string.IsNullOrEmpty(options.Username) != string.IsNullOrEmpty(options.Password))
+        {
+            failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.Username)} and {nameof(EtcdOptions.Password)} must be set together.");
+        }
+
+        if (options.RequestTimeout < TimeSpan.FromMilliseconds(100) || options.RequestTimeout > TimeSpan.FromMinutes(2))
+        {
+            failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.RequestTimeout)} is {options.RequestTimeout}; it must be between 100 ms and 2 minutes.");
+        }
+
+        if (options.MaxRetryDelay < TimeSpan.FromMilliseconds(100) || options.MaxRetryDelay > TimeSpan.FromMinutes(5))
+        {
+            failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.MaxRetryDelay)} is {options.MaxRetryDelay}; it must be between 100 ms and 5 minutes.");
+        }
+
+        CheckFile(nameof(EtcdOptions.CaCertificatePath), options.CaCertificatePath, failures);
+        CheckFile(nameof(EtcdOptions.ClientCertificatePath), options.ClientCertificatePath, failures);
+        CheckFile(nameof(EtcdOptions.ClientKeyPath), options.ClientKeyPath, failures);
+        if (!string.IsNullOrEmpty(options.ClientKeyPath) && string.IsNullOrEmpty(options.ClientCertificatePath))
+        {
+            failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.ClientKeyPath)} is set without {nameof(EtcdOptions.ClientCertificatePath)}.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void CheckFile(string property, string? path, List<string> failures)
+    {
+        if (!string.IsNullOrEmpty(path) && !File.Exists(path))
+        {
+            failures.Add($"{nameof(EtcdOptions)}.{property} is '{path}', which does not exist.");
+        }
+    }
+}
+
+/// <summary>Binds <see cref="EtcdOptions"/> from the <c>Lodestar:Etcd</c> section when an <see cref="IConfiguration"/> is registered.</summary>
+internal sealed class EtcdOptionsSetup(IServiceProvider services) : IConfigureOptions<EtcdOptions>
+{
+    public void Configure(EtcdOptions options)
+    {
+        var configuration = services.GetService<IConfiguration>();
+        configuration?.GetSection(EtcdOptions.SectionName).Bind(options);
+    }
+}

@@ -1,0 +1,30 @@
+using System.Collections.Concurrent;
+using Lodestar.Discovery;
+using Lodestar.Endpoints;
+
+namespace Lodestar.Etcd.Tests.Infrastructure;
+
+/// <summary>Records what a source publishes, for tests that drive a source directly.</summary>
+internal sealed class RecordingObserver : IEndpointObserver
+{
+    private readonly ConcurrentQueue<IReadOnlyList<ServiceEndpoint>> _sets = new();
+    private readonly ConcurrentQueue<Exception> _errors = new();
+    private volatile IReadOnlyList<ServiceEndpoint>? _current;
+
+    public IReadOnlyList<ServiceEndpoint>? Current => _current;
+
+    public IReadOnlyCollection<IReadOnlyList<ServiceEndpoint>> Sets => _sets;
+
+    public IReadOnlyCollection<Exception> Errors => _errors;
+
+    public IReadOnlyList<string> Addresses => (_current ?? []).Select(e => e.Address).Order(StringComparer.Ordinal).ToList();
+
+    public void OnEndpoints(IReadOnlyList<ServiceEndpoint> endpoints)
+    {
+        var copy = endpoints.ToList();
+        _sets.Enqueue(copy);
+        _current = copy;
+    }
+
+    public void OnError(Exception error) => _errors.Enqueue(error);
+}
