@@ -11,7 +11,7 @@ internal sealed record DnsServiceQuery(string Name, bool IsSrv, int Port)
     /// <summary>
     /// Maps a service name to a query: an explicit <see cref="DnsSourceOptions.SrvNames"/> entry, an
     /// <c>_service._proto.name</c>, <see cref="DnsSourceOptions.SrvPortName"/>, or a host name with an optional
-    /// <c>:port</c> suffix.
+    /// <c>:port</c> suffix or as a URI (<c>http://name:port</c>).
     /// </summary>
     public static bool TryParse(string serviceName, DnsSourceOptions options, [NotNullWhen(true)] out DnsServiceQuery? query)
     {
@@ -29,6 +29,18 @@ internal sealed record DnsServiceQuery(string Name, bool IsSrv, int Port)
 
         var name = serviceName;
         int? port = null;
+        if (serviceName.Contains("://", StringComparison.Ordinal))
+        {
+            // A URI (http://orders.shop:8080/): its host, and its port or the scheme's default.
+            if (!Uri.TryCreate(serviceName, UriKind.Absolute, out var uri) || uri.HostNameType != UriHostNameType.Dns || uri.Port is < 1 or > 65535)
+            {
+                return false;
+            }
+
+            serviceName = uri.IdnHost + ":" + uri.Port.ToString(CultureInfo.InvariantCulture);
+            name = serviceName;
+        }
+
         var colon = serviceName.LastIndexOf(':');
         if (colon > 0 && serviceName.IndexOf(':', StringComparison.Ordinal) == colon)
         {

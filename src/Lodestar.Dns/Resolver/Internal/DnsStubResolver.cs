@@ -40,27 +40,39 @@ internal sealed partial class DnsStubResolver
     /// <summary>
     /// Looks <paramref name="name"/> up through the search list (unless it ends with a dot) and follows CNAMEs.
     /// </summary>
-    /// <exception cref="DnsResolutionException">No server gave a usable answer for a candidate name.</exception>
+    /// <exception cref="DnsResolutionException">No candidate name had an answer and one of them failed.</exception>
     /// <exception cref="ArgumentException">The name is not a valid host name.</exception>
     public async Task<DnsLookupResult> LookupAsync(string name, DnsRecordType type, CancellationToken cancellationToken)
     {
         DnsLookupResult? noData = null;
         DnsLookupResult? last = null;
+        DnsResolutionException? failure = null;
         foreach (var candidate in GetCandidates(name))
         {
-            var result = await LookupAbsoluteAsync(candidate, type, cancellationToken).ConfigureAwait(false);
+            DnsLookupResult result;
+            try
+            {
+                result = await LookupAbsoluteAsync(candidate, type, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DnsResolutionException ex)
+            {
+                // Like glibc's res_search, a failing candidate (SERVFAIL, REFUSED, timeout) does not end the search.
+                failure = ex;
+                continue;
+            }
+
             if (result.Status == DnsLookupStatus.Success)
             {
                 return result;
             }
 
-            // Like glibc's res_search: go on with the next candidate, and prefer "exists but has no such record"
-            // over "does not exist" when nothing is found.
+            // Go on with the next candidate, and prefer "exists but has no such record" over "does not exist".
             noData ??= result.Status == DnsLookupStatus.NoData ? result : null;
             last = result;
         }
 
-        return noData ?? last!;
+        // A failure may hide the answer, so it wins over "does not exist"; "exists without such records" is certain.
+        return noData ?? (failure is not null ? throw failure : last!);
     }
 
     /// <summary>The names to try for <paramref name="name"/>, in order (resolv.conf(5) <c>ndots</c>, <c>search</c>).</summary>
