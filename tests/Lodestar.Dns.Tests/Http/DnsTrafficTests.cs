@@ -3,6 +3,7 @@ using System.Net;
 using Lodestar.Dns.Http.Internal;
 using Lodestar.Testing;
 using Lodestar.Testing.Dns;
+using Xunit.Abstractions;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Lodestar.Dns.Tests.Http;
@@ -10,6 +11,9 @@ namespace Lodestar.Dns.Tests.Http;
 public sealed class DnsTrafficTests
 {
     private const int Ttl = 2;
+    private readonly ITestOutputHelper _output;
+
+    public DnsTrafficTests(ITestOutputHelper output) => _output = output;
 
     [Fact]
     public async Task HttpClient_AddressChangesInDns_TrafficMovesWithinTtlAndOldConnectionsAreRetired()
@@ -53,6 +57,8 @@ public sealed class DnsTrafficTests
         {
             Assert.Equal("new", await client.GetStringAsync("http://orders.lodestar.test/"));
         }
+
+        _output.WriteLine($"traffic moved {firstNew.TotalMilliseconds:0} ms after the DNS change (TTL {Ttl} s)");
 
         // Assert: within TTL + 1 s the new address takes traffic and the old one none after that.
         Assert.NotEqual(TimeSpan.Zero, firstNew);

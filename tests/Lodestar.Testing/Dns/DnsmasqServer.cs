@@ -184,8 +184,8 @@ public sealed class DnsmasqServer : IAsyncDisposable
 
     private async Task<bool> WaitReadyAsync(TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < timeout)
         {
             if (_process.HasExited)
             {
