@@ -1,4 +1,19 @@
 using BenchmarkDotNet.Running;
+using Lodestar.Benchmarks.Dns;
 
-// dotnet run -c Release --project bench/Lodestar.Benchmarks -- --filter '*'
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+namespace Lodestar.Benchmarks;
+
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        // Macro scenarios that need real servers run as plain programs; everything else is BenchmarkDotNet.
+        if (args.Length > 0 && args[0] == "dns-qps")
+        {
+            return await DnsQpsScenario.RunAsync(args[1..]);
+        }
+
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
+}

@@ -21,11 +21,15 @@ public sealed class TestBackend : IAsyncDisposable
     private int _requests;
     private int _inFlight;
 
-    private TestBackend(string name, WebApplication app)
+    private TestBackend(string name, WebApplication app, IPAddress bindAddress)
     {
         Name = name;
         _app = app;
+        BindAddress = bindAddress;
     }
+
+    /// <summary>Gets the address the backend listens on (127.0.0.1 unless another was given).</summary>
+    public IPAddress BindAddress { get; }
 
     /// <summary>Gets the instance name.</summary>
     public string Name { get; }
@@ -34,10 +38,10 @@ public sealed class TestBackend : IAsyncDisposable
     public int Port { get; private set; }
 
     /// <summary>Gets the address as host:port.</summary>
-    public string Address => $"127.0.0.1:{Port}";
+    public string Address => $"{BindAddress}:{Port}";
 
     /// <summary>Gets the base URI.</summary>
-    public string Url => $"http://127.0.0.1:{Port}";
+    public string Url => $"http://{BindAddress}:{Port}";
 
     /// <summary>Gets or sets the delay added to every request.</summary>
     public TimeSpan Delay { get; set; }
@@ -58,14 +62,16 @@ public sealed class TestBackend : IAsyncDisposable
     /// <param name="name">Instance name.</param>
     /// <param name="protocols">HTTP protocols to accept on the cleartext port (HTTP/2 needs prior knowledge).</param>
     /// <param name="port">Port to bind, 0 for ephemeral.</param>
-    public static async Task<TestBackend> StartAsync(string name, HttpProtocols protocols = HttpProtocols.Http1AndHttp2, int port = 0)
+    /// <param name="bindAddress">Loopback address to listen on (for example 127.0.0.2), or <see langword="null"/> for 127.0.0.1.</param>
+    public static async Task<TestBackend> StartAsync(string name, HttpProtocols protocols = HttpProtocols.Http1AndHttp2, int port = 0, IPAddress? bindAddress = null)
     {
+        bindAddress ??= IPAddress.Loopback;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, l => l.Protocols = protocols));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(bindAddress, port, l => l.Protocols = protocols));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
         var app = builder.Build();
-        var backend = new TestBackend(name, app);
+        var backend = new TestBackend(name, app, bindAddress);
         app.Run(backend.HandleAsync);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

@@ -35,6 +35,7 @@ internal static class CliSources
     [
         new ConfigurationCliSource(),
         new EtcdCliSource(),
+        new DnsCliSource(),
     ];
 
     public static ICliSource? Find(string? name)

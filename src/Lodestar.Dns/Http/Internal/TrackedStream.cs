@@ -1,0 +1,177 @@
+namespace Lodestar.Dns.Http.Internal;
+
+/// <summary>
+/// A connection stream that remembers when it last moved bytes, so <see cref="ConnectionRetirer"/> can tell an idle
+/// pooled connection from a busy one. Pending reads do not count as activity: an idle HTTP/2 connection always has one,
+/// and an idle HTTP/1.1 connection may have a read-ahead.
+/// </summary>
+internal sealed class TrackedStream : Stream
+{
+    private readonly Stream _inner;
+    private readonly ConnectionRetirer _owner;
+    private readonly Lock _gate = new();
+    private long _lastActivity;
+    private int _pendingWrites;
+    private ITimer? _retireTimer;
+    private int _closed;
+
+    public TrackedStream(Stream inner, ConnectionRetirer owner, string address)
+    {
+        _inner = inner;
+        _owner = owner;
+        Address = address;
+        _lastActivity = owner.TimeProvider.GetTimestamp();
+    }
+
+    public string Address { get; }
+
+    public override bool CanRead => _inner.CanRead;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => _inner.CanWrite;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    /// <summary>Closes the connection once it is quiet; checks now and then every half quiet period.</summary>
+    public void Retire()
+    {
+        var period = _owner.QuietPeriod;
+        var interval = TimeSpan.FromMilliseconds(Math.Max(50, period.TotalMilliseconds / 2));
+        lock (_gate)
+        {
+            if (_retireTimer is not null || Volatile.Read(ref _closed) != 0)
+            {
+                return;
+            }
+
+            // Timers must not capture the caller's ExecutionContext.
+            using (ExecutionContext.SuppressFlow())
+            {
+                _retireTimer = _owner.TimeProvider.CreateTimer(static s => ((TrackedStream)s!).CheckQuiet(), this, TimeSpan.Zero, interval);
+            }
+        }
+    }
+
+    public void CancelRetirement()
+    {
+        ITimer? timer;
+        lock (_gate)
+        {
+            timer = _retireTimer;
+            _retireTimer = null;
+        }
+
+        timer?.Dispose();
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var read = _inner.Read(buffer);
+        Touch();
+        return read;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var read = await _inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        Touch();
+        return read;
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        Interlocked.Increment(ref _pendingWrites);
+        try
+        {
+            _inner.Write(buffer);
+        }
+        finally
+        {
+            Touch();
+            Interlocked.Decrement(ref _pendingWrites);
+        }
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref _pendingWrites);
+        try
+        {
+            await _inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Touch();
+            Interlocked.Decrement(ref _pendingWrites);
+        }
+    }
+
+    public override void Flush() => _inner.Flush();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            Close(retired: false);
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        Close(retired: false);
+        await base.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private void Touch() => Volatile.Write(ref _lastActivity, _owner.TimeProvider.GetTimestamp());
+
+    private void CheckQuiet()
+    {
+        try
+        {
+            if (Volatile.Read(ref _pendingWrites) == 0
+                && _owner.TimeProvider.GetElapsedTime(Volatile.Read(ref _lastActivity)) >= _owner.QuietPeriod)
+            {
+                // Closing the socket under SocketsHttpHandler is how a server's close looks to it: the pool
+                // discards the connection when its read completes.
+                Close(retired: true);
+            }
+        }
+        catch (Exception ex)
+        {
+            _owner.OnRetireCheckFailed(Address, ex);
+        }
+    }
+
+    private void Close(bool retired)
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return;
+        }
+
+        CancelRetirement();
+        _inner.Dispose();
+        _owner.OnClosed(this, retired);
+    }
+}
