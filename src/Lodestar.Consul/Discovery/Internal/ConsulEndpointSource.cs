@@ -13,8 +13,8 @@ namespace Lodestar.Consul.Discovery.Internal;
 /// </summary>
 /// <remarks>
 /// Index rules, from Consul's "Blocking Queries" implementation notes: the next index comes from
-/// <c>X-Consul-Index</c>; if it goes backwards (a restored snapshot, a new cluster) the index is reset to 0 so the next
-/// read does not block; an index below 1 is never sent to block on (1 is always safe); and at least
+/// <c>X-Consul-Index</c>; if it goes backwards (a restored snapshot, a new cluster) the old index is forgotten rather than
+/// kept as a high-water mark; an index below 1 is never sent (1 is always safe to wait on); and at least
 /// <see cref="ConsulOptions.MinQueryInterval"/> passes between the starts of two queries, so an index that keeps changing
 /// cannot make the loop spin. Errors are reported and retried with capped, jittered exponential backoff; the index is
 /// kept, and the last published set stays in force.
@@ -96,12 +96,13 @@ internal sealed partial class ConsulEndpointSource : IEndpointSource
     {
         if (received < sent)
         {
-            // The index went backwards: start over with a read that does not block.
+            // The index went backwards: forget the old one. Resetting to 0 and then applying the "at least 1" rule
+            // below leaves the index the agent just reported, whose data this answer already holds.
             Log.IndexReset(_logger, _serviceName, sent, received);
-            return 0;
         }
 
-        // An index of 0 would turn the next query into a non-blocking one and the loop into a busy loop.
+        // Never block on an index below 1: an index of 0 would make every query return at once (a known Consul bug
+        // answers X-Consul-Index: 0), and 1 is always safe to wait on.
         return Math.Max(received, 1);
     }
 

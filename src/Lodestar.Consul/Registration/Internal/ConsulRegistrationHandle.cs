@@ -94,6 +94,13 @@ internal sealed partial class ConsulRegistrationHandle : IServiceRegistrationHan
         _stopping.Dispose();
     }
 
+    /// <summary>Stops heartbeats without deregistering, as a crashed or partitioned process would (for tests).</summary>
+    internal async Task AbandonAsync()
+    {
+        await StopLoopAsync().ConfigureAwait(false);
+        _deregistered = true;
+    }
+
     private async Task StopLoopAsync()
     {
         if (!_stopping.IsCancellationRequested)
