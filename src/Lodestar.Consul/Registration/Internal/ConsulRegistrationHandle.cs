@@ -21,6 +21,7 @@ internal sealed partial class ConsulRegistrationHandle : IServiceRegistrationHan
     private readonly SemaphoreSlim _deregistering = new(1, 1);
     private Task _loop = Task.CompletedTask;
     private bool _deregistered;
+    private int _reregistrations;
 
     public ConsulRegistrationHandle(ServiceRegistration registration, AgentServiceRegistration body, ConsulApi api, TimeProvider timeProvider,
         RandomSource random, ILogger logger)
@@ -40,7 +41,7 @@ internal sealed partial class ConsulRegistrationHandle : IServiceRegistrationHan
     internal TimeSpan Interval { get; }
 
     /// <summary>Gets how many times the agent had forgotten the service and it was registered again.</summary>
-    internal int Reregistrations { get; private set; }
+    internal int Reregistrations => Volatile.Read(ref _reregistrations);
 
     private bool IsTtlCheck => _body.Check?.TTL is not null;
 
@@ -128,7 +129,7 @@ internal sealed partial class ConsulRegistrationHandle : IServiceRegistrationHan
                 {
                     Log.Forgotten(_logger, _body.Name, _body.ID);
                     await _api.RegisterAsync(_body, cancellationToken).ConfigureAwait(false);
-                    Reregistrations++;
+                    Interlocked.Increment(ref _reregistrations);
                     Log.Reregistered(_logger, _body.Name, _body.ID);
                 }
 
