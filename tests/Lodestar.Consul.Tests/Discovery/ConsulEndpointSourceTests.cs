@@ -221,8 +221,10 @@ public sealed class ConsulEndpointSourceTests(ITestOutputHelper output)
         await Eventually.TrueAsync(() => watch.Has(7001), s_timeout, "a appears");
 
         agent.FailWith500 = true;
-        agent.Register("b", "orders", "127.0.0.1", 7002); // wakes the parked query, which now fails
+        agent.Register("b", "orders", "127.0.0.1", 7002, status: "critical"); // wakes the parked query; the next ones fail
         await Eventually.TrueAsync(() => watch.Errors.Count >= 2, s_timeout, "the 500s are reported");
+        agent.SetStatus("b", "passing");
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
         Assert.Equal([7001], watch.Endpoints.Select(e => e.Port));
         agent.FailWith500 = false;
         await Eventually.TrueAsync(() => watch.Has(7002), s_timeout, "b arrives once the agent recovers");
