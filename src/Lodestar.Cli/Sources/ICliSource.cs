@@ -36,6 +36,7 @@ internal static class CliSources
         new ConfigurationCliSource(),
         new EtcdCliSource(),
         new DnsCliSource(),
+        new ConsulCliSource(),
     ];
 
     public static ICliSource? Find(string? name)

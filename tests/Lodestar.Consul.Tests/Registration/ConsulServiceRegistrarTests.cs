@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using Lodestar.Consul.Registration.Internal;
+using Lodestar.Consul.Tests.Infrastructure;
+using Lodestar.Registration;
+using Lodestar.Testing;
+using Lodestar.Testing.Consul;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
+
+namespace Lodestar.Consul.Tests.Registration;
+
+public sealed class ConsulServiceRegistrarTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task Register_TtlCheck_SendsRegistrationAndHeartbeatsWellInsideTtl()
+    {
+        await using var agent = await FakeConsulAgent.StartAsync();
+        await using var host = ConsulClientHost.Create(agent, o => o.DeregisterCriticalServiceAfter = TimeSpan.FromSeconds(90));
+
+        await using var handle = await host.Registrar.RegisterAsync(new ServiceRegistration
+        {
+            ServiceName = "orders",
+            InstanceId = "orders-a",
+            Host = "127.0.0.1",
+            Port = 5001,
+            Tags = ["v2"],
+            Metadata = new Dictionary<string, string> { ["version"] = "2.3" },
+            Ttl = TimeSpan.FromSeconds(1),
+        }, CancellationToken.None);
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+
+        var instance = agent.Find("orders-a");
+        Assert.NotNull(instance);
+        Assert.Equal("ttl", instance.CheckKind);
+        Assert.Equal(TimeSpan.FromSeconds(1), instance.Ttl);
+        Assert.Equal(TimeSpan.FromSeconds(90), instance.DeregisterCriticalServiceAfter);
+        Assert.Equal("passing", instance.Status);
+        Assert.Equal(["v2"], instance.Tags);
+        Assert.Equal("2.3", instance.Meta["version"]);
+        Assert.Equal("http", instance.Meta["scheme"]);
+        Assert.InRange(instance.Passes, 5, 10); // every TTL/3
+        Assert.Equal(1, instance.Registrations);
+    }
+
+    [Fact]
+    public async Task Register_HealthCheckPath_RegistersHttpCheckTheAgentRuns()
+    {
+        await using var agent = await FakeConsulAgent.StartAsync();
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var host = ConsulClientHost.Create(agent, o => o.HttpCheckInterval = TimeSpan.FromMilliseconds(200));
+
+        await using var handle = await host.Registrar.RegisterAsync(new ServiceRegistration
+        {
+            ServiceName = "orders", Host = "127.0.0.1", Port = backend.Port, HealthCheckPath = "healthz",
+        }, CancellationToken.None);
+        var id = handle.Registration.EffectiveInstanceId;
+        await Eventually.TrueAsync(() => agent.Find(id)?.Status == "passing", s_timeout, "the agent's HTTP check passes");
+        backend.Status = 503;
+        await Eventually.TrueAsync(() => agent.Find(id)?.Status == "critical", s_timeout, "the agent's HTTP check fails");
+
+        var instance = agent.Find(id)!;
+        Assert.Equal("http", instance.CheckKind);
+        Assert.Equal($"http://127.0.0.1:{backend.Port}/healthz", instance.HttpUrl);
+        Assert.True(backend.Requests > 0);
+    }
+
+    [Fact]
+    public async Task Register_AgentRestartsWithoutState_RegistersAgainAndClientsSeeItBack()
+    {
+        await using var agent = await FakeConsulAgent.StartAsync();
+        await using var registrarHost = ConsulClientHost.Create(agent);
+        await using var watcherHost = ConsulClientHost.Create(agent, o => o.WaitTime = TimeSpan.FromSeconds(2));
+        await using var handle = await registrarHost.Registrar.RegisterAsync(
+            new ServiceRegistration { ServiceName = "orders", Host = "127.0.0.1", Port = 5001, Ttl = TimeSpan.FromSeconds(1) }, CancellationToken.None);
+        using var watch = watcherHost.Follow("orders");
+        await Eventually.TrueAsync(() => watch.Has(5001), s_timeout, "the instance is visible");
+
+        var clock = Stopwatch.StartNew();
+        await agent.RestartAsync(resetIndexTo: 3);
+        Assert.Null(agent.Find("orders-127.0.0.1-5001"));
+        await Eventually.TrueAsync(() => agent.Find("orders-127.0.0.1-5001") is not null, s_timeout, "the registrar registers again");
+        var back = clock.Elapsed;
+        // A query parked with the old, higher index waits out its 2 s wait, then sees the lower index and the instance.
+        await Eventually.TrueAsync(() => watch.Has(5001) && agent.Requests.Any(r => r.Query.Contains("index=4&", StringComparison.Ordinal)), s_timeout,
+            "the watcher follows the reset index and sees the instance after the restart");
+
+        output.WriteLine($"registered again {back.TotalMilliseconds:0} ms after the agent restart (TTL 1 s, heartbeat every 333 ms)");
+        Assert.Contains(registrarHost.Logs.Entries, e => e.EventId.Name == "ConsulRegistrationForgotten");
+        await Eventually.TrueAsync(() => ((ConsulRegistrationHandle)handle).Reregistrations == 1, s_timeout, "counted once");
+    }
+
+    [Fact]
+    public async Task Register_HttpCheckAndAgentRestarts_NoticesByLookupAndRegistersAgain()
+    {
+        await using var agent = await FakeConsulAgent.StartAsync();
+        await using var host = ConsulClientHost.Create(agent);
+        await using var handle = await host.Registrar.RegisterAsync(new ServiceRegistration
+        {
+            ServiceName = "orders", Host = "127.0.0.1", Port = 5001, HealthCheckPath = "/healthz", Ttl = TimeSpan.FromMilliseconds(600),
+        }, CancellationToken.None);
+
+        await agent.RestartAsync();
+        await Eventually.TrueAsync(() => agent.Find("orders-127.0.0.1-5001") is not null, s_timeout, "registered again");
+
+        Assert.Contains(agent.Requests, r => r.Method == "GET" && r.Path == "/v1/agent/service/orders-127.0.0.1-5001");
+    }
+
+    [Fact]
+    public async Task Register_HeartbeatsStop_GoesCriticalThenConsulRemovesIt()
+    {
+        await using var agent = await FakeConsulAgent.StartAsync();
+        await using var registrarHost = ConsulClientHost.Create(agent, o => o.DeregisterCriticalServiceAfter = TimeSpan.FromSeconds(1));
+        await using var watcherHost = ConsulClientHost.Create(agent);
+        using var watch = watcherHost.Follow("orders");
+        var handle = (ConsulRegistrationHandle)await registrarHost.Registrar.RegisterAsync(
+            new ServiceRegistration { ServiceName = "orders", Host = "127.0.0.1", Port = 5001, Ttl = TimeSpan.FromSeconds(1) }, CancellationToken.None);
+        await Eventually.TrueAsync(() => watch.Has(5001), s_timeout, "visible");
+
+        var clock = Stopwatch.StartNew();
+        await handle.AbandonAsync(); // the process hangs or crashes: no heartbeats, no deregistration
+        await Eventually.TrueAsync(() => !watch.Has(5001), s_timeout, "gone from ?passing after the TTL");
+        var gone = clock.Elapsed;
+        Assert.Equal("critical", agent.Find("orders-127.0.0.1-5001")?.Status);
+        await Eventually.TrueAsync(() => agent.Find("orders-127.0.0.1-5001") is null, s_timeout, "removed after DeregisterCriticalServiceAfter");
+
+        output.WriteLine($"left the passing set {gone.TotalMilliseconds:0} ms after heartbeats stopped (TTL 1 s); removed {clock.Elapsed.TotalMilliseconds:0} ms after");
+        Assert.True(gone >= TimeSpan.FromSeconds(0.6), "not before (most of) the TTL has run out");
+    }
+
+    [Fact]
+    public async Task DeregisterAsync_Handle_RemovesInstanceAndWatchersSeeIt()
+    {
+        await using var agent = await FakeConsulAgent.StartAsync();
+        await using var host = ConsulClientHost.Create(agent);
+        using var watch = host.Follow("orders");
+        var handle = await host.Registrar.RegisterAsync(new ServiceRegistration { ServiceName = "orders", Host = "127.0.0.1", Port = 5001 }, CancellationToken.None);
+        await Eventually.TrueAsync(() => watch.Has(5001), s_timeout, "visible");
+
+        await handle.DeregisterAsync(CancellationToken.None);
+        await handle.DisposeAsync();
+
+        await Eventually.TrueAsync(() => !watch.Has(5001), s_timeout, "gone");
+        Assert.Null(agent.Find("orders-127.0.0.1-5001"));
+        Assert.Single(agent.Requests, r => r.Path == "/v1/agent/service/deregister/orders-127.0.0.1-5001");
+    }
+
+    [Fact]
+    public async Task DisposeAsync_Handle_Deregisters()
+    {
+        await using var agent = await FakeConsulAgent.StartAsync();
+        await using var host = ConsulClientHost.Create(agent);
+        var handle = await host.Registrar.RegisterAsync(new ServiceRegistration { ServiceName = "orders", InstanceId = "x", Host = "127.0.0.1", Port = 5001 }, CancellationToken.None);
+
+        await handle.DisposeAsync();
+
+        Assert.Null(agent.Find("x"));
+    }
+
+    [Fact]
+    public async Task DeregisterAsync_ByIdForLeftover_RemovesIt()
+    {
+        await using var agent = await FakeConsulAgent.StartAsync();
+        agent.Register("leftover", "orders", "127.0.0.1", 5001);
+        await using var host = ConsulClientHost.Create(agent);
+
+        await host.Registrar.DeregisterAsync("orders", "leftover", CancellationToken.None);
+        await host.Registrar.DeregisterAsync("orders", "leftover", CancellationToken.None); // unknown: already gone, not an error
+
+        Assert.Null(agent.Find("leftover"));
+    }
+
+    [Fact]
+    public async Task Register_AgentDown_FailsWithErrorNamingTheAgent()
+    {
+        await using var agent = await FakeConsulAgent.StartAsync();
+        await using var host = ConsulClientHost.Create(agent, o => o.Token = "s3cr3t-token-value");
+        await agent.StopAsync();
+
+        var error = await Assert.ThrowsAsync<ConsulException>(() => host.Registrar.RegisterAsync(
+            new ServiceRegistration { ServiceName = "orders", Host = "127.0.0.1", Port = 5001 }, CancellationToken.None));
+
+        Assert.Contains(agent.Address, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cr3t-token-value", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Register_AgentOutageShorterThanTtl_InstanceStaysAndHeartbeatsResume()
+    {
+        await using var agent = await FakeConsulAgent.StartAsync();
+        await using var host = ConsulClientHost.Create(agent);
+        await using var handle = await host.Registrar.RegisterAsync(
+            new ServiceRegistration { ServiceName = "orders", InstanceId = "a", Host = "127.0.0.1", Port = 5001, Ttl = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+
+        agent.FailWith500 = true;
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        agent.FailWith500 = false;
+        var passes = agent.Find("a")!.Passes;
+        await Eventually.TrueAsync(() => agent.Find("a")!.Passes > passes, s_timeout, "heartbeats resume");
+
+        Assert.Equal("passing", agent.Find("a")!.Status);
+        Assert.Contains(host.Logs.Entries, e => e.EventId.Name == "ConsulHeartbeatFailed");
+    }
+
+    [Fact]
+    public void Registrar_FromDependencyInjection_IsNamedConsulAndAddedOnce()
+    {
+        var services = new ServiceCollection();
+        services.AddLodestarCore().AddConsul().AddConsul();
+        using var provider = services.BuildServiceProvider();
+
+        var registrar = Assert.Single(provider.GetServices<IServiceRegistrar>());
+        Assert.Equal("consul", registrar.Name);
+        Assert.Single(provider.GetServices<Lodestar.Discovery.IEndpointSourceProvider>(), p => p.Name == "consul");
+    }
+}
