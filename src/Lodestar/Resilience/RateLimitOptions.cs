@@ -1,9 +1,9 @@
 namespace Lodestar.Resilience;
 
 /// <summary>
-/// A client-side token bucket per service (System.Threading.RateLimiting's <c>TokenBucketRateLimiter</c>): each
-/// request takes a token; when none is left the request fails at once with a <see cref="RateLimitedException"/>.
-/// Off by default.
+/// A client-side token bucket per service and client, with the semantics of System.Threading.RateLimiting's
+/// <c>TokenBucketRateLimiter</c> (no queue): each request takes a token; when none is left the request fails at once
+/// with a <see cref="RateLimitedException"/>. Off by default.
 /// </summary>
 public sealed class RateLimitOptions
 {

@@ -74,8 +74,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
 
         if (resilience.RateLimiter is { } rateLimiter)
         {
-            using var token = rateLimiter.AttemptAcquire();
-            if (!token.IsAcquired)
+            if (!rateLimiter.TryTake())
             {
                 _metrics.RecordRejected(balancer.ServiceName, "rate_limited");
                 throw new RateLimitedException($"The client-side rate limit of service '{balancer.ServiceName}' rejected the request.") { ServiceName = balancer.ServiceName };

@@ -12,7 +12,6 @@ internal sealed class ServiceResilience : IDisposable
     private static readonly int[] s_defaultRetryStatus = [502, 503, 504];
 
     private readonly bool[] _retryStatus = new bool[600];
-    private readonly ITimer? _replenishTimer;
 
     public ServiceResilience(ServiceHealth health, Http.LodestarClientOptions options, TimeProvider timeProvider)
     {
@@ -40,20 +39,7 @@ internal sealed class ServiceResilience : IDisposable
         var rate = options.RateLimit;
         if (rate.Enabled)
         {
-            // Replenished by a TimeProvider timer rather than the limiter's own, so tests control time.
-            var limiter = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
-            {
-                TokenLimit = rate.TokenLimit,
-                TokensPerPeriod = rate.TokensPerPeriod,
-                ReplenishmentPeriod = rate.ReplenishmentPeriod,
-                QueueLimit = 0,
-                AutoReplenishment = false,
-            });
-            RateLimiter = limiter;
-            using (ExecutionContext.SuppressFlow())
-            {
-                _replenishTimer = timeProvider.CreateTimer(static s => ((TokenBucketRateLimiter)s!).TryReplenish(), limiter, rate.ReplenishmentPeriod, rate.ReplenishmentPeriod);
-            }
+            RateLimiter = new TokenBucket(timeProvider, rate.TokenLimit, rate.TokensPerPeriod, rate.ReplenishmentPeriod);
         }
 
         if (options.Hedging is { Enabled: true, DelayPercentile: { } percentile })
@@ -68,7 +54,7 @@ internal sealed class ServiceResilience : IDisposable
 
     public ConcurrencyLimiter? Concurrency { get; }
 
-    public TokenBucketRateLimiter? RateLimiter { get; }
+    public TokenBucket? RateLimiter { get; }
 
     public LatencyTracker? Latency { get; }
 
@@ -76,8 +62,6 @@ internal sealed class ServiceResilience : IDisposable
 
     public void Dispose()
     {
-        _replenishTimer?.Dispose();
-        RateLimiter?.Dispose();
         Concurrency?.Dispose();
     }
 }
