@@ -14,8 +14,8 @@ public sealed class LodestarClientOptions
     public string? Source { get; set; }
 
     /// <summary>
-    /// Gets or sets how many endpoints one request may try when connections fail before a response: 1 means no
-    /// retry. A retry always goes to an endpoint not yet tried for the request. Default 3; range 1 to 10.
+    /// Gets or sets how many endpoints one request may try: 1 means no retry. A retry always goes to an endpoint not
+    /// yet tried for the request; when and how it happens is set in <see cref="Retry"/>. Default 3; range 1 to 10.
     /// </summary>
     [Range(1, 10)]
     public int MaxAttempts { get; set; } = 3;
