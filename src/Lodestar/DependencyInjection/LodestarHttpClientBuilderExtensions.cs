@@ -1,7 +1,9 @@
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Http;
 using Lodestar.Http.Internal;
+using Lodestar.Internal;
 using Lodestar.LoadBalancing.Internal;
+using Lodestar.Resilience.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -17,7 +19,11 @@ public static class LodestarHttpClientBuilderExtensions
     /// timeout, HTTP/2 keep-alive pings every 30 s (10 s timeout) and multiple HTTP/2 connections.
     /// </summary>
     /// <param name="builder">The client builder.</param>
-    /// <param name="configure">Configures this client's options (policy, source, attempts), or <see langword="null"/>.</param>
+    /// <param name="configure">
+    /// Configures this client's options (policy, source, attempts, retries, outlier detection, health checks, breakers,
+    /// hedging, limits), or <see langword="null"/>. They are first bound from the <c>Lodestar:Clients:{name}</c>
+    /// configuration section when one exists.
+    /// </param>
     /// <returns>The client builder.</returns>
     public static IHttpClientBuilder AddLodestar(this IHttpClientBuilder builder, Action<LodestarClientOptions>? configure = null)
     {
@@ -45,8 +51,10 @@ public static class LodestarHttpClientBuilderExtensions
         builder.AddHttpMessageHandler(sp => new LodestarHandler(
             name,
             sp.GetRequiredService<BalancerRegistry>(),
+            sp.GetRequiredService<ResilienceRegistry>(),
             sp.GetRequiredService<IOptionsMonitor<LodestarClientOptions>>(),
             sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<RandomSource>(),
             sp.GetRequiredService<LodestarMetrics>(),
             sp.GetRequiredService<ILogger<LodestarHandler>>()));
         return builder;

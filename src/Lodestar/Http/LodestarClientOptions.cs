@@ -1,4 +1,6 @@
 using System.ComponentModel.DataAnnotations;
+using Lodestar.Health;
+using Lodestar.Resilience;
 
 namespace Lodestar.Http;
 
@@ -12,8 +14,8 @@ public sealed class LodestarClientOptions
     public string? Source { get; set; }
 
     /// <summary>
-    /// Gets or sets how many endpoints one request may try when connections fail before a response: 1 means no
-    /// retry. A retry always goes to an endpoint not yet tried for the request. Default 3; range 1 to 10.
+    /// Gets or sets how many endpoints one request may try: 1 means no retry. A retry always goes to an endpoint not
+    /// yet tried for the request; when and how it happens is set in <see cref="Retry"/>. Default 3; range 1 to 10.
     /// </summary>
     [Range(1, 10)]
     public int MaxAttempts { get; set; } = 3;
@@ -24,4 +26,25 @@ public sealed class LodestarClientOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00.1", "00:02:00")]
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Gets the retry settings: status codes, backoff, timeouts, body buffering and the retry budget.</summary>
+    public RetryOptions Retry { get; } = new();
+
+    /// <summary>Gets the passive outlier detection settings of the services this client calls (on by default).</summary>
+    public OutlierDetectionOptions OutlierDetection { get; } = new();
+
+    /// <summary>Gets the active health check settings of the services this client calls (off by default).</summary>
+    public HealthCheckOptions HealthChecks { get; } = new();
+
+    /// <summary>Gets the per-endpoint circuit breaker settings (off by default).</summary>
+    public CircuitBreakerOptions CircuitBreaker { get; } = new();
+
+    /// <summary>Gets the hedging settings (off by default).</summary>
+    public HedgingOptions Hedging { get; } = new();
+
+    /// <summary>Gets the client-side rate limit per service (off by default).</summary>
+    public RateLimitOptions RateLimit { get; } = new();
+
+    /// <summary>Gets the per-service limits on concurrent and waiting requests (off by default).</summary>
+    public ConcurrencyLimitOptions ConcurrencyLimit { get; } = new();
 }

@@ -53,17 +53,23 @@ public sealed class EndpointState
     /// <summary>Gets whether active health checks currently consider the endpoint healthy (true when checks are off).</summary>
     public bool IsActiveHealthy => Volatile.Read(ref _activeHealthy);
 
-    /// <summary>Gets whether the endpoint may take traffic: healthy by active checks and not ejected.</summary>
-    public bool IsHealthy => IsActiveHealthy && !IsEjected;
+    /// <summary>Gets whether the endpoint's circuit breaker is open, which takes it out of picking like an ejection.</summary>
+    public bool IsBreakerOpen => Volatile.Read(ref _breakerOpen);
+
+    /// <summary>Gets whether the endpoint may take traffic: healthy by active checks, not ejected and its breaker not open.</summary>
+    public bool IsHealthy => IsActiveHealthy && !IsEjected && !IsBreakerOpen;
 
     private bool _ejected;
     private bool _activeHealthy = true;
+    private bool _breakerOpen;
 
     internal void SetEndpoint(ServiceEndpoint endpoint) => Volatile.Write(ref _endpoint, endpoint);
 
     internal void SetEjected(bool ejected) => Volatile.Write(ref _ejected, ejected);
 
     internal void SetActiveHealthy(bool healthy) => Volatile.Write(ref _activeHealthy, healthy);
+
+    internal void SetBreakerOpen(bool open) => Volatile.Write(ref _breakerOpen, open);
 
     /// <summary>Records that a request was sent to the endpoint.</summary>
     internal void OnRequestStarted()

@@ -90,3 +90,18 @@ internal sealed class LodestarOptionsSetup(IServiceProvider services) : IConfigu
         configuration?.GetSection(LodestarOptions.SectionName).Bind(options);
     }
 }
+
+/// <summary>
+/// Binds each client's <see cref="LodestarClientOptions"/> from the <c>Lodestar:Clients:{name}</c> configuration
+/// section when an <see cref="IConfiguration"/> is registered; code passed to <c>AddLodestar</c> runs after it.
+/// </summary>
+internal sealed class LodestarClientOptionsSetup(IServiceProvider services) : IConfigureNamedOptions<LodestarClientOptions>
+{
+    public void Configure(LodestarClientOptions options) => Configure(Options.DefaultName, options);
+
+    public void Configure(string? name, LodestarClientOptions options)
+    {
+        var configuration = services.GetService<IConfiguration>();
+        configuration?.GetSection(LodestarOptions.SectionName).GetSection("Clients").GetSection(name ?? Options.DefaultName).Bind(options);
+    }
+}

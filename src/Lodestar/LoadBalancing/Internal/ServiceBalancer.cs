@@ -51,6 +51,12 @@ internal sealed class ServiceBalancer
     /// <summary>Gets whether the current picker routes over unhealthy endpoints because too few are healthy.</summary>
     public bool InPanic => _snapshot.Panic;
 
+    /// <summary>
+    /// Gets or sets whether an endpoint seen for the first time starts unhealthy by active checks, so it takes no
+    /// traffic until its first check passes. Set by the active health checker.
+    /// </summary>
+    public bool NewEndpointsStartUnhealthy { get; set; }
+
     /// <summary>Applies a newer endpoint set; older or equal versions are ignored.</summary>
     public void Update(EndpointSet set)
     {
@@ -69,6 +75,10 @@ internal sealed class ServiceBalancer
                 if (!_states.TryGetValue(endpoint, out var state))
                 {
                     state = new EndpointState(endpoint, now);
+                    if (NewEndpointsStartUnhealthy)
+                    {
+                        state.SetActiveHealthy(false);
+                    }
                 }
                 else
                 {

@@ -1,0 +1,17 @@
+namespace Lodestar.Resilience;
+
+/// <summary>
+/// Backpressure per service and client (Envoy's <c>max_requests</c> and <c>max_pending_requests</c>): at most
+/// <see cref="MaxConcurrentRequests"/> requests are in flight, at most <see cref="MaxPendingRequests"/> more wait for
+/// a slot, and any further request fails at once with a <see cref="ServiceOverloadedException"/> instead of queuing
+/// without bound. Off by default.
+/// </summary>
+/// <remarks>A request holds its slot until its response headers arrive (or it fails), retries and backoffs included.</remarks>
+public sealed class ConcurrencyLimitOptions
+{
+    /// <summary>Gets or sets the most requests in flight, or <see langword="null"/> (default) for no limit. Range 1 to 1,000,000.</summary>
+    public int? MaxConcurrentRequests { get; set; }
+
+    /// <summary>Gets or sets how many requests may wait for a slot, oldest served first. Default 0 (fail fast); range 0 to 1,000,000.</summary>
+    public int MaxPendingRequests { get; set; }
+}

@@ -1,0 +1,30 @@
+namespace Lodestar.Resilience;
+
+/// <summary>
+/// Hedging: when an idempotent request has no response after a delay, a second attempt goes to another endpoint; the
+/// first success wins and the others are cancelled. Off by default; it trades extra load for lower tail latency.
+/// </summary>
+/// <remarks>
+/// Hedged attempts count against the retry budget. Only idempotent requests (or requests opted in with
+/// <see cref="LodestarRequestOptions.AllowRetries"/>) whose body can be replayed are hedged.
+/// </remarks>
+public sealed class HedgingOptions
+{
+    /// <summary>Gets or sets whether hedging is on. Default <see langword="false"/>.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>
+    /// Gets or sets the delay before a hedged attempt when <see cref="DelayPercentile"/> is not set, or until enough
+    /// latencies have been seen to estimate it. Default 100 ms; range 0 to 1 minute.
+    /// </summary>
+    public TimeSpan Delay { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// Gets or sets a latency percentile (for example 0.95) of the service's recent successful attempts to use as the
+    /// delay, or <see langword="null"/> (default) for the fixed <see cref="Delay"/>. Range above 0 to below 1.
+    /// </summary>
+    public double? DelayPercentile { get; set; }
+
+    /// <summary>Gets or sets how many hedged attempts may be added to the first. Default 1; range 1 to 5.</summary>
+    public int MaxHedgedAttempts { get; set; } = 1;
+}

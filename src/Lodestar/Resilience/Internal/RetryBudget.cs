@@ -1,0 +1,88 @@
+namespace Lodestar.Resilience.Internal;
+
+/// <summary>
+/// A retry budget in Finagle's shape (<c>RetryBudget(ttl, minRetriesPerSec, percentCanRetry)</c>): over a sliding
+/// window, retries may not exceed <c>ratio × requests + minPerSecond × window</c>. Envoy's budget has the same intent
+/// (<c>budget_percent</c> 20 %, a small minimum), so an outage cannot multiply the load on a service.
+/// </summary>
+/// <remarks>
+/// The window is ten buckets. Counting is lock-free (<see cref="Interlocked"/>); a bucket is reset under its own lock
+/// once per bucket period when the clock moves into it. An increment racing with that reset can be lost, which only
+/// makes the budget approximate by a request or two.
+/// </remarks>
+internal sealed class RetryBudget
+{
+    private const int BucketCount = 10;
+
+    private readonly TimeProvider _timeProvider;
+    private readonly long _bucketTicks;
+    private readonly double _ratio;
+    private readonly double _reserve;
+    private readonly Bucket[] _buckets;
+
+    public RetryBudget(TimeProvider timeProvider, TimeSpan window, double ratio, int minRetriesPerSecond)
+    {
+        _timeProvider = timeProvider;
+        _bucketTicks = Math.Max(1, (long)(window.TotalSeconds * timeProvider.TimestampFrequency / BucketCount));
+        _ratio = ratio;
+        _reserve = minRetriesPerSecond * window.TotalSeconds;
+        _buckets = new Bucket[BucketCount];
+        for (var i = 0; i < BucketCount; i++)
+        {
+            _buckets[i] = new Bucket { Epoch = -1 };
+        }
+    }
+
+    /// <summary>Records a request (not a retry): each one earns <c>ratio</c> of a retry.</summary>
+    public void OnRequest() => Interlocked.Increment(ref Current(out _).Requests);
+
+    /// <summary>Takes one retry from the budget when it has one.</summary>
+    public bool TryWithdraw()
+    {
+        var current = Current(out var epoch);
+        long requests = 0, retries = 0;
+        foreach (var bucket in _buckets)
+        {
+            if (epoch - Volatile.Read(ref bucket.Epoch) < BucketCount)
+            {
+                requests += Interlocked.Read(ref bucket.Requests);
+                retries += Interlocked.Read(ref bucket.Retries);
+            }
+        }
+
+        if (retries + 1 > (_ratio * requests) + _reserve)
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref current.Retries);
+        return true;
+    }
+
+    private Bucket Current(out long epoch)
+    {
+        epoch = _timeProvider.GetTimestamp() / _bucketTicks;
+        var bucket = _buckets[(int)(epoch % BucketCount)];
+        if (Volatile.Read(ref bucket.Epoch) != epoch)
+        {
+            lock (bucket)
+            {
+                if (bucket.Epoch != epoch)
+                {
+                    Interlocked.Exchange(ref bucket.Requests, 0);
+                    Interlocked.Exchange(ref bucket.Retries, 0);
+                    Volatile.Write(ref bucket.Epoch, epoch);
+                }
+            }
+        }
+
+        return bucket;
+    }
+
+    private sealed class Bucket
+    {
+        public long Epoch;
+        public long Requests;
+        public long Retries;
+    }
+}

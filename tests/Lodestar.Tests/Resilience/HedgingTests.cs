@@ -1,0 +1,116 @@
+using Lodestar.Resilience;
+using Lodestar.Testing;
+
+namespace Lodestar.Tests.Resilience;
+
+public sealed class HedgingTests
+{
+    private static ResilienceTestHost Host(ManualTimeProvider time, ScriptedHandler handler, Action<HedgingOptions>? configure = null)
+    {
+        var host = ResilienceTestHost.Create(o =>
+        {
+            o.Hedging.Enabled = true;
+            o.Hedging.Delay = TimeSpan.FromMilliseconds(100);
+            configure?.Invoke(o.Hedging);
+        }, time, handler);
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+        return host;
+    }
+
+    [Fact]
+    public async Task Hedging_FirstAttemptSlow_SecondEndpointWinsAndFirstIsCancelled()
+    {
+        // Arrange: the first attempt hangs until cancelled, the hedge answers at once.
+        var time = new ManualTimeProvider();
+        var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
+        await using var host = Host(time, handler);
+        var client = host.CreateClient();
+
+        // Act
+        var pending = client.GetAsync("http://orders/x");
+        await Eventually.TrueAsync(() => handler.Count == 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
+        time.Advance(TimeSpan.FromMilliseconds(99));
+        var hedgedEarly = handler.Count > 1;
+        await Eventually.TrueAsync(() =>
+        {
+            time.Advance(TimeSpan.FromMilliseconds(1));
+            return handler.Count == 2;
+        }, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
+        using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
+
+        // Assert
+        var calls = handler.Calls.ToArray();
+        Assert.False(hedgedEarly);
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.NotEqual(calls[0].Authority, calls[1].Authority);
+        await Eventually.TrueAsync(() => calls[0].Token.IsCancellationRequested, TimeSpan.FromSeconds(5), "the losing attempt is cancelled");
+        var first = await host.FindStateAsync(calls[0].Authority);
+        await Eventually.TrueAsync(() => first!.InFlight == 0, TimeSpan.FromSeconds(5), "the loser's in-flight count is released");
+    }
+
+    [Fact]
+    public async Task Hedging_FirstAnswersBeforeDelay_NoHedgeSent()
+    {
+        var time = new ManualTimeProvider();
+        var handler = new ScriptedHandler(_ => ScriptedHandler.Status(200));
+        await using var host = Host(time, handler);
+
+        using var response = await host.CreateClient().GetAsync("http://orders/x").WaitAsync(TimeSpan.FromSeconds(5));
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Equal(1, handler.Count);
+    }
+
+    [Fact]
+    public async Task Hedging_FirstFailsWithRetryableStatus_HedgeSentAtOnceWithoutWaiting()
+    {
+        var time = new ManualTimeProvider();
+        var handler = new ScriptedHandler(call => ScriptedHandler.Status(call.Number == 1 ? 503 : 200));
+        await using var host = Host(time, handler);
+
+        using var response = await host.CreateClient().GetAsync("http://orders/x").WaitAsync(TimeSpan.FromSeconds(5));
+
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Equal(2, handler.Count);
+    }
+
+    [Fact]
+    public async Task Hedging_PostRequest_NotHedged()
+    {
+        var time = new ManualTimeProvider();
+        var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
+        await using var host = Host(time, handler);
+        using var cts = new CancellationTokenSource();
+
+        var pending = host.CreateClient().PostAsync("http://orders/x", new StringContent("order"), cts.Token);
+        await Eventually.TrueAsync(() => handler.Count == 1, TimeSpan.FromSeconds(5), "the attempt is sent");
+        time.Advance(TimeSpan.FromSeconds(1));
+        var count = handler.Count;
+        await cts.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(1, count);
+    }
+
+    [Fact]
+    public async Task Hedging_AllAttemptsHang_CallerCancellationEndsEveryAttempt()
+    {
+        var time = new ManualTimeProvider();
+        var handler = new ScriptedHandler(ScriptedHandler.Hang);
+        await using var host = Host(time, handler, h => h.MaxHedgedAttempts = 2);
+        using var cts = new CancellationTokenSource();
+
+        var pending = host.CreateClient().GetAsync("http://orders/x", cts.Token);
+        await Eventually.TrueAsync(() =>
+        {
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            return handler.Count == 3;
+        }, TimeSpan.FromSeconds(5), "two hedges are sent");
+        await cts.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.All(handler.Calls, c => Assert.True(c.Token.IsCancellationRequested));
+        Assert.Equal(3, handler.Calls.Select(c => c.Authority).Distinct().Count());
+    }
+}

@@ -1,0 +1,256 @@
+using System.Net;
+using System.Net.Sockets;
+using Lodestar.Http;
+using Lodestar.Resilience;
+using Lodestar.Resilience.Internal;
+using Lodestar.Testing;
+
+namespace Lodestar.Tests.Resilience;
+
+public sealed class RetryTests
+{
+    private static async Task<ResilienceTestHost> HostAsync(ScriptedHandler handler, Action<LodestarClientOptions>? configure = null)
+    {
+        var host = ResilienceTestHost.Create(o =>
+        {
+            o.Retry.BackoffBase = TimeSpan.FromMilliseconds(1);
+            o.Retry.BackoffMax = TimeSpan.FromMilliseconds(5);
+            configure?.Invoke(o);
+        }, primaryHandler: handler);
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+        await host.GetBalancerAsync();
+        return host;
+    }
+
+    private static HttpRequestException ConnectRefused()
+        => new(HttpRequestError.ConnectionError, "Connection refused", new SocketException((int)SocketError.ConnectionRefused));
+
+    [Fact]
+    public async Task Retry_503OnGet_RetriedOnAnotherEndpoint()
+    {
+        var handler = new ScriptedHandler(call => ScriptedHandler.Status(call.Number == 1 ? 503 : 200));
+        await using var host = await HostAsync(handler);
+
+        using var response = await host.CreateClient().GetAsync("http://orders/x");
+
+        var calls = handler.Calls.ToArray();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(2, calls.Length);
+        Assert.NotEqual(calls[0].Authority, calls[1].Authority);
+    }
+
+    [Fact]
+    public async Task Retry_EveryEndpointReturns503_LastResponseReturnedAfterMaxAttempts()
+    {
+        var handler = new ScriptedHandler(_ => ScriptedHandler.Status(503));
+        await using var host = await HostAsync(handler, o => o.MaxAttempts = 3);
+
+        using var response = await host.CreateClient().GetAsync("http://orders/x");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(3, handler.Calls.Select(c => c.Authority).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Retry_503OnPost_NotRetried()
+    {
+        var handler = new ScriptedHandler(_ => ScriptedHandler.Status(503));
+        await using var host = await HostAsync(handler);
+
+        using var response = await host.CreateClient().PostAsync("http://orders/x", new StringContent("order"));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(1, handler.Count);
+    }
+
+    [Fact]
+    public async Task Retry_PostOptedInPerRequest_RetriedWithSameBody()
+    {
+        var handler = new ScriptedHandler(call => ScriptedHandler.Status(call.Number == 1 ? 503 : 200));
+        await using var host = await HostAsync(handler);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "http://orders/x") { Content = new StringContent("order-42") };
+        request.Options.Set(LodestarRequestOptions.AllowRetries, true);
+
+        using var response = await host.CreateClient().SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.All(handler.Calls, c => Assert.Equal("order-42", c.Body));
+        Assert.Equal(2, handler.Count);
+    }
+
+    [Fact]
+    public async Task Retry_StreamedBodyWithinLimit_BufferedAndSentAgain()
+    {
+        var handler = new ScriptedHandler(call => ScriptedHandler.Status(call.Number == 1 ? 502 : 200));
+        await using var host = await HostAsync(handler, o => o.Retry.RetryNonIdempotent = true);
+        var bytes = "streamed-body"u8.ToArray();
+        using var content = new StreamContent(new MemoryStream(bytes));
+        content.Headers.ContentLength = bytes.Length;
+
+        using var response = await host.CreateClient().PostAsync("http://orders/x", content);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.All(handler.Calls, c => Assert.Equal("streamed-body", c.Body));
+    }
+
+    [Fact]
+    public async Task Retry_StreamedBodyOverLimit_SentOnce()
+    {
+        var handler = new ScriptedHandler(_ => ScriptedHandler.Status(503));
+        await using var host = await HostAsync(handler, o =>
+        {
+            o.Retry.RetryNonIdempotent = true;
+            o.Retry.MaxBufferedBodyBytes = 4;
+        });
+        using var content = new StreamContent(new MemoryStream(new byte[16]));
+        content.Headers.ContentLength = 16;
+
+        using var response = await host.CreateClient().PutAsync("http://orders/x", content);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(1, handler.Count);
+    }
+
+    [Fact]
+    public async Task Retry_ConnectRefusedOnPost_RetriedElsewhere()
+    {
+        var handler = new ScriptedHandler(call => call.Number == 1 ? Task.FromException<HttpResponseMessage>(ConnectRefused()) : ScriptedHandler.Status(200));
+        await using var host = await HostAsync(handler);
+
+        using var response = await host.CreateClient().PostAsync("http://orders/x", new StringContent("order"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(2, handler.Count);
+    }
+
+    [Fact]
+    public async Task Retry_ConnectionLostOnPost_NotRetried()
+    {
+        var handler = new ScriptedHandler(_ => Task.FromException<HttpResponseMessage>(new HttpRequestException(HttpRequestError.ResponseEnded, "reset", new IOException("reset"))));
+        await using var host = await HostAsync(handler);
+
+        await Assert.ThrowsAsync<HttpRequestException>(() => host.CreateClient().PostAsync("http://orders/x", new StringContent("order")));
+
+        Assert.Equal(1, handler.Count);
+    }
+
+    [Fact]
+    public async Task Retry_RetryAfterWithinLimit_Honoured()
+    {
+        var handler = new ScriptedHandler(call =>
+        {
+            var response = new HttpResponseMessage(call.Number == 1 ? HttpStatusCode.ServiceUnavailable : HttpStatusCode.OK);
+            response.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromMilliseconds(300));
+            return Task.FromResult(response);
+        });
+        await using var host = await HostAsync(handler);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        using var response = await host.CreateClient().GetAsync("http://orders/x");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(250), $"waited {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task Retry_RetryAfterBeyondLimit_ResponseReturnedWithoutRetry()
+    {
+        var handler = new ScriptedHandler(_ =>
+        {
+            var response = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable);
+            response.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromMinutes(2));
+            return Task.FromResult(response);
+        });
+        await using var host = await HostAsync(handler);
+
+        using var response = await host.CreateClient().GetAsync("http://orders/x");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(1, handler.Count);
+    }
+
+    [Fact]
+    public async Task Retry_PerTryTimeout_AbandonedAttemptRetriedElsewhere()
+    {
+        var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
+        await using var host = await HostAsync(handler, o => o.Retry.PerTryTimeout = TimeSpan.FromMilliseconds(200));
+
+        using var response = await host.CreateClient().GetAsync("http://orders/x").WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(handler.Calls.First().Token.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task Retry_OverallDeadlinePasses_FailsWithTimeout()
+    {
+        var handler = new ScriptedHandler(ScriptedHandler.Hang);
+        await using var host = await HostAsync(handler, o =>
+        {
+            o.Retry.PerTryTimeout = TimeSpan.FromMilliseconds(150);
+            o.Retry.Timeout = TimeSpan.FromMilliseconds(400);
+        });
+
+        var error = await Assert.ThrowsAsync<TaskCanceledException>(() => host.CreateClient().GetAsync("http://orders/x").WaitAsync(TimeSpan.FromSeconds(10)));
+
+        Assert.IsType<TimeoutException>(error.InnerException);
+        Assert.Contains("deadline", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Retry_CustomStatusCodes_500RetriedAnd503Not()
+    {
+        var handler = new ScriptedHandler(call => ScriptedHandler.Status(call.Number == 1 ? 500 : 503));
+        await using var host = await HostAsync(handler, o => o.Retry.RetryOnStatusCodes = [500]);
+
+        using var response = await host.CreateClient().GetAsync("http://orders/x");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(2, handler.Count);
+    }
+
+    [Fact]
+    public void RetryBudget_NoTraffic_OnlyTheMinimumIsAllowed()
+    {
+        var time = new ManualTimeProvider();
+        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, minRetriesPerSecond: 3);
+
+        var allowed = Enumerable.Range(0, 100).Count(_ => budget.TryWithdraw());
+
+        Assert.Equal(30, allowed);
+    }
+
+    [Fact]
+    public void RetryBudget_Requests_EarnTheirRatio()
+    {
+        var time = new ManualTimeProvider();
+        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, minRetriesPerSecond: 0);
+        for (var i = 0; i < 100; i++)
+        {
+            budget.OnRequest();
+        }
+
+        var allowed = Enumerable.Range(0, 100).Count(_ => budget.TryWithdraw());
+
+        Assert.Equal(20, allowed);
+    }
+
+    [Fact]
+    public void RetryBudget_WindowSlides_OldRequestsAndRetriesExpire()
+    {
+        var time = new ManualTimeProvider();
+        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.5, minRetriesPerSecond: 0);
+        for (var i = 0; i < 10; i++)
+        {
+            budget.OnRequest();
+        }
+
+        Assert.Equal(5, Enumerable.Range(0, 10).Count(_ => budget.TryWithdraw()));
+        time.Advance(TimeSpan.FromSeconds(11));
+        Assert.False(budget.TryWithdraw());
+        budget.OnRequest();
+        budget.OnRequest();
+        Assert.True(budget.TryWithdraw());
+        Assert.False(budget.TryWithdraw());
+    }
+}
