@@ -55,6 +55,8 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         var options = _clientOptions.Get(_clientName);
         var balancer = await _registry.GetAsync(service, options.Source, options.Policy, cancellationToken).ConfigureAwait(false);
         var state = balancer.Pick(request);
+        _metrics.RecordPick(balancer.ServiceName, balancer.PolicyName);
+        var requestStarted = _timeProvider.GetTimestamp();
         List<EndpointState>? tried = null;
         Exception? lastError = null;
         for (var attempt = 1; ; attempt++)
@@ -62,6 +64,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
             if (state is null)
             {
                 _metrics.NoEndpoints.Add(1, new KeyValuePair<string, object?>("lodestar.service", balancer.ServiceName));
+                _metrics.RecordRequest(balancer.ServiceName, "no_endpoints", _timeProvider.GetElapsedTime(requestStarted));
                 var message = tried is null
                     ? $"Service '{balancer.ServiceName}' has no endpoints."
                     : $"Service '{balancer.ServiceName}' has no endpoint left to try after {tried.Count} failed attempt(s).";
@@ -90,6 +93,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
                 activity?.SetTag("lodestar.outcome", success ? "success" : "server_error");
                 activity?.SetTag("http.response.status_code", (int)response.StatusCode);
                 Log.AttemptCompleted(_logger, balancer.ServiceName, endpoint.Address, attempt, (int)response.StatusCode);
+                _metrics.RecordRequest(balancer.ServiceName, success ? "success" : "server_error", _timeProvider.GetElapsedTime(requestStarted));
                 return response;
             }
             catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
@@ -102,6 +106,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
                 activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
                 if (reason is null || attempt >= options.MaxAttempts || !CanResend(request))
                 {
+                    _metrics.RecordRequest(balancer.ServiceName, reason ?? "error", _timeProvider.GetElapsedTime(requestStarted));
                     throw;
                 }
 
@@ -110,6 +115,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
                 Log.RetryingElsewhere(_logger, balancer.ServiceName, endpoint.Address, attempt, reason, ex.Message);
                 _metrics.RecordRetry(balancer.ServiceName, reason);
                 state = balancer.PickExcluding(request, tried);
+                _metrics.RecordPick(balancer.ServiceName, balancer.PolicyName);
             }
         }
     }
