@@ -107,4 +107,23 @@ public sealed class GracefulDrainTests
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(15), $"The stop took {watch.Elapsed}.");
         Assert.Contains(app.Logs.Entries, e => e.EventId.Name == "ShutdownTimeoutDuringDrain");
     }
+
+    [Fact]
+    public async Task StopApplication_AsOnSigterm_ReadinessTurns503AtOnceWhileLivenessStays200()
+    {
+        // Arrange
+        await using var app = await ServingApp.StartAsync(configure: b => b.Services.AddLodestarServing(o => o.DrainDelay = TimeSpan.FromMilliseconds(200)));
+        var lifetime = app.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>();
+
+        // Act: the console lifetime does exactly this on SIGTERM, before the host stops.
+        lifetime.StopApplication();
+        var ready = await app.GetFreshAsync("/readyz");
+        var live = await app.GetFreshAsync("/healthz");
+        await app.App.StopAsync();
+
+        // Assert
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.Status);
+        Assert.Equal("Draining", ready.Body);
+        Assert.Equal(HttpStatusCode.OK, live.Status);
+    }
 }
