@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
@@ -5,29 +6,55 @@ namespace Lodestar.Diagnostics.Internal;
 
 /// <summary>
 /// Lodestar's instruments, created once from <see cref="IMeterFactory"/>. Tags are bounded: service, endpoint
-/// address, policy and outcome, never anything per request.
+/// address, source, policy, outcome and reason, never anything per request.
 /// </summary>
+/// <remarks>
+/// Names follow OpenTelemetry's conventions (dotted, lower case, unit in <c>unit</c> not in the name, <c>s</c> for
+/// durations, annotations such as <c>{request}</c> for counts). No semantic convention covers client-side balancing, so
+/// everything lives under <c>lodestar.*</c>; the transport's own <c>http.client.*</c> metrics come from
+/// <c>System.Net.Http</c>.
+/// </remarks>
 internal sealed class LodestarMetrics
 {
+    private static readonly InstrumentAdvice<double> s_durationAdvice = new()
+    {
+        HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    };
+
+    private readonly ConcurrentDictionary<IDiscoveryMetricsSource, byte> _discoverySources = new();
+
     public LodestarMetrics(IMeterFactory meterFactory)
     {
         var meter = meterFactory.Create(LodestarDiagnostics.Name);
+
+        // Client: attempts (one per endpoint tried) and logical requests (one per SendAsync).
         Attempts = meter.CreateCounter<long>("lodestar.client.attempts", "{attempt}", "Request attempts sent to an endpoint, by outcome.");
         Retries = meter.CreateCounter<long>("lodestar.client.retries", "{retry}", "Attempts retried on another endpoint, by reason.");
         AttemptDuration = meter.CreateHistogram<double>("lodestar.client.attempt.duration", "s", "Duration of one attempt until response headers or failure.",
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+            advice: s_durationAdvice);
         NoEndpoints = meter.CreateCounter<long>("lodestar.client.no_endpoints", "{request}", "Requests failed fast because the service had no endpoint left to try.");
-        Ejections = meter.CreateCounter<long>("lodestar.client.ejections", "{ejection}", "Endpoints ejected by outlier detection, by reason.");
-        RetryBudgetExhausted = meter.CreateCounter<long>("lodestar.client.retry_budget.exhausted", "{retry}", "Retries not made because the retry budget was spent.");
         BreakerTransitions = meter.CreateCounter<long>("lodestar.client.circuit_breaker.transitions", "{transition}", "Circuit breaker state changes, by new state.");
         Rejected = meter.CreateCounter<long>("lodestar.client.rejected", "{request}", "Requests failed fast by backpressure, rate limiting or open circuit breakers, by reason.");
         Hedges = meter.CreateCounter<long>("lodestar.client.hedges", "{attempt}", "Hedged attempts sent to another endpoint.");
-        HealthChecks = meter.CreateCounter<long>("lodestar.client.health_checks", "{check}", "Active health checks, by result.");
+        HealthChecks = meter.CreateCounter<long>("lodestar.endpoint.health_checks", "{check}", "Active health checks, by result.");
+        Requests = meter.CreateCounter<long>("lodestar.client.requests", "{request}", "Logical requests (all their attempts together), by outcome.");
+        RequestDuration = meter.CreateHistogram<double>("lodestar.client.request.duration", "s", "Duration of a logical request, retries included, until response headers or failure.",
+            advice: s_durationAdvice);
+        RetryBudgetExhausted = meter.CreateCounter<long>("lodestar.client.retry_budget.exhausted", "{retry}", "Retries not made because the service's retry budget was spent.");
+        Picks = meter.CreateCounter<long>("lodestar.client.picks", "{pick}", "Picks made by a load-balancing policy, first tries and retries (a pick that finds no endpoint counts too).");
+
+        // Endpoint health.
+        Ejections = meter.CreateCounter<long>("lodestar.endpoint.ejections", "{ejection}", "Endpoints ejected by outlier detection, by reason.");
+        HealthTransitions = meter.CreateCounter<long>("lodestar.endpoint.health_transitions", "{transition}", "Endpoints changing health state (healthy or unhealthy).");
+
+        // Discovery.
+        DiscoveryUpdates = meter.CreateCounter<long>("lodestar.discovery.updates", "{update}", "Endpoint sets changed by a source.");
+        DiscoveryErrors = meter.CreateCounter<long>("lodestar.discovery.errors", "{error}", "Errors reported by a source; the last good set stays in force.");
+        DiscoveryReconnects = meter.CreateCounter<long>("lodestar.discovery.reconnects", "{reconnect}", "Times a source's watch was restarted (re-list, re-watch or loop restart).");
+        meter.CreateObservableGauge("lodestar.discovery.staleness", ObserveStaleness, "s",
+            "Time since the source last confirmed the service's endpoint set (a snapshot, changed or not).");
+        meter.CreateObservableGauge("lodestar.endpoints", ObserveEndpoints, "{endpoint}", "Endpoints in the service's current set.");
     }
-
-    public Counter<long> Ejections { get; }
-
-    public Counter<long> RetryBudgetExhausted { get; }
 
     public Counter<long> BreakerTransitions { get; }
 
@@ -45,6 +72,24 @@ internal sealed class LodestarMetrics
 
     public Counter<long> NoEndpoints { get; }
 
+    public Counter<long> Requests { get; }
+
+    public Histogram<double> RequestDuration { get; }
+
+    public Counter<long> RetryBudgetExhausted { get; }
+
+    public Counter<long> Picks { get; }
+
+    public Counter<long> Ejections { get; }
+
+    public Counter<long> HealthTransitions { get; }
+
+    public Counter<long> DiscoveryUpdates { get; }
+
+    public Counter<long> DiscoveryErrors { get; }
+
+    public Counter<long> DiscoveryReconnects { get; }
+
     public void RecordAttempt(string service, string endpoint, string outcome, double seconds)
     {
         var tags = new TagList
@@ -60,12 +105,28 @@ internal sealed class LodestarMetrics
     public void RecordRetry(string service, string reason)
         => Retries.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.retry.reason", reason));
 
-    public void RecordEjection(string service, string endpoint, string reason)
-        => Ejections.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.endpoint", endpoint),
-            new KeyValuePair<string, object?>("lodestar.ejection.reason", reason));
+    /// <summary>Records a logical request: <paramref name="outcome"/> is <c>success</c>, <c>server_error</c> or a failure reason.</summary>
+    public void RecordRequest(string service, string outcome, TimeSpan elapsed)
+    {
+        var tags = new TagList
+        {
+            { "lodestar.service", service },
+            { "lodestar.outcome", outcome },
+        };
+        Requests.Add(1, tags);
+        RequestDuration.Record(elapsed.TotalSeconds, tags);
+    }
 
     public void RecordRetryBudgetExhausted(string service)
         => RetryBudgetExhausted.Add(1, new KeyValuePair<string, object?>("lodestar.service", service));
+
+    public void RecordPick(string service, string policy)
+    {
+        if (Picks.Enabled)
+        {
+            Picks.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.policy", policy));
+        }
+    }
 
     public void RecordBreakerTransition(string service, string endpoint, Resilience.Internal.CircuitState state)
         => BreakerTransitions.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.endpoint", endpoint),
@@ -85,4 +146,69 @@ internal sealed class LodestarMetrics
     public void RecordHealthCheck(string service, string endpoint, bool passed)
         => HealthChecks.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.endpoint", endpoint),
             new KeyValuePair<string, object?>("lodestar.health_check.result", passed ? "passed" : "failed"));
+
+    public void RecordEjection(string service, string endpoint, string reason)
+        => Ejections.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.endpoint", endpoint),
+            new KeyValuePair<string, object?>("lodestar.ejection.reason", reason));
+
+    /// <summary>Records an endpoint becoming healthy or unhealthy.</summary>
+    public void RecordHealthTransition(string service, string endpoint, bool healthy)
+        => HealthTransitions.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.endpoint", endpoint),
+            new KeyValuePair<string, object?>("lodestar.health.state", healthy ? "healthy" : "unhealthy"));
+
+    public void RecordDiscoveryUpdate(string service, string source)
+        => DiscoveryUpdates.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.source", source));
+
+    public void RecordDiscoveryError(string service, string source)
+        => DiscoveryErrors.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.source", source));
+
+    public void RecordDiscoveryReconnect(string service, string source)
+        => DiscoveryReconnects.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.source", source));
+
+    /// <summary>Adds a watcher to the discovery gauges (endpoints, staleness) until <see cref="Untrack"/>.</summary>
+    public void Track(IDiscoveryMetricsSource source) => _discoverySources.TryAdd(source, 0);
+
+    public void Untrack(IDiscoveryMetricsSource source) => _discoverySources.TryRemove(source, out _);
+
+    private IEnumerable<Measurement<double>> ObserveStaleness()
+    {
+        foreach (var source in _discoverySources.Keys)
+        {
+            if (source.Staleness is { } staleness)
+            {
+                yield return new Measurement<double>(staleness.TotalSeconds, Tags(source));
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObserveEndpoints()
+    {
+        foreach (var source in _discoverySources.Keys)
+        {
+            if (source.EndpointCount is { } count)
+            {
+                yield return new Measurement<int>(count, Tags(source));
+            }
+        }
+    }
+
+    private static TagList Tags(IDiscoveryMetricsSource source) => new()
+    {
+        { "lodestar.service", source.ServiceName },
+        { "lodestar.source", source.SourceName },
+    };
+}
+
+/// <summary>What the discovery gauges read from one watcher.</summary>
+internal interface IDiscoveryMetricsSource
+{
+    string ServiceName { get; }
+
+    string SourceName { get; }
+
+    /// <summary>Gets the number of endpoints in the current set, or <see langword="null"/> before the first.</summary>
+    int? EndpointCount { get; }
+
+    /// <summary>Gets the time since the source last confirmed the set, or <see langword="null"/> before the first.</summary>
+    TimeSpan? Staleness { get; }
 }

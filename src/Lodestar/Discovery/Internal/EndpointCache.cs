@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Collections.Frozen;
+using Lodestar.Diagnostics.Internal;
 using Lodestar.Endpoints;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -16,12 +17,15 @@ internal sealed class EndpointCache : IEndpointResolver, IAsyncDisposable
     private readonly IOptionsMonitor<LodestarOptions> _options;
     private readonly TimeProvider _timeProvider;
     private readonly ILoggerFactory _loggerFactory;
+    private readonly LodestarMetrics? _metrics;
     private readonly ConcurrentDictionary<(string Source, string Service), Lazy<EndpointWatcher>> _watchers = new();
     private readonly ConcurrentDictionary<string, string> _defaultSourceByService = new(StringComparer.Ordinal);
     private volatile bool _disposed;
 
-    public EndpointCache(IEnumerable<IEndpointSourceProvider> providers, IOptionsMonitor<LodestarOptions> options, TimeProvider timeProvider, ILoggerFactory loggerFactory)
+    public EndpointCache(IEnumerable<IEndpointSourceProvider> providers, IOptionsMonitor<LodestarOptions> options, TimeProvider timeProvider, ILoggerFactory loggerFactory,
+        LodestarMetrics? metrics = null)
     {
+        _metrics = metrics;
         _providers = providers.ToArray();
         _providersByName = _providers.GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase)
             .ToFrozenDictionary(g => g.Key, g => g.First(), StringComparer.OrdinalIgnoreCase);
@@ -123,7 +127,7 @@ internal sealed class EndpointCache : IEndpointResolver, IAsyncDisposable
 
     private EndpointWatcher StartWatcher(string service, string sourceName, IEndpointSource source)
     {
-        var watcher = new EndpointWatcher(service, sourceName, source, _timeProvider, _loggerFactory.CreateLogger("Lodestar.Discovery"));
+        var watcher = new EndpointWatcher(service, sourceName, source, _timeProvider, _loggerFactory.CreateLogger("Lodestar.Discovery"), _metrics);
         watcher.Start();
         return watcher;
     }

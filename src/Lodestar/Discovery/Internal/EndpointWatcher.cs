@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Lodestar.Diagnostics.Internal;
 using Lodestar.Endpoints;
 using Lodestar.Internal;
 using Microsoft.Extensions.Logging;
@@ -13,11 +14,12 @@ namespace Lodestar.Discovery.Internal;
 /// published with a single volatile write; readers never lock. Subscribers are an immutable array swapped under
 /// <see cref="_gate"/>, and are called outside it.
 /// </remarks>
-internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposable
+internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposable, IDiscoveryMetricsSource
 {
     private readonly IEndpointSource _source;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
+    private readonly LodestarMetrics? _metrics;
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource<EndpointSet> _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _gate = new();
@@ -26,9 +28,11 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
     private volatile Exception? _lastError;
     private Task _loop = Task.CompletedTask;
     private long _version;
+    private long _lastConfirmed;
 
-    public EndpointWatcher(string serviceName, string sourceName, IEndpointSource source, TimeProvider timeProvider, ILogger logger)
+    public EndpointWatcher(string serviceName, string sourceName, IEndpointSource source, TimeProvider timeProvider, ILogger logger, LodestarMetrics? metrics = null)
     {
+        _metrics = metrics;
         ServiceName = serviceName;
         SourceName = sourceName;
         _source = source;
@@ -44,8 +48,13 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
 
     public Exception? LastError => _lastError;
 
+    int? IDiscoveryMetricsSource.EndpointCount => _current?.Count;
+
+    TimeSpan? IDiscoveryMetricsSource.Staleness => _current is null ? null : _timeProvider.GetElapsedTime(Interlocked.Read(ref _lastConfirmed));
+
     public void Start()
     {
+        _metrics?.Track(this);
         // Background work must not capture the first caller's ExecutionContext (its Activity, AsyncLocals).
         using (ExecutionContext.SuppressFlow())
         {
@@ -79,6 +88,7 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         var previous = _current;
+        Interlocked.Exchange(ref _lastConfirmed, _timeProvider.GetTimestamp());
         if (previous is not null && previous.HasSameEndpoints(endpoints as IReadOnlyCollection<ServiceEndpoint> ?? endpoints.ToArray()))
         {
             _lastError = null;
@@ -88,6 +98,7 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
         var set = EndpointSet.Create(ServiceName, SourceName, endpoints, ++_version, _timeProvider.GetUtcNow());
         _current = set;
         _lastError = null;
+        _metrics?.RecordDiscoveryUpdate(ServiceName, SourceName);
         LogChange(previous, set);
         _first.TrySetResult(set);
 
@@ -108,6 +119,7 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
     {
         ArgumentNullException.ThrowIfNull(error);
         _lastError = error;
+        _metrics?.RecordDiscoveryError(ServiceName, SourceName);
         if (_current is { } current)
         {
             Log.SourceError(_logger, ServiceName, SourceName, current.Count, current.Version, error.Message);
@@ -132,6 +144,7 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
 
     public async ValueTask DisposeAsync()
     {
+        _metrics?.Untrack(this);
         await _stopping.CancelAsync().ConfigureAwait(false);
         try
         {
@@ -193,6 +206,8 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
             {
                 return;
             }
+
+            _metrics?.RecordDiscoveryReconnect(ServiceName, SourceName);
         }
     }
 

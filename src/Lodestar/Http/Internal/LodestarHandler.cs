@@ -98,6 +98,9 @@ internal sealed partial class LodestarHandler : DelegatingHandler
 
         CancellationTokenSource? deadline = null;
         CancellationTokenSource? linked = null;
+        var requestStarted = _timeProvider.GetTimestamp();
+        HttpResponseMessage? result = null;
+        var failure = "error";
         try
         {
             var token = cancellationToken;
@@ -112,15 +115,19 @@ internal sealed partial class LodestarHandler : DelegatingHandler
             var safe = IsIdempotent(request.Method) || options.Retry.RetryNonIdempotent
                        || (request.Options.TryGetValue(LodestarRequestOptions.AllowRetries, out var allowed) && allowed);
             var replayable = await PrepareBodyAsync(request, safe && options.MaxAttempts > 1, options.Retry.MaxBufferedBodyBytes, token).ConfigureAwait(false);
-            if (options.Hedging.Enabled && safe && replayable && IsInMemory(request.Content))
-            {
-                return await SendHedgedAsync(request, logical, balancer, resilience, options, token).ConfigureAwait(false);
-            }
-
-            return await SendWithRetriesAsync(request, logical, balancer, resilience, options, safe, replayable, token).ConfigureAwait(false);
+            result = options.Hedging.Enabled && safe && replayable && IsInMemory(request.Content)
+                ? await SendHedgedAsync(request, logical, balancer, resilience, options, token).ConfigureAwait(false)
+                : await SendWithRetriesAsync(request, logical, balancer, resilience, options, safe, replayable, token).ConfigureAwait(false);
+            return result;
+        }
+        catch (NoEndpointsException)
+        {
+            failure = "no_endpoints";
+            throw;
         }
         catch (OperationCanceledException ex) when (deadline is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
         {
+            failure = "deadline";
             throw new TaskCanceledException(
                 $"The request to service '{balancer.ServiceName}' did not complete within its deadline of {options.Retry.Timeout!.Value.TotalMilliseconds} ms.",
                 new TimeoutException(ex.Message, ex));
@@ -130,6 +137,8 @@ internal sealed partial class LodestarHandler : DelegatingHandler
             linked?.Dispose();
             deadline?.Dispose();
             slot?.Dispose();
+            var outcome = result is null ? failure : (int)result.StatusCode < 500 ? "success" : "server_error";
+            _metrics.RecordRequest(balancer.ServiceName, outcome, _timeProvider.GetElapsedTime(requestStarted));
         }
     }
 
@@ -422,10 +431,11 @@ internal sealed partial class LodestarHandler : DelegatingHandler
     /// Picks an endpoint not in <paramref name="excluded"/> whose circuit breaker admits the request; endpoints whose
     /// breaker refuses are added to <paramref name="excluded"/>. Returns <see langword="null"/> when none is left.
     /// </summary>
-    private static EndpointState? PickAdmitted(ServiceBalancer balancer, ServiceHealth health, HttpRequestMessage request, ref List<EndpointState>? excluded,
+    private EndpointState? PickAdmitted(ServiceBalancer balancer, ServiceHealth health, HttpRequestMessage request, ref List<EndpointState>? excluded,
         out EndpointHealth? endpointHealth, out long ticket)
     {
         var state = excluded is null ? balancer.Pick(request) : balancer.PickExcluding(request, excluded);
+        _metrics.RecordPick(balancer.ServiceName, balancer.PolicyName);
         while (state is not null)
         {
             endpointHealth = health.TracksOutcomes ? health.Get(state) : null;
