@@ -64,6 +64,9 @@ internal sealed class WatchLineReader : IDisposable
         }
     }
 
+    /// <summary>Gets whether part of a line has arrived without its end (a cut now is a cut mid-event).</summary>
+    public bool HasPartialLine => _end > _start;
+
     public void Dispose()
     {
         var buffer = _buffer;

@@ -168,6 +168,7 @@ internal sealed partial class EndpointSliceSource : IEndpointSource
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, guard.Token);
         var started = _timeProvider.GetTimestamp();
         var events = 0;
+        WatchLineReader? reader = null;
         try
         {
             using var response = await client.WatchAsync(path, linked.Token).ConfigureAwait(false);
@@ -175,7 +176,7 @@ internal sealed partial class EndpointSliceSource : IEndpointSource
             var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {
-                using var reader = new WatchLineReader(stream);
+                reader = new WatchLineReader(stream);
                 while (true)
                 {
                     var (ok, line, truncated) = await reader.ReadLineAsync(linked.Token).ConfigureAwait(false);
@@ -205,8 +206,20 @@ internal sealed partial class EndpointSliceSource : IEndpointSource
         catch (Exception ex) when (ex is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
         {
             // The connection broke mid-stream; resume from the last resourceVersion seen.
-            Log.StreamBroken(_logger, _service, state.ResourceVersion ?? "", ex.Message);
+            if (reader?.HasPartialLine == true)
+            {
+                Log.StreamCut(_logger, _service, state.ResourceVersion ?? "");
+            }
+            else
+            {
+                Log.StreamBroken(_logger, _service, state.ResourceVersion ?? "", ex.Message);
+            }
+
             return events > 0;
+        }
+        finally
+        {
+            reader?.Dispose();
         }
 
         var lasted = _timeProvider.GetElapsedTime(started);
