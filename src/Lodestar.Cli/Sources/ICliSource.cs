@@ -34,6 +34,7 @@ internal static class CliSources
     public static readonly IReadOnlyList<ICliSource> All =
     [
         new ConfigurationCliSource(),
+        new KubernetesCliSource(),
     ];
 
     public static ICliSource? Find(string? name)
