@@ -232,7 +232,7 @@ internal sealed partial class EndpointSliceSource : IEndpointSource
     }
 
     /// <summary>Applies one watch line. A malformed line is reported and skipped; the watch state is kept.</summary>
-    internal void Handle(ReadOnlySpan<byte> line, LoopState state, IEndpointObserver observer, string where, KubernetesApiClient? client)
+    private void Handle(ReadOnlySpan<byte> line, LoopState state, IEndpointObserver observer, string where, KubernetesApiClient? client)
     {
         WatchEvent? watchEvent;
         try
