@@ -37,6 +37,7 @@ internal static class CliSources
         new EtcdCliSource(),
         new DnsCliSource(),
         new ConsulCliSource(),
+        new KubernetesCliSource(),
     ];
 
     public static ICliSource? Find(string? name)

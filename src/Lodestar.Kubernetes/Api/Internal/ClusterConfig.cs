@@ -1,0 +1,28 @@
+using System.Security.Cryptography.X509Certificates;
+
+namespace Lodestar.Kubernetes.Api.Internal;
+
+/// <summary>How to reach and authenticate to one cluster, from kubeconfig or the in-cluster service account.</summary>
+internal sealed class ClusterConfig
+{
+    public required Uri Server { get; init; }
+
+    /// <summary>Gets how errors name the cluster: server URL plus context (or "in-cluster"). Never holds a credential.</summary>
+    public required string DisplayName { get; init; }
+
+    /// <summary>Gets the namespace of the context or of the pod, when known.</summary>
+    public string? Namespace { get; init; }
+
+    /// <summary>Gets the bearer token written in the configuration, when there is one.</summary>
+    public string? Token { get; init; }
+
+    /// <summary>Gets the file holding the bearer token (re-read periodically), when there is one.</summary>
+    public string? TokenFile { get; init; }
+
+    public X509Certificate2? ClientCertificate { get; init; }
+
+    /// <summary>Gets the certificate authorities trusted for the server, or <see langword="null"/> for the system's.</summary>
+    public X509Certificate2Collection? CertificateAuthorities { get; init; }
+
+    public bool InsecureSkipTlsVerify { get; init; }
+}

@@ -1,0 +1,249 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Microsoft.Extensions.Logging;
+
+namespace Lodestar.Kubernetes.Api.Internal;
+
+/// <summary>
+/// A lean client for one cluster: one shared <see cref="HttpClient"/>, bearer token or client certificate, the
+/// cluster's CA, gzip, a token-bucket limiter for non-watch requests, and errors that name the cluster but never a
+/// credential.
+/// </summary>
+internal sealed partial class KubernetesApiClient : IDisposable
+{
+    /// <summary>The deadline of one non-watch request.</summary>
+    public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly HttpClient _http;
+    private readonly TokenBucket _limiter;
+    private readonly BearerTokenSource _tokens;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger _logger;
+    private volatile string? _lastTlsProblem;
+
+    public KubernetesApiClient(ClusterConfig config, double qps, int burst, TimeSpan tokenRefreshInterval, TimeProvider timeProvider, ILogger logger)
+    {
+        Config = config;
+        _timeProvider = timeProvider;
+        _logger = logger;
+        _limiter = new TokenBucket(qps, burst, timeProvider);
+        _tokens = new BearerTokenSource(config, tokenRefreshInterval, timeProvider, logger);
+        var handler = new SocketsHttpHandler
+        {
+            AutomaticDecompression = DecompressionMethods.GZip,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(90),
+            KeepAlivePingDelay = TimeSpan.FromSeconds(30),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(15),
+            UseCookies = false,
+            UseProxy = false,
+        };
+        handler.SslOptions.RemoteCertificateValidationCallback = ValidateServerCertificate;
+        if (config.ClientCertificate is { } certificate)
+        {
+            handler.SslOptions.ClientCertificates = new X509CertificateCollection { certificate };
+        }
+
+        _http = new HttpClient(handler, disposeHandler: true) { BaseAddress = config.Server, Timeout = Timeout.InfiniteTimeSpan };
+        _http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("lodestar", "0.1"));
+    }
+
+    public ClusterConfig Config { get; }
+
+    /// <summary>GETs and decodes a resource or list, through the client-side limiter.</summary>
+    /// <exception cref="KubernetesApiException">The request failed; <see cref="KubernetesApiException.StatusCode"/> says how.</exception>
+    public async Task<T> GetAsync<T>(string pathAndQuery, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken)
+    {
+        await _limiter.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        using var deadline = new CancellationTokenSource(RequestTimeout, _timeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        try
+        {
+            using var response = await SendAsync(pathAndQuery, linked.Token).ConfigureAwait(false);
+            await EnsureSuccessAsync(response, pathAndQuery, linked.Token).ConfigureAwait(false);
+            var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
+            await using (stream.ConfigureAwait(false))
+            {
+                return await JsonSerializer.DeserializeAsync(stream, typeInfo, linked.Token).ConfigureAwait(false)
+                       ?? throw new KubernetesApiException($"{Config.DisplayName} answered GET {pathAndQuery} with an empty body.") { Server = Config.Server };
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new KubernetesApiException($"{Config.DisplayName} did not answer GET {pathAndQuery} within {RequestTimeout.TotalSeconds} s.") { Server = Config.Server };
+        }
+        catch (JsonException ex)
+        {
+            throw new KubernetesApiException($"{Config.DisplayName} answered GET {pathAndQuery} with malformed JSON: {ex.Message}", ex) { Server = Config.Server };
+        }
+        catch (IOException ex)
+        {
+            throw new KubernetesApiException($"The connection to {Config.DisplayName} broke while reading GET {pathAndQuery}: {ex.Message}", ex) { Server = Config.Server };
+        }
+    }
+
+    /// <summary>Starts a watch and returns its open response; the body is read line by line by the caller.</summary>
+    /// <exception cref="KubernetesApiException">The watch could not start (410 Gone included).</exception>
+    public async Task<HttpResponseMessage> WatchAsync(string pathAndQuery, CancellationToken cancellationToken)
+    {
+        var response = await SendAsync(pathAndQuery, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await EnsureSuccessAsync(response, pathAndQuery, cancellationToken).ConfigureAwait(false);
+            return response;
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    private async Task<HttpResponseMessage> SendAsync(string pathAndQuery, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, pathAndQuery);
+        if (_tokens.GetToken() is { } token)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        try
+        {
+            var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            Log.Response(_logger, pathAndQuery, (int)response.StatusCode, Config.DisplayName);
+            return response;
+        }
+        catch (HttpRequestException ex) when (FindInner<AuthenticationException>(ex) is not null)
+        {
+            var problem = _lastTlsProblem ?? ex.Message;
+            throw new KubernetesApiException(
+                $"The TLS connection to {Config.DisplayName} failed: {problem}. Check the cluster's certificate-authority (or ca.crt in a pod).", ex)
+            {
+                Server = Config.Server,
+            };
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new KubernetesApiException($"Cannot reach {Config.DisplayName}: {ex.Message}", ex) { Server = Config.Server };
+        }
+    }
+
+    private async Task EnsureSuccessAsync(HttpResponseMessage response, string pathAndQuery, CancellationToken cancellationToken)
+    {
+        if (response.IsSuccessStatusCode)
+        {
+            return;
+        }
+
+        var status = await ReadStatusAsync(response, cancellationToken).ConfigureAwait(false);
+        var code = response.StatusCode;
+        var detail = string.IsNullOrEmpty(status?.Message) ? "" : ": " + status.Message;
+        var message = code switch
+        {
+            HttpStatusCode.Unauthorized =>
+                $"{Config.DisplayName} rejected the credentials (401 Unauthorized): the bearer token or client certificate was not accepted; it may be wrong, expired or rotated.",
+            HttpStatusCode.Forbidden =>
+                $"{Config.DisplayName} forbids GET {pathAndQuery} (403 Forbidden){detail}. Grant get, list and watch on endpointslices in discovery.k8s.io.",
+            HttpStatusCode.Gone =>
+                $"{Config.DisplayName} answered 410 Gone to GET {pathAndQuery}: the resource version is too old{detail}.",
+            _ => $"{Config.DisplayName} answered {(int)code} {response.ReasonPhrase} to GET {pathAndQuery}{detail}",
+        };
+        throw new KubernetesApiException(message) { StatusCode = code, Server = Config.Server };
+    }
+
+    private static async Task<ApiStatus?> ReadStatusAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            return bytes.Length is > 0 and < 64 * 1024 ? JsonSerializer.Deserialize(bytes, KubernetesJsonContext.Default.ApiStatus) : null;
+        }
+        catch (Exception ex) when (ex is JsonException or IOException or HttpRequestException)
+        {
+            // The status code already tells what happened; a body that is not a Status adds nothing.
+            return null;
+        }
+    }
+
+    private bool ValidateServerCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (Config.InsecureSkipTlsVerify)
+        {
+            return true;
+        }
+
+        if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+        {
+            _lastTlsProblem = $"the server certificate does not name host '{Config.Server.Host}'";
+            return false;
+        }
+
+        if (Config.CertificateAuthorities is not { } authorities)
+        {
+            if (errors == SslPolicyErrors.None)
+            {
+                return true;
+            }
+
+            _lastTlsProblem = $"the server certificate is not trusted by the system's certificate authorities ({errors})";
+            return false;
+        }
+
+        if (certificate is null)
+        {
+            _lastTlsProblem = "the server sent no certificate";
+            return false;
+        }
+
+        // As client-go does, a configured CA replaces the system's trust store rather than adding to it.
+        using var server = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        using var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.CustomTrustStore.AddRange(authorities);
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        if (chain is not null)
+        {
+            foreach (var element in chain.ChainElements)
+            {
+                custom.ChainPolicy.ExtraStore.Add(element.Certificate);
+            }
+        }
+
+        if (custom.Build(server))
+        {
+            return true;
+        }
+
+        var statuses = string.Join(", ", custom.ChainStatus.Select(s => s.Status.ToString()).Distinct());
+        _lastTlsProblem = $"the server certificate '{server.Subject}' is not signed by the configured certificate authority ({statuses})";
+        return false;
+    }
+
+    private static T? FindInner<T>(Exception exception)
+        where T : Exception
+    {
+        for (var current = exception; current is not null; current = current.InnerException)
+        {
+            if (current is T found)
+            {
+                return found;
+            }
+        }
+
+        return null;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(110, LogLevel.Debug, "GET {Path} answered {Status} by {Cluster}.", EventName = "ApiResponse")]
+        public static partial void Response(ILogger logger, string path, int status, string cluster);
+    }
+}

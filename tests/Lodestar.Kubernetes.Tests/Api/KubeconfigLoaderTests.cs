@@ -1,0 +1,154 @@
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Lodestar.Kubernetes.Api.Internal;
+using Lodestar.Kubernetes.Tests.Infrastructure;
+using Lodestar.Testing.Kubernetes;
+
+namespace Lodestar.Kubernetes.Tests.Api;
+
+public sealed class KubeconfigLoaderTests : IDisposable
+{
+    private readonly TempDirectory _directory = new();
+
+    public void Dispose() => _directory.Dispose();
+
+    private static string B64(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
+
+    private string Write(string user, string cluster = "    server: https://10.1.2.3:6443", string extraContexts = "")
+        => _directory.Write("config", $"""
+            apiVersion: v1
+            kind: Config
+            current-context: dev
+            clusters:
+            - name: c1
+              cluster:
+            {cluster}
+            contexts:
+            - name: dev
+              context:
+                cluster: c1
+                user: u1
+                namespace: shop
+            {extraContexts}
+            users:
+            - name: u1
+              user:
+            {user}
+            """);
+
+    [Fact]
+    public void Load_InlineToken_ReadsServerNamespaceAndToken()
+    {
+        var config = KubeconfigLoader.Load([Write("    token: abc.def")], null);
+
+        Assert.Equal(new Uri("https://10.1.2.3:6443"), config.Server);
+        Assert.Equal("shop", config.Namespace);
+        Assert.Equal("abc.def", config.Token);
+        Assert.Null(config.TokenFile);
+        Assert.Contains("https://10.1.2.3:6443", config.DisplayName, StringComparison.Ordinal);
+        Assert.Contains("'dev'", config.DisplayName, StringComparison.Ordinal);
+        Assert.DoesNotContain("abc.def", config.DisplayName, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_RelativeTokenFile_ResolvesAgainstTheKubeconfigFolder()
+    {
+        _directory.Write("secrets/token", "from-file\n");
+
+        var config = KubeconfigLoader.Load([Write("    tokenFile: secrets/token")], null);
+
+        Assert.Equal(Path.Combine(_directory.Path, "secrets", "token"), config.TokenFile);
+        Assert.Null(config.Token);
+    }
+
+    [Fact]
+    public void Load_ClientCertificateInlineAndByPath_LoadsCertificateWithKey()
+    {
+        using var authority = FakeCertificates.CreateAuthority();
+        using var client = FakeCertificates.CreateSigned(authority, "lodestar-client", server: false);
+        var certificatePem = client.ExportCertificatePem();
+        var keyPem = client.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem();
+
+        var inline = KubeconfigLoader.Load([Write($"    client-certificate-data: {B64(certificatePem)}\n    client-key-data: {B64(keyPem)}")], null);
+        _directory.Write("client.crt", certificatePem);
+        _directory.Write("client.key", keyPem);
+        var byPath = KubeconfigLoader.Load([Write("    client-certificate: client.crt\n    client-key: client.key")], null);
+
+        Assert.True(inline.ClientCertificate!.HasPrivateKey);
+        Assert.Equal(client.Thumbprint, inline.ClientCertificate.Thumbprint);
+        Assert.True(byPath.ClientCertificate!.HasPrivateKey);
+        Assert.Equal(client.Thumbprint, byPath.ClientCertificate.Thumbprint);
+    }
+
+    [Fact]
+    public void Load_CertificateAuthorityInlineOrByPath_ReadsIt()
+    {
+        using var authority = FakeCertificates.CreateAuthority();
+        var pem = authority.ExportCertificatePem();
+        _directory.Write("ca.crt", pem);
+
+        var inline = KubeconfigLoader.Load([Write("    token: t", $"    server: https://k8s.example:443\n    certificate-authority-data: {B64(pem)}")], null);
+        var byPath = KubeconfigLoader.Load([Write("    token: t", "    server: https://k8s.example:443\n    certificate-authority: ca.crt")], null);
+
+        Assert.Equal(authority.Thumbprint, Assert.Single(inline.CertificateAuthorities!).Thumbprint);
+        Assert.Equal(authority.Thumbprint, Assert.Single(byPath.CertificateAuthorities!).Thumbprint);
+        Assert.False(inline.InsecureSkipTlsVerify);
+    }
+
+    [Fact]
+    public void Load_InsecureSkipTlsVerify_IsRead()
+    {
+        var config = KubeconfigLoader.Load([Write("    token: t", "    server: https://10.1.2.3:6443\n    insecure-skip-tls-verify: true")], null);
+
+        Assert.True(config.InsecureSkipTlsVerify);
+        Assert.Null(config.CertificateAuthorities);
+    }
+
+    [Fact]
+    public void Load_ExecPlugin_FailsNamingThePluginAndContext()
+    {
+        var path = Write("    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws-iam-authenticator\n      args: [token, -i, prod]");
+
+        var error = Assert.Throws<KubernetesApiException>(() => KubeconfigLoader.Load([path], null));
+
+        Assert.Contains("exec credential plugin 'aws-iam-authenticator'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("context 'dev'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("https://10.1.2.3:6443", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_NamedContextAndUnknownContext_ChoosesOrListsContexts()
+    {
+        var path = Write("    token: t", extraContexts: "- name: prod\n  context:\n    cluster: c1\n    user: u1\n    namespace: live");
+
+        Assert.Equal("live", KubeconfigLoader.Load([path], "prod").Namespace);
+        var error = Assert.Throws<KubernetesApiException>(() => KubeconfigLoader.Load([path], "staging"));
+        Assert.Contains("no context 'staging'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("dev, prod", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void GetPaths_KubeconfigVariableWithSeveralFiles_FirstDefinitionWins()
+    {
+        var first = _directory.Write("a.yaml", "current-context: dev\nusers:\n- name: u1\n  user:\n    token: first\n");
+        var second = Write("    token: second");
+        var paths = KubeconfigLoader.GetPaths(null, name => name == "KUBECONFIG" ? first + Path.PathSeparator + second : null, null);
+
+        var config = KubeconfigLoader.Load(paths, null);
+
+        Assert.Equal([first, second], paths);
+        Assert.Equal("first", config.Token);
+        Assert.Equal(new Uri("https://10.1.2.3:6443"), config.Server);
+    }
+
+    [Fact]
+    public void Load_MissingFileOrBadYaml_ClearError()
+    {
+        var missing = Assert.Throws<KubernetesApiException>(() => KubeconfigLoader.Load([Path.Combine(_directory.Path, "nope")], null));
+        Assert.Contains("No kubeconfig file found", missing.Message, StringComparison.Ordinal);
+
+        var bad = _directory.Write("bad", "clusters: [\n  - {name: x");
+        var malformed = Assert.Throws<KubernetesApiException>(() => KubeconfigLoader.Load([bad], null));
+        Assert.Contains("not valid YAML", malformed.Message, StringComparison.Ordinal);
+    }
+}

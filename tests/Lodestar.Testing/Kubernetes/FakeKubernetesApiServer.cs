@@ -1,0 +1,599 @@
+using System.Globalization;
+using System.IO.Compression;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Lodestar.Testing.Kubernetes;
+
+/// <summary>How the fake answers a watch from a resourceVersion older than its history.</summary>
+public enum ExpiredWatchAnswer
+{
+    /// <summary>HTTP 410 Gone when the watch starts.</summary>
+    HttpGone,
+
+    /// <summary>HTTP 200, then an ERROR event carrying a Status with code 410, as the watch cache does.</summary>
+    ErrorEvent,
+}
+
+/// <summary>
+/// A fake Kubernetes API server for EndpointSlices (<c>discovery.k8s.io/v1</c>) on Kestrel over HTTPS, with a bearer
+/// token check. It keeps a resourceVersion counter and an event history; pages lists (<c>limit</c>/<c>continue</c>);
+/// streams watches with bookmarks; expires old resourceVersions with 410 (HTTP or ERROR event); and injects faults:
+/// a stream cut mid-event, a malformed line, 503s, and refused connections while stopped.
+/// </summary>
+public sealed class FakeKubernetesApiServer : IAsyncDisposable
+{
+    private const string Collection = "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices";
+
+    private readonly Lock _gate = new();
+    private readonly Dictionary<(string Ns, string Name), (FakeEndpointSlice Slice, long Version)> _objects = [];
+    private readonly List<HistoryEntry> _history = [];
+    private readonly List<Watcher> _watchers = [];
+    private readonly Dictionary<int, (long Version, List<JsonObject> Items)> _listSnapshots = [];
+    private readonly List<string> _requests = [];
+    private readonly X509Certificate2 _serverCertificate;
+    private WebApplication? _app;
+    private long _resourceVersion = 100;
+    private long _oldestRetained = 100;
+    private int _nextSnapshot;
+    private bool _cutNextEvent;
+    private volatile bool _unavailable;
+
+    private FakeKubernetesApiServer(X509Certificate2 authority, X509Certificate2 serverCertificate)
+    {
+        Authority = authority;
+        _serverCertificate = serverCertificate;
+    }
+
+    /// <summary>Gets the CA that signed the server certificate.</summary>
+    public X509Certificate2 Authority { get; }
+
+    /// <summary>Gets the CA as PEM.</summary>
+    public string AuthorityPem => Authority.ExportCertificatePem();
+
+    /// <summary>Gets the port the server listens on (kept across restarts).</summary>
+    public int Port { get; private set; }
+
+    /// <summary>Gets the server URL.</summary>
+    public Uri Url => new($"https://127.0.0.1:{Port}");
+
+    /// <summary>Gets or sets the bearer token the server accepts.</summary>
+    public string Token { get; set; } = "fake-token-0123456789";
+
+    /// <summary>Gets or sets how a watch from an expired resourceVersion is refused.</summary>
+    public ExpiredWatchAnswer ExpiredWatchAnswer { get; set; } = ExpiredWatchAnswer.HttpGone;
+
+    /// <summary>Gets or sets whether every request gets 503 Service Unavailable; turning it on cuts open watches.</summary>
+    public bool Unavailable
+    {
+        get => _unavailable;
+        set
+        {
+            _unavailable = value;
+            if (value)
+            {
+                EndWatches(abort: true);
+            }
+        }
+    }
+
+    /// <summary>Gets or sets the bookmark period on open watches that asked for bookmarks; <see langword="null"/> sends none unprompted.</summary>
+    public TimeSpan? BookmarkInterval { get; set; }
+
+    /// <summary>Gets the current resourceVersion.</summary>
+    public long ResourceVersion
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _resourceVersion;
+            }
+        }
+    }
+
+    /// <summary>Gets the number of watches currently streaming.</summary>
+    public int OpenWatches
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _watchers.Count;
+            }
+        }
+    }
+
+    /// <summary>Gets every request received, as <c>LIST ?query</c> or <c>WATCH ?query</c> (or <c>REJECTED ...</c>).</summary>
+    public IReadOnlyList<string> Requests
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _requests.ToList();
+            }
+        }
+    }
+
+    /// <summary>Gets how many responses were gzip-compressed.</summary>
+    public int GzipResponses { get; private set; }
+
+    /// <summary>Starts a server on 127.0.0.1 with a fresh CA and server certificate.</summary>
+    public static async Task<FakeKubernetesApiServer> StartAsync()
+    {
+        var authority = FakeCertificates.CreateAuthority("Lodestar Fake Kubernetes CA");
+        var server = new FakeKubernetesApiServer(authority, FakeCertificates.CreateSigned(authority, "kube-apiserver", server: true));
+        await server.ListenAsync(0);
+        return server;
+    }
+
+    /// <summary>Creates or replaces a slice: an ADDED or MODIFIED event.</summary>
+    public long Upsert(FakeEndpointSlice slice)
+    {
+        lock (_gate)
+        {
+            var version = ++_resourceVersion;
+            var key = (slice.Namespace, slice.Name);
+            var type = _objects.ContainsKey(key) ? "MODIFIED" : "ADDED";
+            _objects[key] = (slice, version);
+            Record(type, slice, slice.ToJson(version), version);
+            return version;
+        }
+    }
+
+    /// <summary>Deletes a slice: a DELETED event. Returns false when it did not exist.</summary>
+    public bool Delete(string ns, string name)
+    {
+        lock (_gate)
+        {
+            if (!_objects.Remove((ns, name), out var existing))
+            {
+                return false;
+            }
+
+            var version = ++_resourceVersion;
+            Record("DELETED", existing.Slice, existing.Slice.ToJson(version), version);
+            return true;
+        }
+    }
+
+    /// <summary>Sends a BOOKMARK with the current resourceVersion on every open watch that asked for bookmarks.</summary>
+    public void SendBookmark()
+    {
+        lock (_gate)
+        {
+            var line = BookmarkLine(_resourceVersion);
+            foreach (var watcher in _watchers.Where(w => w.Bookmarks))
+            {
+                watcher.Channel.Writer.TryWrite(new Delivery(line, DeliveryKind.Line));
+            }
+        }
+    }
+
+    /// <summary>Forgets the event history: a watch from any earlier resourceVersion gets 410 Gone, as after etcd compaction.</summary>
+    public void Compact()
+    {
+        lock (_gate)
+        {
+            _history.Clear();
+            _oldestRetained = _resourceVersion;
+        }
+    }
+
+    /// <summary>Makes the next event be written only half (half a JSON line) before the connection is cut.</summary>
+    public void CutNextEvent()
+    {
+        lock (_gate)
+        {
+            _cutNextEvent = true;
+        }
+    }
+
+    /// <summary>Writes a line that is not a valid watch event on every open watch.</summary>
+    public void SendMalformedLine(string line = "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":")
+    {
+        lock (_gate)
+        {
+            foreach (var watcher in _watchers)
+            {
+                watcher.Channel.Writer.TryWrite(new Delivery(line, DeliveryKind.Line));
+            }
+        }
+    }
+
+    /// <summary>Ends every open watch: cleanly, or by aborting the connection.</summary>
+    public void EndWatches(bool abort)
+    {
+        lock (_gate)
+        {
+            foreach (var watcher in _watchers)
+            {
+                watcher.Channel.Writer.TryWrite(new Delivery("", abort ? DeliveryKind.Abort : DeliveryKind.End));
+            }
+        }
+    }
+
+    /// <summary>Stops listening (connections are refused) and aborts open watches; the state is kept.</summary>
+    public async Task StopAsync()
+    {
+        EndWatches(abort: true);
+        if (_app is { } app)
+        {
+            _app = null;
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try
+            {
+                await app.StopAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await app.DisposeAsync();
+        }
+    }
+
+    /// <summary>Listens again on the same port.</summary>
+    public Task RestartAsync() => ListenAsync(Port);
+
+    /// <summary>Writes a kubeconfig for this server and returns its path.</summary>
+    public string WriteKubeconfig(string directory, string? token = null, string context = "fake", string? ns = null, string? caPem = null)
+    {
+        var ca = Convert.ToBase64String(Encoding.UTF8.GetBytes(caPem ?? AuthorityPem));
+        var yaml = $"""
+            apiVersion: v1
+            kind: Config
+            current-context: {context}
+            clusters:
+            - name: fake-cluster
+              cluster:
+                server: {Url.GetLeftPart(UriPartial.Authority)}
+                certificate-authority-data: {ca}
+            contexts:
+            - name: {context}
+              context:
+                cluster: fake-cluster
+                user: fake-user
+            {(ns is null ? "" : "    namespace: " + ns)}
+            users:
+            - name: fake-user
+              user:
+                token: {token ?? Token}
+            """;
+        var path = Path.Combine(directory, "kubeconfig-" + Guid.NewGuid().ToString("N")[..8]);
+        File.WriteAllText(path, yaml);
+        return path;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        _serverCertificate.Dispose();
+        Authority.Dispose();
+    }
+
+    private async Task ListenAsync(int port)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, l => l.UseHttps(_serverCertificate)));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
+        var app = builder.Build();
+        app.Map(Collection, HandleAsync);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Port = new Uri(address).Port;
+        _app = app;
+    }
+
+    private void Record(string type, FakeEndpointSlice slice, JsonObject json, long version)
+    {
+        var line = new JsonObject { ["type"] = type, ["object"] = json }.ToJsonString();
+        _history.Add(new HistoryEntry(version, slice.Namespace, slice.ServiceName, line));
+        var cut = _cutNextEvent;
+        var delivered = false;
+        foreach (var watcher in _watchers.Where(w => w.Namespace == slice.Namespace && (w.Service is null || w.Service == slice.ServiceName)))
+        {
+            watcher.Channel.Writer.TryWrite(new Delivery(line, cut ? DeliveryKind.Cut : DeliveryKind.Line));
+            delivered = true;
+        }
+
+        if (cut && delivered)
+        {
+            _cutNextEvent = false;
+        }
+    }
+
+    private static string BookmarkLine(long version)
+        => new JsonObject
+        {
+            ["type"] = "BOOKMARK",
+            ["object"] = new JsonObject
+            {
+                ["kind"] = "EndpointSlice",
+                ["apiVersion"] = "discovery.k8s.io/v1",
+                ["metadata"] = new JsonObject { ["resourceVersion"] = version.ToString(CultureInfo.InvariantCulture) },
+            },
+        }.ToJsonString();
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        var query = context.Request.Query;
+        var watch = query["watch"] == "true" || query["watch"] == "1";
+        var description = (watch ? "WATCH " : "LIST ") + context.Request.QueryString.Value;
+        if (Unavailable)
+        {
+            Log("REJECTED 503 " + description);
+            await WriteStatusAsync(context, 503, "ServiceUnavailable", "the server is currently unable to handle the request");
+            return;
+        }
+
+        var authorization = context.Request.Headers.Authorization.ToString();
+        if (authorization != "Bearer " + Token)
+        {
+            Log("REJECTED 401 " + description);
+            await WriteStatusAsync(context, 401, "Unauthorized", "Unauthorized");
+            return;
+        }
+
+        Log(description);
+        var ns = (string)context.Request.RouteValues["ns"]!;
+        var selector = query["labelSelector"].ToString();
+        var service = selector.StartsWith("kubernetes.io/service-name=", StringComparison.Ordinal) ? selector["kubernetes.io/service-name=".Length..] : null;
+        if (watch)
+        {
+            await WatchAsync(context, ns, service);
+        }
+        else
+        {
+            await ListAsync(context, ns, service);
+        }
+    }
+
+    private async Task ListAsync(HttpContext context, string ns, string? service)
+    {
+        var query = context.Request.Query;
+        var limit = int.TryParse(query["limit"], out var l) && l > 0 ? l : int.MaxValue;
+        var continueToken = query["continue"].ToString();
+        (long Version, List<JsonObject> Items) snapshot;
+        var offset = 0;
+        int snapshotId;
+        lock (_gate)
+        {
+            if (continueToken.Length > 0)
+            {
+                var parts = Encoding.UTF8.GetString(Convert.FromBase64String(continueToken)).Split(':');
+                snapshotId = int.Parse(parts[0], CultureInfo.InvariantCulture);
+                offset = int.Parse(parts[1], CultureInfo.InvariantCulture);
+                if (!_listSnapshots.TryGetValue(snapshotId, out snapshot) || snapshot.Version < _oldestRetained)
+                {
+                    snapshot = default;
+                }
+            }
+            else
+            {
+                snapshotId = ++_nextSnapshot;
+                var items = _objects.Values
+                    .Where(o => o.Slice.Namespace == ns && (service is null || o.Slice.ServiceName == service))
+                    .OrderBy(o => o.Slice.Name, StringComparer.Ordinal)
+                    .Select(o => o.Slice.ToJson(o.Version))
+                    .ToList();
+                snapshot = (_resourceVersion, items);
+                _listSnapshots[snapshotId] = snapshot;
+            }
+        }
+
+        if (snapshot.Items is null)
+        {
+            await WriteStatusAsync(context, 410, "Expired", "The provided continue parameter is too old to display a consistent list result.");
+            return;
+        }
+
+        var page = snapshot.Items.Skip(offset).Take(limit).Select(i => (JsonNode)i.DeepClone()).ToArray();
+        var metadata = new JsonObject { ["resourceVersion"] = snapshot.Version.ToString(CultureInfo.InvariantCulture) };
+        if (offset + page.Length < snapshot.Items.Count)
+        {
+            metadata["continue"] = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{snapshotId}:{offset + page.Length}"));
+        }
+
+        var body = new JsonObject
+        {
+            ["kind"] = "EndpointSliceList",
+            ["apiVersion"] = "discovery.k8s.io/v1",
+            ["metadata"] = metadata,
+            ["items"] = new JsonArray(page),
+        }.ToJsonString();
+        context.Response.ContentType = "application/json";
+        var bytes = Encoding.UTF8.GetBytes(body);
+        if (context.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase))
+        {
+            GzipResponses++;
+            context.Response.Headers.ContentEncoding = "gzip";
+            using var compressed = new MemoryStream();
+            await using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
+            {
+                await gzip.WriteAsync(bytes);
+            }
+
+            bytes = compressed.ToArray();
+        }
+
+        await context.Response.Body.WriteAsync(bytes);
+    }
+
+    private async Task WatchAsync(HttpContext context, string ns, string? service)
+    {
+        var query = context.Request.Query;
+        var bookmarks = query["allowWatchBookmarks"] == "true";
+        var timeout = int.TryParse(query["timeoutSeconds"], out var t) && t > 0 ? TimeSpan.FromSeconds(t) : TimeSpan.FromMinutes(30);
+        long from;
+        lock (_gate)
+        {
+            from = long.TryParse(query["resourceVersion"], NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : _resourceVersion;
+        }
+
+        var watcher = new Watcher(ns, service, bookmarks);
+        bool expired;
+        lock (_gate)
+        {
+            expired = from < _oldestRetained;
+            if (!expired)
+            {
+                foreach (var entry in _history.Where(h => h.Version > from && h.Namespace == ns && (service is null || h.Service == service)))
+                {
+                    watcher.Channel.Writer.TryWrite(new Delivery(entry.Line, DeliveryKind.Line));
+                }
+
+                _watchers.Add(watcher);
+            }
+        }
+
+        if (expired && ExpiredWatchAnswer == ExpiredWatchAnswer.HttpGone)
+        {
+            await WriteStatusAsync(context, 410, "Expired", $"too old resource version: {from} ({_oldestRetained})");
+            return;
+        }
+
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "application/json";
+        await context.Response.StartAsync();
+        // The API server sends the headers at once, so a client knows the watch is established before any event.
+        await context.Response.Body.FlushAsync();
+        if (expired)
+        {
+            var error = new JsonObject
+            {
+                ["type"] = "ERROR",
+                ["object"] = new JsonObject
+                {
+                    ["kind"] = "Status",
+                    ["apiVersion"] = "v1",
+                    ["status"] = "Failure",
+                    ["message"] = $"too old resource version: {from} ({_oldestRetained})",
+                    ["reason"] = "Expired",
+                    ["code"] = 410,
+                },
+            }.ToJsonString();
+            await WriteLineAsync(context, error);
+            return;
+        }
+
+        using var timeoutCts = new CancellationTokenSource(timeout);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeoutCts.Token, context.RequestAborted);
+        using var bookmarkTimer = BookmarkInterval is { } interval && bookmarks
+            ? new Timer(_ => SendBookmarkTo(watcher), null, interval, interval)
+            : null;
+        try
+        {
+            await foreach (var delivery in watcher.Channel.Reader.ReadAllAsync(linked.Token))
+            {
+                switch (delivery.Kind)
+                {
+                    case DeliveryKind.Line:
+                        await WriteLineAsync(context, delivery.Line);
+                        break;
+                    case DeliveryKind.Cut:
+                        var half = Encoding.UTF8.GetBytes(delivery.Line);
+                        await context.Response.Body.WriteAsync(half.AsMemory(0, half.Length / 2));
+                        await context.Response.Body.FlushAsync();
+                        // Give the half line time to reach the client before the reset, which would discard unread data.
+                        await Task.Delay(50);
+                        context.Abort();
+                        return;
+                    case DeliveryKind.Abort:
+                        context.Abort();
+                        return;
+                    case DeliveryKind.End:
+                        return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The server-side timeout or the client going away ends the watch.
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _watchers.Remove(watcher);
+            }
+        }
+    }
+
+    private void SendBookmarkTo(Watcher watcher)
+    {
+        lock (_gate)
+        {
+            watcher.Channel.Writer.TryWrite(new Delivery(BookmarkLine(_resourceVersion), DeliveryKind.Line));
+        }
+    }
+
+    private static async Task WriteLineAsync(HttpContext context, string line)
+    {
+        await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(line + "\n"));
+        await context.Response.Body.FlushAsync();
+    }
+
+    private static async Task WriteStatusAsync(HttpContext context, int code, string reason, string message)
+    {
+        context.Response.StatusCode = code;
+        context.Response.ContentType = "application/json";
+        var body = JsonSerializer.Serialize(new JsonObject
+        {
+            ["kind"] = "Status",
+            ["apiVersion"] = "v1",
+            ["metadata"] = new JsonObject(),
+            ["status"] = "Failure",
+            ["message"] = message,
+            ["reason"] = reason,
+            ["code"] = code,
+        });
+        await context.Response.WriteAsync(body);
+    }
+
+    private void Log(string request)
+    {
+        lock (_gate)
+        {
+            _requests.Add(request);
+        }
+    }
+
+    private enum DeliveryKind
+    {
+        Line,
+        Cut,
+        Abort,
+        End,
+    }
+
+    private readonly record struct Delivery(string Line, DeliveryKind Kind);
+
+    private sealed record HistoryEntry(long Version, string Namespace, string Service, string Line);
+
+    private sealed class Watcher(string ns, string? service, bool bookmarks)
+    {
+        public string Namespace { get; } = ns;
+
+        public string? Service { get; } = service;
+
+        public bool Bookmarks { get; } = bookmarks;
+
+        public Channel<Delivery> Channel { get; } = System.Threading.Channels.Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true });
+    }
+}
