@@ -40,15 +40,20 @@ internal sealed class DemoBackend : IAsyncDisposable
 
     public static TimeSpan BaseDelay { get; } = TimeSpan.FromMilliseconds(4);
 
+    public static TimeSpan DrainDelay { get; } = TimeSpan.FromMilliseconds(500);
+
     public static async Task<DemoBackend> StartAsync(string name, bool http2, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = http2 ? HttpProtocols.Http2 : HttpProtocols.Http1));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        // Liveness/readiness probes and a short graceful drain: on stop, readiness turns 503 first and the instance
+        // keeps serving for the drain delay, so health-checking clients move away before the listener closes.
+        builder.Services.AddLodestarServing(o => o.DrainDelay = DrainDelay);
         var app = builder.Build();
         var backend = new DemoBackend(name, app);
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapLodestarHealth();
         app.MapGet("/work", (Delegate)backend.WorkAsync);
         await app.StartAsync(cancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

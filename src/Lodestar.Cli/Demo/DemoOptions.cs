@@ -17,6 +17,7 @@ internal sealed record DemoOptions
 
     public bool Json { get; init; }
 
+    /// <summary>Gets the port of the demo's /metrics endpoint on 127.0.0.1: 0 for an ephemeral one, null for none.</summary>
     public int? MetricsPort { get; init; }
 
     /// <summary>Gets the cap on requests: the rate times the duration.</summary>

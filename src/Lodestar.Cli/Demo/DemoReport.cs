@@ -35,8 +35,14 @@ internal static class DemoReport
                 (endpoint?.Failed ?? 0).ToString(CultureInfo.InvariantCulture));
         }
 
-        var events = new Rows(runner.RecentEvents(6).Select(e => new Markup("[grey]" + Markup.Escape(e) + "[/]")));
-        return new Rows(table, events);
+        var lines = new List<IRenderable>();
+        if (runner.MetricsUrl is { } metrics)
+        {
+            lines.Add(new Markup("metrics: [link]" + Markup.Escape(metrics) + "[/]"));
+        }
+
+        lines.AddRange(runner.RecentEvents(6).Select(e => new Markup("[grey]" + Markup.Escape(e) + "[/]")));
+        return new Rows([table, .. lines]);
     }
 
     public static string PlainLine(DemoRunner runner)

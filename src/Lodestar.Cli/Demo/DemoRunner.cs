@@ -26,6 +26,7 @@ internal sealed class DemoRunner : IAsyncDisposable
     private readonly long _startTimestamp = Stopwatch.GetTimestamp();
     private ServiceProvider? _services;
     private MeterListener? _listener;
+    private DemoMetricsServer? _metrics;
 
     public DemoRunner(DemoOptions options)
     {
@@ -33,6 +34,9 @@ internal sealed class DemoRunner : IAsyncDisposable
     }
 
     public DemoStats Stats { get; } = new();
+
+    /// <summary>Gets the URL of the demo's own /metrics endpoint once started.</summary>
+    public string? MetricsUrl => _metrics?.Url;
 
     public DemoOptions Options => _options;
 
@@ -64,6 +68,12 @@ internal sealed class DemoRunner : IAsyncDisposable
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        if (_options.MetricsPort is { } metricsPort)
+        {
+            _metrics = await DemoMetricsServer.StartAsync(metricsPort, cancellationToken);
+            Event($"metrics at {_metrics.Url}");
+        }
+
         for (var i = 0; i < _options.Instances; i++)
         {
             await AddBackendAsync($"i{i}", cancellationToken);
@@ -87,6 +97,11 @@ internal sealed class DemoRunner : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _listener?.Dispose();
+        if (_metrics is not null)
+        {
+            await _metrics.DisposeAsync();
+        }
+
         if (_services is not null)
         {
             await _services.DisposeAsync();
@@ -117,6 +132,31 @@ internal sealed class DemoRunner : IAsyncDisposable
         {
             o.Policy = _options.Policy;
             o.MaxAttempts = 3;
+
+            // The resilience features the demo shows off (docs/resilience.md explains each):
+            // retries on 5xx too, bounded per try and overall, inside the retry budget;
+            o.Retry.RetryOnStatusCodes = [500, 502, 503, 504];
+            o.Retry.PerTryTimeout = TimeSpan.FromSeconds(1);
+            o.Retry.Timeout = TimeSpan.FromSeconds(5);
+
+            // ejection of an instance that stops answering after three gateway failures, for a few seconds;
+            o.OutlierDetection.Interval = TimeSpan.FromSeconds(1);
+            o.OutlierDetection.BaseEjectionTime = TimeSpan.FromSeconds(3);
+            o.OutlierDetection.ConsecutiveGatewayFailures = 3;
+            o.OutlierDetection.EnforcingConsecutiveGatewayFailures = 100;
+
+            // active checks of each instance's readiness endpoint, so draining instances leave before they close;
+            o.HealthChecks.Enabled = true;
+            o.HealthChecks.Path = "/readyz";
+            o.HealthChecks.Interval = TimeSpan.FromMilliseconds(500);
+            o.HealthChecks.IntervalJitter = TimeSpan.FromMilliseconds(100);
+            o.HealthChecks.UnhealthyThreshold = 1;
+
+            // per-instance circuit breakers, and hedging of requests slower than the 95th percentile.
+            o.CircuitBreaker.Enabled = true;
+            o.CircuitBreaker.MinimumThroughput = 10;
+            o.Hedging.Enabled = true;
+            o.Hedging.DelayPercentile = 0.95;
         });
         return services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
     }

@@ -275,6 +275,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
                     ? await Task.WhenAny(running).ConfigureAwait(false)
                     : await Task.WhenAny([.. running, hedgeTimer]).ConfigureAwait(false);
                 bool launch;
+                string? retryReason = null;
                 if (completed == hedgeTimer)
                 {
                     hedgeTimer = null;
@@ -295,6 +296,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
                     last?.Response?.Dispose();
                     last = result;
                     launch = result.Response is not null || result.Reason is not null;
+                    retryReason = result.Response is not null ? "status" : result.Reason;
                 }
 
                 if (launch && started < maxAttempts && !cancellationToken.IsCancellationRequested)
@@ -304,7 +306,16 @@ internal sealed partial class LodestarHandler : DelegatingHandler
                     {
                         excluded!.Add(next);
                         started++;
-                        _metrics.RecordHedge(balancer.ServiceName);
+                        if (retryReason is null)
+                        {
+                            _metrics.RecordHedge(balancer.ServiceName);
+                        }
+                        else
+                        {
+                            // The next attempt replaces a failed one: a retry, not a hedge.
+                            _metrics.RecordRetry(balancer.ServiceName, retryReason);
+                        }
+
                         Log.Hedging(_logger, balancer.ServiceName, next.Endpoint.Address, started);
                         running.Add(SendAttemptAsync(clones.Dequeue(), logical, balancer, resilience, next, nextHealth, nextTicket, started, options.Retry.PerTryTimeout, hedgeCts.Token));
                         hedgeTimer = started < maxAttempts ? _timeProvider.DelayAsync(delay, hedgeCts.Token) : null;
