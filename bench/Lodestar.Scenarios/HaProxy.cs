@@ -28,7 +28,7 @@ internal sealed class HaProxy : IAsyncDisposable
     {
         var ports = new Dictionary<string, int>();
         var config = new StringBuilder();
-        config.AppendLine("global\n  maxconn 20000\n  log stderr format raw local0 emerg\n");
+        config.AppendLine("global\n  maxconn 4000\n  log stderr format raw local0 emerg\n");
         config.AppendLine("defaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  http-reuse always\n");
         foreach (var balance in new[] { "roundrobin", "leastconn" })
         {
@@ -59,9 +59,22 @@ internal sealed class HaProxy : IAsyncDisposable
 
         var process = Process.Start(new ProcessStartInfo(Executable, ["-db", "-f", path]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
         var proxy = new HaProxy(process, path, ports);
-        foreach (var port in ports.Values)
+        try
         {
-            await WaitForPortAsync(port, cancellationToken);
+            foreach (var port in ports.Values)
+            {
+                if (process.HasExited)
+                {
+                    throw new InvalidOperationException($"HAProxy exited with code {process.ExitCode}: {await process.StandardError.ReadToEndAsync(cancellationToken)}");
+                }
+
+                await WaitForPortAsync(port, cancellationToken);
+            }
+        }
+        catch
+        {
+            await proxy.DisposeAsync();
+            throw;
         }
 
         return proxy;

@@ -30,7 +30,7 @@ internal static class Svg
 
     public static string Render(Report report)
     {
-        var panels = report.Scenarios.Where(s => s.Id is "a" or "b").ToList();
+        var panels = report.Scenarios.Where(s => s.Id is "a" or "b" or "b8").ToList();
         var svg = new StringBuilder();
         var height = panels.Count * PanelHeight;
         svg.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n");

@@ -54,7 +54,7 @@ public class RebuildBenchmarks
     {
         _balancer = BenchmarkServices.CreateBalancer(Policy);
         _balancer.Update(BenchmarkServices.Set(Endpoints, 1));
-        _sets = [BenchmarkServices.Set(Endpoints, 0), BenchmarkServices.Set(Endpoints - 1, 0)];
+        _sets = [BenchmarkServices.Set(Endpoints, 1), BenchmarkServices.Set(Endpoints - 1, 1)];
     }
 
     /// <summary>Alternates between N and N−1 endpoints, so every call applies a real change.</summary>

@@ -1,11 +1,12 @@
 using System.Text;
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
+using Xunit.Abstractions;
 using static Lodestar.Tests.LoadBalancing.BalancerFixture;
 
 namespace Lodestar.Tests.LoadBalancing;
 
-public class HashPolicyTests
+public class HashPolicyTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Policies => [LoadBalancingPolicies.RingHash, LoadBalancingPolicies.Maglev];
 
@@ -135,6 +136,7 @@ public class HashPolicyTests
         // those move; Maglev may reshuffle a few more (the paper's "minimal disruption" is approximate).
         var fraction = (double)moved / keys;
         var ideal = 1.0 / n;
+        output.WriteLine($"{policy}, N={n}: moved {fraction:P2} of keys (ideal {ideal:P2}), {movedFromSurvivors} between surviving endpoints");
         Assert.True(fraction <= ideal * 1.3, $"{policy}, N={n}: moved {fraction:P2} of keys, ideal {ideal:P2}");
         Assert.True(fraction >= ideal * 0.7, $"{policy}, N={n}: moved {fraction:P2} of keys, ideal {ideal:P2}");
         if (policy == LoadBalancingPolicies.RingHash)
