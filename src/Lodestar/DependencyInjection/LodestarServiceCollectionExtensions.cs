@@ -71,6 +71,13 @@ public static class LodestarServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, RoundRobinPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, RandomPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, LeastRequestPolicy>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, WeightedRoundRobinPolicy>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, PeakEwmaPolicy>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, RingHashPolicy>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, MaglevPolicy>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LoadBalancingOptions>, LoadBalancingOptionsSetup>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LoadBalancingOptions>, LoadBalancingOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarOptions>, LoadBalancingStartupValidator>());
         return new LodestarBuilder(services);
     }
 

@@ -1,4 +1,5 @@
 using Lodestar.Endpoints;
+using Lodestar.LoadBalancing.Internal;
 
 namespace Lodestar.LoadBalancing;
 
@@ -20,10 +21,11 @@ public sealed class EndpointState
     private long _lastLatencyTicks;
     private readonly long _addedTimestamp;
 
-    internal EndpointState(ServiceEndpoint endpoint, long addedTimestamp)
+    internal EndpointState(ServiceEndpoint endpoint, long addedTimestamp, EndpointTracking? tracking = null)
     {
         _endpoint = endpoint;
         _addedTimestamp = addedTimestamp;
+        _tracking = tracking ?? EndpointTracking.Default;
     }
 
     /// <summary>Gets the endpoint as the source last described it (weight, zone and metadata may change over time).</summary>
@@ -76,13 +78,16 @@ public sealed class EndpointState
     {
         Interlocked.Increment(ref _inFlight);
         Interlocked.Increment(ref _requests);
+        _tracking.OnRequestStarted();
     }
 
     /// <summary>Records the end of a request started with <see cref="OnRequestStarted"/>.</summary>
     internal void OnRequestCompleted(bool success, TimeSpan latency)
     {
         Interlocked.Decrement(ref _inFlight);
+        _tracking.OnRequestCompleted();
         Interlocked.Exchange(ref _lastLatencyTicks, latency.Ticks);
+        ObserveLatency(success, latency);
         if (success)
         {
             Volatile.Write(ref _consecutiveFailures, 0);
@@ -93,4 +98,81 @@ public sealed class EndpointState
             Interlocked.Increment(ref _consecutiveFailures);
         }
     }
+
+    #region Load-balancing state (peak-EWMA latency, service-wide load)
+
+    // Latency estimate in seconds as the bits of a double, so that it can be swapped with one compare-and-exchange.
+    // A negative value means "no observation yet" (the policy then uses its default RTT).
+    private long _ewmaBits = BitConverter.DoubleToInt64Bits(-1.0);
+    private long _ewmaTimestamp;
+    private readonly EndpointTracking _tracking;
+
+    /// <summary>Gets the shared per-service tracking (service-wide in-flight count, clock, EWMA settings).</summary>
+    internal EndpointTracking Tracking => _tracking;
+
+    /// <summary>
+    /// Gets the peak-EWMA latency estimate in seconds decayed to <paramref name="now"/>, or a negative value when the
+    /// endpoint has no observation yet.
+    /// </summary>
+    /// <remarks>
+    /// As in Linkerd's (tower's) <c>PeakEwma</c>, the estimate decays toward zero while no request completes, so an
+    /// endpoint that was slow once is probed again after a while instead of being starved forever.
+    /// </remarks>
+    internal double GetLatencyEstimate(long now)
+    {
+        var estimate = BitConverter.Int64BitsToDouble(Interlocked.Read(ref _ewmaBits));
+        if (estimate <= 0)
+        {
+            return estimate;
+        }
+
+        var elapsed = now - Interlocked.Read(ref _ewmaTimestamp);
+        return elapsed <= 0 ? estimate : estimate * Math.Exp(-elapsed * _tracking.InverseDecayTicks);
+    }
+
+    private void ObserveLatency(bool success, TimeSpan latency)
+    {
+        var tracking = _tracking;
+        var rtt = latency.TotalSeconds;
+        if (!success && rtt < tracking.FailurePenaltySeconds)
+        {
+            // A fast failure (connection refused, 503 from an overloaded instance) must not make the endpoint look
+            // fast: Finagle records failures with a penalty latency.
+            rtt = tracking.FailurePenaltySeconds;
+        }
+
+        if (rtt < 0)
+        {
+            rtt = 0;
+        }
+
+        var now = tracking.TimeProvider.GetTimestamp();
+        while (true)
+        {
+            var bits = Interlocked.Read(ref _ewmaBits);
+            var current = BitConverter.Int64BitsToDouble(bits);
+            double next;
+            if (current < 0 || rtt > current)
+            {
+                // Peak sensitivity: a slower observation replaces the estimate at once.
+                next = rtt;
+            }
+            else
+            {
+                var elapsed = Math.Max(0, now - Interlocked.Read(ref _ewmaTimestamp));
+                var weight = Math.Exp(-elapsed * tracking.InverseDecayTicks);
+                next = (current * weight) + (rtt * (1 - weight));
+            }
+
+            if (Interlocked.CompareExchange(ref _ewmaBits, BitConverter.DoubleToInt64Bits(next), bits) == bits)
+            {
+                // The timestamp is written after the value; a reader that sees the new value with the old timestamp
+                // decays it slightly more than it should, which is harmless for a load estimate.
+                Interlocked.Exchange(ref _ewmaTimestamp, now);
+                return;
+            }
+        }
+    }
+
+    #endregion
 }

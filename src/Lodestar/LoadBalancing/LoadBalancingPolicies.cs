@@ -9,6 +9,23 @@ public static class LoadBalancingPolicies
     /// <summary>A uniformly random endpoint per request.</summary>
     public const string Random = "random";
 
-    /// <summary>Power of two choices: of two random endpoints, the one with fewer requests in flight.</summary>
+    /// <summary>
+    /// Power of two choices: of two (<see cref="LoadBalancingOptions.ChoiceCount"/>) random endpoints, the one with fewer
+    /// requests in flight; with unequal weights, Envoy's <c>weight / (in flight + 1) ^ bias</c>.
+    /// </summary>
     public const string LeastRequest = "least-request";
+
+    /// <summary>Round robin in proportion to endpoint weights, smoothly interleaved (gRFC A58's stride scheduler).</summary>
+    public const string WeightedRoundRobin = "weighted-round-robin";
+
+    /// <summary>
+    /// Power of two choices by cost = peak-sensitive EWMA of latency × (in flight + 1), as Linkerd and Finagle do.
+    /// </summary>
+    public const string PeakEwma = "peak-ewma";
+
+    /// <summary>Consistent hashing on a Ketama ring with bounded loads; the hash key comes from the request.</summary>
+    public const string RingHash = "ring-hash";
+
+    /// <summary>Consistent hashing with Google's Maglev lookup table; the hash key comes from the request.</summary>
+    public const string Maglev = "maglev";
 }

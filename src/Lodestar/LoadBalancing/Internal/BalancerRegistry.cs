@@ -16,10 +16,18 @@ internal sealed class BalancerRegistry : IDisposable
     private readonly IOptionsMonitor<LodestarOptions> _options;
     private readonly TimeProvider _timeProvider;
     private readonly RandomSource _random;
+    private readonly IOptionsMonitor<LoadBalancingOptions>? _serviceOptions;
     private readonly ConcurrentDictionary<(string? Source, string Service, string Policy), Lazy<Entry>> _balancers = new();
 
     public BalancerRegistry(IEndpointResolver resolver, IEnumerable<ILoadBalancingPolicy> policies, IOptionsMonitor<LodestarOptions> options, TimeProvider timeProvider, RandomSource random)
+        : this(resolver, policies, options, timeProvider, random, null)
     {
+    }
+
+    public BalancerRegistry(IEndpointResolver resolver, IEnumerable<ILoadBalancingPolicy> policies, IOptionsMonitor<LodestarOptions> options, TimeProvider timeProvider, RandomSource random,
+        IOptionsMonitor<LoadBalancingOptions>? serviceOptions)
+    {
+        _serviceOptions = serviceOptions;
         _resolver = resolver;
         // Later registrations win, so users can replace a built-in policy by name.
         _policies = policies.GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase)
@@ -36,7 +44,7 @@ internal sealed class BalancerRegistry : IDisposable
     /// <summary>Gets the balancer for a service, waiting for its first endpoint set when it is new.</summary>
     public ValueTask<ServiceBalancer> GetAsync(string serviceName, string? sourceName, string? policyName, CancellationToken cancellationToken)
     {
-        policyName ??= _options.CurrentValue.DefaultPolicy;
+        policyName ??= _serviceOptions?.Get(serviceName).Policy ?? _options.CurrentValue.DefaultPolicy;
         var key = (sourceName, serviceName, policyName);
         if (_balancers.TryGetValue(key, out var entry) && entry.IsValueCreated && entry.Value.Balancer.SetVersion > 0)
         {
@@ -70,7 +78,8 @@ internal sealed class BalancerRegistry : IDisposable
         var lazy = _balancers.GetOrAdd(key, static (k, state) => new Lazy<Entry>(() =>
         {
             var (self, policy) = state;
-            var balancer = new ServiceBalancer(k.Service, policy, self._timeProvider, self._options.CurrentValue.PanicThreshold, self._random);
+            var balancer = new ServiceBalancer(k.Service, policy, self._timeProvider, self._options.CurrentValue.PanicThreshold, self._random,
+                self._serviceOptions?.Get(k.Service));
             var subscription = self._resolver.Watch(k.Service, k.Source, balancer.Update);
             return new Entry(balancer, subscription);
         }), (this, policy));

@@ -18,13 +18,18 @@ internal sealed class ServiceBalancer
     private readonly ILoadBalancingPolicy _policy;
     private readonly TimeProvider _timeProvider;
     private readonly RandomSource _random;
+    private readonly LoadBalancingOptions _options;
+    private readonly EndpointTracking _tracking;
     private readonly Lock _updateGate = new();
     private Dictionary<ServiceEndpoint, EndpointState> _states = [];
     private volatile Snapshot _snapshot = s_empty;
     private long _setVersion;
 
-    public ServiceBalancer(string serviceName, ILoadBalancingPolicy policy, TimeProvider timeProvider, double panicThreshold, RandomSource random)
+    public ServiceBalancer(string serviceName, ILoadBalancingPolicy policy, TimeProvider timeProvider, double panicThreshold, RandomSource random,
+        LoadBalancingOptions? options = null)
     {
+        _options = options ?? new LoadBalancingOptions();
+        _tracking = new EndpointTracking(timeProvider, _options.PeakEwmaDecay, _options.PeakEwmaFailurePenalty);
         ServiceName = serviceName;
         _policy = policy;
         _timeProvider = timeProvider;
@@ -74,7 +79,7 @@ internal sealed class ServiceBalancer
             {
                 if (!_states.TryGetValue(endpoint, out var state))
                 {
-                    state = new EndpointState(endpoint, now);
+                    state = new EndpointState(endpoint, now, _tracking);
                     if (NewEndpointsStartUnhealthy)
                     {
                         state.SetActiveHealthy(false);
@@ -161,17 +166,9 @@ internal sealed class ServiceBalancer
 
     private void Rebuild_NeedsLock(EndpointState[] all)
     {
-        var healthy = Array.FindAll(all, static s => s.IsHealthy);
-        var panic = all.Length > 0 && healthy.Length < all.Length * PanicThreshold;
-        var routable = panic ? all : healthy;
-        EndpointPicker? picker = routable.Length switch
-        {
-            0 => null,
-            1 => new SinglePicker(routable[0]),
-            _ => _policy.CreatePicker(new LoadBalancingContext(ServiceName, routable, _timeProvider)),
-        };
-
-        _snapshot = new Snapshot(picker, all, routable, panic ? 1 : 0);
+        // Subsets, priority levels (with panic per level) and zones are layered over the policy's picker.
+        var result = PickerBuilder.Build(_policy, ServiceName, all, PanicThreshold, _options, _timeProvider, _random);
+        _snapshot = new Snapshot(result.Picker, all, result.Routable, result.Panic ? 1 : 0);
     }
 
     private sealed class Snapshot(EndpointPicker? picker, EndpointState[] all, EndpointState[] routable, int panic)
@@ -183,10 +180,5 @@ internal sealed class ServiceBalancer
         public EndpointState[] Routable { get; } = routable;
 
         public bool Panic => panic != 0;
-    }
-
-    private sealed class SinglePicker(EndpointState only) : EndpointPicker
-    {
-        public override EndpointState Pick(HttpRequestMessage? request) => only;
     }
 }

@@ -1,0 +1,57 @@
+using Lodestar.Endpoints;
+using Lodestar.Internal;
+using Lodestar.LoadBalancing;
+using Lodestar.LoadBalancing.Internal;
+
+namespace Lodestar.Tests.LoadBalancing;
+
+/// <summary>Seeded randomness: deterministic runs of statistical tests.</summary>
+internal sealed class SeededRandom(int seed) : RandomSource
+{
+    private readonly Random _random = new(seed);
+
+    public override int Next(int maxExclusive) => _random.Next(maxExclusive);
+
+    public override double NextDouble() => _random.NextDouble();
+}
+
+/// <summary>Builds balancers over synthetic endpoints and counts picks.</summary>
+internal static class BalancerFixture
+{
+    private static long s_version;
+
+    public static ServiceEndpoint Endpoint(int i, int weight = 1, string? zone = null, int priority = 0, IReadOnlyDictionary<string, string>? metadata = null)
+        => ServiceEndpoint.Create($"10.0.{i / 250}.{(i % 250) + 1}", 8080, weight: weight, zone: zone, metadata: metadata, priority: priority);
+
+    public static ServiceBalancer Create(ILoadBalancingPolicy policy, IEnumerable<ServiceEndpoint> endpoints, LoadBalancingOptions? options = null,
+        TimeProvider? timeProvider = null, double panicThreshold = 0.5, RandomSource? random = null)
+    {
+        var balancer = new ServiceBalancer("orders", policy, timeProvider ?? TimeProvider.System, panicThreshold, random ?? new SeededRandom(7), options ?? new LoadBalancingOptions());
+        Update(balancer, endpoints);
+        return balancer;
+    }
+
+    public static void Update(ServiceBalancer balancer, IEnumerable<ServiceEndpoint> endpoints)
+        => balancer.Update(EndpointSet.Create("orders", "test", endpoints, Interlocked.Increment(ref s_version), DateTimeOffset.UnixEpoch));
+
+    public static Dictionary<string, int> Count(ServiceBalancer balancer, int picks, HttpRequestMessage? request = null)
+    {
+        var counts = new Dictionary<string, int>();
+        for (var i = 0; i < picks; i++)
+        {
+            var address = balancer.Pick(request)!.Endpoint.Address;
+            counts[address] = counts.GetValueOrDefault(address) + 1;
+        }
+
+        return counts;
+    }
+
+    public static EndpointState State(ServiceBalancer balancer, ServiceEndpoint endpoint)
+        => balancer.Endpoints.Single(s => s.Endpoint.Equals(endpoint));
+
+    public static void AssertShare(double expected, int actual, int total, double tolerance, string what)
+    {
+        var share = (double)actual / total;
+        Assert.True(Math.Abs(share - expected) <= tolerance, $"{what}: share {share:P2}, expected {expected:P2} ± {tolerance:P1}");
+    }
+}

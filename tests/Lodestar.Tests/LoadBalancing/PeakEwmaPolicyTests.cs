@@ -1,0 +1,136 @@
+using Lodestar.LoadBalancing;
+using Lodestar.LoadBalancing.Internal;
+using Lodestar.Testing;
+using static Lodestar.Tests.LoadBalancing.BalancerFixture;
+
+namespace Lodestar.Tests.LoadBalancing;
+
+public class PeakEwmaPolicyTests
+{
+    private static readonly TimeSpan s_decay = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public void OnRequestCompleted_SlowerObservation_ReplacesEstimateAtOnce()
+    {
+        // Arrange
+        var clock = new ManualTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1)));
+
+        // Act
+        Complete(state, true, 10);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Complete(state, true, 100);
+
+        // Assert
+        Assert.Equal(0.100, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_FasterObservation_DecaysWithTimeConstant()
+    {
+        // Arrange
+        var clock = new ManualTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1)));
+        Complete(state, true, 100);
+
+        // Act: 10 ms observed one time constant later.
+        clock.Advance(s_decay);
+        Complete(state, true, 10);
+
+        // Assert: 100 e^-1 + 10 (1 - e^-1)
+        var expected = (0.100 * Math.Exp(-1)) + (0.010 * (1 - Math.Exp(-1)));
+        Assert.Equal(expected, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void GetLatencyEstimate_Idle_DecaysTowardZero()
+    {
+        // Arrange
+        var clock = new ManualTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1)));
+        Complete(state, true, 50);
+
+        // Act
+        clock.Advance(TimeSpan.FromSeconds(20));
+
+        // Assert
+        Assert.Equal(0.050 * Math.Exp(-2), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_FastFailure_RecordsPenalty()
+    {
+        // Arrange
+        var clock = new ManualTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromMilliseconds(750)));
+
+        // Act
+        Complete(state, false, 1);
+
+        // Assert
+        Assert.Equal(0.750, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void Pick_OneSlowEndpoint_AvoidsIt()
+    {
+        // Arrange: 5 endpoints at 10 ms, one at 100 ms.
+        var clock = new ManualTimeProvider();
+        var endpoints = Enumerable.Range(0, 6).Select(i => Endpoint(i)).ToArray();
+        var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), endpoints, timeProvider: clock);
+        for (var i = 0; i < endpoints.Length; i++)
+        {
+            Complete(State(balancer, endpoints[i]), true, i == 0 ? 100 : 10);
+        }
+
+        // Act
+        var counts = Count(balancer, 10_000);
+
+        // Assert: the slow endpoint only wins against nothing; P2C always compares it with a faster one.
+        Assert.False(counts.ContainsKey(endpoints[0].Address));
+    }
+
+    [Fact]
+    public void Pick_FastEndpointBusy_CostIncludesInFlight()
+    {
+        // Arrange: fast 10 ms with 20 in flight costs 210 ms; slow 100 ms idle costs 100 ms.
+        var clock = new ManualTimeProvider();
+        var fast = Endpoint(0);
+        var slow = Endpoint(1);
+        var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), [fast, slow], timeProvider: clock);
+        Complete(State(balancer, fast), true, 10);
+        Complete(State(balancer, slow), true, 100);
+        for (var i = 0; i < 20; i++)
+        {
+            State(balancer, fast).OnRequestStarted();
+        }
+
+        // Act
+        var picked = balancer.Pick(null)!;
+
+        // Assert
+        Assert.Equal(slow, picked.Endpoint);
+    }
+
+    [Fact]
+    public void Pick_NoObservations_UsesDefaultRtt()
+    {
+        // Arrange: a new endpoint costs the default 30 ms, less than a known 50 ms one.
+        var clock = new ManualTimeProvider();
+        var known = Endpoint(0);
+        var unknown = Endpoint(1);
+        var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), [known, unknown], timeProvider: clock);
+        Complete(State(balancer, known), true, 50);
+
+        // Act / Assert
+        Assert.Equal(unknown, balancer.Pick(null)!.Endpoint);
+        var picker = new PeakEwmaPolicy.PeakEwmaPicker([State(balancer, unknown)], new SeededRandom(1), clock, 0.030, 2);
+        Assert.Equal(0.030, picker.Cost(State(balancer, unknown), clock.GetTimestamp()), 6);
+    }
+
+    private static void Complete(EndpointState state, bool success, int milliseconds)
+    {
+        state.OnRequestStarted();
+        state.OnRequestCompleted(success, TimeSpan.FromMilliseconds(milliseconds));
+    }
+}
