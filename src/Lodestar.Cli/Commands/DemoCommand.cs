@@ -11,7 +11,7 @@ internal static class DemoCommand
 {
     private static readonly Option<string> Policy = new("--policy")
     {
-        Description = "Load-balancing policy.",
+        Description = "Load-balancing policy: round-robin, random, least-request, weighted-round-robin, peak-ewma, ring-hash or maglev.",
         DefaultValueFactory = _ => LoadBalancingPolicies.RoundRobin,
     };
 

@@ -68,7 +68,7 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Reaction time from a registry change to the first request that follows it, the figure in docs/benchmarks-consul.md.
+    /// Reaction time from a registry change to the first request that follows it, the figure in docs/benchmarks.md (Consul).
     /// Run: dotnet test tests/Lodestar.Consul.Tests --filter "FullyQualifiedName~ReactionTime" --logger "console;verbosity=detailed"
     /// </summary>
     [Fact]
