@@ -243,11 +243,14 @@ internal sealed partial class LodestarHandler : DelegatingHandler
     {
         var hedging = options.Hedging;
         var delay = resilience.Latency?.GetPercentile(hedging.Delay) ?? hedging.Delay;
-        var maxAttempts = 1 + hedging.MaxHedgedAttempts;
+        // Hedges (started by the timer) are capped by MaxHedgedAttempts; attempts that replace failed ones by
+        // MaxAttempts, as on the non-hedged path, so hedging never makes a request less likely to succeed.
+        var maxAttempts = Math.Max(1 + hedging.MaxHedgedAttempts, options.MaxAttempts);
+        var hedges = 0;
 
         // Clone before the first attempt starts: the original's headers must not be read while the transport uses them.
-        var clones = new Queue<HttpRequestMessage>(hedging.MaxHedgedAttempts);
-        for (var i = 0; i < hedging.MaxHedgedAttempts; i++)
+        var clones = new Queue<HttpRequestMessage>(maxAttempts - 1);
+        for (var i = 0; i < maxAttempts - 1; i++)
         {
             clones.Enqueue(Clone(request));
         }
@@ -268,7 +271,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
             (excluded ??= new List<EndpointState>(maxAttempts)).Add(first);
             running.Add(SendAttemptAsync(request, logical, balancer, resilience, first, firstHealth, firstTicket, 1, options.Retry.PerTryTimeout, hedgeCts.Token));
             var started = 1;
-            Task? hedgeTimer = started < maxAttempts ? _timeProvider.DelayAsync(delay, hedgeCts.Token) : null;
+            Task? hedgeTimer = hedging.MaxHedgedAttempts > 0 ? _timeProvider.DelayAsync(delay, hedgeCts.Token) : null;
             while (running.Count > 0)
             {
                 var completed = hedgeTimer is null
@@ -308,6 +311,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
                         started++;
                         if (retryReason is null)
                         {
+                            hedges++;
                             _metrics.RecordHedge(balancer.ServiceName);
                         }
                         else
@@ -318,7 +322,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
 
                         Log.Hedging(_logger, balancer.ServiceName, next.Endpoint.Address, started);
                         running.Add(SendAttemptAsync(clones.Dequeue(), logical, balancer, resilience, next, nextHealth, nextTicket, started, options.Retry.PerTryTimeout, hedgeCts.Token));
-                        hedgeTimer = started < maxAttempts ? _timeProvider.DelayAsync(delay, hedgeCts.Token) : null;
+                        hedgeTimer = started < maxAttempts && hedges < hedging.MaxHedgedAttempts ? _timeProvider.DelayAsync(delay, hedgeCts.Token) : null;
                     }
                     else if (next is not null)
                     {
