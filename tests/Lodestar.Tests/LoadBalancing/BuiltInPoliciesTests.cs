@@ -102,6 +102,36 @@ public sealed class BuiltInPoliciesTests
         Assert.Null(balancer.PickExcluding(null, balancer.Endpoints.ToList()));
     }
 
+    [Fact]
+    public async Task Update_WhileThePickerIsBuilt_DoesNotAnnounceTheNewVersionYet()
+    {
+        // Callers treat SetVersion > 0 as "ready to pick": it must not be published before the picker.
+        using var building = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var balancer = new ServiceBalancer("orders", new GatedPolicy(building, release), TimeProvider.System, 0.5, RandomSource.Shared);
+        var update = Task.Run(() => balancer.Update(EndpointSet.Create("orders", "test", [Endpoint(8000), Endpoint(8001)], 1, DateTimeOffset.UnixEpoch)));
+        Assert.True(building.Wait(TimeSpan.FromSeconds(10)), "the picker build started");
+
+        Assert.Equal(0, balancer.SetVersion);
+        release.Set();
+        await update;
+
+        Assert.Equal(1, balancer.SetVersion);
+        Assert.NotNull(balancer.Pick(null));
+    }
+
+    private sealed class GatedPolicy(ManualResetEventSlim building, ManualResetEventSlim release) : ILoadBalancingPolicy
+    {
+        public string Name => "gated";
+
+        public EndpointPicker CreatePicker(LoadBalancingContext context)
+        {
+            building.Set();
+            release.Wait(TimeSpan.FromSeconds(10));
+            return new RoundRobinPolicy(RandomSource.Shared).CreatePicker(context);
+        }
+    }
+
     private static ServiceEndpoint Endpoint(int port) => ServiceEndpoint.Create("127.0.0.1", port);
 
     private static ServiceBalancer Create(string policy, int count)

@@ -98,8 +98,10 @@ internal sealed class ServiceBalancer
             }
 
             _states = next;
-            Interlocked.Exchange(ref _setVersion, set.Version);
             Rebuild_NeedsLock(all.ToArray());
+
+            // Publish the version only after the picker: callers take SetVersion > 0 to mean "ready to pick".
+            Interlocked.Exchange(ref _setVersion, set.Version);
         }
     }
 
