@@ -38,6 +38,18 @@ public sealed class ManualTimeProvider : TimeProvider
         }
     }
 
+    /// <summary>Gets how long until the earliest armed timer is due, or <see langword="null"/> when none is armed.</summary>
+    public TimeSpan? NextTimerDueIn
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _timers.Count == 0 ? null : _timers.Min(t => t.DueAt) - _now;
+            }
+        }
+    }
+
     /// <summary>Moves the clock forward, firing due timers in order.</summary>
     public void Advance(TimeSpan delta)
     {

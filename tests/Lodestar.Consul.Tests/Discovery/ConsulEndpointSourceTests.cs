@@ -164,7 +164,7 @@ public sealed class ConsulEndpointSourceTests(ITestOutputHelper output)
         await Eventually.TrueAsync(() => watch.Has(7002), s_timeout, "b appears after the reset");
 
         output.WriteLine($"index reset {highIndex} -> 2; queries in the following second: {during}");
-        Assert.InRange(during, 1, 5);
+        Assert.True(during <= 5, $"{during} queries in one second after the reset: the watch spins"); // a loaded machine may send fewer, never more
         var queries = agent.Requests.Where(r => r.Path == "/v1/health/service/orders").Select(r => r.Query).ToList();
         Assert.Contains(queries, q => q.Contains("index=2&", StringComparison.Ordinal)); // blocks on the reset index, not the old one
         Assert.Contains(host.Logs.Entries, e => e.EventId.Name == "ConsulIndexReset");
@@ -185,7 +185,7 @@ public sealed class ConsulEndpointSourceTests(ITestOutputHelper output)
         var perSecond = agent.CountRequests("/v1/health/service/orders") - before;
 
         output.WriteLine($"queries per second against an agent that never blocks: {perSecond} (minimum interval 50 ms)");
-        Assert.InRange(perSecond, 1, 25);
+        Assert.True(perSecond <= 25, $"{perSecond} queries in one second against an agent that never blocks: the minimum interval is not kept");
         Assert.All(agent.Requests.Where(r => r.Path == "/v1/health/service/orders").Skip(1), r => Assert.Contains("index=1&", r.Query, StringComparison.Ordinal));
     }
 

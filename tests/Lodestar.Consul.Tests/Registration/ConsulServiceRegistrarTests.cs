@@ -16,8 +16,13 @@ public sealed class ConsulServiceRegistrarTests(ITestOutputHelper output)
     [Fact]
     public async Task Register_TtlCheck_SendsRegistrationAndHeartbeatsWellInsideTtl()
     {
+        // The registrar runs on a manual clock so the heartbeat cadence is exact, however loaded the machine is.
+        // The agent keeps real time; the 30 s TTL cannot lapse on it during the test.
+        var clock = new ManualTimeProvider();
         await using var agent = await FakeConsulAgent.StartAsync();
-        await using var host = ConsulClientHost.Create(agent, o => o.DeregisterCriticalServiceAfter = TimeSpan.FromSeconds(90));
+        await using var host = ConsulClientHost.Create(
+            agent, o => o.DeregisterCriticalServiceAfter = TimeSpan.FromSeconds(90), s => s.AddSingleton<TimeProvider>(clock));
+        var ttl = TimeSpan.FromSeconds(30);
 
         await using var handle = await host.Registrar.RegisterAsync(new ServiceRegistration
         {
@@ -27,20 +32,28 @@ public sealed class ConsulServiceRegistrarTests(ITestOutputHelper output)
             Port = 5001,
             Tags = ["v2"],
             Metadata = new Dictionary<string, string> { ["version"] = "2.3" },
-            Ttl = TimeSpan.FromSeconds(1),
+            Ttl = ttl,
         }, CancellationToken.None);
-        await Task.Delay(TimeSpan.FromSeconds(2.5));
+
+        for (var pass = 1; pass <= 4; pass++)
+        {
+            await Eventually.TrueAsync(() => clock.NextTimerDueIn is not null, s_timeout, "the next heartbeat is scheduled");
+            Assert.Equal(ttl / 3, clock.NextTimerDueIn); // a pass every TTL/3: two may be lost before the check lapses
+            clock.Advance(ttl / 3 - TimeSpan.FromMilliseconds(1));
+            Assert.Equal(pass - 1, agent.Find("orders-a")!.Passes);
+            clock.Advance(TimeSpan.FromMilliseconds(1));
+            await Eventually.TrueAsync(() => agent.Find("orders-a")!.Passes == pass, s_timeout, $"heartbeat {pass} reaches the agent");
+        }
 
         var instance = agent.Find("orders-a");
         Assert.NotNull(instance);
         Assert.Equal("ttl", instance.CheckKind);
-        Assert.Equal(TimeSpan.FromSeconds(1), instance.Ttl);
+        Assert.Equal(ttl, instance.Ttl);
         Assert.Equal(TimeSpan.FromSeconds(90), instance.DeregisterCriticalServiceAfter);
         Assert.Equal("passing", instance.Status);
         Assert.Equal(["v2"], instance.Tags);
         Assert.Equal("2.3", instance.Meta["version"]);
         Assert.Equal("http", instance.Meta["scheme"]);
-        Assert.InRange(instance.Passes, 5, 10); // every TTL/3
         Assert.Equal(1, instance.Registrations);
     }
 
