@@ -26,6 +26,9 @@ internal sealed class FakeRegistrar : IServiceRegistrar
     /// <summary>Runs inside RegisterAsync, before the registration counts (for example to probe the advertised address).</summary>
     public Func<ServiceRegistration, Task>? OnRegister { get; set; }
 
+    /// <summary>Runs inside RegisterAsync after the registration counts, before the answer returns (for example to lose the answer).</summary>
+    public Func<ServiceRegistration, CancellationToken, Task>? AfterRegister { get; set; }
+
     /// <summary>Runs inside deregistration, before it completes.</summary>
     public Func<ServiceRegistration, CancellationToken, Task>? OnDeregister { get; set; }
 
@@ -46,6 +49,11 @@ internal sealed class FakeRegistrar : IServiceRegistrar
 
         Registered[registration.EffectiveInstanceId] = registration;
         Events.Enqueue(("registered", registration.EffectiveInstanceId, Stopwatch.GetTimestamp()));
+        if (AfterRegister is not null)
+        {
+            await AfterRegister(registration, cancellationToken);
+        }
+
         return new Handle(this, registration);
     }
 

@@ -101,6 +101,34 @@ public sealed class RegistrationHostingTests
     }
 
     [Fact]
+    public async Task Stop_WhileTheRegistryAnswerIsInFlight_RemovesTheRegistrationItMayHaveApplied()
+    {
+        // Arrange: the registry applies the registration, but its answer has not come back when shutdown begins.
+        var registrar = new FakeRegistrar("etcd");
+        var landed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        registrar.AfterRegister = async (_, cancellationToken) =>
+        {
+            landed.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        };
+        await using var app = await ServingApp.StartAsync(configure: b =>
+        {
+            b.Services.AddLodestarServing(o => o.DrainDelay = TimeSpan.FromMilliseconds(100));
+            b.Services.AddSingleton<IServiceRegistrar>(registrar);
+            b.Services.AddLodestarRegistration(o => o.ServiceName = "orders");
+        });
+        await landed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.NotEmpty(registrar.Registered);
+
+        // Act
+        await app.App.StopAsync();
+
+        // Assert: no ghost is left in the registry.
+        Assert.Empty(registrar.Registered);
+        Assert.Equal(["registered", "deregistered"], registrar.Events.Select(e => e.Event));
+    }
+
+    [Fact]
     public async Task Start_RegistrarsOptionNamesOne_UsesOnlyThatOne()
     {
         // Arrange

@@ -120,9 +120,12 @@ internal sealed partial class RegistrationHost
         var backoff = new ExponentialBackoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(30), _random);
         while (!cancellationToken.IsCancellationRequested)
         {
+            var inFlight = false;
             try
             {
+                inFlight = true;
                 var handle = await registrar.RegisterAsync(registration, cancellationToken).ConfigureAwait(false);
+                inFlight = false;
                 var keep = false;
                 lock (_gate)
                 {
@@ -145,10 +148,18 @@ internal sealed partial class RegistrationHost
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
+                if (inFlight)
+                {
+                    // Shutdown cut the call short, but the registry may have applied it before the answer was lost:
+                    // remove the instance by name so no ghost outlives the process.
+                    await RemoveInterruptedAsync(registrar, registration).ConfigureAwait(false);
+                }
+
                 return;
             }
             catch (Exception ex)
             {
+                inFlight = false;
                 var delay = backoff.NextDelay();
                 Log.RegisterFailed(_logger, registration.ServiceName, registrar.Name, backoff.Failures, delay.TotalMilliseconds, ex);
                 try
@@ -160,6 +171,20 @@ internal sealed partial class RegistrationHost
                     return;
                 }
             }
+        }
+    }
+
+    private async Task RemoveInterruptedAsync(IServiceRegistrar registrar, ServiceRegistration registration)
+    {
+        using var timeout = new CancellationTokenSource(_options.Value.DeregisterTimeout, _timeProvider);
+        try
+        {
+            await registrar.DeregisterAsync(registration.ServiceName, registration.EffectiveInstanceId, timeout.Token).ConfigureAwait(false);
+            Log.InterruptedRemoved(_logger, registration.ServiceName, registration.EffectiveInstanceId, registrar.Name);
+        }
+        catch (Exception ex)
+        {
+            Log.DeregisterFailed(_logger, registration.ServiceName, registration.EffectiveInstanceId, ex);
         }
     }
 
@@ -205,6 +230,9 @@ internal sealed partial class RegistrationHost
 
         [LoggerMessage(24, LogLevel.Warning, "Deregistering service {Service} instance {InstanceId} failed; the registry's TTL will remove it.", EventName = "DeregisterFailed")]
         public static partial void DeregisterFailed(ILogger logger, string service, string instanceId, Exception exception);
+
+        [LoggerMessage(26, LogLevel.Information, "Shutdown interrupted the registration of service {Service} instance {InstanceId} in {Registry}; removed it in case the registry had applied it.", EventName = "InterruptedRegistrationRemoved")]
+        public static partial void InterruptedRemoved(ILogger logger, string service, string instanceId, string registry);
 
         [LoggerMessage(25, LogLevel.Warning, "Registration of service {Service} is configured but no registrar is registered (or none matches the configured names).", EventName = "NoRegistrars")]
         public static partial void NoRegistrars(ILogger logger, string service);
