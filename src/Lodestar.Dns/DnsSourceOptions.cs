@@ -94,19 +94,4 @@ public sealed class DnsSourceOptions
 
     /// <summary>Gets or sets the longest retry delay after failed refreshes. Default 30 s; at least <see cref="RetryDelay"/>.</summary>
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>
-    /// Gets or sets whether idle pooled connections to an address that left a DNS service's set are closed at once,
-    /// rather than when <see cref="SocketsHttpHandler.PooledConnectionIdleTimeout"/> or
-    /// <see cref="SocketsHttpHandler.PooledConnectionLifetime"/> ends them. Applies to <see cref="IHttpClientFactory"/>
-    /// clients whose primary handler is a <see cref="SocketsHttpHandler"/> without a <c>ConnectCallback</c> of its own.
-    /// Default <see langword="true"/>.
-    /// </summary>
-    public bool RetireRemovedConnections { get; set; } = true;
-
-    /// <summary>
-    /// Gets or sets how long a connection to a removed address must have moved no bytes before it counts as idle and
-    /// is closed. A request still waiting on a silent server for longer than this is cut. Default 2 s; range 0 to 5 minutes.
-    /// </summary>
-    public TimeSpan RetireQuietPeriod { get; set; } = TimeSpan.FromSeconds(2);
 }

@@ -32,4 +32,20 @@ public sealed class LodestarOptions
     /// </summary>
     [Range(0.0, 1.0)]
     public double PanicThreshold { get; set; } = 0.5;
+
+    /// <summary>
+    /// Gets or sets whether pooled connections to an address that left every service's endpoint set are closed once
+    /// idle, rather than when <see cref="System.Net.Http.SocketsHttpHandler.PooledConnectionIdleTimeout"/> or
+    /// <see cref="System.Net.Http.SocketsHttpHandler.PooledConnectionLifetime"/> ends them. Requests in flight on them
+    /// finish first. Applies to every source and to <see cref="System.Net.Http.IHttpClientFactory"/> clients with
+    /// <c>AddLodestar</c> whose <see cref="System.Net.Http.SocketsHttpHandler"/> has no <c>ConnectCallback</c> of its
+    /// own. Default <see langword="true"/>.
+    /// </summary>
+    public bool RetireRemovedConnections { get; set; } = true;
+
+    /// <summary>
+    /// Gets or sets how long a connection to a removed address must have moved no bytes, with no response awaited on
+    /// it, before it counts as idle and is closed. Default 2 s; range 0 to 5 minutes.
+    /// </summary>
+    public TimeSpan RetireQuietPeriod { get; set; } = TimeSpan.FromSeconds(2);
 }

@@ -2,11 +2,9 @@ using Lodestar.DependencyInjection;
 using Lodestar.Discovery;
 using Lodestar.Dns;
 using Lodestar.Dns.Discovery.Internal;
-using Lodestar.Dns.Http.Internal;
 using Lodestar.Dns.Internal;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -24,8 +22,8 @@ public static class DnsLodestarBuilderExtensions
     /// <returns>The builder.</returns>
     /// <remarks>
     /// The source accepts every service name that is a valid DNS name, so add it after sources that should answer first.
-    /// It also closes idle pooled connections of <see cref="IHttpClientFactory"/> clients to addresses that left a
-    /// service (see <see cref="DnsSourceOptions.RetireRemovedConnections"/>).
+    /// Idle pooled connections to addresses that leave a service are closed by the core (see
+    /// <see cref="Lodestar.LodestarOptions.RetireRemovedConnections"/>), as for every source.
     /// </remarks>
     public static ILodestarBuilder AddDns(this ILodestarBuilder builder, Action<DnsSourceOptions>? configure = null)
     {
@@ -40,8 +38,6 @@ public static class DnsLodestarBuilderExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DnsSourceOptions>, DnsSourceOptionsValidator>());
         services.AddOptions<DnsSourceOptions>().ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<ConnectionRetirer>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<HttpClientFactoryOptions>, DnsConnectionRetirementSetup>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEndpointSourceProvider, DnsEndpointSourceProvider>());
         return builder;
     }

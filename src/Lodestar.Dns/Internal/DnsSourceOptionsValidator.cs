@@ -89,11 +89,6 @@ internal sealed class DnsSourceOptionsValidator : IValidateOptions<DnsSourceOpti
             failures.Add($"{Prefix}{nameof(options.MaxRetryDelay)} is {options.MaxRetryDelay}; it must be at least {nameof(options.RetryDelay)} and at most 1 hour.");
         }
 
-        if (options.RetireQuietPeriod < TimeSpan.Zero || options.RetireQuietPeriod > TimeSpan.FromMinutes(5))
-        {
-            failures.Add($"{Prefix}{nameof(options.RetireQuietPeriod)} is {options.RetireQuietPeriod}; it must be between 0 and 5 minutes.");
-        }
-
         if (string.IsNullOrWhiteSpace(options.ResolvConfPath))
         {
             failures.Add($"{Prefix}{nameof(options.ResolvConfPath)} is empty.");

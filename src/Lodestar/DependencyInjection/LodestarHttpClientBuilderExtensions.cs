@@ -1,3 +1,4 @@
+using Lodestar;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Http;
 using Lodestar.Http.Internal;
@@ -16,7 +17,9 @@ public static class LodestarHttpClientBuilderExtensions
     /// Sends the client's requests for logical URIs (<c>http://orders/...</c>) to endpoints of the service picked per
     /// request, and sets up the primary <see cref="SocketsHttpHandler"/> with defaults for this job: the connect timeout
     /// from <see cref="LodestarClientOptions.ConnectTimeout"/>, a pooled connection lifetime of 2 minutes, a 30 s idle
-    /// timeout, HTTP/2 keep-alive pings every 30 s (10 s timeout) and multiple HTTP/2 connections.
+    /// timeout, HTTP/2 keep-alive pings every 30 s (10 s timeout) and multiple HTTP/2 connections. Unless
+    /// <see cref="Lodestar.LodestarOptions.RetireRemovedConnections"/> is off, it also installs a connect callback that lets
+    /// pooled connections to endpoints that left their service close as soon as they are idle.
     /// </summary>
     /// <param name="builder">The client builder.</param>
     /// <param name="configure">
@@ -47,6 +50,11 @@ public static class LodestarHttpClientBuilderExtensions
             handler.KeepAlivePingTimeout = TimeSpan.FromSeconds(10);
             handler.KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests;
             handler.EnableMultipleHttp2Connections = true;
+            if (sp.GetRequiredService<IOptionsMonitor<LodestarOptions>>().CurrentValue.RetireRemovedConnections && handler.ConnectCallback is null)
+            {
+                // Tracks each connection by address so connections to endpoints that left close once idle.
+                handler.ConnectCallback = sp.GetRequiredService<ConnectionRetirer>().ConnectAsync;
+            }
         });
         builder.AddHttpMessageHandler(sp => new LodestarHandler(
             name,
@@ -56,7 +64,8 @@ public static class LodestarHttpClientBuilderExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RandomSource>(),
             sp.GetRequiredService<LodestarMetrics>(),
-            sp.GetRequiredService<ILogger<LodestarHandler>>()));
+            sp.GetRequiredService<ILogger<LodestarHandler>>(),
+            sp.GetRequiredService<ConnectionRetirer>()));
         return builder;
     }
 }

@@ -7,6 +7,7 @@ using Lodestar.Discovery.Configuration;
 using Lodestar.Discovery.Configuration.Internal;
 using Lodestar.Discovery.Internal;
 using Lodestar.Http;
+using Lodestar.Http.Internal;
 using Lodestar.Internal;
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
@@ -57,6 +58,7 @@ public static class LodestarServiceCollectionExtensions
         services.AddMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(RandomSource.Shared);
+        services.TryAddSingleton<ConnectionRetirer>();
         services.TryAddSingleton<EndpointCache>();
         services.TryAddSingleton<IEndpointResolver>(static sp => sp.GetRequiredService<EndpointCache>());
         services.TryAddSingleton<BalancerRegistry>();

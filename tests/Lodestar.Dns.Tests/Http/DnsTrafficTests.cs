@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Net;
-using Lodestar.Dns.Http.Internal;
+using Lodestar.Http.Internal;
 using Lodestar.Testing;
 using Lodestar.Testing.Dns;
 using Xunit.Abstractions;
@@ -22,11 +22,11 @@ public sealed class DnsTrafficTests
         await using var oldBackend = await TestBackend.StartAsync("old", bindAddress: IPAddress.Parse("127.0.0.2"));
         await using var newBackend = await TestBackend.StartAsync("new", port: oldBackend.Port, bindAddress: IPAddress.Parse("127.0.0.3"));
         await using var dns = await DnsmasqServer.StartAsync(hostsLines: ["127.0.0.2 orders.lodestar.test"], ttlSeconds: Ttl);
-        await using var services = DnsServices.Build(dns.Server, o =>
+        await using var services = DnsServices.Build(dns.Server, o => o.DefaultPort = oldBackend.Port, s =>
         {
-            o.DefaultPort = oldBackend.Port;
-            o.RetireQuietPeriod = TimeSpan.FromMilliseconds(500);
-        }, s => s.AddHttpClient("orders").AddLodestar(o => o.Source = "dns"));
+            s.Configure<LodestarOptions>(o => o.RetireQuietPeriod = TimeSpan.FromMilliseconds(500));
+            s.AddHttpClient("orders").AddLodestar(o => o.Source = "dns");
+        });
         var client = services.GetRequiredService<IHttpClientFactory>().CreateClient("orders");
         var retirer = services.GetRequiredService<ConnectionRetirer>();
 

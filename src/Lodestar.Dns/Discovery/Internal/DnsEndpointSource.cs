@@ -1,6 +1,5 @@
 using System.Net;
 using Lodestar.Discovery;
-using Lodestar.Dns.Http.Internal;
 using Lodestar.Dns.Internal;
 using Lodestar.Dns.Resolver;
 using Lodestar.Dns.Resolver.Internal;
@@ -26,19 +25,17 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
     private readonly DnsServiceQuery _query;
     private readonly DnsStubResolver _resolver;
     private readonly DnsSourceOptions _options;
-    private readonly ConnectionRetirer? _retirer;
     private readonly TimeProvider _timeProvider;
     private readonly RandomSource _random;
     private readonly ILogger _logger;
 
     public DnsEndpointSource(string serviceName, DnsServiceQuery query, DnsStubResolver resolver, DnsSourceOptions options,
-        ConnectionRetirer? retirer, TimeProvider timeProvider, RandomSource random, ILogger logger)
+        TimeProvider timeProvider, RandomSource random, ILogger logger)
     {
         _serviceName = serviceName;
         _query = query;
         _resolver = resolver;
         _options = options;
-        _retirer = retirer;
         _timeProvider = timeProvider;
         _random = random;
         _logger = logger;
@@ -60,7 +57,7 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
                 }
 
                 observer.OnEndpoints(endpoints);
-                published = RetireRemoved(published, endpoints);
+                published = LogRemoved(published, endpoints);
                 backoff.Reset();
                 wait = Clamp(ttl);
                 Log.Refreshed(_logger, _serviceName, _query.Name, endpoints.Count, wait.TotalSeconds);
@@ -186,23 +183,13 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
-    private HashSet<string> RetireRemoved(HashSet<string> previous, List<ServiceEndpoint> endpoints)
+    private HashSet<string> LogRemoved(HashSet<string> previous, List<ServiceEndpoint> endpoints)
     {
         var current = new HashSet<string>(endpoints.Select(static e => e.Address), StringComparer.OrdinalIgnoreCase);
-        if (_retirer is not null)
+        var removed = previous.Where(a => !current.Contains(a)).ToList();
+        if (removed.Count > 0)
         {
-            var removed = previous.Where(a => !current.Contains(a)).ToList();
-            var added = current.Where(a => !previous.Contains(a)).ToList();
-            if (removed.Count > 0)
-            {
-                Log.AddressesRemoved(_logger, _serviceName, string.Join(", ", removed));
-                _retirer.Retire(removed);
-            }
-
-            if (added.Count > 0)
-            {
-                _retirer.Restore(added);
-            }
+            Log.AddressesRemoved(_logger, _serviceName, string.Join(", ", removed));
         }
 
         return current;
@@ -219,7 +206,7 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
         [LoggerMessage(12, LogLevel.Warning, "DNS says service {Service} ({Name}) has no addresses any more.", EventName = "DnsNameGone")]
         public static partial void NameGone(ILogger logger, string service, string name);
 
-        [LoggerMessage(13, LogLevel.Debug, "Addresses left service {Service}: {Addresses}; retiring their idle connections.", EventName = "DnsAddressesRemoved")]
+        [LoggerMessage(13, LogLevel.Debug, "Addresses left service {Service} in DNS: {Addresses}.", EventName = "DnsAddressesRemoved")]
         public static partial void AddressesRemoved(ILogger logger, string service, string addresses);
     }
 }

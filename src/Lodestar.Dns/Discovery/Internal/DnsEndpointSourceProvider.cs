@@ -1,6 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
 using Lodestar.Discovery;
-using Lodestar.Dns.Http.Internal;
 using Lodestar.Dns.Internal;
 using Lodestar.Dns.Resolver.Internal;
 using Lodestar.Internal;
@@ -15,15 +14,13 @@ internal sealed class DnsEndpointSourceProvider : IEndpointSourceProvider
     public const string SourceName = "dns";
 
     private readonly IOptionsMonitor<DnsSourceOptions> _options;
-    private readonly ConnectionRetirer _retirer;
     private readonly TimeProvider _timeProvider;
     private readonly RandomSource _random;
     private readonly ILoggerFactory _loggerFactory;
 
-    public DnsEndpointSourceProvider(IOptionsMonitor<DnsSourceOptions> options, ConnectionRetirer retirer, TimeProvider timeProvider, RandomSource random, ILoggerFactory loggerFactory)
+    public DnsEndpointSourceProvider(IOptionsMonitor<DnsSourceOptions> options, TimeProvider timeProvider, RandomSource random, ILoggerFactory loggerFactory)
     {
         _options = options;
-        _retirer = retirer;
         _timeProvider = timeProvider;
         _random = random;
         _loggerFactory = loggerFactory;
@@ -41,7 +38,7 @@ internal sealed class DnsEndpointSourceProvider : IEndpointSourceProvider
         }
 
         var resolver = new DnsStubResolver(DnsResolverSettingsFactory.Create(options), _timeProvider, _loggerFactory.CreateLogger<DnsStubResolver>());
-        source = new DnsEndpointSource(serviceName, query, resolver, options, options.RetireRemovedConnections ? _retirer : null,
+        source = new DnsEndpointSource(serviceName, query, resolver, options,
             _timeProvider, _random, _loggerFactory.CreateLogger<DnsEndpointSource>());
         return true;
     }

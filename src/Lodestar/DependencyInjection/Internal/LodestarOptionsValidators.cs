@@ -23,6 +23,11 @@ internal sealed class LodestarOptionsValidator(IServiceProvider services) : IVal
             failures.Add($"{nameof(LodestarOptions)}.{nameof(LodestarOptions.PanicThreshold)} is {options.PanicThreshold}; it must be between 0 and 1.");
         }
 
+        if (options.RetireQuietPeriod < TimeSpan.Zero || options.RetireQuietPeriod > TimeSpan.FromMinutes(5))
+        {
+            failures.Add($"{nameof(LodestarOptions)}.{nameof(LodestarOptions.RetireQuietPeriod)} is {options.RetireQuietPeriod}; it must be between 0 and 5 minutes.");
+        }
+
         CheckPolicy(nameof(LodestarOptions) + "." + nameof(LodestarOptions.DefaultPolicy), options.DefaultPolicy, failures);
         CheckSource(nameof(LodestarOptions) + "." + nameof(LodestarOptions.DefaultSource), options.DefaultSource, failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Endpoints;
+using Lodestar.Http.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -18,14 +19,16 @@ internal sealed class EndpointCache : IEndpointResolver, IAsyncDisposable
     private readonly TimeProvider _timeProvider;
     private readonly ILoggerFactory _loggerFactory;
     private readonly LodestarMetrics? _metrics;
+    private readonly ConnectionRetirer? _retirer;
     private readonly ConcurrentDictionary<(string Source, string Service), Lazy<EndpointWatcher>> _watchers = new();
     private readonly ConcurrentDictionary<string, string> _defaultSourceByService = new(StringComparer.Ordinal);
     private volatile bool _disposed;
 
     public EndpointCache(IEnumerable<IEndpointSourceProvider> providers, IOptionsMonitor<LodestarOptions> options, TimeProvider timeProvider, ILoggerFactory loggerFactory,
-        LodestarMetrics? metrics = null)
+        LodestarMetrics? metrics = null, ConnectionRetirer? retirer = null)
     {
         _metrics = metrics;
+        _retirer = retirer;
         _providers = providers.ToArray();
         _providersByName = _providers.GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase)
             .ToFrozenDictionary(g => g.Key, g => g.First(), StringComparer.OrdinalIgnoreCase);
@@ -127,7 +130,7 @@ internal sealed class EndpointCache : IEndpointResolver, IAsyncDisposable
 
     private EndpointWatcher StartWatcher(string service, string sourceName, IEndpointSource source)
     {
-        var watcher = new EndpointWatcher(service, sourceName, source, _timeProvider, _loggerFactory.CreateLogger("Lodestar.Discovery"), _metrics);
+        var watcher = new EndpointWatcher(service, sourceName, source, _timeProvider, _loggerFactory.CreateLogger("Lodestar.Discovery"), _metrics, _retirer);
         watcher.Start();
         return watcher;
     }

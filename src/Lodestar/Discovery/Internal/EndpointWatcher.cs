@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Endpoints;
+using Lodestar.Http.Internal;
 using Lodestar.Internal;
 using Microsoft.Extensions.Logging;
 
@@ -20,6 +21,7 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly LodestarMetrics? _metrics;
+    private readonly ConnectionRetirer? _retirer;
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource<EndpointSet> _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _gate = new();
@@ -30,8 +32,10 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
     private long _version;
     private long _lastConfirmed;
 
-    public EndpointWatcher(string serviceName, string sourceName, IEndpointSource source, TimeProvider timeProvider, ILogger logger, LodestarMetrics? metrics = null)
+    public EndpointWatcher(string serviceName, string sourceName, IEndpointSource source, TimeProvider timeProvider, ILogger logger, LodestarMetrics? metrics = null,
+        ConnectionRetirer? retirer = null)
     {
+        _retirer = retirer;
         _metrics = metrics;
         ServiceName = serviceName;
         SourceName = sourceName;
@@ -101,6 +105,14 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
         _metrics?.RecordDiscoveryUpdate(ServiceName, SourceName);
         LogChange(previous, set);
         _first.TrySetResult(set);
+        try
+        {
+            _retirer?.OnSetChanged(previous, set);
+        }
+        catch (Exception ex)
+        {
+            Log.SubscriberFailed(_logger, ServiceName, SourceName, ex);
+        }
 
         foreach (var subscription in _subscriptions)
         {

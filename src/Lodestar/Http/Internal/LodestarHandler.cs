@@ -39,10 +39,12 @@ internal sealed partial class LodestarHandler : DelegatingHandler
     private readonly RandomSource _random;
     private readonly LodestarMetrics _metrics;
     private readonly ILogger _logger;
+    private readonly ConnectionRetirer? _retirer;
 
     public LodestarHandler(string clientName, BalancerRegistry registry, ResilienceRegistry resilience, IOptionsMonitor<LodestarClientOptions> clientOptions,
-        TimeProvider timeProvider, RandomSource random, LodestarMetrics metrics, ILogger<LodestarHandler> logger)
+        TimeProvider timeProvider, RandomSource random, LodestarMetrics metrics, ILogger<LodestarHandler> logger, ConnectionRetirer? retirer = null)
     {
+        _retirer = retirer;
         _clientName = clientName;
         _registry = registry;
         _resilience = resilience;
@@ -391,6 +393,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
 
         var started = _timeProvider.GetTimestamp();
         state.OnRequestStarted();
+        var awaiting = _retirer?.AwaitResponse(endpoint.Address);
         try
         {
             var response = await base.SendAsync(request, token).ConfigureAwait(false);
@@ -437,6 +440,11 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         }
         finally
         {
+            if (awaiting is not null)
+            {
+                ConnectionRetirer.ResponseArrived(awaiting);
+            }
+
             tryLinked?.Dispose();
             tryTimeout?.Dispose();
         }

@@ -1,9 +1,10 @@
-namespace Lodestar.Dns.Http.Internal;
+namespace Lodestar.Http.Internal;
 
 /// <summary>
 /// A connection stream that remembers when it last moved bytes, so <see cref="ConnectionRetirer"/> can tell an idle
 /// pooled connection from a busy one. Pending reads do not count as activity: an idle HTTP/2 connection always has one,
-/// and an idle HTTP/1.1 connection may have a read-ahead.
+/// and an idle HTTP/1.1 connection may have a read-ahead. While any request to the address still waits for its response
+/// headers, no connection to it counts as idle, so a slow server is not mistaken for an idle one.
 /// </summary>
 internal sealed class TrackedStream : Stream
 {
@@ -150,6 +151,7 @@ internal sealed class TrackedStream : Stream
         try
         {
             if (Volatile.Read(ref _pendingWrites) == 0
+                && !_owner.IsAwaitingResponse(Address)
                 && _owner.TimeProvider.GetElapsedTime(Volatile.Read(ref _lastActivity)) >= _owner.QuietPeriod)
             {
                 // Closing the socket under SocketsHttpHandler is how a server's close looks to it: the pool
