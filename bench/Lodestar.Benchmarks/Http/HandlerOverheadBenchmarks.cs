@@ -5,30 +5,46 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Lodestar.Benchmarks.Http;
 
-/// <summary>One GET to one loopback Kestrel backend: plain HttpClient against the Lodestar handler (same SocketsHttpHandler settings).</summary>
+/// <summary>
+/// One GET to one loopback Kestrel backend: plain HttpClient against the Lodestar handler (same SocketsHttpHandler
+/// settings), with and without the connection tracking that retires connections to endpoints that left.
+/// </summary>
 [MemoryDiagnoser]
 public class HandlerOverheadBenchmarks
 {
     private TestBackend _backend = null!;
     private HttpClient _plain = null!;
     private HttpClient _lodestar = null!;
+    private HttpClient _untracked = null!;
     private ServiceProvider _services = null!;
+    private ServiceProvider _untrackedServices = null!;
 
     [GlobalSetup]
     public async Task SetupAsync()
     {
         _backend = await TestBackend.StartAsync("b0");
         _plain = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2) }) { BaseAddress = new Uri(_backend.Url) };
+        _services = Build(_backend.Url, retire: true);
+        _untrackedServices = Build(_backend.Url, retire: false);
+        _lodestar = _services.GetRequiredService<IHttpClientFactory>().CreateClient("orders");
+        _untracked = _untrackedServices.GetRequiredService<IHttpClientFactory>().CreateClient("orders");
+        (await _lodestar.GetAsync("/")).EnsureSuccessStatusCode();
+        (await _untracked.GetAsync("/")).EnsureSuccessStatusCode();
+    }
+
+    private static ServiceProvider Build(string url, bool retire)
+    {
         var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection([new KeyValuePair<string, string?>("Lodestar:Services:orders:Endpoints:0", _backend.Url)])
+            .AddInMemoryCollection([
+                new KeyValuePair<string, string?>("Lodestar:Services:orders:Endpoints:0", url),
+                new KeyValuePair<string, string?>("Lodestar:RetireRemovedConnections", retire ? "true" : "false"),
+            ])
             .Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging();
         services.AddHttpClient("orders", c => c.BaseAddress = new Uri("http://orders")).AddLodestar();
-        _services = services.BuildServiceProvider();
-        _lodestar = _services.GetRequiredService<IHttpClientFactory>().CreateClient("orders");
-        (await _lodestar.GetAsync("/")).EnsureSuccessStatusCode();
+        return services.BuildServiceProvider();
     }
 
     [Benchmark(Baseline = true)]
@@ -45,11 +61,19 @@ public class HandlerOverheadBenchmarks
         return (int)response.StatusCode;
     }
 
+    [Benchmark]
+    public async Task<int> LodestarHandlerWithoutConnectionTracking()
+    {
+        using var response = await _untracked.GetAsync("/");
+        return (int)response.StatusCode;
+    }
+
     [GlobalCleanup]
     public async Task CleanupAsync()
     {
         _plain.Dispose();
         await _services.DisposeAsync();
+        await _untrackedServices.DisposeAsync();
         await _backend.DisposeAsync();
     }
 }
