@@ -2,6 +2,7 @@ using Lodestar.Kubernetes.Api.Internal;
 using Lodestar.Kubernetes.Tests.Infrastructure;
 using Lodestar.Testing;
 using Lodestar.Testing.Kubernetes;
+using Lodestar.Testing.Tls;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Lodestar.Kubernetes.Tests.Api;
@@ -18,7 +19,7 @@ public sealed class InClusterConfigTests : IDisposable
     [Fact]
     public void Load_ServiceAccountFiles_ReadsServerCaNamespaceAndTokenFile()
     {
-        using var authority = FakeCertificates.CreateAuthority();
+        using var authority = TestCertificates.CreateAuthority();
         _directory.Write("token", "t1");
         _directory.Write("ca.crt", authority.ExportCertificatePem());
         _directory.Write("namespace", "shop\n");

@@ -2,7 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Lodestar.Kubernetes.Api.Internal;
 using Lodestar.Kubernetes.Tests.Infrastructure;
-using Lodestar.Testing.Kubernetes;
+using Lodestar.Testing.Tls;
 
 namespace Lodestar.Kubernetes.Tests.Api;
 
@@ -64,8 +64,8 @@ public sealed class KubeconfigLoaderTests : IDisposable
     [Fact]
     public void Load_ClientCertificateInlineAndByPath_LoadsCertificateWithKey()
     {
-        using var authority = FakeCertificates.CreateAuthority();
-        using var client = FakeCertificates.CreateSigned(authority, "lodestar-client", server: false);
+        using var authority = TestCertificates.CreateAuthority();
+        using var client = TestCertificates.CreateClient(authority, "lodestar-client");
         var certificatePem = client.ExportCertificatePem();
         var keyPem = client.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem();
 
@@ -83,7 +83,7 @@ public sealed class KubeconfigLoaderTests : IDisposable
     [Fact]
     public void Load_CertificateAuthorityInlineOrByPath_ReadsIt()
     {
-        using var authority = FakeCertificates.CreateAuthority();
+        using var authority = TestCertificates.CreateAuthority();
         var pem = authority.ExportCertificatePem();
         _directory.Write("ca.crt", pem);
 

@@ -3,6 +3,7 @@ using Lodestar.Discovery;
 using Lodestar.Kubernetes.Tests.Infrastructure;
 using Lodestar.Testing;
 using Lodestar.Testing.Kubernetes;
+using Lodestar.Testing.Tls;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -63,7 +64,7 @@ public sealed class AddKubernetesTests(ITestOutputHelper output) : IAsyncLifetim
     [Fact]
     public async Task GetEndpointsAsync_UntrustedServerCertificate_ErrorNamesClusterAndTheCause()
     {
-        using var otherAuthority = FakeCertificates.CreateAuthority("Some Other CA");
+        using var otherAuthority = TestCertificates.CreateAuthority("Some Other CA");
         await using var provider = Build(_server.WriteKubeconfig(_directory.Path, caPem: otherAuthority.ExportCertificatePem()));
         var resolver = provider.GetRequiredService<IEndpointResolver>();
 

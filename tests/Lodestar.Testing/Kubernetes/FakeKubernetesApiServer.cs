@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
+using Lodestar.Testing.Tls;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -134,8 +135,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     /// <summary>Starts a server on 127.0.0.1 with a fresh CA and server certificate.</summary>
     public static async Task<FakeKubernetesApiServer> StartAsync()
     {
-        var authority = FakeCertificates.CreateAuthority("Lodestar Fake Kubernetes CA");
-        var server = new FakeKubernetesApiServer(authority, FakeCertificates.CreateSigned(authority, "kube-apiserver", server: true));
+        var authority = TestCertificates.CreateAuthority("Lodestar Fake Kubernetes CA");
+        var server = new FakeKubernetesApiServer(authority, TestCertificates.CreateServer(authority, "kube-apiserver"));
         await server.ListenAsync(0);
         return server;
     }
