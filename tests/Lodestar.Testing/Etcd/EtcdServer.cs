@@ -5,19 +5,24 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Lodestar.Testing.Tls;
 
 namespace Lodestar.Testing.Etcd;
 
 /// <summary>
 /// A real etcd (the <c>etcd</c> binary, Debian package <c>etcd-server</c>) on free loopback ports with its own data
 /// folder. It can be stopped, killed and started again on the same ports and data, and talks to etcd's JSON gateway
-/// directly (independently of Lodestar's client) so tests can arrange and inspect the registry.
+/// directly (independently of Lodestar's client) so tests can arrange and inspect the registry. In TLS mode
+/// (<see cref="StartTlsAsync"/>) the client port serves only HTTPS; the fixture's own calls then trust the test CA
+/// and present the test client certificate.
 /// </summary>
 public sealed class EtcdServer : IAsyncDisposable
 {
     private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(20);
     private readonly string _dataDir;
     private readonly string[] _extraArgs;
+    private readonly TlsFiles? _tls;
+    private readonly bool _requireClientCertificate;
     private readonly ConcurrentQueue<string> _output = new();
     private readonly HttpClient _http;
     private Process? _process;
@@ -25,13 +30,16 @@ public sealed class EtcdServer : IAsyncDisposable
     private string? _user;
     private string? _password;
 
-    private EtcdServer(int clientPort, int peerPort, string dataDir, string[] extraArgs)
+    private EtcdServer(int clientPort, int peerPort, string dataDir, string[] extraArgs, TlsFiles? tls, bool requireClientCertificate)
     {
         ClientPort = clientPort;
         PeerPort = peerPort;
         _dataDir = dataDir;
         _extraArgs = extraArgs;
-        _http = new HttpClient { BaseAddress = new Uri(ClientUrl + "/"), Timeout = TimeSpan.FromSeconds(10) };
+        _tls = tls;
+        _requireClientCertificate = requireClientCertificate;
+        _http = CreateHttpClient(TimeSpan.FromSeconds(10));
+        _http.BaseAddress = new Uri(ClientUrl + "/");
     }
 
     /// <summary>Gets the client port.</summary>
@@ -40,8 +48,8 @@ public sealed class EtcdServer : IAsyncDisposable
     /// <summary>Gets the peer port.</summary>
     public int PeerPort { get; }
 
-    /// <summary>Gets the client URL, <c>http://127.0.0.1:{port}</c>.</summary>
-    public string ClientUrl => $"http://127.0.0.1:{ClientPort}";
+    /// <summary>Gets the client URL, <c>http://127.0.0.1:{port}</c>, or <c>https://127.0.0.1:{port}</c> in TLS mode.</summary>
+    public string ClientUrl => $"{(_tls is null ? "http" : "https")}://127.0.0.1:{ClientPort}";
 
     /// <summary>Gets whether the process is running.</summary>
     public bool IsRunning => _process is { HasExited: false };
@@ -51,7 +59,24 @@ public sealed class EtcdServer : IAsyncDisposable
 
     /// <summary>Starts etcd on free loopback ports with a fresh data folder and waits until it is healthy.</summary>
     /// <param name="extraArgs">More command-line flags, for example <c>--auth-token-ttl=1</c>.</param>
-    public static async Task<EtcdServer> StartAsync(params string[] extraArgs)
+    public static Task<EtcdServer> StartAsync(params string[] extraArgs) => StartCoreAsync(null, false, extraArgs);
+
+    /// <summary>
+    /// Starts etcd like <see cref="StartAsync(string[])"/>, but its client port serves HTTPS only, with
+    /// <paramref name="files"/>' server certificate (and intermediate CA, if any).
+    /// </summary>
+    /// <param name="files">The certificates; etcd's server certificate must also allow client authentication, since
+    /// etcd's JSON gateway dials etcd's gRPC server with it.</param>
+    /// <param name="requireClientCertificate">Whether every client must present a certificate signed by <paramref name="files"/>' CA
+    /// (<c>--trusted-ca-file</c> and <c>--client-cert-auth</c>).</param>
+    /// <param name="extraArgs">More command-line flags.</param>
+    public static Task<EtcdServer> StartTlsAsync(TlsFiles files, bool requireClientCertificate, params string[] extraArgs)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        return StartCoreAsync(files, requireClientCertificate, extraArgs);
+    }
+
+    private static async Task<EtcdServer> StartCoreAsync(TlsFiles? tls, bool requireClientCertificate, string[] extraArgs)
     {
         if (FindBinary() is null)
         {
@@ -60,7 +85,7 @@ public sealed class EtcdServer : IAsyncDisposable
 
         var dataDir = Path.Combine(Path.GetTempPath(), "lodestar-etcd-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dataDir);
-        var server = new EtcdServer(FreePort(), FreePort(), dataDir, extraArgs);
+        var server = new EtcdServer(FreePort(), FreePort(), dataDir, extraArgs, tls, requireClientCertificate);
         try
         {
             await server.StartProcessAsync();
@@ -266,6 +291,31 @@ public sealed class EtcdServer : IAsyncDisposable
         }
     }
 
+    private HttpClient CreateHttpClient(TimeSpan timeout)
+        => _tls is null
+            ? new HttpClient { Timeout = timeout }
+            : new HttpClient(_tls.CreateHttpHandler(presentClientCertificate: true), disposeHandler: true) { Timeout = timeout };
+
+    private IEnumerable<string> TlsArguments()
+    {
+        if (_tls is null)
+        {
+            yield break;
+        }
+
+        yield return "--cert-file";
+        yield return _tls.ServerCertificatePath;
+        yield return "--key-file";
+        yield return _tls.ServerKeyPath;
+        if (_requireClientCertificate)
+        {
+            // etcd demands client certificates as soon as it has a trusted CA file, so it is given one only here.
+            yield return "--trusted-ca-file";
+            yield return _tls.CaCertificatePath;
+            yield return "--client-cert-auth";
+        }
+    }
+
     private static StringContent Json(JsonNode body) => new(body.ToJsonString(), Encoding.UTF8, "application/json");
 
     private async Task StartProcessAsync()
@@ -287,7 +337,7 @@ public sealed class EtcdServer : IAsyncDisposable
                      "--initial-advertise-peer-urls", peer,
                      "--initial-cluster", "default=" + peer,
                      "--logger", "zap",
-                 }.Concat(_extraArgs))
+                 }.Concat(TlsArguments()).Concat(_extraArgs))
         {
             info.ArgumentList.Add(arg);
         }
@@ -302,7 +352,7 @@ public sealed class EtcdServer : IAsyncDisposable
         _process = process;
 
         var deadline = Stopwatch.StartNew();
-        using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        using var probe = CreateHttpClient(TimeSpan.FromSeconds(2));
         for (var attempt = 0; attempt < 400; attempt++)
         {
             if (process.HasExited)
