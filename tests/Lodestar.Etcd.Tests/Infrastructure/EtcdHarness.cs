@@ -62,16 +62,30 @@ internal sealed class SetTracker : IDisposable
 {
     private readonly IDisposable _subscription;
     private volatile Lodestar.Endpoints.EndpointSet? _latest;
+    private volatile Exception? _lastError;
     private int _errors;
+    private int _sets;
 
     public SetTracker(IEndpointResolver resolver, string service)
     {
-        _subscription = resolver.Watch(service, "etcd", set => _latest = set, _ => Interlocked.Increment(ref _errors));
+        _subscription = resolver.Watch(service, "etcd", set =>
+        {
+            _latest = set;
+            Interlocked.Increment(ref _sets);
+        }, error =>
+        {
+            _lastError = error;
+            Interlocked.Increment(ref _errors);
+        });
     }
 
     public Lodestar.Endpoints.EndpointSet? Latest => _latest;
 
     public int Errors => Volatile.Read(ref _errors);
+
+    public Exception? LastError => _lastError;
+
+    public int Sets => Volatile.Read(ref _sets);
 
     public IReadOnlyList<string> Addresses => (_latest?.Endpoints ?? []).Select(e => e.Address).Order(StringComparer.Ordinal).ToList();
 

@@ -6,6 +6,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Lodestar.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Etcd.Client.Internal;
@@ -194,7 +195,7 @@ internal sealed partial class EtcdClient : IDisposable
             }
             catch (HttpRequestException ex)
             {
-                throw new EtcdException($"etcd at {_displayAddress} is unreachable for v3/watch: {Redact(ex.Message)}", ex);
+                throw new EtcdException(Unreachable("v3/watch", ex), ex);
             }
 
             if (!response.IsSuccessStatusCode)
@@ -293,7 +294,7 @@ internal sealed partial class EtcdClient : IDisposable
         {
             var roots = new X509Certificate2Collection();
             roots.ImportFromPemFile(options.CaCertificatePath);
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, presented, errors) =>
             {
                 if (certificate is null)
                 {
@@ -314,6 +315,15 @@ internal sealed partial class EtcdClient : IDisposable
                 chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
                 chain.ChainPolicy.CustomTrustStore.AddRange(roots);
                 chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                if (presented is not null)
+                {
+                    // The intermediates the server sent: without them a certificate issued by an intermediate CA fails.
+                    foreach (var element in presented.ChainElements)
+                    {
+                        chain.ChainPolicy.ExtraStore.Add(element.Certificate);
+                    }
+                }
+
                 return chain.Build(certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
             };
         }
@@ -384,12 +394,28 @@ internal sealed partial class EtcdClient : IDisposable
         }
         catch (HttpRequestException ex)
         {
-            throw new EtcdException($"etcd at {_displayAddress} is unreachable for {path}: {Redact(ex.Message)}", ex);
+            throw new EtcdException(Unreachable(path, ex), ex);
         }
         catch (JsonException ex)
         {
             throw new EtcdException($"etcd at {_displayAddress} sent malformed JSON for {path}: {Redact(ex.Message)}", ex);
         }
+    }
+
+    /// <summary>Describes a request that got no answer: a failed TLS connection in words an operator can act on, else etcd unreachable.</summary>
+    private string Unreachable(string path, HttpRequestException ex)
+    {
+        const string Options = nameof(EtcdOptions);
+        var host = _http.BaseAddress!.Host;
+        var server = string.IsNullOrEmpty(_options.CaCertificatePath)
+            ? $"it must be trusted by the system's certificate authorities and name host '{host}' (set {Options}.{nameof(EtcdOptions.CaCertificatePath)} for a private CA)"
+            : $"it must be issued by a CA in {Options}.{nameof(EtcdOptions.CaCertificatePath)} and name host '{host}'";
+        var client = string.IsNullOrEmpty(_options.ClientCertificatePath)
+            ? $"none is configured, and etcd run with --client-cert-auth needs one: set {Options}.{nameof(EtcdOptions.ClientCertificatePath)} and {Options}.{nameof(EtcdOptions.ClientKeyPath)}"
+            : $"the certificate in {Options}.{nameof(EtcdOptions.ClientCertificatePath)} must be issued by a CA in etcd's --trusted-ca-file";
+        return TlsFailure.Describe(ex, server, client) is { } tls
+            ? $"etcd at {_displayAddress} could not be used for {path}. {Redact(tls)}"
+            : $"etcd at {_displayAddress} is unreachable for {path}: {Redact(ex.Message)}";
     }
 
     private async Task<EtcdException> ReadFailureAsync(string path, HttpResponseMessage response, CancellationToken cancellationToken)
