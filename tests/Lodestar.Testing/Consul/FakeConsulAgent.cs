@@ -3,11 +3,13 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Lodestar.Testing.Tls;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -28,6 +30,8 @@ namespace Lodestar.Testing.Consul;
 /// Differences from a real agent, on purpose: the reaper runs every <see cref="ReaperInterval"/> (Consul: ~30 s) and
 /// honours any <c>DeregisterCriticalServiceAfter</c> (Consul: at least 1 minute), and no wait jitter is added, so tests
 /// can use short values. One node (<see cref="NodeName"/>) in one datacenter (<see cref="Datacenter"/>).
+/// <see cref="StartTlsAsync"/> serves the API over HTTPS only, as an agent with <c>ports.https</c> and
+/// <c>verify_incoming</c> does.
 /// </remarks>
 public sealed class FakeConsulAgent : IAsyncDisposable
 {
@@ -38,7 +42,10 @@ public sealed class FakeConsulAgent : IAsyncDisposable
     private readonly Dictionary<string, Instance> _instances = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _serviceIndex = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentQueue<RecordedRequest> _requests = new();
+    private readonly ConcurrentQueue<string> _clientSubjects = new();
     private readonly TimeProvider _time;
+    private readonly TlsFiles? _tls;
+    private readonly bool _requireClientCertificate;
     private readonly HttpClient _checker = new() { Timeout = TimeSpan.FromSeconds(5) };
     private readonly CancellationTokenSource _stopping = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -48,16 +55,21 @@ public sealed class FakeConsulAgent : IAsyncDisposable
     private WebApplication? _app;
     private Task _reaper = Task.CompletedTask;
 
-    private FakeConsulAgent(TimeProvider time)
+    private FakeConsulAgent(TimeProvider time, TlsFiles? tls = null, bool requireClientCertificate = false)
     {
         _time = time;
+        _tls = tls;
+        _requireClientCertificate = requireClientCertificate;
     }
 
     /// <summary>Gets the bound port (kept across <see cref="StopAsync"/>/<see cref="StartAgainAsync"/>).</summary>
     public int Port { get; private set; }
 
-    /// <summary>Gets the base URL, <c>http://127.0.0.1:port</c>.</summary>
-    public string Address => $"http://127.0.0.1:{Port}";
+    /// <summary>Gets the base URL, <c>http://127.0.0.1:port</c>, or <c>https://127.0.0.1:port</c> in TLS mode.</summary>
+    public string Address => $"{(_tls is null ? "http" : "https")}://127.0.0.1:{Port}";
+
+    /// <summary>Gets the subjects of the client certificates presented on TLS connections, one per connection that presented one.</summary>
+    public IReadOnlyCollection<string> ClientCertificateSubjects => _clientSubjects;
 
     /// <summary>Gets or sets the token every request must carry (<c>X-Consul-Token</c>), or null for ACLs off.</summary>
     public string? RequiredToken { get; set; }
@@ -99,12 +111,17 @@ public sealed class FakeConsulAgent : IAsyncDisposable
     public IReadOnlyCollection<RecordedRequest> Requests => _requests;
 
     /// <summary>Starts an agent on an ephemeral loopback port.</summary>
-    public static async Task<FakeConsulAgent> StartAsync(TimeProvider? time = null)
+    public static Task<FakeConsulAgent> StartAsync(TimeProvider? time = null) => StartAsync(new FakeConsulAgent(time ?? TimeProvider.System));
+
+    /// <summary>
+    /// Starts an agent that serves HTTPS only, with <paramref name="files"/>' server certificate (and intermediate, if
+    /// any). When <paramref name="requireClientCertificate"/> is set, a TLS handshake without a client certificate
+    /// that chains to <paramref name="files"/>' CA fails, as with Consul's <c>verify_incoming</c>.
+    /// </summary>
+    public static Task<FakeConsulAgent> StartTlsAsync(TlsFiles files, bool requireClientCertificate, TimeProvider? time = null)
     {
-        var agent = new FakeConsulAgent(time ?? TimeProvider.System);
-        await agent.StartServerAsync(0);
-        agent._reaper = Task.Run(() => agent.ReapAsync(agent._stopping.Token));
-        return agent;
+        ArgumentNullException.ThrowIfNull(files);
+        return StartAsync(new FakeConsulAgent(time ?? TimeProvider.System, files, requireClientCertificate));
     }
 
     /// <summary>Counts requests whose path starts with <paramref name="pathPrefix"/>.</summary>
@@ -247,11 +264,29 @@ public sealed class FakeConsulAgent : IAsyncDisposable
         _stopping.Dispose();
     }
 
+    private static async Task<FakeConsulAgent> StartAsync(FakeConsulAgent agent)
+    {
+        await agent.StartServerAsync(0);
+        agent._reaper = Task.Run(() => agent.ReapAsync(agent._stopping.Token));
+        return agent;
+    }
+
     private async Task StartServerAsync(int port)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
+        if (_tls is not null)
+        {
+            builder.WebHost.UseKestrelHttpsConfiguration();
+        }
+
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, listen =>
+        {
+            if (_tls is { } tls)
+            {
+                listen.UseHttps(https => ConfigureHttps(https, tls));
+            }
+        }));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
         var app = builder.Build();
         app.Run(HandleAsync);
@@ -259,6 +294,23 @@ public sealed class FakeConsulAgent : IAsyncDisposable
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         Port = new Uri(address).Port;
         _app = app;
+    }
+
+    private void ConfigureHttps(HttpsConnectionAdapterOptions https, TlsFiles tls)
+    {
+        https.ServerCertificate = tls.ServerCertificate;
+        https.ServerCertificateChain = tls.ServerChain;
+        https.ClientCertificateMode = _requireClientCertificate ? ClientCertificateMode.RequireCertificate : ClientCertificateMode.AllowCertificate;
+        https.ClientCertificateValidation = (certificate, chain, _) =>
+        {
+            var trusted = tls.IsIssuedByAuthority(certificate, chain, forServer: false);
+            if (trusted)
+            {
+                _clientSubjects.Enqueue(certificate.Subject);
+            }
+
+            return trusted;
+        };
     }
 
     private async Task HandleAsync(HttpContext context)
