@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Lodestar.Internal;
 using Microsoft.Extensions.Options;
 
 namespace Lodestar.Consul.Internal;
@@ -232,7 +233,8 @@ internal sealed class ConsulApi
         }
         catch (HttpRequestException ex)
         {
-            throw new ConsulException($"Consul at {DisplayOf(baseUri)}: {method} {path} failed: {Redact(ex.Message)}", ex);
+            var reason = DescribeTlsFailure(ex, options, baseUri) ?? ex.Message;
+            throw new ConsulException($"Consul at {DisplayOf(baseUri)}: {method} {path} failed: {Redact(reason)}", ex);
         }
     }
 
@@ -264,6 +266,20 @@ internal sealed class ConsulApi
         {
             return "(the body could not be read: " + ex.Message + ")";
         }
+    }
+
+    /// <summary>Says what went wrong when <paramref name="ex"/> is a failed TLS connection, naming the options to check; else <see langword="null"/>.</summary>
+    private static string? DescribeTlsFailure(HttpRequestException ex, ConsulOptions options, Uri baseUri)
+    {
+        const string Options = nameof(ConsulOptions);
+        var server = options.CaCertificatePath is null
+            ? $"it must be trusted by the system's certificate authorities and name host '{baseUri.Host}' (set {Options}.{nameof(ConsulOptions.CaCertificatePath)} or CONSUL_CACERT for a private CA)"
+            : $"it must be issued by a CA in {Options}.{nameof(ConsulOptions.CaCertificatePath)} and name host '{baseUri.Host}'";
+        var hasClientCertificate = options.ClientCertificatePath is not null;
+        var client = hasClientCertificate
+            ? $"the certificate in {Options}.{nameof(ConsulOptions.ClientCertificatePath)} must be issued by a CA the agent trusts"
+            : $"none is configured, and an agent with verify_incoming needs one: set {Options}.{nameof(ConsulOptions.ClientCertificatePath)} and {Options}.{nameof(ConsulOptions.ClientKeyPath)} (or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY)";
+        return TlsFailure.Describe(ex, baseUri, hasClientCertificate, server, client);
     }
 
     /// <summary>Removes the token from text that came from elsewhere (an agent may echo what it was sent).</summary>

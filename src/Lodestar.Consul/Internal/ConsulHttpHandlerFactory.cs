@@ -31,14 +31,17 @@ internal static class ConsulHttpHandlerFactory
         {
             var authorities = new X509Certificate2Collection();
             authorities.ImportFromPemFile(options.CaCertificatePath);
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) => Validate(certificate, errors, authorities);
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, presented, errors) => Validate(certificate, presented, errors, authorities);
         }
 
         return handler;
     }
 
-    /// <summary>Accepts a certificate that chains to one of <paramref name="authorities"/> and matches the host name.</summary>
-    internal static bool Validate(X509Certificate? certificate, SslPolicyErrors errors, X509Certificate2Collection authorities)
+    /// <summary>
+    /// Accepts a certificate that chains to one of <paramref name="authorities"/> and matches the host name; the
+    /// certificates the server sent with it (<paramref name="presented"/>) may serve as intermediates.
+    /// </summary>
+    internal static bool Validate(X509Certificate? certificate, X509Chain? presented, SslPolicyErrors errors, X509Certificate2Collection authorities)
     {
         if (errors == SslPolicyErrors.None)
         {
@@ -56,6 +59,15 @@ internal static class ConsulHttpHandlerFactory
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
+        if (presented is not null)
+        {
+            // Without the intermediates the agent sent, a certificate issued by an intermediate CA fails.
+            foreach (var element in presented.ChainElements)
+            {
+                chain.ChainPolicy.ExtraStore.Add(element.Certificate);
+            }
+        }
+
         return chain.Build(leaf);
     }
 }

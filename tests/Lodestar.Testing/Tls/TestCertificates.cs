@@ -37,18 +37,30 @@ public static class TestCertificates
 
     /// <summary>
     /// Creates a server certificate signed by <paramref name="issuer"/> whose subject alternative names are the IP
-    /// address <c>127.0.0.1</c> and the DNS name <c>localhost</c>.
+    /// address <c>127.0.0.1</c> and the DNS name <c>localhost</c>, or only <paramref name="dnsNames"/> when given.
     /// </summary>
     /// <param name="issuer">The CA that signs the certificate.</param>
     /// <param name="subject">The common name, which TLS clients do not match against the host.</param>
     /// <param name="alsoClientAuth">Whether the certificate may also authenticate a client (servers that dial themselves, as etcd's gateway does, need it).</param>
-    public static X509Certificate2 CreateServer(X509Certificate2 issuer, string subject = "lodestar-test-server", bool alsoClientAuth = false)
+    /// <param name="dnsNames">The only names the certificate is for, or <see langword="null"/> for <c>127.0.0.1</c> and <c>localhost</c>.</param>
+    public static X509Certificate2 CreateServer(X509Certificate2 issuer, string subject = "lodestar-test-server", bool alsoClientAuth = false, IReadOnlyList<string>? dnsNames = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = LeafRequest(subject, key, issuer, alsoClientAuth ? [ServerAuth, ClientAuth] : [ServerAuth]);
         var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        names.AddDnsName("localhost");
+        if (dnsNames is null)
+        {
+            names.AddIpAddress(IPAddress.Loopback);
+            names.AddDnsName("localhost");
+        }
+        else
+        {
+            foreach (var name in dnsNames)
+            {
+                names.AddDnsName(name);
+            }
+        }
+
         request.CertificateExtensions.Add(names.Build());
         return Sign(request, issuer, key, TimeSpan.FromDays(6));
     }

@@ -36,7 +36,7 @@ public sealed class TlsFiles : IDisposable
     /// <summary>Gets the intermediate CA between <see cref="Authority"/> and the server certificate, or <see langword="null"/> when the CA signs it directly.</summary>
     public X509Certificate2? Intermediate { get; }
 
-    /// <summary>Gets the server certificate with its private key; its subject alternative names are <c>127.0.0.1</c> and <c>localhost</c>.</summary>
+    /// <summary>Gets the server certificate with its private key; its subject alternative names are <c>127.0.0.1</c> and <c>localhost</c> unless <see cref="Create"/> was given another name.</summary>
     public X509Certificate2 ServerCertificate { get; }
 
     /// <summary>Gets the client certificate (extended key usage clientAuth) with its private key.</summary>
@@ -71,13 +71,15 @@ public sealed class TlsFiles : IDisposable
 
     /// <summary>Creates the certificates and writes them into a new temporary folder.</summary>
     /// <param name="serverSignedByIntermediate">Whether an intermediate CA signs the server certificate instead of the CA itself.</param>
-    public static TlsFiles Create(bool serverSignedByIntermediate = false)
+    /// <param name="serverDnsName">A DNS name that is then the server certificate's only name (so it does not name
+    /// <c>127.0.0.1</c>), or <see langword="null"/> for <c>127.0.0.1</c> and <c>localhost</c>.</param>
+    public static TlsFiles Create(bool serverSignedByIntermediate = false, string? serverDnsName = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), "lodestar-tls-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
         var authority = TestCertificates.CreateAuthority("Lodestar Test CA");
         var intermediate = serverSignedByIntermediate ? TestCertificates.CreateIntermediate(authority) : null;
-        var server = TestCertificates.CreateServer(intermediate ?? authority, alsoClientAuth: true);
+        var server = TestCertificates.CreateServer(intermediate ?? authority, alsoClientAuth: true, dnsNames: serverDnsName is null ? null : [serverDnsName]);
         var client = TestCertificates.CreateClient(authority);
         var other = TestCertificates.CreateAuthority("Unrelated Test CA");
         var files = new TlsFiles(directory, authority, intermediate, server, client, other);

@@ -410,10 +410,11 @@ internal sealed partial class EtcdClient : IDisposable
         var server = string.IsNullOrEmpty(_options.CaCertificatePath)
             ? $"it must be trusted by the system's certificate authorities and name host '{host}' (set {Options}.{nameof(EtcdOptions.CaCertificatePath)} for a private CA)"
             : $"it must be issued by a CA in {Options}.{nameof(EtcdOptions.CaCertificatePath)} and name host '{host}'";
-        var client = string.IsNullOrEmpty(_options.ClientCertificatePath)
-            ? $"none is configured, and etcd run with --client-cert-auth needs one: set {Options}.{nameof(EtcdOptions.ClientCertificatePath)} and {Options}.{nameof(EtcdOptions.ClientKeyPath)}"
-            : $"the certificate in {Options}.{nameof(EtcdOptions.ClientCertificatePath)} must be issued by a CA in etcd's --trusted-ca-file";
-        return TlsFailure.Describe(ex, server, client) is { } tls
+        var hasClientCertificate = !string.IsNullOrEmpty(_options.ClientCertificatePath);
+        var client = hasClientCertificate
+            ? $"the certificate in {Options}.{nameof(EtcdOptions.ClientCertificatePath)} must be issued by a CA in etcd's --trusted-ca-file"
+            : $"none is configured, and etcd run with --client-cert-auth needs one: set {Options}.{nameof(EtcdOptions.ClientCertificatePath)} and {Options}.{nameof(EtcdOptions.ClientKeyPath)}";
+        return TlsFailure.Describe(ex, _http.BaseAddress, hasClientCertificate, server, client) is { } tls
             ? $"etcd at {_displayAddress} could not be used for {path}. {Redact(tls)}"
             : $"etcd at {_displayAddress} is unreachable for {path}: {Redact(ex.Message)}";
     }
