@@ -31,7 +31,8 @@ namespace Lodestar.Testing.Consul;
 /// honours any <c>DeregisterCriticalServiceAfter</c> (Consul: at least 1 minute), and no wait jitter is added, so tests
 /// can use short values. One node (<see cref="NodeName"/>) in one datacenter (<see cref="Datacenter"/>).
 /// <see cref="StartTlsAsync"/> serves the API over HTTPS only, as an agent with <c>ports.https</c> and
-/// <c>verify_incoming</c> does.
+/// <c>verify_incoming</c> does; one difference stays: Consul answers a TLS 1.3 client that sent no certificate with a
+/// TLS alert, while Kestrel closes the connection without one.
 /// </remarks>
 public sealed class FakeConsulAgent : IAsyncDisposable
 {
