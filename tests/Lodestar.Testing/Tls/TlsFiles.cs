@@ -119,6 +119,22 @@ public sealed class TlsFiles : IDisposable
     }
 
     /// <summary>
+    /// Returns whether <paramref name="text"/> holds any of the client's private key: a PEM key header or one of the
+    /// key file's base64 lines (long enough not to match by chance).
+    /// </summary>
+    public bool ContainsClientKeyMaterial(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var keyLines = File.ReadAllLines(ClientKeyPath).Where(l => l.Length >= 40 && !l.StartsWith("-----", StringComparison.Ordinal)).ToList();
+        if (keyLines.Count == 0)
+        {
+            throw new InvalidOperationException("The client key file has no base64 lines to look for.");
+        }
+
+        return text.Contains("PRIVATE KEY", StringComparison.Ordinal) || keyLines.Any(line => text.Contains(line, StringComparison.Ordinal));
+    }
+
+    /// <summary>
     /// Creates a handler that trusts only <see cref="Authority"/> (and checks the host name) and, when
     /// <paramref name="presentClientCertificate"/> is set, presents <see cref="ClientCertificate"/>: for fixtures and
     /// tests that talk to a TLS server independently of Lodestar.
