@@ -1,5 +1,5 @@
-using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
+using Lodestar.Internal;
 
 namespace Lodestar.Consul.Internal;
 
@@ -31,43 +31,9 @@ internal static class ConsulHttpHandlerFactory
         {
             var authorities = new X509Certificate2Collection();
             authorities.ImportFromPemFile(options.CaCertificatePath);
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, presented, errors) => Validate(certificate, presented, errors, authorities);
+            handler.SslOptions.RemoteCertificateValidationCallback = PrivateCaValidation.Create(authorities);
         }
 
         return handler;
-    }
-
-    /// <summary>
-    /// Accepts a certificate that chains to one of <paramref name="authorities"/> and matches the host name; the
-    /// certificates the server sent with it (<paramref name="presented"/>) may serve as intermediates.
-    /// </summary>
-    internal static bool Validate(X509Certificate? certificate, X509Chain? presented, SslPolicyErrors errors, X509Certificate2Collection authorities)
-    {
-        if (errors == SslPolicyErrors.None)
-        {
-            return true;
-        }
-
-        // Name mismatches and missing certificates are never forgiven; only the chain is checked against the custom CA.
-        if (certificate is null || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None)
-        {
-            return false;
-        }
-
-        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
-        if (presented is not null)
-        {
-            // Without the intermediates the agent sent, a certificate issued by an intermediate CA fails.
-            foreach (var element in presented.ChainElements)
-            {
-                chain.ChainPolicy.ExtraStore.Add(element.Certificate);
-            }
-        }
-
-        return chain.Build(leaf);
     }
 }

@@ -120,12 +120,9 @@ internal sealed partial class RegistrationHost
         var backoff = new ExponentialBackoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(30), _random);
         while (!cancellationToken.IsCancellationRequested)
         {
-            var inFlight = false;
             try
             {
-                inFlight = true;
                 var handle = await registrar.RegisterAsync(registration, cancellationToken).ConfigureAwait(false);
-                inFlight = false;
                 var keep = false;
                 lock (_gate)
                 {
@@ -148,18 +145,13 @@ internal sealed partial class RegistrationHost
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
-                if (inFlight)
-                {
-                    // Shutdown cut the call short, but the registry may have applied it before the answer was lost:
-                    // remove the instance by name so no ghost outlives the process.
-                    await RemoveInterruptedAsync(registrar, registration).ConfigureAwait(false);
-                }
-
+                // Only the registration call observes the token here. Shutdown cut it short, but the registry may have
+                // applied it before the answer was lost: remove the instance by name so no ghost outlives the process.
+                await RemoveInterruptedAsync(registrar, registration).ConfigureAwait(false);
                 return;
             }
             catch (Exception ex)
             {
-                inFlight = false;
                 var delay = backoff.NextDelay();
                 Log.RegisterFailed(_logger, registration.ServiceName, registrar.Name, backoff.Failures, delay.TotalMilliseconds, ex);
                 try

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
@@ -294,38 +293,7 @@ internal sealed partial class EtcdClient : IDisposable
         {
             var roots = new X509Certificate2Collection();
             roots.ImportFromPemFile(options.CaCertificatePath);
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, presented, errors) =>
-            {
-                if (certificate is null)
-                {
-                    return false;
-                }
-
-                if (errors == SslPolicyErrors.None)
-                {
-                    return true;
-                }
-
-                if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
-                {
-                    return false;
-                }
-
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.AddRange(roots);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                if (presented is not null)
-                {
-                    // The intermediates the server sent: without them a certificate issued by an intermediate CA fails.
-                    foreach (var element in presented.ChainElements)
-                    {
-                        chain.ChainPolicy.ExtraStore.Add(element.Certificate);
-                    }
-                }
-
-                return chain.Build(certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
-            };
+            handler.SslOptions.RemoteCertificateValidationCallback = PrivateCaValidation.Create(roots);
         }
 
         if (!string.IsNullOrEmpty(options.ClientCertificatePath))
