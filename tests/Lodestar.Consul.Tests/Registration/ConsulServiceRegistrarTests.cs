@@ -90,16 +90,21 @@ public sealed class ConsulServiceRegistrarTests(ITestOutputHelper output)
         using var watch = watcherHost.Follow("orders");
         await Eventually.TrueAsync(() => watch.Has(5001), s_timeout, "the instance is visible");
 
+        var oldIndex = agent.CurrentIndex;
         var clock = Stopwatch.StartNew();
         await agent.RestartAsync(resetIndexTo: 3);
         Assert.Null(agent.Find("orders-127.0.0.1-5001"));
         await Eventually.TrueAsync(() => agent.Find("orders-127.0.0.1-5001") is not null, s_timeout, "the registrar registers again");
         var back = clock.Elapsed;
-        // A query parked with the old, higher index waits out its 2 s wait, then sees the lower index and the instance.
-        await Eventually.TrueAsync(() => watch.Has(5001) && agent.Requests.Any(r => r.Query.Contains("index=4&", StringComparison.Ordinal)), s_timeout,
-            "the watcher follows the reset index and sees the instance after the restart");
+        // A query parked with the old index returns, then the watcher blocks on an index the agent issued after the restart
+        // and sees the instance. Indexes from before the restart are above the fake's initial index; the new one is 4 after
+        // the registration, or a little higher if a late heartbeat let the TTL check lapse and pass again on a loaded machine.
+        await Eventually.TrueAsync(
+            () => watch.Has(5001) && agent.Requests.Any(r => r.Path == "/v1/health/service/orders" && r.Index > 3 && r.Index < FakeConsulAgent.InitialIndex),
+            s_timeout, "the watcher follows the reset index and sees the instance after the restart");
 
         output.WriteLine($"registered again {back.TotalMilliseconds:0} ms after the agent restart (TTL 1 s, heartbeat every 333 ms)");
+        output.WriteLine($"indexes the watcher blocked on: {string.Join(", ", agent.Requests.Where(r => r.Path == "/v1/health/service/orders").Select(r => r.Index))} (old index {oldIndex})");
         Assert.Contains(registrarHost.Logs.Entries, e => e.EventId.Name == "ConsulRegistrationForgotten");
         await Eventually.TrueAsync(() => ((ConsulRegistrationHandle)handle).Reregistrations == 1, s_timeout, "counted once");
     }

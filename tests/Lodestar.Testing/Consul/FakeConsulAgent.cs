@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -50,7 +51,7 @@ public sealed class FakeConsulAgent : IAsyncDisposable
     private readonly HttpClient _checker = new() { Timeout = TimeSpan.FromSeconds(5) };
     private readonly CancellationTokenSource _stopping = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private long _index = 10;
+    private long _index = InitialIndex;
     private long _generation;
     private int _malformed;
     private WebApplication? _app;
@@ -95,6 +96,9 @@ public sealed class FakeConsulAgent : IAsyncDisposable
 
     /// <summary>Gets the node metadata.</summary>
     public Dictionary<string, string> NodeMeta { get; } = new() { ["consul-network-segment"] = "" };
+
+    /// <summary>The index a new agent starts at; every index it issues before a reset is above it.</summary>
+    public const long InitialIndex = 10;
 
     /// <summary>Gets the current global index.</summary>
     public long CurrentIndex
@@ -889,7 +893,12 @@ public sealed class FakeConsulAgent : IAsyncDisposable
 }
 
 /// <summary>One request the fake agent received.</summary>
-public sealed record RecordedRequest(string Method, string Path, string Query, string? Token);
+public sealed record RecordedRequest(string Method, string Path, string Query, string? Token)
+{
+    /// <summary>Gets the blocking index the request waited on (its <c>index</c> query parameter), or null when it did not block.</summary>
+    public long? Index => QueryHelpers.ParseQuery(Query).TryGetValue("index", out var value)
+        && long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var index) ? index : null;
+}
 
 /// <summary>A copy of what the fake agent holds for one instance.</summary>
 public sealed record InstanceSnapshot(string Id, string Name, string Address, int Port, string[] Tags, Dictionary<string, string> Meta, string Status,
