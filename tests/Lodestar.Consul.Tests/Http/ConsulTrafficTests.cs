@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Lodestar.Consul.Registration.Internal;
 using Lodestar.Consul.Tests.Infrastructure;
+using Lodestar.Discovery;
 using Lodestar.Registration;
 using Lodestar.Testing;
 using Lodestar.Testing.Consul;
@@ -31,7 +32,7 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
         await handleB.AbandonAsync(); // b's registrar dies; b itself still answers
         await Eventually.TrueAsync(() => agent.Find(handleB.Registration.EffectiveInstanceId)?.Status == "critical", s_timeout, "b's TTL check goes critical");
         var critical = clock.Elapsed;
-        await Task.Delay(TimeSpan.FromMilliseconds(200));
+        await Eventually.TrueAsync(() => CallerSeesOnly(caller, a.Port), s_timeout, "the caller's watch drops b");
         var bBefore = b.Requests;
         var aBefore = a.Requests;
         for (var i = 0; i < 20; i++)
@@ -57,7 +58,7 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
         await Eventually.TrueAsync(() => { _ = SendAsync(client); return a.Requests > 0 && b.Requests > 0; }, s_timeout, "both instances take traffic");
 
         await handleB.DisposeAsync();
-        await Task.Delay(TimeSpan.FromMilliseconds(200));
+        await Eventually.TrueAsync(() => CallerSeesOnly(caller, a.Port), s_timeout, "the caller's watch drops b");
         var bBefore = b.Requests;
         for (var i = 0; i < 20; i++)
         {
@@ -156,6 +157,14 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
         var provider = services.BuildServiceProvider();
         client = provider.GetRequiredService<IHttpClientFactory>().CreateClient("orders");
         return provider;
+    }
+
+    // How quickly the caller follows is measured by ReactionTime_RegistryChangeToTraffic_PrintsFigures; these tests check
+    // that once it has, no request reaches the instance that left.
+    private static bool CallerSeesOnly(ServiceProvider caller, int port)
+    {
+        var set = caller.GetRequiredService<IEndpointResolver>().GetEndpointsAsync("orders", "consul");
+        return set.IsCompletedSuccessfully && set.Result.Endpoints.Select(e => e.Port).SequenceEqual([port]);
     }
 
     private static async Task<string> SendAsync(HttpClient client)
