@@ -24,6 +24,7 @@ internal static class WatchCommand
     {
         await using var services = CliHost.Build(parseResult);
         var resolver = services.GetRequiredService<IEndpointResolver>();
+        var time = services.GetService<TimeProvider>() ?? TimeProvider.System;
         var service = parseResult.GetValue(ResolveCommand.Service)!;
         var json = parseResult.GetValue(CliHost.Json);
         var lines = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
@@ -33,7 +34,7 @@ internal static class WatchCommand
             set => lines.Writer.TryWrite(json ? JsonLine(set) : TextLine(set)),
             error => lines.Writer.TryWrite(json
                 ? JsonSerializer.Serialize(new WatchEventDto(service, 0, null, error.Message), EndpointJson.Options)
-                : $"{DateTimeOffset.Now:HH:mm:ss.fff} error: {error.Message}"));
+                : string.Create(CultureInfo.InvariantCulture, $"{time.GetLocalNow():HH:mm:ss.fff} error: {error.Message}")));
         try
         {
             await foreach (var line in lines.Reader.ReadAllAsync(cancellationToken))
