@@ -105,6 +105,20 @@ public sealed class KubeconfigLoaderTests : IDisposable
     }
 
     [Fact]
+    public void Load_TlsServerName_IsReadAndAMalformedOneIsRefusedByName()
+    {
+        var config = KubeconfigLoader.Load([Write("    token: t", "    server: https://10.1.2.3:6443\n    tls-server-name: kubernetes.default.svc")], null);
+        Assert.Equal("kubernetes.default.svc", config.TlsServerName);
+        Assert.Null(KubeconfigLoader.Load([Write("    token: t")], null).TlsServerName);
+
+        var error = Assert.Throws<KubernetesApiException>(
+            () => KubeconfigLoader.Load([Write("    token: t", "    server: https://10.1.2.3:6443\n    tls-server-name: \"not a/name\"")], null));
+
+        Assert.Contains("tls-server-name 'not a/name'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("context 'dev'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Load_ExecPlugin_FailsNamingThePluginAndContext()
     {
         var path = Write("    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws-iam-authenticator\n      args: [token, -i, prod]");

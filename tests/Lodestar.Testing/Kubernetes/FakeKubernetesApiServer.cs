@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.IO.Compression;
 using System.Net;
@@ -12,6 +13,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -44,6 +46,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private readonly List<Watcher> _watchers = [];
     private readonly Dictionary<int, (long Version, List<JsonObject> Items)> _listSnapshots = [];
     private readonly List<string> _requests = [];
+    private readonly ConcurrentQueue<string> _serverNames = new();
     private readonly X509Certificate2 _serverCertificate;
     private WebApplication? _app;
     private long _resourceVersion = 100;
@@ -57,6 +60,9 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         Authority = authority;
         _serverCertificate = serverCertificate;
     }
+
+    /// <summary>Gets the server names clients sent in TLS SNI, one per handshake (empty for a handshake without SNI).</summary>
+    public IReadOnlyCollection<string> ServerNamesRequested => _serverNames;
 
     /// <summary>Gets the CA that signed the server certificate.</summary>
     public X509Certificate2 Authority { get; }
@@ -133,10 +139,14 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     public int GzipResponses { get; private set; }
 
     /// <summary>Starts a server on 127.0.0.1 with a fresh CA and server certificate.</summary>
-    public static async Task<FakeKubernetesApiServer> StartAsync()
+    /// <param name="certificateNames">
+    /// The only DNS names the server certificate carries, as for an API server reached by an address its certificate
+    /// does not name; <see langword="null"/> for <c>127.0.0.1</c> and <c>localhost</c>.
+    /// </param>
+    public static async Task<FakeKubernetesApiServer> StartAsync(IReadOnlyList<string>? certificateNames = null)
     {
         var authority = TestCertificates.CreateAuthority("Lodestar Fake Kubernetes CA");
-        var server = new FakeKubernetesApiServer(authority, TestCertificates.CreateServer(authority, "kube-apiserver"));
+        var server = new FakeKubernetesApiServer(authority, TestCertificates.CreateServer(authority, "kube-apiserver", dnsNames: certificateNames));
         await server.ListenAsync(0);
         return server;
     }
@@ -251,7 +261,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     public Task RestartAsync() => ListenAsync(Port);
 
     /// <summary>Writes a kubeconfig for this server and returns its path.</summary>
-    public string WriteKubeconfig(string directory, string? token = null, string context = "fake", string? ns = null, string? caPem = null)
+    public string WriteKubeconfig(string directory, string? token = null, string context = "fake", string? ns = null, string? caPem = null, string? tlsServerName = null)
     {
         var ca = Convert.ToBase64String(Encoding.UTF8.GetBytes(caPem ?? AuthorityPem));
         var yaml = $"""
@@ -263,6 +273,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
               cluster:
                 server: {Url.GetLeftPart(UriPartial.Authority)}
                 certificate-authority-data: {ca}
+            {(tlsServerName is null ? "" : "    tls-server-name: " + tlsServerName)}
             contexts:
             - name: {context}
               context:
@@ -291,7 +302,14 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, l => l.UseHttps(_serverCertificate)));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, l => l.UseHttps(new HttpsConnectionAdapterOptions
+        {
+            ServerCertificateSelector = (_, name) =>
+            {
+                _serverNames.Enqueue(name ?? "");
+                return _serverCertificate;
+            },
+        })));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
         var app = builder.Build();
         app.Map(Collection, HandleAsync);

@@ -25,4 +25,10 @@ internal sealed class ClusterConfig
     public X509Certificate2Collection? CertificateAuthorities { get; init; }
 
     public bool InsecureSkipTlsVerify { get; init; }
+
+    /// <summary>
+    /// Gets the name the server certificate must carry and the client sends in TLS SNI, when it differs from the host of
+    /// <see cref="Server"/> (kubeconfig's <c>tls-server-name</c>), or <see langword="null"/> to use that host.
+    /// </summary>
+    public string? TlsServerName { get; init; }
 }

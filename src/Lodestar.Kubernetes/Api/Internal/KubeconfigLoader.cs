@@ -103,6 +103,12 @@ internal static class KubeconfigLoader
         }
 
         var displayName = $"Kubernetes API server {server.GetLeftPart(UriPartial.Authority)} (kubeconfig context '{name}')";
+        var tlsServerName = string.IsNullOrWhiteSpace(cluster.Cluster.TlsServerName) ? null : cluster.Cluster.TlsServerName.Trim();
+        if (tlsServerName is not null && Uri.CheckHostName(tlsServerName) is not (UriHostNameType.Dns or UriHostNameType.IPv4 or UriHostNameType.IPv6))
+        {
+            throw new KubernetesApiException($"Cluster '{cluster.Name}' of context '{name}' in kubeconfig {files} has tls-server-name '{tlsServerName}', which is not a host name.");
+        }
+
         X509Certificate2Collection? authorities = null;
         if (!string.IsNullOrEmpty(cluster.Cluster.CertificateAuthorityData))
         {
@@ -147,6 +153,7 @@ internal static class KubeconfigLoader
             ClientCertificate = ReadClientCertificate(user, userDirectory, displayName),
             CertificateAuthorities = authorities,
             InsecureSkipTlsVerify = cluster.Cluster.InsecureSkipTlsVerify,
+            TlsServerName = tlsServerName,
         };
     }
 

@@ -45,6 +45,9 @@ internal sealed class KubeconfigCluster
 
     [YamlMember(Alias = "insecure-skip-tls-verify")]
     public bool InsecureSkipTlsVerify { get; set; }
+
+    [YamlMember(Alias = "tls-server-name")]
+    public string? TlsServerName { get; set; }
 }
 
 internal sealed class NamedContext

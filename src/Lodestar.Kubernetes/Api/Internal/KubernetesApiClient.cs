@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Security;
@@ -52,6 +53,13 @@ internal sealed partial class KubernetesApiClient : IDisposable
         _http = new HttpClient(handler, disposeHandler: true) { BaseAddress = config.Server, Timeout = Timeout.InfiniteTimeSpan };
         _http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("lodestar", "0.1"));
+        if (config.TlsServerName is { } serverName && config.Server.Scheme == Uri.UriSchemeHttps)
+        {
+            // SocketsHttpHandler takes the TLS target host (SNI and the certificate name check) from the Host header,
+            // so naming the server there is what makes the handshake ask for and accept tls-server-name.
+            var host = Uri.CheckHostName(serverName) == UriHostNameType.IPv6 && !serverName.StartsWith('[') ? $"[{serverName}]" : serverName;
+            _http.DefaultRequestHeaders.Host = config.Server.IsDefaultPort ? host : string.Create(CultureInfo.InvariantCulture, $"{host}:{config.Server.Port}");
+        }
     }
 
     public ClusterConfig Config { get; }
@@ -182,7 +190,9 @@ internal sealed partial class KubernetesApiClient : IDisposable
 
         if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
         {
-            _lastTlsProblem = $"the server certificate does not name host '{Config.Server.Host}'";
+            _lastTlsProblem = Config.TlsServerName is null
+                ? $"the server certificate does not name host '{Config.Server.Host}' (set the cluster's tls-server-name when it is issued for another name)"
+                : $"the server certificate does not name '{Config.TlsServerName}', the cluster's tls-server-name";
             return false;
         }
 
