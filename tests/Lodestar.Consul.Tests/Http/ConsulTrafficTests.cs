@@ -23,8 +23,9 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
         await using var b = await TestBackend.StartAsync("b");
         await using var processA = ConsulClientHost.Create(agent);
         await using var processB = ConsulClientHost.Create(agent);
-        await using var handleA = await processA.Registrar.RegisterAsync(Registration(a), CancellationToken.None);
-        var handleB = (ConsulRegistrationHandle)await processB.Registrar.RegisterAsync(Registration(b), CancellationToken.None);
+        // a's TTL is long so that a heartbeat delayed on a loaded machine cannot take the one remaining instance away.
+        await using var handleA = await processA.Registrar.RegisterAsync(Registration(a, TimeSpan.FromSeconds(30)), CancellationToken.None);
+        var handleB = (ConsulRegistrationHandle)await processB.Registrar.RegisterAsync(Registration(b, TimeSpan.FromSeconds(1)), CancellationToken.None);
         await using var caller = CreateCaller(agent, out var client);
 
         await Eventually.TrueAsync(() => { _ = SendAsync(client); return a.Requests > 0 && b.Requests > 0; }, s_timeout, "both instances take traffic");
@@ -52,8 +53,8 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
         await using var a = await TestBackend.StartAsync("a");
         await using var b = await TestBackend.StartAsync("b");
         await using var registrar = ConsulClientHost.Create(agent);
-        await using var handleA = await registrar.Registrar.RegisterAsync(Registration(a), CancellationToken.None);
-        var handleB = await registrar.Registrar.RegisterAsync(Registration(b), CancellationToken.None);
+        await using var handleA = await registrar.Registrar.RegisterAsync(Registration(a, TimeSpan.FromSeconds(30)), CancellationToken.None);
+        var handleB = await registrar.Registrar.RegisterAsync(Registration(b, TimeSpan.FromSeconds(30)), CancellationToken.None);
         await using var caller = CreateCaller(agent, out var client);
         await Eventually.TrueAsync(() => { _ = SendAsync(client); return a.Requests > 0 && b.Requests > 0; }, s_timeout, "both instances take traffic");
 
@@ -140,8 +141,8 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
         return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
     }
 
-    private static ServiceRegistration Registration(TestBackend backend)
-        => new() { ServiceName = "orders", InstanceId = "orders-" + backend.Name, Host = "127.0.0.1", Port = backend.Port, Ttl = TimeSpan.FromSeconds(1) };
+    private static ServiceRegistration Registration(TestBackend backend, TimeSpan ttl)
+        => new() { ServiceName = "orders", InstanceId = "orders-" + backend.Name, Host = "127.0.0.1", Port = backend.Port, Ttl = ttl };
 
     private static ServiceProvider CreateCaller(FakeConsulAgent agent, out HttpClient client)
     {
