@@ -120,13 +120,15 @@ public sealed class EndpointState
     /// </remarks>
     internal double GetLatencyEstimate(long now)
     {
-        var estimate = BitConverter.Int64BitsToDouble(Interlocked.Read(ref _ewmaBits));
+        // The pick path reads with Volatile.Read: 64-bit volatile reads are atomic on every .NET platform, and
+        // Interlocked.Read would cost a locked compare-exchange per candidate.
+        var estimate = BitConverter.Int64BitsToDouble(Volatile.Read(ref _ewmaBits));
         if (estimate <= 0)
         {
             return estimate;
         }
 
-        var elapsed = now - Interlocked.Read(ref _ewmaTimestamp);
+        var elapsed = now - Volatile.Read(ref _ewmaTimestamp);
         return elapsed <= 0 ? estimate : estimate * Math.Exp(-elapsed * _tracking.InverseDecayTicks);
     }
 
