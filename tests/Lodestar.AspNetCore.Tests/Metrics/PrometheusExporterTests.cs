@@ -73,6 +73,51 @@ public sealed class PrometheusExporterTests
     }
 
     [Fact]
+    public async Task Record_SeriesSeenBefore_AllocatesNothingAndCountsEveryMeasurementOnce()
+    {
+        // Arrange: tag values boxed once, as an instrumented caller holding its tags would pass them.
+        var meterName = "Lodestar.Tests." + Guid.NewGuid().ToString("N");
+        using var meter = new Meter(meterName);
+        var options = new PrometheusExporterOptions();
+        options.Meters.Add(meterName);
+        using var exporter = new PrometheusExporter(options);
+        var counter = meter.CreateCounter<long>("test.requests");
+        var histogram = meter.CreateHistogram<double>("test.duration", "s");
+        KeyValuePair<string, object?>[] okTags = [new("service", "orders"), new("status", (object)200)];
+        KeyValuePair<string, object?>[] failedTags = [new("service", "orders"), new("status", (object)503)];
+        KeyValuePair<string, object?>[] reordered = [new("status", (object)200), new("service", "orders")];
+        void RecordAll()
+        {
+            counter.Add(1, okTags[0], okTags[1]);
+            counter.Add(1, failedTags[0], failedTags[1]);
+            counter.Add(1, reordered[0], reordered[1]);
+            histogram.Record(0.02, okTags[0], okTags[1]);
+        }
+
+        RecordAll(); // first sight of each tag list builds its label text
+
+        // Act
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1_000; i++)
+        {
+            RecordAll();
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        using var stream = new MemoryStream();
+        await exporter.WriteAsync(stream);
+        var families = ExpositionParser.Parse(Encoding.UTF8.GetString(stream.ToArray()));
+
+        // Assert: one series per label set, whatever the tag order, and every measurement counted.
+        Assert.Equal(0, allocated);
+        var requests = families["test_requests_total"].Samples;
+        Assert.Equal(2, requests.Count);
+        Assert.Equal(2_002, requests.Single(s => s.Labels["status"] == "200").Value);
+        Assert.Equal(1_001, requests.Single(s => s.Labels["status"] == "503").Value);
+        Assert.Equal(1_001, families["test_duration_seconds"].Samples.Single(s => s.Name == "test_duration_seconds_count").Value);
+    }
+
+    [Fact]
     public void Collect_ObservableSeriesGone_IsNotExportedAnymore()
     {
         // Arrange

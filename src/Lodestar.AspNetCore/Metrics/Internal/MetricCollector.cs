@@ -58,7 +58,7 @@ internal sealed class MetricCollector : IDisposable
                 if (state.IsObservable)
                 {
                     // An observable series exists only while its callback reports it.
-                    state.Series.Clear();
+                    state.ClearSeries();
                 }
             }
 
@@ -227,6 +227,12 @@ internal sealed class MetricCollector : IDisposable
 
         public ConcurrentDictionary<string, Series> Series { get; } = new(StringComparer.Ordinal);
 
+        /// <summary>
+        /// The series for tag lists seen before, in the order the caller passed them, found without allocating; the
+        /// canonical label text is built only the first time a tag list is seen.
+        /// </summary>
+        private readonly ConcurrentDictionary<RecordedTags, Series> _seen = new(RecordedTagsComparer.Instance);
+
         private string TypeName => _kind switch
         {
             InstrumentKind.Counter or InstrumentKind.ObservableCounter => "counter",
@@ -242,17 +248,33 @@ internal sealed class MetricCollector : IDisposable
 
         public int RemoveReference() => Interlocked.Decrement(ref _references);
 
+        public void ClearSeries()
+        {
+            _seen.Clear();
+            Series.Clear();
+        }
+
         public void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
-            var labels = FormatLabels(tags);
-            if (!Series.TryGetValue(labels, out var series))
+            var seen = _seen.GetAlternateLookup<ReadOnlySpan<KeyValuePair<string, object?>>>();
+            if (!seen.TryGetValue(tags, out var series))
             {
-                if (Series.Count >= _maxSeries)
+                var labels = FormatLabels(tags);
+                if (!Series.TryGetValue(labels, out series))
                 {
-                    return;
+                    if (Series.Count >= _maxSeries)
+                    {
+                        return;
+                    }
+
+                    series = Series.GetOrAdd(labels, static (l, bounds) => new Series(l, bounds.Length), _bounds);
                 }
 
-                series = Series.GetOrAdd(labels, static (l, bounds) => new Series(l, bounds.Length), _bounds);
+                // Several tag orders may name one series; the cache stays within a small multiple of the series cap.
+                if (_seen.Count < _maxSeries * 4)
+                {
+                    seen.TryAdd(tags, series);
+                }
             }
 
             switch (_kind)
@@ -379,6 +401,59 @@ internal sealed class MetricCollector : IDisposable
 
             return sb.ToString();
         }
+    }
+
+    /// <summary>A copy of one tag list as a measurement carried it.</summary>
+    private sealed class RecordedTags(KeyValuePair<string, object?>[] tags)
+    {
+        public KeyValuePair<string, object?>[] Tags { get; } = tags;
+    }
+
+    /// <summary>
+    /// Compares tag lists by name (ordinal) and value (<see cref="object.Equals(object?, object?)"/>), in order, and
+    /// lets a measurement's span of tags be looked up without copying it.
+    /// </summary>
+    private sealed class RecordedTagsComparer : IEqualityComparer<RecordedTags>, IAlternateEqualityComparer<ReadOnlySpan<KeyValuePair<string, object?>>, RecordedTags>
+    {
+        public static readonly RecordedTagsComparer Instance = new();
+
+        public bool Equals(RecordedTags? x, RecordedTags? y)
+            => ReferenceEquals(x, y) || (x is not null && y is not null && Equals(x.Tags, y));
+
+        public int GetHashCode(RecordedTags obj) => GetHashCode(obj.Tags);
+
+        public bool Equals(ReadOnlySpan<KeyValuePair<string, object?>> alternate, RecordedTags other)
+        {
+            var tags = other.Tags;
+            if (alternate.Length != tags.Length)
+            {
+                return false;
+            }
+
+            for (var i = 0; i < tags.Length; i++)
+            {
+                if (!string.Equals(alternate[i].Key, tags[i].Key, StringComparison.Ordinal) || !Equals(alternate[i].Value, tags[i].Value))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        public int GetHashCode(ReadOnlySpan<KeyValuePair<string, object?>> alternate)
+        {
+            var hash = new HashCode();
+            foreach (var tag in alternate)
+            {
+                hash.Add(tag.Key, StringComparer.Ordinal);
+                hash.Add(tag.Value);
+            }
+
+            return hash.ToHashCode();
+        }
+
+        public RecordedTags Create(ReadOnlySpan<KeyValuePair<string, object?>> alternate) => new(alternate.ToArray());
     }
 
     private sealed class Series
