@@ -350,8 +350,9 @@ internal sealed partial class EtcdClient : IDisposable
             }
             catch (EtcdException ex) when (ex.IsInvalidToken && attempt == 0 && token is not null)
             {
-                // Simple tokens expire after --auth-token-ttl of disuse, vanish on restart and are known only to the
-                // member that issued them (so a fail-over loses them too): get a new one, once.
+                // Simple tokens live in each member's memory: they vanish when it restarts, and each member expires
+                // them after --auth-token-ttl without use there, so the member a fail-over leads to may have dropped a
+                // token the last one still took. Get a new one (from the current member), once.
                 InvalidateToken(token, _displays[failover.LastUsed]);
             }
         }
