@@ -7,9 +7,17 @@ public sealed class EtcdOptions
     public const string SectionName = "Lodestar:Etcd";
 
     /// <summary>
-    /// Gets or sets the URL of etcd's client endpoint (its JSON gateway serves <c>/v3/</c> on the same port).
-    /// Default <c>http://127.0.0.1:2379</c>; must be an absolute http or https URL.
+    /// Gets or sets the URL of etcd's client endpoint (its JSON gateway serves <c>/v3/</c> on the same port), or the
+    /// URLs of several members of one cluster separated by commas, as etcdctl's <c>--endpoints</c>:
+    /// <c>http://10.0.0.1:2379,http://10.0.0.2:2379</c> (spaces around the commas are allowed).
+    /// Default <c>http://127.0.0.1:2379</c>; each entry must be an absolute http or https URL with no path.
     /// </summary>
+    /// <remarks>
+    /// Requests go to one member at a time, starting with the first. When a member cannot be reached (connection
+    /// refused or reset, TLS failure), the request is sent at once to the next member, each member at most once per
+    /// request, and later requests stay with the member that answered. A member that lets a request time out is left
+    /// for the next request, but that request fails, since etcd may have applied it.
+    /// </remarks>
     public string Address { get; set; } = "http://127.0.0.1:2379";
 
     /// <summary>

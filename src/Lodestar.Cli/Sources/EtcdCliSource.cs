@@ -5,7 +5,8 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Lodestar.Cli.Sources;
 
 /// <summary>
-/// etcd: <c>--address</c> (default http://127.0.0.1:2379) and <c>--prefix</c>; credentials only from the environment
+/// etcd: <c>--address</c> (default http://127.0.0.1:2379; several members separated by commas, passed through as
+/// <see cref="Lodestar.Etcd.EtcdOptions.Address"/>) and <c>--prefix</c>; credentials only from the environment
 /// (<c>ETCD_USERNAME</c>/<c>ETCD_PASSWORD</c>) or configuration (<c>Lodestar:Etcd:Username</c>/<c>Password</c>), never
 /// from arguments, which other users can read in the process list.
 /// </summary>

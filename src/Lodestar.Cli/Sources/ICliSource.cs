@@ -24,7 +24,7 @@ internal static class CommonOptions
 {
     public static readonly Option<string?> Address = new("--address")
     {
-        Description = "Registry URL, for example http://127.0.0.1:2379 (etcd) or http://127.0.0.1:8500 (Consul).",
+        Description = "Registry URL, for example http://127.0.0.1:2379 (etcd; several members separated by commas, as etcdctl's --endpoints) or http://127.0.0.1:8500 (Consul).",
     };
 }
 

@@ -60,6 +60,50 @@ public sealed class AddEtcdTests
     }
 
     [Fact]
+    public void AddEtcd_AddressListWithMalformedEntry_FailsAtStartNamingTheEntry()
+    {
+        var services = new ServiceCollection();
+        services.AddLodestar().AddEtcd(o => o.Address = "http://127.0.0.1:2379, 127.0.0.1:22379 ,https://user:s3cret@127.0.0.1:32379");
+        using var provider = services.BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<EtcdOptions>>().Value);
+
+        Assert.Equal(2, error.Failures.Count());
+        Assert.Contains(error.Failures, f => f.Contains("Address entry 2 of 3, '127.0.0.1:22379',", StringComparison.Ordinal));
+        Assert.Contains(error.Failures, f => f.Contains("Address entry 3 of 3, 'https://***@127.0.0.1:32379',", StringComparison.Ordinal));
+        Assert.DoesNotContain(error.Failures, f => f.Contains("s3cret", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:2379,,http://127.0.0.1:22379", "empty entry 2 of 3")]
+    [InlineData("http://127.0.0.1:2379,", "empty entry 2 of 2")]
+    [InlineData(" ", "is empty")]
+    public void AddEtcd_AddressWithEmptyEntry_Fails(string address, string expected)
+    {
+        var services = new ServiceCollection();
+        services.AddLodestar().AddEtcd(o => o.Address = address);
+        using var provider = services.BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<EtcdOptions>>().Value);
+
+        Assert.Contains(error.Failures, f => f.Contains(nameof(EtcdOptions.Address), StringComparison.Ordinal) && f.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AddEtcd_AddressList_PassesValidationAndClientKeepsEveryEndpointInOrder()
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddLodestar().AddEtcd(o => o.Address = "http://10.0.0.1:2379 , https://etcd-2.internal:2379/,http://[::1]:2379");
+        using var provider = services.BuildServiceProvider();
+
+        var client = provider.GetRequiredService<Lodestar.Etcd.Client.Internal.EtcdClient>();
+
+        Assert.Equal(["http://10.0.0.1:2379", "https://etcd-2.internal:2379", "http://[::1]:2379"], client.Endpoints);
+        Assert.Equal("http://10.0.0.1:2379", client.DisplayAddress);
+    }
+
+    [Fact]
     public void AddEtcd_NullBuilder_Throws()
         => Assert.Throws<ArgumentNullException>(() => EtcdLodestarBuilderExtensions.AddEtcd(null!));
 }

@@ -29,13 +29,17 @@ internal sealed class EtcdHarness : IAsyncDisposable
     public EtcdClient Client => Services.GetRequiredService<EtcdClient>();
 
     public static EtcdHarness Create(EtcdServer server, Action<EtcdOptions>? configure = null, Action<IServiceCollection>? more = null)
+        => Create(server.ClientUrl, configure, more);
+
+    /// <summary>Creates a harness whose <see cref="EtcdOptions.Address"/> is <paramref name="address"/>: one URL or a comma-separated list.</summary>
+    public static EtcdHarness Create(string address, Action<EtcdOptions>? configure = null, Action<IServiceCollection>? more = null)
     {
         var logs = new CapturingLoggerProvider();
         var services = new ServiceCollection();
         services.AddLogging(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Trace));
         services.AddLodestar(o => o.ResolutionTimeout = TimeSpan.FromSeconds(10)).AddEtcd(o =>
         {
-            o.Address = server.ClientUrl;
+            o.Address = address;
             o.MaxRetryDelay = TimeSpan.FromMilliseconds(500);
             configure?.Invoke(o);
         });

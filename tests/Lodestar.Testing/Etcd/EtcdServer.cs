@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
 using Lodestar.Testing.Tls;
@@ -14,7 +13,7 @@ namespace Lodestar.Testing.Etcd;
 /// folder. It can be stopped, killed and started again on the same ports and data, and talks to etcd's JSON gateway
 /// directly (independently of Lodestar's client) so tests can arrange and inspect the registry. In TLS mode
 /// (<see cref="StartTlsAsync"/>) the client port serves only HTTPS; the fixture's own calls then trust the test CA
-/// and present the test client certificate.
+/// and present the test client certificate. <see cref="EtcdCluster"/> runs several of them as one cluster.
 /// </summary>
 public sealed class EtcdServer : IAsyncDisposable
 {
@@ -23,6 +22,7 @@ public sealed class EtcdServer : IAsyncDisposable
     private readonly string[] _extraArgs;
     private readonly TlsFiles? _tls;
     private readonly bool _requireClientCertificate;
+    private readonly ClusterMembership? _membership;
     private readonly ConcurrentQueue<string> _output = new();
     private readonly HttpClient _http;
     private Process? _process;
@@ -30,14 +30,16 @@ public sealed class EtcdServer : IAsyncDisposable
     private string? _user;
     private string? _password;
 
-    private EtcdServer(int clientPort, int peerPort, string dataDir, string[] extraArgs, TlsFiles? tls, bool requireClientCertificate)
+    private EtcdServer(int clientPort, int peerPort, string[] extraArgs, TlsFiles? tls, bool requireClientCertificate, ClusterMembership? membership)
     {
         ClientPort = clientPort;
         PeerPort = peerPort;
-        _dataDir = dataDir;
+        _dataDir = Path.Combine(Path.GetTempPath(), "lodestar-etcd-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(_dataDir);
         _extraArgs = extraArgs;
         _tls = tls;
         _requireClientCertificate = requireClientCertificate;
+        _membership = membership;
         _http = CreateHttpClient(TimeSpan.FromSeconds(10));
         _http.BaseAddress = new Uri(ClientUrl + "/");
     }
@@ -50,6 +52,12 @@ public sealed class EtcdServer : IAsyncDisposable
 
     /// <summary>Gets the client URL, <c>http://127.0.0.1:{port}</c>, or <c>https://127.0.0.1:{port}</c> in TLS mode.</summary>
     public string ClientUrl => $"{(_tls is null ? "http" : "https")}://127.0.0.1:{ClientPort}";
+
+    /// <summary>Gets the peer URL, <c>http://127.0.0.1:{port}</c>.</summary>
+    public string PeerUrl => $"http://127.0.0.1:{PeerPort}";
+
+    /// <summary>Gets the member name: <c>default</c> for a single server, <c>m0</c>, <c>m1</c>... in a cluster.</summary>
+    public string Name => _membership?.Name ?? "default";
 
     /// <summary>Gets whether the process is running.</summary>
     public bool IsRunning => _process is { HasExited: false };
@@ -76,16 +84,22 @@ public sealed class EtcdServer : IAsyncDisposable
         return StartCoreAsync(files, requireClientCertificate, extraArgs);
     }
 
+    /// <summary>Creates (without starting) the members of a new cluster of <paramref name="size"/> on free loopback ports.</summary>
+    internal static EtcdServer[] CreateClusterMembers(int size, string[] extraArgs)
+    {
+        RequireBinary();
+        var ports = LoopbackPorts.Free(2 * size);
+        var names = Enumerable.Range(0, size).Select(i => "m" + i.ToString(CultureInfo.InvariantCulture)).ToArray();
+        var initialCluster = string.Join(",", names.Select((name, i) => $"{name}=http://127.0.0.1:{ports[2 * i + 1]}"));
+        var token = "lodestar-" + Guid.NewGuid().ToString("N");
+        return [.. names.Select((name, i) => new EtcdServer(ports[2 * i], ports[2 * i + 1], extraArgs, null, false, new ClusterMembership(name, initialCluster, token)))];
+    }
+
     private static async Task<EtcdServer> StartCoreAsync(TlsFiles? tls, bool requireClientCertificate, string[] extraArgs)
     {
-        if (FindBinary() is null)
-        {
-            throw new InvalidOperationException("The etcd binary is not installed; run 'apt-get install -y etcd-server' (scripts/test.sh does).");
-        }
-
-        var dataDir = Path.Combine(Path.GetTempPath(), "lodestar-etcd-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dataDir);
-        var server = new EtcdServer(FreePort(), FreePort(), dataDir, extraArgs, tls, requireClientCertificate);
+        RequireBinary();
+        var ports = LoopbackPorts.Free(2);
+        var server = new EtcdServer(ports[0], ports[1], extraArgs, tls, requireClientCertificate, null);
         try
         {
             await server.StartProcessAsync();
@@ -95,6 +109,14 @@ public sealed class EtcdServer : IAsyncDisposable
         {
             await server.DisposeAsync();
             throw;
+        }
+    }
+
+    private static void RequireBinary()
+    {
+        if (FindBinary() is null)
+        {
+            throw new InvalidOperationException("The etcd binary is not installed; run 'apt-get install -y etcd-server' (scripts/test.sh does).");
         }
     }
 
@@ -183,6 +205,25 @@ public sealed class EtcdServer : IAsyncDisposable
     public async Task<long> RevisionAsync()
         => Revision(await CallAsync("v3/kv/range", new JsonObject { ["key"] = B64("\0") }));
 
+    /// <summary>
+    /// Returns this member's ID and the ID of the leader it follows (0 when it knows none), from
+    /// <c>/v3/maintenance/status</c>. Answered by the member alone, without a token, so it works during an election.
+    /// </summary>
+    public async Task<(ulong MemberId, ulong LeaderId)> StatusAsync()
+    {
+        using var response = await _http.PostAsync("v3/maintenance/status", Json(new JsonObject()));
+        var text = await response.Content.ReadAsStringAsync();
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"etcd v3/maintenance/status failed: HTTP {(int)response.StatusCode} {text}");
+        }
+
+        var answer = JsonNode.Parse(text)!;
+        return (Id(answer["header"]?["member_id"]), Id(answer["leader"]));
+
+        static ulong Id(JsonNode? node) => node is null ? 0 : ulong.Parse((string)node!, CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Compacts the history up to <paramref name="revision"/> (physically, so older revisions are gone).</summary>
     public Task CompactAsync(long revision)
         => CallAsync("v3/kv/compaction", new JsonObject { ["revision"] = revision.ToString(CultureInfo.InvariantCulture), ["physical"] = true });
@@ -251,13 +292,6 @@ public sealed class EtcdServer : IAsyncDisposable
         return null;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     private async Task<JsonNode> CallAsync(string path, JsonObject body)
     {
         for (var attempt = 0; ; attempt++)
@@ -265,7 +299,9 @@ public sealed class EtcdServer : IAsyncDisposable
             if (_user is not null && _token is null)
             {
                 using var auth = await _http.PostAsync("v3/auth/authenticate", Json(new JsonObject { ["name"] = _user, ["password"] = _password }));
-                _token = (string?)JsonNode.Parse(await auth.Content.ReadAsStringAsync())?["token"];
+                var answer = await auth.Content.ReadAsStringAsync();
+                _token = (string?)JsonNode.Parse(answer)?["token"]
+                         ?? throw new InvalidOperationException($"etcd v3/auth/authenticate gave no token: HTTP {(int)auth.StatusCode} {answer}");
             }
 
             using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = Json(body) };
@@ -296,6 +332,19 @@ public sealed class EtcdServer : IAsyncDisposable
             ? new HttpClient { Timeout = timeout }
             : new HttpClient(_tls.CreateHttpHandler(presentClientCertificate: true), disposeHandler: true) { Timeout = timeout };
 
+    private IEnumerable<string> ClusterArguments()
+    {
+        if (_membership is null)
+        {
+            yield break;
+        }
+
+        yield return "--initial-cluster-token";
+        yield return _membership.Token;
+        yield return "--initial-cluster-state";
+        yield return "new";
+    }
+
     private IEnumerable<string> TlsArguments()
     {
         if (_tls is null)
@@ -320,7 +369,14 @@ public sealed class EtcdServer : IAsyncDisposable
 
     private async Task StartProcessAsync()
     {
-        var peer = $"http://127.0.0.1:{PeerPort}";
+        LaunchProcess();
+        await WaitHealthyAsync();
+    }
+
+    /// <summary>Starts the etcd process without waiting for it: a cluster's members become healthy only together.</summary>
+    internal void LaunchProcess()
+    {
+        var peer = PeerUrl;
         var info = new ProcessStartInfo(FindBinary()!)
         {
             UseShellExecute = false,
@@ -329,15 +385,15 @@ public sealed class EtcdServer : IAsyncDisposable
         };
         foreach (var arg in new[]
                  {
-                     "--name", "default",
+                     "--name", Name,
                      "--data-dir", _dataDir,
                      "--listen-client-urls", ClientUrl,
                      "--advertise-client-urls", ClientUrl,
                      "--listen-peer-urls", peer,
                      "--initial-advertise-peer-urls", peer,
-                     "--initial-cluster", "default=" + peer,
+                     "--initial-cluster", _membership?.InitialCluster ?? Name + "=" + peer,
                      "--logger", "zap",
-                 }.Concat(TlsArguments()).Concat(_extraArgs))
+                 }.Concat(ClusterArguments()).Concat(TlsArguments()).Concat(_extraArgs))
         {
             info.ArgumentList.Add(arg);
         }
@@ -350,7 +406,12 @@ public sealed class EtcdServer : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         _process = process;
+    }
 
+    /// <summary>Waits (up to 20 s) until etcd answers <c>/health</c> with true, which in a cluster needs a leader.</summary>
+    internal async Task WaitHealthyAsync()
+    {
+        var process = _process ?? throw new InvalidOperationException("etcd was not started.");
         var deadline = Stopwatch.StartNew();
         using var probe = CreateHttpClient(TimeSpan.FromSeconds(2));
         for (var attempt = 0; attempt < 400; attempt++)
@@ -399,3 +460,6 @@ public sealed class EtcdServer : IAsyncDisposable
         }
     }
 }
+
+/// <summary>How a member joins its cluster: its name, every member's peer URL and the cluster's token.</summary>
+internal sealed record ClusterMembership(string Name, string InitialCluster, string Token);

@@ -13,12 +13,19 @@ namespace Lodestar.Etcd.Client.Internal;
 /// <summary>
 /// A lean client for etcd v3's JSON gateway (grpc-gateway): POST a JSON body to <c>/v3/...</c>, 64-bit integers
 /// travel as strings, keys and values as base64. Handles username/password auth (token from
-/// <c>/v3/auth/authenticate</c> sent in the <c>Authorization</c> header, renewed when etcd rejects it) and TLS.
+/// <c>/v3/auth/authenticate</c> sent in the <c>Authorization</c> header, renewed when etcd rejects it), TLS, and
+/// fail-over between the members listed in <see cref="EtcdOptions.Address"/>.
 /// Thread-safe; one instance serves every source and registration of a process.
 /// </summary>
 /// <remarks>
-/// Secrets: the password and tokens are never put into exception messages or logs; messages from etcd are passed
-/// through <see cref="Redact"/> before they are used, as a second line of defence.
+/// <para>Fail-over: every request goes to the current member. When it cannot be reached (an
+/// <see cref="HttpRequestException"/>: connection refused or reset, TLS failure) the client moves on to the next member
+/// and sends the request there at once, trying each member at most once per request; every request this client makes
+/// (range, put, delete, lease calls, authenticate, opening a watch) is safe to repeat. When a request times out, the
+/// next request goes to the next member, but this one fails: etcd may have applied it. The move is a compare-exchange
+/// from the member that failed, so concurrent failures of one member move on by one member, not several.</para>
+/// <para>Secrets: the password and tokens are never put into exception messages or logs; messages from etcd are passed
+/// through <see cref="Redact"/> before they are used, as a second line of defence.</para>
 /// </remarks>
 internal sealed partial class EtcdClient : IDisposable
 {
@@ -27,7 +34,9 @@ internal sealed partial class EtcdClient : IDisposable
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _authenticating = new(1, 1);
-    private readonly string _displayAddress;
+    private readonly Uri[] _endpoints;
+    private readonly string[] _displays;
+    private int _current;
     private volatile string? _token;
 
     public EtcdClient(EtcdOptions options, TimeProvider timeProvider, ILogger<EtcdClient> logger, HttpMessageHandler? handler = null)
@@ -35,18 +44,25 @@ internal sealed partial class EtcdClient : IDisposable
         _options = options;
         _timeProvider = timeProvider;
         _logger = logger;
-        var address = new Uri(options.Address.TrimEnd('/') + "/", UriKind.Absolute);
-        _displayAddress = address.GetLeftPart(UriPartial.Authority);
+        _endpoints = EtcdAddressList.Parse(options.Address);
+        _displays = [.. _endpoints.Select(e => e.GetLeftPart(UriPartial.Authority))];
         _http = new HttpClient(handler ?? CreateHandler(options), disposeHandler: true)
         {
-            BaseAddress = address,
             // Watches stream for as long as they live; every other request gets RequestTimeout through its token.
             Timeout = Timeout.InfiniteTimeSpan,
         };
     }
 
-    /// <summary>Gets the address for messages: scheme, host and port only.</summary>
-    public string DisplayAddress => _displayAddress;
+    /// <summary>
+    /// Gets the endpoint requests go to now, for messages: scheme, host and port only. With several endpoints it is
+    /// the one the client uses at this moment, which changes when a member fails.
+    /// </summary>
+    public string DisplayAddress => _displays[CurrentIndex];
+
+    /// <summary>Gets every configured endpoint in order, for messages: scheme, host and port only.</summary>
+    public IReadOnlyList<string> Endpoints => _displays;
+
+    private int CurrentIndex => Volatile.Read(ref _current);
 
     public void Dispose()
     {
@@ -79,8 +95,8 @@ internal sealed partial class EtcdClient : IDisposable
             ["key"] = Convert.ToBase64String(key),
             ["range_end"] = Convert.ToBase64String(PrefixEnd(key)),
         };
-        using var document = await PostAsync("v3/kv/range", body, cancellationToken).ConfigureAwait(false);
-        var root = document.RootElement;
+        using var answer = await PostAsync("v3/kv/range", body, cancellationToken).ConfigureAwait(false);
+        var root = answer.Root;
         var kvs = new List<EtcdKeyValue>();
         if (root.TryGetProperty("kvs", out var items) && items.ValueKind == JsonValueKind.Array)
         {
@@ -96,8 +112,8 @@ internal sealed partial class EtcdClient : IDisposable
     public async Task<EtcdKeyValue?> GetAsync(string key, CancellationToken cancellationToken)
     {
         var body = new JsonObject { ["key"] = Base64(key) };
-        using var document = await PostAsync("v3/kv/range", body, cancellationToken).ConfigureAwait(false);
-        return document.RootElement.TryGetProperty("kvs", out var items) && items.ValueKind == JsonValueKind.Array && items.GetArrayLength() > 0
+        using var answer = await PostAsync("v3/kv/range", body, cancellationToken).ConfigureAwait(false);
+        return answer.Root.TryGetProperty("kvs", out var items) && items.ValueKind == JsonValueKind.Array && items.GetArrayLength() > 0
             ? ReadKeyValue(items[0])
             : null;
     }
@@ -110,15 +126,15 @@ internal sealed partial class EtcdClient : IDisposable
             body["lease"] = leaseId.ToString(CultureInfo.InvariantCulture);
         }
 
-        using var document = await PostAsync("v3/kv/put", body, cancellationToken).ConfigureAwait(false);
-        return ReadRevision(document.RootElement);
+        using var answer = await PostAsync("v3/kv/put", body, cancellationToken).ConfigureAwait(false);
+        return ReadRevision(answer.Root);
     }
 
     public async Task<long> DeleteAsync(string key, CancellationToken cancellationToken)
     {
         var body = new JsonObject { ["key"] = Base64(key) };
-        using var document = await PostAsync("v3/kv/deleterange", body, cancellationToken).ConfigureAwait(false);
-        return ReadInt64(document.RootElement, "deleted");
+        using var answer = await PostAsync("v3/kv/deleterange", body, cancellationToken).ConfigureAwait(false);
+        return ReadInt64(answer.Root, "deleted");
     }
 
     /// <summary>Grants a lease; etcd may round the TTL up to its minimum.</summary>
@@ -126,12 +142,12 @@ internal sealed partial class EtcdClient : IDisposable
     public async Task<(long Id, long Ttl)> GrantLeaseAsync(long ttlSeconds, CancellationToken cancellationToken)
     {
         var body = new JsonObject { ["TTL"] = ttlSeconds.ToString(CultureInfo.InvariantCulture) };
-        using var document = await PostAsync("v3/lease/grant", body, cancellationToken).ConfigureAwait(false);
-        var root = document.RootElement;
+        using var answer = await PostAsync("v3/lease/grant", body, cancellationToken).ConfigureAwait(false);
+        var root = answer.Root;
         var id = ReadInt64(root, "ID");
         if (id == 0)
         {
-            throw new EtcdException($"etcd at {_displayAddress} granted no lease ({Redact(ReadString(root, "error") ?? "no ID in the answer")}).");
+            throw new EtcdException($"etcd at {answer.Address} granted no lease ({Redact(ReadString(root, "error") ?? "no ID in the answer")}).");
         }
 
         return (id, ReadInt64(root, "TTL"));
@@ -144,11 +160,11 @@ internal sealed partial class EtcdClient : IDisposable
         // The gateway maps the bidirectional LeaseKeepAlive stream to one request body and a stream of answers; one
         // request gets one answer, {"result":{"ID":..,"TTL":..}}, with TTL missing when the lease is gone.
         var body = new JsonObject { ["ID"] = leaseId.ToString(CultureInfo.InvariantCulture) };
-        using var document = await PostAsync("v3/lease/keepalive", body, cancellationToken).ConfigureAwait(false);
-        var root = document.RootElement;
+        using var answer = await PostAsync("v3/lease/keepalive", body, cancellationToken).ConfigureAwait(false);
+        var root = answer.Root;
         if (root.TryGetProperty("error", out var error))
         {
-            throw ToException("v3/lease/keepalive", HttpStatusCode.OK, error);
+            throw ToException("v3/lease/keepalive", answer.Address, HttpStatusCode.OK, error);
         }
 
         return root.TryGetProperty("result", out var result) ? ReadInt64(result, "TTL") : 0;
@@ -160,7 +176,7 @@ internal sealed partial class EtcdClient : IDisposable
         var body = new JsonObject { ["ID"] = leaseId.ToString(CultureInfo.InvariantCulture) };
         try
         {
-            using var document = await PostAsync("v3/lease/revoke", body, cancellationToken).ConfigureAwait(false);
+            using var answer = await PostAsync("v3/lease/revoke", body, cancellationToken).ConfigureAwait(false);
         }
         catch (EtcdException ex) when (ex.Message.Contains("lease not found", StringComparison.Ordinal))
         {
@@ -183,28 +199,20 @@ internal sealed partial class EtcdClient : IDisposable
             },
         };
 
+        var failover = new Failover(_displays);
         for (var attempt = 0; ; attempt++)
         {
-            var token = await GetTokenAsync(cancellationToken).ConfigureAwait(false);
-            using var request = CreateRequest("v3/watch", body, token);
-            HttpResponseMessage response;
-            try
-            {
-                response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-            }
-            catch (HttpRequestException ex)
-            {
-                throw new EtcdException(Unreachable("v3/watch", ex), ex);
-            }
-
+            var token = await GetTokenAsync(failover, cancellationToken).ConfigureAwait(false);
+            var (response, index) = await OnSomeEndpointAsync("v3/watch", failover, endpoint => OpenWatchAsync(endpoint, body, token, cancellationToken)).ConfigureAwait(false);
+            var address = _displays[index];
             if (!response.IsSuccessStatusCode)
             {
                 using (response)
                 {
-                    var failure = await ReadFailureAsync("v3/watch", response, cancellationToken).ConfigureAwait(false);
+                    var failure = await ReadFailureAsync("v3/watch", address, response, cancellationToken).ConfigureAwait(false);
                     if (failure.IsInvalidToken && attempt == 0 && token is not null)
                     {
-                        InvalidateToken(token);
+                        InvalidateToken(token, address);
                         continue;
                     }
 
@@ -212,13 +220,23 @@ internal sealed partial class EtcdClient : IDisposable
                 }
             }
 
-            var stream = new EtcdWatchStream(response, _displayAddress, Redact);
-            var first = await stream.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var stream = new EtcdWatchStream(response, address, Redact);
+            EtcdWatchResponse? first;
+            try
+            {
+                first = await stream.ReadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await stream.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+
             if (first is { Canceled: true, CompactRevision: 0 } && IsTokenProblem(first.CancelReason) && attempt == 0 && token is not null)
             {
                 // The gateway reports a rejected token inside the stream: created, then canceled with the reason.
                 await stream.DisposeAsync().ConfigureAwait(false);
-                InvalidateToken(token);
+                InvalidateToken(token, address);
                 continue;
             }
 
@@ -305,9 +323,9 @@ internal sealed partial class EtcdClient : IDisposable
         return handler;
     }
 
-    private HttpRequestMessage CreateRequest(string path, JsonObject body, string? token)
+    private HttpRequestMessage CreateRequest(int endpoint, string path, JsonObject body, string? token)
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, path)
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_endpoints[endpoint], path))
         {
             Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
         };
@@ -320,61 +338,139 @@ internal sealed partial class EtcdClient : IDisposable
         return request;
     }
 
-    private async Task<JsonDocument> PostAsync(string path, JsonObject body, CancellationToken cancellationToken)
+    private async Task<EtcdAnswer> PostAsync(string path, JsonObject body, CancellationToken cancellationToken)
     {
+        var failover = new Failover(_displays);
         for (var attempt = 0; ; attempt++)
         {
-            var token = await GetTokenAsync(cancellationToken).ConfigureAwait(false);
+            var token = await GetTokenAsync(failover, cancellationToken).ConfigureAwait(false);
             try
             {
-                return await SendOnceAsync(path, body, token, cancellationToken).ConfigureAwait(false);
+                return await OnSomeEndpointAsync(path, failover, index => SendOnceAsync(index, path, body, token, cancellationToken)).ConfigureAwait(false);
             }
             catch (EtcdException ex) when (ex.IsInvalidToken && attempt == 0 && token is not null)
             {
-                // Simple tokens expire after --auth-token-ttl of disuse and vanish on restart: get a new one, once.
-                InvalidateToken(token);
+                // Simple tokens live in each member's memory: they vanish when it restarts, and each member expires
+                // them after --auth-token-ttl without use there, so the member a fail-over leads to may have dropped a
+                // token the last one still took. Get a new one (from the current member), once.
+                InvalidateToken(token, _displays[failover.LastUsed]);
             }
         }
     }
 
-    private async Task<JsonDocument> SendOnceAsync(string path, JsonObject body, string? token, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="send"/> against the current endpoint; when it finds that endpoint unreachable, moves on to
+    /// the next and runs it again at once, each endpoint at most once per <paramref name="failover"/>.
+    /// </summary>
+    /// <exception cref="EtcdException">Every endpoint not yet tried was unreachable (the last one's failure, naming every endpoint tried), or the request failed otherwise.</exception>
+    private async Task<T> OnSomeEndpointAsync<T>(string path, Failover failover, Func<int, Task<T>> send)
     {
+        while (true)
+        {
+            var index = failover.Pick(CurrentIndex);
+            try
+            {
+                return await send(index).ConfigureAwait(false);
+            }
+            catch (EtcdException ex) when (ex.IsUnreachable)
+            {
+                failover.Failed(index, ex);
+                var cause = ex.InnerException is { } inner ? Innermost(inner).Message : ex.Message;
+                MoveOn(index, $"{path}: {Redact(cause)}");
+                if (!failover.HasUntried)
+                {
+                    if (_endpoints.Length == 1)
+                    {
+                        throw;
+                    }
+
+                    throw failover.Exhausted();
+                }
+            }
+        }
+    }
+
+    /// <summary>Makes the endpoint after <paramref name="failed"/> the current one, unless another failure already moved on from it.</summary>
+    private void MoveOn(int failed, string reason)
+    {
+        if (_endpoints.Length < 2)
+        {
+            return;
+        }
+
+        var next = (failed + 1) % _endpoints.Length;
+        if (Interlocked.CompareExchange(ref _current, next, failed) == failed)
+        {
+            Log.EndpointFailed(_logger, _displays[failed], reason, _displays[next]);
+        }
+    }
+
+    private async Task<EtcdAnswer> SendOnceAsync(int endpoint, string path, JsonObject body, string? token, CancellationToken cancellationToken)
+    {
+        var address = _displays[endpoint];
         using var timeout = new CancellationTokenSource(_options.RequestTimeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
-        using var request = CreateRequest(path, body, token);
+        using var request = CreateRequest(endpoint, path, body, token);
         try
         {
             using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, linked.Token).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
             {
-                throw await ReadFailureAsync(path, response, linked.Token).ConfigureAwait(false);
+                throw await ReadFailureAsync(path, address, response, linked.Token).ConfigureAwait(false);
             }
 
             var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {
-                return await JsonDocument.ParseAsync(stream, default, linked.Token).ConfigureAwait(false);
+                var document = await JsonDocument.ParseAsync(stream, default, linked.Token).ConfigureAwait(false);
+                return new EtcdAnswer(document, address);
             }
         }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new EtcdException($"etcd at {_displayAddress} did not answer {path} within {_options.RequestTimeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s.");
+            // RequestTimeout ran out, or the handler's connect timeout (the same length) did. The request may have been
+            // applied, so it is not sent again; the next one goes to the next member.
+            var seconds = _options.RequestTimeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
+            MoveOn(endpoint, $"no answer to {path} within {seconds} s");
+            throw new EtcdException($"etcd at {address} did not answer {path} within {seconds} s.");
         }
         catch (HttpRequestException ex)
         {
-            throw new EtcdException(Unreachable(path, ex), ex);
+            throw new EtcdException(Unreachable(endpoint, path, ex), ex) { IsUnreachable = true };
         }
         catch (JsonException ex)
         {
-            throw new EtcdException($"etcd at {_displayAddress} sent malformed JSON for {path}: {Redact(ex.Message)}", ex);
+            throw new EtcdException($"etcd at {address} sent malformed JSON for {path}: {Redact(ex.Message)}", ex);
+        }
+    }
+
+    /// <summary>Sends the watch request to one endpoint and returns once the response headers are in.</summary>
+    private async Task<(HttpResponseMessage Response, int Endpoint)> OpenWatchAsync(int endpoint, JsonObject body, string? token, CancellationToken cancellationToken)
+    {
+        using var request = CreateRequest(endpoint, "v3/watch", body, token);
+        try
+        {
+            return (await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false), endpoint);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Only the handler's connect timeout can end a watch request this way: nothing was sent.
+            var seconds = _options.RequestTimeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
+            throw new EtcdException($"etcd at {_displays[endpoint]} accepted no connection for v3/watch within {seconds} s.", ex) { IsUnreachable = true };
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new EtcdException(Unreachable(endpoint, "v3/watch", ex), ex) { IsUnreachable = true };
         }
     }
 
     /// <summary>Describes a request that got no answer: a failed TLS connection in words an operator can act on, else etcd unreachable.</summary>
-    private string Unreachable(string path, HttpRequestException ex)
+    private string Unreachable(int endpoint, string path, HttpRequestException ex)
     {
         const string Options = nameof(EtcdOptions);
-        var host = _http.BaseAddress!.Host;
+        var uri = _endpoints[endpoint];
+        var address = _displays[endpoint];
+        var host = uri.Host;
         var server = string.IsNullOrEmpty(_options.CaCertificatePath)
             ? $"it must be trusted by the system's certificate authorities and name host '{host}' (set {Options}.{nameof(EtcdOptions.CaCertificatePath)} for a private CA)"
             : $"it must be issued by a CA in {Options}.{nameof(EtcdOptions.CaCertificatePath)} and name host '{host}'";
@@ -382,12 +478,22 @@ internal sealed partial class EtcdClient : IDisposable
         var client = hasClientCertificate
             ? $"the certificate in {Options}.{nameof(EtcdOptions.ClientCertificatePath)} must be issued by a CA in etcd's --trusted-ca-file"
             : $"none is configured, and etcd run with --client-cert-auth needs one: set {Options}.{nameof(EtcdOptions.ClientCertificatePath)} and {Options}.{nameof(EtcdOptions.ClientKeyPath)}";
-        return TlsFailure.Describe(ex, _http.BaseAddress, hasClientCertificate, server, client) is { } tls
-            ? $"etcd at {_displayAddress} could not be used for {path}. {Redact(tls)}"
-            : $"etcd at {_displayAddress} is unreachable for {path}: {Redact(ex.Message)}";
+        return TlsFailure.Describe(ex, uri, hasClientCertificate, server, client) is { } tls
+            ? $"etcd at {address} could not be used for {path}. {Redact(tls)}"
+            : $"etcd at {address} is unreachable for {path}: {Redact(ex.Message)}";
     }
 
-    private async Task<EtcdException> ReadFailureAsync(string path, HttpResponseMessage response, CancellationToken cancellationToken)
+    private static Exception Innermost(Exception ex)
+    {
+        while (ex.InnerException is { } inner)
+        {
+            ex = inner;
+        }
+
+        return ex;
+    }
+
+    private async Task<EtcdException> ReadFailureAsync(string path, string address, HttpResponseMessage response, CancellationToken cancellationToken)
     {
         string text;
         try
@@ -403,19 +509,19 @@ internal sealed partial class EtcdClient : IDisposable
         try
         {
             using var document = JsonDocument.Parse(text);
-            return ToException(path, response.StatusCode, document.RootElement);
+            return ToException(path, address, response.StatusCode, document.RootElement);
         }
         catch (JsonException)
         {
             var status = (int)response.StatusCode;
-            return new EtcdException($"etcd at {_displayAddress} answered {path} with HTTP {status.ToString(CultureInfo.InvariantCulture)}.")
+            return new EtcdException($"etcd at {address} answered {path} with HTTP {status.ToString(CultureInfo.InvariantCulture)}.")
             {
                 IsInvalidToken = response.StatusCode == HttpStatusCode.Unauthorized,
             };
         }
     }
 
-    private EtcdException ToException(string path, HttpStatusCode status, JsonElement error)
+    private EtcdException ToException(string path, string address, HttpStatusCode status, JsonElement error)
     {
         // grpc-gateway v1 errors: {"error":"...","message":"...","code":16}; streamed ones nest it: {"error":{...}}.
         var message = ReadString(error, "message") ?? ReadString(error, "error") ?? "no details";
@@ -426,14 +532,15 @@ internal sealed partial class EtcdClient : IDisposable
         }
 
         var invalidToken = code == 16 || status == HttpStatusCode.Unauthorized || IsTokenProblem(message);
-        return new EtcdException($"etcd at {_displayAddress} rejected {path}: {Redact(message)} (HTTP {((int)status).ToString(CultureInfo.InvariantCulture)}, code {code.ToString(CultureInfo.InvariantCulture)}).")
+        return new EtcdException($"etcd at {address} rejected {path}: {Redact(message)} (HTTP {((int)status).ToString(CultureInfo.InvariantCulture)}, code {code.ToString(CultureInfo.InvariantCulture)}).")
         {
             GrpcCode = code,
             IsInvalidToken = invalidToken,
         };
     }
 
-    private async ValueTask<string?> GetTokenAsync(CancellationToken cancellationToken)
+    /// <summary>Returns the token to send, authenticating first (at the current endpoint, failing over as any request) when there is none.</summary>
+    private async ValueTask<string?> GetTokenAsync(Failover failover, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(_options.Username))
         {
@@ -453,21 +560,25 @@ internal sealed partial class EtcdClient : IDisposable
                 return fresh;
             }
 
+            const string Path = "v3/auth/authenticate";
             var body = new JsonObject { ["name"] = _options.Username, ["password"] = _options.Password ?? string.Empty };
-            using var document = await SendOnceAsync("v3/auth/authenticate", body, null, cancellationToken).ConfigureAwait(false);
-            var issued = ReadString(document.RootElement, "token");
+            using var answer = await OnSomeEndpointAsync(Path, failover, index => SendOnceAsync(index, Path, body, null, cancellationToken)).ConfigureAwait(false);
+            var issued = ReadString(answer.Root, "token");
             if (string.IsNullOrEmpty(issued))
             {
-                throw new EtcdException($"etcd at {_displayAddress} authenticated user '{_options.Username}' but returned no token; is auth enabled?");
+                throw new EtcdException($"etcd at {answer.Address} authenticated user '{_options.Username}' but returned no token; is auth enabled?");
             }
 
             _token = issued;
-            Log.Authenticated(_logger, _displayAddress, _options.Username);
+            Log.Authenticated(_logger, answer.Address, _options.Username);
             return issued;
         }
         catch (EtcdException ex) when (!ex.Message.Contains("user '", StringComparison.Ordinal))
         {
-            throw new EtcdException($"etcd at {_displayAddress} could not authenticate user '{_options.Username}': {ex.Message}", ex);
+            throw new EtcdException($"etcd at {_displays[failover.LastUsed]} could not authenticate user '{_options.Username}': {ex.Message}", ex)
+            {
+                IsUnreachable = ex.IsUnreachable,
+            };
         }
         finally
         {
@@ -475,11 +586,11 @@ internal sealed partial class EtcdClient : IDisposable
         }
     }
 
-    private void InvalidateToken(string token)
+    private void InvalidateToken(string token, string address)
     {
         if (Interlocked.CompareExchange(ref _token, null, token) == token)
         {
-            Log.TokenRejected(_logger, _displayAddress);
+            Log.TokenRejected(_logger, address);
         }
     }
 
@@ -496,5 +607,69 @@ internal sealed partial class EtcdClient : IDisposable
 
         [LoggerMessage(4, LogLevel.Debug, "Could not read the error body of {Path}: {Reason}", EventName = "EtcdFailureBodyUnreadable")]
         public static partial void FailureBodyUnreadable(ILogger logger, string path, string reason);
+
+        [LoggerMessage(5, LogLevel.Information, "etcd endpoint {Failed} failed ({Reason}); using {Next}", EventName = "EtcdEndpointFailed")]
+        public static partial void EndpointFailed(ILogger logger, string failed, string reason, string next);
+    }
+
+    /// <summary>A JSON answer and the endpoint that gave it.</summary>
+    private sealed class EtcdAnswer(JsonDocument document, string address) : IDisposable
+    {
+        public JsonElement Root => document.RootElement;
+
+        /// <summary>Gets the endpoint that answered, for messages.</summary>
+        public string Address => address;
+
+        public void Dispose() => document.Dispose();
+    }
+
+    /// <summary>The endpoints one call has tried and found unreachable, so that it tries each at most once.</summary>
+    private sealed class Failover(string[] endpoints)
+    {
+        private readonly bool[] _failed = new bool[endpoints.Length];
+        private readonly List<int> _tried = [];
+        private EtcdException? _last;
+
+        /// <summary>Gets the endpoint picked last.</summary>
+        public int LastUsed { get; private set; }
+
+        /// <summary>Gets whether an endpoint is left that this call has not found unreachable.</summary>
+        public bool HasUntried => _tried.Count < endpoints.Length;
+
+        /// <summary>Returns <paramref name="current"/>, or the first endpoint after it that this call has not found unreachable.</summary>
+        public int Pick(int current)
+        {
+            if (!HasUntried)
+            {
+                throw Exhausted();
+            }
+
+            var index = current;
+            while (_failed[index])
+            {
+                index = (index + 1) % endpoints.Length;
+            }
+
+            LastUsed = index;
+            return index;
+        }
+
+        public void Failed(int index, EtcdException error)
+        {
+            if (!_failed[index])
+            {
+                _failed[index] = true;
+                _tried.Add(index);
+            }
+
+            _last = error;
+        }
+
+        /// <summary>Returns the last failure, its message naming every endpoint tried.</summary>
+        public EtcdException Exhausted()
+            => new($"{_last!.Message} Every etcd endpoint was tried and none could be reached: {string.Join(", ", _tried.Select(i => endpoints[i]))}.", _last.InnerException)
+            {
+                IsUnreachable = true,
+            };
     }
 }

@@ -22,4 +22,7 @@ internal sealed class EtcdException : Exception
 
     /// <summary>Gets whether etcd rejected the auth token (expired or unknown), which a new token cures.</summary>
     public bool IsInvalidToken { get; init; }
+
+    /// <summary>Gets whether the request got no answer from the endpoint (no connection, connection lost, TLS failure), which another cluster member may cure.</summary>
+    public bool IsUnreachable { get; init; }
 }

@@ -24,6 +24,9 @@ internal sealed class EtcdWatchStream : IAsyncDisposable
         _redact = redact;
     }
 
+    /// <summary>Gets the endpoint the stream comes from, for messages.</summary>
+    public string Address => _address;
+
     /// <summary>Makes the next <see cref="ReadAsync"/> return <paramref name="message"/> again.</summary>
     public void Pushback(EtcdWatchResponse? message) => _pushedBack = message;
 

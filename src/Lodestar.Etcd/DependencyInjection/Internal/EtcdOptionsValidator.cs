@@ -1,3 +1,5 @@
+using System.Globalization;
+using Lodestar.Etcd.Client.Internal;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -10,11 +12,7 @@ internal sealed class EtcdOptionsValidator : IValidateOptions<EtcdOptions>
     public ValidateOptionsResult Validate(string? name, EtcdOptions options)
     {
         var failures = new List<string>();
-        if (!Uri.TryCreate(options.Address, UriKind.Absolute, out var address) || address.Scheme is not ("http" or "https")
-            || address.UserInfo.Length > 0 || address.AbsolutePath.Length > 1 || address.Query.Length > 0)
-        {
-            failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.Address)} is '{options.Address}'; it must be an absolute http or https URL with no path, query or user info, such as http://127.0.0.1:2379.");
-        }
+        CheckAddress(options.Address, failures);
 
         if (options.Prefix is null)
         {
@@ -45,6 +43,41 @@ internal sealed class EtcdOptionsValidator : IValidateOptions<EtcdOptions>
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void CheckAddress(string? address, List<string> failures)
+    {
+        const string Property = $"{nameof(EtcdOptions)}.{nameof(EtcdOptions.Address)}";
+        const string Shape = "an absolute http or https URL with no path, query or user info, such as http://127.0.0.1:2379";
+        if (string.IsNullOrWhiteSpace(address))
+        {
+            failures.Add($"{Property} is empty; it must be {Shape}, or several such URLs separated by commas.");
+            return;
+        }
+
+        var entries = EtcdAddressList.Split(address);
+        if (entries.Length == 1)
+        {
+            if (!EtcdAddressList.IsValid(entries[0]))
+            {
+                failures.Add($"{Property} is '{EtcdAddressList.Shown(address)}'; it must be {Shape}.");
+            }
+
+            return;
+        }
+
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var position = $"entry {(i + 1).ToString(CultureInfo.InvariantCulture)} of {entries.Length.ToString(CultureInfo.InvariantCulture)}";
+            if (entries[i].Length == 0)
+            {
+                failures.Add($"{Property} has an empty {position} in '{EtcdAddressList.Shown(address)}'; separate the URLs with single commas.");
+            }
+            else if (!EtcdAddressList.IsValid(entries[i]))
+            {
+                failures.Add($"{Property} {position}, '{EtcdAddressList.Shown(entries[i])}', is not {Shape}.");
+            }
+        }
     }
 
     private static void CheckFile(string property, string? path, List<string> failures)

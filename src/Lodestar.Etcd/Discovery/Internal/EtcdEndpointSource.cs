@@ -82,7 +82,7 @@ internal sealed partial class EtcdEndpointSource : IEndpointSource
                     while (true)
                     {
                         var message = await stream.ReadAsync(cancellationToken).ConfigureAwait(false)
-                                      ?? throw new EtcdException($"etcd at {_client.DisplayAddress} ended the watch of '{_prefix}'; resuming from revision {nextRevision.ToString(CultureInfo.InvariantCulture)}.");
+                                      ?? throw new EtcdException($"etcd at {stream.Address} ended the watch of '{_prefix}'; resuming from revision {nextRevision.ToString(CultureInfo.InvariantCulture)}.");
                         if (message.IsCompacted)
                         {
                             Log.Compacted(_logger, _serviceName, nextRevision, message.CompactRevision);
@@ -92,7 +92,7 @@ internal sealed partial class EtcdEndpointSource : IEndpointSource
 
                         if (message.Canceled)
                         {
-                            throw new EtcdException($"etcd at {_client.DisplayAddress} cancelled the watch of '{_prefix}': {message.CancelReason ?? "no reason given"}.");
+                            throw new EtcdException($"etcd at {stream.Address} cancelled the watch of '{_prefix}': {message.CancelReason ?? "no reason given"}.");
                         }
 
                         if (message.Created && healthySince < 0)
