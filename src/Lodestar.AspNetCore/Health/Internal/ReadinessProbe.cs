@@ -49,8 +49,7 @@ internal sealed partial class ReadinessProbe
             return Task.FromResult(ReadinessReport.Draining);
         }
 
-        var cached = _cached;
-        if (cached is not null && _timeProvider.GetElapsedTime(cached.Timestamp) < _options.CurrentValue.CacheDuration)
+        if (Fresh() is { } cached)
         {
             return Task.FromResult(cached);
         }
@@ -58,6 +57,13 @@ internal sealed partial class ReadinessProbe
         Task<ReadinessReport> evaluation;
         lock (_gate)
         {
+            // An evaluation may have finished since the check above: its result is cached before its task completes,
+            // so looking again here keeps a probe that arrives at that moment from running the checks a second time.
+            if (Fresh() is { } justCached)
+            {
+                return Task.FromResult(justCached);
+            }
+
             if (_evaluation is null || _evaluation.IsCompleted)
             {
                 // Start outside the caller's ExecutionContext: the evaluation is shared and must not carry one probe's Activity.
@@ -71,6 +77,12 @@ internal sealed partial class ReadinessProbe
         }
 
         return evaluation.WaitAsync(cancellationToken);
+    }
+
+    private ReadinessReport? Fresh()
+    {
+        var cached = _cached;
+        return cached is not null && _timeProvider.GetElapsedTime(cached.Timestamp) < _options.CurrentValue.CacheDuration ? cached : null;
     }
 
     private async Task<ReadinessReport> EvaluateAsync()
