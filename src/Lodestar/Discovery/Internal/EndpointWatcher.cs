@@ -15,7 +15,7 @@ namespace Lodestar.Discovery.Internal;
 /// published with a single volatile write; readers never lock. Subscribers are an immutable array swapped under
 /// <see cref="_gate"/>, and are called outside it.
 /// </remarks>
-internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposable, IDiscoveryMetricsSource
+internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObserver, IAsyncDisposable, IDiscoveryMetricsSource
 {
     private readonly IEndpointSource _source;
     private readonly TimeProvider _timeProvider;
@@ -126,6 +126,8 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IAsyncDisposa
             }
         }
     }
+
+    void IReconnectObserver.OnReconnect() => _metrics?.RecordDiscoveryReconnect(ServiceName, SourceName);
 
     void IEndpointObserver.OnError(Exception error)
     {
