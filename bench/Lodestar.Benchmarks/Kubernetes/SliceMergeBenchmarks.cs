@@ -43,7 +43,7 @@ public class SliceMergeBenchmarks
 
     /// <summary>The same change plus materialising the merged list the endpoint cache receives (O(service), once per change).</summary>
     [Benchmark]
-    public IReadOnlyList<ServiceEndpoint> ApplyOneSliceChangeAndSnapshot()
+    public IReadOnlyList<DiscoveredEndpoint> ApplyOneSliceChangeAndSnapshot()
     {
         _flip = !_flip;
         _merger.Apply(_flip ? _odd : _even, null);
@@ -52,7 +52,7 @@ public class SliceMergeBenchmarks
 
     /// <summary>What a non-incremental merge would pay per change: the whole service rebuilt.</summary>
     [Benchmark]
-    public IReadOnlyList<ServiceEndpoint> RebuildWholeService()
+    public IReadOnlyList<DiscoveredEndpoint> RebuildWholeService()
     {
         var merger = new EndpointSliceMerger(null);
         merger.ReplaceAll(_service, null);

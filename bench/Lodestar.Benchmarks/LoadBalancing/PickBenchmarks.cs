@@ -126,6 +126,6 @@ internal static class BenchmarkServices
     /// <summary>Endpoints with weights 1 to 3, so weighted policies take their weighted paths.</summary>
     public static EndpointSet Set(int count, long version)
         => EndpointSet.Create("orders", "bench",
-            Enumerable.Range(0, count).Select(i => ServiceEndpoint.Create($"10.{i / 62500}.{i / 250 % 250}.{(i % 250) + 1}", 8080, weight: 1 + (i % 3))),
+            Enumerable.Range(0, count).Select(i => DiscoveredEndpoint.Create($"10.{i / 62500}.{i / 250 % 250}.{(i % 250) + 1}", 8080, weight: 1 + (i % 3))),
             version, DateTimeOffset.UnixEpoch);
 }

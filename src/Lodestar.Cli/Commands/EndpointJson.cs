@@ -11,7 +11,7 @@ internal sealed record EndpointDto(
     [property: JsonPropertyName("zone")] string? Zone,
     [property: JsonPropertyName("metadata")] IReadOnlyDictionary<string, string> Metadata)
 {
-    public static EndpointDto From(ServiceEndpoint e) => new(e.Host, e.Port, e.Weight, e.Zone, e.Metadata);
+    public static EndpointDto From(DiscoveredEndpoint e) => new(e.Host, e.Port, e.Weight, e.Zone, e.Metadata);
 }
 
 internal sealed record ResolveDto(

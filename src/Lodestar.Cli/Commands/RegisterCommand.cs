@@ -48,7 +48,7 @@ internal static class RegisterCommand
         await using var services = CliHost.Build(parseResult);
         var registrar = GetRegistrar(services, parseResult);
         var service = parseResult.GetValue(ResolveCommand.Service)!;
-        if (!ServiceEndpoint.TryParse(parseResult.GetValue(Endpoint), 0, out var endpoint, out var error))
+        if (!DiscoveredEndpoint.TryParse(parseResult.GetValue(Endpoint), 0, out var endpoint, out var error))
         {
             throw new CliException($"--endpoint: {error}.");
         }
@@ -95,7 +95,7 @@ internal static class RegisterCommand
         if (id is null)
         {
             var endpointText = parseResult.GetValue<string>("--endpoint");
-            if (!ServiceEndpoint.TryParse(endpointText, 0, out var endpoint, out var error))
+            if (!DiscoveredEndpoint.TryParse(endpointText, 0, out var endpoint, out var error))
             {
                 throw new CliException($"Give --id, or --endpoint host:port to derive it ({error}).");
             }

@@ -7,7 +7,7 @@ public interface IEndpointObserver
 {
     /// <summary>Publishes the complete current set of routable endpoints; an empty list means the service has none.</summary>
     /// <param name="endpoints">Every routable endpoint of the service now. The observer takes its own copy.</param>
-    void OnEndpoints(IReadOnlyList<ServiceEndpoint> endpoints);
+    void OnEndpoints(IReadOnlyList<DiscoveredEndpoint> endpoints);
 
     /// <summary>Reports a failure (unreachable registry, malformed answer, bad entry). The last published set stays in force.</summary>
     /// <param name="error">What went wrong; its message names the registry and must not contain secrets.</param>

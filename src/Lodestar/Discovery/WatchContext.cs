@@ -42,7 +42,7 @@ public sealed class WatchContext<TCursor>
 
     /// <summary>Publishes the complete current set of routable endpoints (see <see cref="IEndpointObserver.OnEndpoints"/>).</summary>
     /// <param name="endpoints">Every routable endpoint now; the observer takes its own copy.</param>
-    public void Publish(IReadOnlyList<ServiceEndpoint> endpoints)
+    public void Publish(IReadOnlyList<DiscoveredEndpoint> endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         HasPublished = true;

@@ -11,7 +11,7 @@ namespace Lodestar.Endpoints;
 /// </remarks>
 public sealed class EndpointSet
 {
-    private EndpointSet(string serviceName, string sourceName, ImmutableArray<ServiceEndpoint> endpoints, long version, DateTimeOffset updatedAt)
+    private EndpointSet(string serviceName, string sourceName, ImmutableArray<DiscoveredEndpoint> endpoints, long version, DateTimeOffset updatedAt)
     {
         ServiceName = serviceName;
         SourceName = sourceName;
@@ -27,7 +27,7 @@ public sealed class EndpointSet
     public string SourceName { get; }
 
     /// <summary>Gets the endpoints, de-duplicated by identity, in the order the source gave them.</summary>
-    public ImmutableArray<ServiceEndpoint> Endpoints { get; }
+    public ImmutableArray<DiscoveredEndpoint> Endpoints { get; }
 
     /// <summary>Gets the version, starting at 1 and growing with each published set.</summary>
     public long Version { get; }
@@ -45,15 +45,15 @@ public sealed class EndpointSet
     /// <param name="version">The version, 1 or more.</param>
     /// <param name="updatedAt">When the set was published.</param>
     /// <returns>The set.</returns>
-    public static EndpointSet Create(string serviceName, string sourceName, IEnumerable<ServiceEndpoint> endpoints, long version, DateTimeOffset updatedAt)
+    public static EndpointSet Create(string serviceName, string sourceName, IEnumerable<DiscoveredEndpoint> endpoints, long version, DateTimeOffset updatedAt)
     {
         ArgumentException.ThrowIfNullOrEmpty(serviceName);
         ArgumentException.ThrowIfNullOrEmpty(sourceName);
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentOutOfRangeException.ThrowIfLessThan(version, 1);
 
-        var seen = new HashSet<ServiceEndpoint>();
-        var builder = ImmutableArray.CreateBuilder<ServiceEndpoint>();
+        var seen = new HashSet<DiscoveredEndpoint>();
+        var builder = ImmutableArray.CreateBuilder<DiscoveredEndpoint>();
         foreach (var endpoint in endpoints)
         {
             ArgumentNullException.ThrowIfNull(endpoint, nameof(endpoints));
@@ -69,7 +69,7 @@ public sealed class EndpointSet
     /// <summary>Returns whether both sets hold identical endpoints in every attribute, ignoring order.</summary>
     /// <param name="endpoints">The endpoints to compare with.</param>
     /// <returns><see langword="true"/> when nothing differs.</returns>
-    public bool HasSameEndpoints(IReadOnlyCollection<ServiceEndpoint> endpoints)
+    public bool HasSameEndpoints(IReadOnlyCollection<DiscoveredEndpoint> endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         if (endpoints.Count != Endpoints.Length)
@@ -77,7 +77,7 @@ public sealed class EndpointSet
             return false;
         }
 
-        var mine = new Dictionary<ServiceEndpoint, ServiceEndpoint>(Endpoints.Length);
+        var mine = new Dictionary<DiscoveredEndpoint, DiscoveredEndpoint>(Endpoints.Length);
         foreach (var endpoint in Endpoints)
         {
             mine[endpoint] = endpoint;

@@ -13,7 +13,7 @@ namespace Lodestar.LoadBalancing;
 /// </remarks>
 public sealed class EndpointState
 {
-    private ServiceEndpoint _endpoint;
+    private DiscoveredEndpoint _endpoint;
     private int _inFlight;
     private long _requests;
     private long _failures;
@@ -21,7 +21,7 @@ public sealed class EndpointState
     private long _lastLatencyTicks;
     private readonly long _addedTimestamp;
 
-    internal EndpointState(ServiceEndpoint endpoint, long addedTimestamp, EndpointTracking? tracking = null)
+    internal EndpointState(DiscoveredEndpoint endpoint, long addedTimestamp, EndpointTracking? tracking = null)
     {
         _endpoint = endpoint;
         _addedTimestamp = addedTimestamp;
@@ -29,7 +29,7 @@ public sealed class EndpointState
     }
 
     /// <summary>Gets the endpoint as the source last described it (weight, zone and metadata may change over time).</summary>
-    public ServiceEndpoint Endpoint => Volatile.Read(ref _endpoint);
+    public DiscoveredEndpoint Endpoint => Volatile.Read(ref _endpoint);
 
     /// <summary>Gets the number of requests sent to the endpoint that have not completed.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
@@ -65,7 +65,7 @@ public sealed class EndpointState
     private bool _activeHealthy = true;
     private bool _breakerOpen;
 
-    internal void SetEndpoint(ServiceEndpoint endpoint) => Volatile.Write(ref _endpoint, endpoint);
+    internal void SetEndpoint(DiscoveredEndpoint endpoint) => Volatile.Write(ref _endpoint, endpoint);
 
     internal void SetEjected(bool ejected) => Volatile.Write(ref _ejected, ejected);
 

@@ -54,8 +54,8 @@ public sealed class DiscoveryMetricsTests
                 return;
             }
 
-            observer.OnEndpoints([ServiceEndpoint.Create("10.0.0.1", 80), ServiceEndpoint.Create("10.0.0.2", 80)]);
-            observer.OnEndpoints([ServiceEndpoint.Create("10.0.0.1", 80)]);
+            observer.OnEndpoints([DiscoveredEndpoint.Create("10.0.0.1", 80), DiscoveredEndpoint.Create("10.0.0.2", 80)]);
+            observer.OnEndpoints([DiscoveredEndpoint.Create("10.0.0.1", 80)]);
             observer.OnError(new HttpRequestException("registry unavailable"));
             throw new InvalidOperationException("watch broke");
         }

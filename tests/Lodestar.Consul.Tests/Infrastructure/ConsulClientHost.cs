@@ -87,7 +87,7 @@ internal sealed class ConsulClientHost : IAsyncDisposable
             }
         }
 
-        public IReadOnlyList<ServiceEndpoint> Endpoints => Current?.Endpoints.ToArray() ?? [];
+        public IReadOnlyList<DiscoveredEndpoint> Endpoints => Current?.Endpoints.ToArray() ?? [];
 
         public IReadOnlyList<Exception> Errors
         {

@@ -6,7 +6,7 @@ namespace Lodestar.Etcd.Tests.Naming;
 
 public sealed class EtcdNamingFormatTests
 {
-    private static bool Parse(string value, out Lodestar.Endpoints.ServiceEndpoint? endpoint, out string? error)
+    private static bool Parse(string value, out Lodestar.Endpoints.DiscoveredEndpoint? endpoint, out string? error)
         => EtcdNamingFormat.TryParse(Encoding.UTF8.GetBytes(value), out endpoint, out error);
 
     [Theory]

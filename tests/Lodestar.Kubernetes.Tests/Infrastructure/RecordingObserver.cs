@@ -7,10 +7,10 @@ namespace Lodestar.Kubernetes.Tests.Infrastructure;
 internal sealed class RecordingObserver : IEndpointObserver
 {
     private readonly Lock _gate = new();
-    private readonly List<ServiceEndpoint[]> _snapshots = [];
+    private readonly List<DiscoveredEndpoint[]> _snapshots = [];
     private readonly List<Exception> _errors = [];
 
-    public IReadOnlyList<ServiceEndpoint>? Latest
+    public IReadOnlyList<DiscoveredEndpoint>? Latest
     {
         get
         {
@@ -48,7 +48,7 @@ internal sealed class RecordingObserver : IEndpointObserver
 
     public bool Has(params string[] addresses) => Addresses.SequenceEqual(addresses.Order(StringComparer.Ordinal));
 
-    public void OnEndpoints(IReadOnlyList<ServiceEndpoint> endpoints)
+    public void OnEndpoints(IReadOnlyList<DiscoveredEndpoint> endpoints)
     {
         lock (_gate)
         {

@@ -18,7 +18,7 @@ public sealed class EndpointCacheTests
 
         var calls = Enumerable.Range(0, 20).Select(_ => resolver.GetEndpointsAsync("orders").AsTask()).ToList();
         await Eventually.TrueAsync(() => provider.Sources.ContainsKey("orders") && provider.Sources["orders"].Running, TimeSpan.FromSeconds(5), "source started");
-        provider.Sources["orders"].Publish(ServiceEndpoint.Create("10.0.0.1", 80));
+        provider.Sources["orders"].Publish(DiscoveredEndpoint.Create("10.0.0.1", 80));
         var sets = await Task.WhenAll(calls);
 
         Assert.Single(provider.Sources);
@@ -52,7 +52,7 @@ public sealed class EndpointCacheTests
         var resolver = services.GetRequiredService<IEndpointResolver>();
         var first = resolver.GetEndpointsAsync("orders").AsTask();
         await Eventually.TrueAsync(() => provider.Sources.ContainsKey("orders") && provider.Sources["orders"].Running, TimeSpan.FromSeconds(5), "source started");
-        provider.Sources["orders"].Publish(ServiceEndpoint.Create("10.0.0.1", 80), ServiceEndpoint.Create("10.0.0.2", 80));
+        provider.Sources["orders"].Publish(DiscoveredEndpoint.Create("10.0.0.1", 80), DiscoveredEndpoint.Create("10.0.0.2", 80));
         var good = await first;
 
         provider.Sources["orders"].Fail(new InvalidOperationException("boom"));
@@ -71,11 +71,11 @@ public sealed class EndpointCacheTests
         var resolver = services.GetRequiredService<IEndpointResolver>();
         var first = resolver.GetEndpointsAsync("orders").AsTask();
         await Eventually.TrueAsync(() => provider.Sources.ContainsKey("orders") && provider.Sources["orders"].Running, TimeSpan.FromSeconds(5), "source started");
-        provider.Sources["orders"].Publish(ServiceEndpoint.Create("10.0.0.1", 80));
+        provider.Sources["orders"].Publish(DiscoveredEndpoint.Create("10.0.0.1", 80));
         await first;
 
-        provider.Sources["orders"].Publish(ServiceEndpoint.Create("10.0.0.1", 80));
-        provider.Sources["orders"].Publish(ServiceEndpoint.Create("10.0.0.1", 80, weight: 3));
+        provider.Sources["orders"].Publish(DiscoveredEndpoint.Create("10.0.0.1", 80));
+        provider.Sources["orders"].Publish(DiscoveredEndpoint.Create("10.0.0.1", 80, weight: 3));
 
         var current = await resolver.GetEndpointsAsync("orders");
         Assert.Equal(2, current.Version);
@@ -91,7 +91,7 @@ public sealed class EndpointCacheTests
         var pending = resolver.GetEndpointsAsync("orders").AsTask();
 
         await Eventually.TrueAsync(() => provider.Sources.TryGetValue("orders", out var s) && s.Runs >= 2 && s.Running, TimeSpan.FromSeconds(5), "restarted");
-        provider.Sources["orders"].Publish(ServiceEndpoint.Create("10.0.0.1", 80));
+        provider.Sources["orders"].Publish(DiscoveredEndpoint.Create("10.0.0.1", 80));
 
         Assert.Equal(1, (await pending).Count);
     }
@@ -147,7 +147,7 @@ public sealed class EndpointCacheTests
             await Task.Delay(Timeout.Infinite, cancellationToken);
         }
 
-        public void Publish(params ServiceEndpoint[] endpoints) => _observer!.OnEndpoints(endpoints);
+        public void Publish(params DiscoveredEndpoint[] endpoints) => _observer!.OnEndpoints(endpoints);
 
         public void Fail(Exception error) => _observer!.OnError(error);
     }

@@ -24,7 +24,7 @@ public sealed class ListWatchEndpointSourceTests
 
         source.Lists.Enqueue(static (context, _) =>
         {
-            context.Publish([ServiceEndpoint.Create("10.0.0.1", 80)]);
+            context.Publish([DiscoveredEndpoint.Create("10.0.0.1", 80)]);
             return Task.FromResult(7);
         });
         source.Watches.Enqueue(static (_, _, token) => Task.Delay(Timeout.Infinite, token).ContinueWith(static _ => WatchOutcome.Continue, TaskScheduler.Default));
@@ -131,7 +131,7 @@ public sealed class ListWatchEndpointSourceTests
         source.Lists.Enqueue(static (_, _) => Task.FromResult(10));
         source.Watches.Enqueue(static (_, context, _) =>
         {
-            context.Publish([ServiceEndpoint.Create("10.0.0.2", 80)]);
+            context.Publish([DiscoveredEndpoint.Create("10.0.0.2", 80)]);
             context.Advance(12);
             return Task.FromResult(WatchOutcome.Reconnect);
         });
@@ -358,13 +358,13 @@ public sealed class ListWatchEndpointSourceTests
     {
         private int _reconnects;
 
-        public List<IReadOnlyList<ServiceEndpoint>> Snapshots { get; } = [];
+        public List<IReadOnlyList<DiscoveredEndpoint>> Snapshots { get; } = [];
 
         public List<Exception> Errors { get; } = [];
 
         public int Reconnects => Volatile.Read(ref _reconnects);
 
-        public void OnEndpoints(IReadOnlyList<ServiceEndpoint> endpoints) => Snapshots.Add(endpoints);
+        public void OnEndpoints(IReadOnlyList<DiscoveredEndpoint> endpoints) => Snapshots.Add(endpoints);
 
         public void OnError(Exception error) => Errors.Add(error);
 

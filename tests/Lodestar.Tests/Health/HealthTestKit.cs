@@ -21,7 +21,7 @@ internal static class HealthTestKit
     {
         var balancer = new ServiceBalancer("svc", new RoundRobinPolicy(RandomSource.Shared), time, panicThreshold, RandomSource.Shared);
         balancer.Update(EndpointSet.Create("svc", "test",
-            Enumerable.Range(1, endpoints).Select(i => ServiceEndpoint.Create("127.0.0.1", 9000 + i)), 1, DateTimeOffset.UnixEpoch));
+            Enumerable.Range(1, endpoints).Select(i => DiscoveredEndpoint.Create("127.0.0.1", 9000 + i)), 1, DateTimeOffset.UnixEpoch));
         return balancer;
     }
 

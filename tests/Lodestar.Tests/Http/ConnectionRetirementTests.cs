@@ -93,8 +93,8 @@ public sealed class ConnectionRetirementTests
         // Arrange
         var options = Options.Create(new LodestarOptions());
         var retirer = new ConnectionRetirer(TimeProvider.System, new StaticOptionsMonitor<LodestarOptions>(options.Value), NullLogger<ConnectionRetirer>.Instance);
-        var shared = ServiceEndpoint.Create("10.0.0.1", 8080);
-        var other = ServiceEndpoint.Create("10.0.0.2", 8080);
+        var shared = DiscoveredEndpoint.Create("10.0.0.1", 8080);
+        var other = DiscoveredEndpoint.Create("10.0.0.2", 8080);
         var orders1 = Set("orders", 1, shared, other);
         var billing1 = Set("billing", 1, shared);
 
@@ -139,7 +139,7 @@ public sealed class ConnectionRetirementTests
         Assert.Contains(error.Failures, f => f.Contains("RetireQuietPeriod", StringComparison.Ordinal) && f.Contains("-00:00:01", StringComparison.Ordinal));
     }
 
-    private static EndpointSet Set(string service, long version, params ServiceEndpoint[] endpoints)
+    private static EndpointSet Set(string service, long version, params DiscoveredEndpoint[] endpoints)
         => EndpointSet.Create(service, "test", endpoints, version, DateTimeOffset.UnixEpoch);
 
     private static Action<IServiceCollection> QuietPeriod(TimeSpan period)

@@ -20,10 +20,10 @@ internal static class BalancerFixture
 {
     private static long s_version;
 
-    public static ServiceEndpoint Endpoint(int i, int weight = 1, string? zone = null, int priority = 0, IReadOnlyDictionary<string, string>? metadata = null)
-        => ServiceEndpoint.Create($"10.0.{i / 250}.{(i % 250) + 1}", 8080, weight: weight, zone: zone, metadata: metadata, priority: priority);
+    public static DiscoveredEndpoint Endpoint(int i, int weight = 1, string? zone = null, int priority = 0, IReadOnlyDictionary<string, string>? metadata = null)
+        => DiscoveredEndpoint.Create($"10.0.{i / 250}.{(i % 250) + 1}", 8080, weight: weight, zone: zone, metadata: metadata, priority: priority);
 
-    public static ServiceBalancer Create(ILoadBalancingPolicy policy, IEnumerable<ServiceEndpoint> endpoints, LoadBalancingOptions? options = null,
+    public static ServiceBalancer Create(ILoadBalancingPolicy policy, IEnumerable<DiscoveredEndpoint> endpoints, LoadBalancingOptions? options = null,
         TimeProvider? timeProvider = null, double panicThreshold = 0.5, RandomSource? random = null)
     {
         var balancer = new ServiceBalancer("orders", policy, timeProvider ?? TimeProvider.System, panicThreshold, random ?? new SeededRandom(7), options ?? new LoadBalancingOptions());
@@ -31,7 +31,7 @@ internal static class BalancerFixture
         return balancer;
     }
 
-    public static void Update(ServiceBalancer balancer, IEnumerable<ServiceEndpoint> endpoints)
+    public static void Update(ServiceBalancer balancer, IEnumerable<DiscoveredEndpoint> endpoints)
         => balancer.Update(EndpointSet.Create("orders", "test", endpoints, Interlocked.Increment(ref s_version), DateTimeOffset.UnixEpoch));
 
     public static Dictionary<string, int> Count(ServiceBalancer balancer, int picks, HttpRequestMessage? request = null)
@@ -46,7 +46,7 @@ internal static class BalancerFixture
         return counts;
     }
 
-    public static EndpointState State(ServiceBalancer balancer, ServiceEndpoint endpoint)
+    public static EndpointState State(ServiceBalancer balancer, DiscoveredEndpoint endpoint)
         => balancer.Endpoints.Single(s => s.Endpoint.Equals(endpoint));
 
     public static void AssertShare(double expected, int actual, int total, double tolerance, string what)

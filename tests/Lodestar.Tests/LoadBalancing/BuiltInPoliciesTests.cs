@@ -60,7 +60,7 @@ public sealed class BuiltInPoliciesTests
     public void Pick_ZeroWeightEndpoint_IsNeverChosen()
     {
         var balancer = new ServiceBalancer("orders", new RoundRobinPolicy(RandomSource.Shared), TimeProvider.System, 0.5, RandomSource.Shared);
-        balancer.Update(EndpointSet.Create("orders", "test", [Endpoint(8000), ServiceEndpoint.Create("127.0.0.1", 8001, weight: 0)], 1, DateTimeOffset.UnixEpoch));
+        balancer.Update(EndpointSet.Create("orders", "test", [Endpoint(8000), DiscoveredEndpoint.Create("127.0.0.1", 8001, weight: 0)], 1, DateTimeOffset.UnixEpoch));
 
         for (var i = 0; i < 100; i++)
         {
@@ -132,7 +132,7 @@ public sealed class BuiltInPoliciesTests
         }
     }
 
-    private static ServiceEndpoint Endpoint(int port) => ServiceEndpoint.Create("127.0.0.1", port);
+    private static DiscoveredEndpoint Endpoint(int port) => DiscoveredEndpoint.Create("127.0.0.1", port);
 
     private static ServiceBalancer Create(string policy, int count)
     {

@@ -217,7 +217,7 @@ public class LayeredRoutingTests
         return (balancer, endpoints[..2].Select(e => e.Address).ToHashSet());
     }
 
-    private static ServiceEndpoint[] ThreeZones()
+    private static DiscoveredEndpoint[] ThreeZones()
         => Enumerable.Range(0, 15).Select(i => Endpoint(i, zone: i < 5 ? "a" : i < 10 ? "b" : "c")).ToArray();
 
     private static string ZoneOf(string address)

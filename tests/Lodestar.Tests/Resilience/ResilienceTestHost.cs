@@ -206,8 +206,8 @@ internal sealed class FlakySourceProvider(IReadOnlyList<string> addresses, TimeS
 
     private TimeSpan ErrorPeriod() => errorPeriod;
 
-    private List<ServiceEndpoint> AddressesAsEndpoints()
-        => addresses.Select(a => ServiceEndpoint.Create("127.0.0.1", int.Parse(a.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture))).ToList();
+    private List<DiscoveredEndpoint> AddressesAsEndpoints()
+        => addresses.Select(a => DiscoveredEndpoint.Create("127.0.0.1", int.Parse(a.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture))).ToList();
 }
 
 internal static class ServiceCollectionTestExtensions

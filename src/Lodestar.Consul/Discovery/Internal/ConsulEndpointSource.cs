@@ -108,7 +108,7 @@ internal sealed partial class ConsulEndpointSource : IEndpointSource
 
     internal void Publish(IEndpointObserver observer, List<HealthServiceEntry> entries, ConsulOptions options)
     {
-        var endpoints = new List<ServiceEndpoint>(entries.Count);
+        var endpoints = new List<DiscoveredEndpoint>(entries.Count);
         List<string>? problems = null;
         foreach (var entry in entries)
         {
@@ -135,7 +135,7 @@ internal sealed partial class ConsulEndpointSource : IEndpointSource
     }
 
     /// <summary>Turns an entry into an endpoint; a critical entry yields <see langword="true"/> and no endpoint.</summary>
-    internal static bool TryConvert(HealthServiceEntry entry, ConsulOptions options, out ServiceEndpoint? endpoint, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? problem)
+    internal static bool TryConvert(HealthServiceEntry entry, ConsulOptions options, out DiscoveredEndpoint? endpoint, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? problem)
     {
         endpoint = null;
         problem = null;
@@ -156,7 +156,7 @@ internal sealed partial class ConsulEndpointSource : IEndpointSource
 
         var weights = service.Weights;
         var weight = status == "warning" ? weights?.Warning ?? 1 : weights?.Passing ?? 1;
-        weight = Math.Clamp(weight, 0, ServiceEndpoint.MaxWeight);
+        weight = Math.Clamp(weight, 0, DiscoveredEndpoint.MaxWeight);
 
         // Consul's rule: an empty service address means the node's address.
         var host = string.IsNullOrWhiteSpace(service.Address) ? node?.Address : service.Address;
@@ -208,7 +208,7 @@ internal sealed partial class ConsulEndpointSource : IEndpointSource
             return false;
         }
 
-        if (!ServiceEndpoint.TryCreate(host, service.Port, scheme, weight, zone, metadata, 0, out endpoint, out var error))
+        if (!DiscoveredEndpoint.TryCreate(host, service.Port, scheme, weight, zone, metadata, 0, out endpoint, out var error))
         {
             problem = $"instance '{service.ID}' on node '{node?.Node}': {error}";
             return false;

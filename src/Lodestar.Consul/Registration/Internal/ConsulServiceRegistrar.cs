@@ -32,7 +32,7 @@ internal sealed partial class ConsulServiceRegistrar : IServiceRegistrar
     {
         ArgumentNullException.ThrowIfNull(registration);
         ArgumentException.ThrowIfNullOrWhiteSpace(registration.ServiceName);
-        if (!ServiceEndpoint.TryCreate(registration.Host, registration.Port, registration.Scheme, 1, null, null, 0, out _, out var error))
+        if (!DiscoveredEndpoint.TryCreate(registration.Host, registration.Port, registration.Scheme, 1, null, null, 0, out _, out var error))
         {
             throw new ArgumentException($"The registration of '{registration.ServiceName}' is not a valid endpoint: {error}.", nameof(registration));
         }
@@ -83,7 +83,7 @@ internal sealed partial class ConsulServiceRegistrar : IServiceRegistrar
         {
             var path = registration.HealthCheckPath.StartsWith('/') ? registration.HealthCheckPath : "/" + registration.HealthCheckPath;
             check.Name = $"Service '{registration.ServiceName}' HTTP";
-            check.HTTP = $"{registration.Scheme}://{ServiceEndpoint.FormatAddress(registration.Host, registration.Port)}{path}";
+            check.HTTP = $"{registration.Scheme}://{DiscoveredEndpoint.FormatAddress(registration.Host, registration.Port)}{path}";
             check.Interval = GoDuration.Format(options.HttpCheckInterval);
             check.Timeout = GoDuration.Format(options.HttpCheckTimeout);
         }

@@ -87,15 +87,15 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
     }
 
     /// <summary>Resolves the service once: the endpoints, the TTL to refresh after, and whether the answer was negative.</summary>
-    internal async Task<(List<ServiceEndpoint> Endpoints, TimeSpan Ttl, bool Negative)> ResolveAsync(CancellationToken cancellationToken)
+    internal async Task<(List<DiscoveredEndpoint> Endpoints, TimeSpan Ttl, bool Negative)> ResolveAsync(CancellationToken cancellationToken)
     {
-        var endpoints = new List<ServiceEndpoint>();
+        var endpoints = new List<DiscoveredEndpoint>();
         if (!_query.IsSrv)
         {
             var (addresses, ttl) = await ResolveAddressesAsync(_query.Name, absolute: false, cancellationToken).ConfigureAwait(false);
             foreach (var address in addresses)
             {
-                endpoints.Add(ServiceEndpoint.Create(address.ToString(), _query.Port));
+                endpoints.Add(DiscoveredEndpoint.Create(address.ToString(), _query.Port));
             }
 
             return (endpoints, ttl, addresses.Count == 0);
@@ -128,7 +128,7 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
             foreach (var address in addresses)
             {
                 // SRV weight 0 means "a very small chance" (RFC 2782), not "none", which Lodestar's weight 0 means.
-                endpoints.Add(ServiceEndpoint.Create(address.ToString(), data.Port, weight: Math.Max((int)data.Weight, 1), metadata: metadata, priority: data.Priority));
+                endpoints.Add(DiscoveredEndpoint.Create(address.ToString(), data.Port, weight: Math.Max((int)data.Weight, 1), metadata: metadata, priority: data.Priority));
             }
         }
 
@@ -183,7 +183,7 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
-    private HashSet<string> LogRemoved(HashSet<string> previous, List<ServiceEndpoint> endpoints)
+    private HashSet<string> LogRemoved(HashSet<string> previous, List<DiscoveredEndpoint> endpoints)
     {
         var current = new HashSet<string>(endpoints.Select(static e => e.Address), StringComparer.OrdinalIgnoreCase);
         var removed = previous.Where(a => !current.Contains(a)).ToList();

@@ -50,7 +50,7 @@ internal sealed partial class EtcdEndpointSource : IEndpointSource
     public async Task RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
     {
         var backoff = new ExponentialBackoff(TimeSpan.FromMilliseconds(100), _options.MaxRetryDelay, _random);
-        var instances = new SortedDictionary<string, ServiceEndpoint>(StringComparer.Ordinal);
+        var instances = new SortedDictionary<string, DiscoveredEndpoint>(StringComparer.Ordinal);
         long nextRevision = 0;
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -153,7 +153,7 @@ internal sealed partial class EtcdEndpointSource : IEndpointSource
     }
 
     /// <summary>Applies one key's state; returns whether the instance set changed.</summary>
-    private bool Apply(EtcdKeyValue kv, bool isDelete, SortedDictionary<string, ServiceEndpoint> instances, IEndpointObserver observer)
+    private bool Apply(EtcdKeyValue kv, bool isDelete, SortedDictionary<string, DiscoveredEndpoint> instances, IEndpointObserver observer)
     {
         if (isDelete)
         {

@@ -14,7 +14,7 @@ namespace Lodestar.Etcd.Naming.Internal;
 /// <c>{"Op":0,"Addr":"10.0.0.5:8080","Metadata":...}</c> (internal.Update: Op 0 = Add, 1 = Delete; Metadata any JSON).
 /// Its watcher treats a put whose value says Op 1 as a removal and skips values it cannot decode; so does this reader.
 /// Metadata that is a JSON object contributes its string members (numbers and booleans as their JSON text) to
-/// <see cref="ServiceEndpoint.Metadata"/>; <c>weight</c>, <c>zone</c> and <c>scheme</c> members also set those
+/// <see cref="DiscoveredEndpoint.Metadata"/>; <c>weight</c>, <c>zone</c> and <c>scheme</c> members also set those
 /// attributes.
 /// </remarks>
 internal static class EtcdNamingFormat
@@ -36,7 +36,7 @@ internal static class EtcdNamingFormat
         {
             writer.WriteStartObject();
             writer.WriteNumber("Op", OpAdd);
-            writer.WriteString("Addr", ServiceEndpoint.FormatAddress(registration.Host.Trim('[', ']'), registration.Port));
+            writer.WriteString("Addr", DiscoveredEndpoint.FormatAddress(registration.Host.Trim('[', ']'), registration.Port));
             var metadata = new SortedDictionary<string, string>(StringComparer.Ordinal);
             foreach (var pair in registration.Metadata)
             {
@@ -77,7 +77,7 @@ internal static class EtcdNamingFormat
     /// <see langword="true"/> when the value is well formed; then <paramref name="endpoint"/> is <see langword="null"/>
     /// for an Op 1 (Delete) value.
     /// </returns>
-    public static bool TryParse(ReadOnlySpan<byte> value, out ServiceEndpoint? endpoint, out string? error)
+    public static bool TryParse(ReadOnlySpan<byte> value, out DiscoveredEndpoint? endpoint, out string? error)
     {
         endpoint = null;
         error = null;
@@ -125,7 +125,7 @@ internal static class EtcdNamingFormat
                 return false;
             }
 
-            if (!ServiceEndpoint.TryParse(addrElement.GetString(), 0, out var parsed, out var addressError))
+            if (!DiscoveredEndpoint.TryParse(addrElement.GetString(), 0, out var parsed, out var addressError))
             {
                 error = "Addr " + addressError;
                 return false;
@@ -170,7 +170,7 @@ internal static class EtcdNamingFormat
                 }
             }
 
-            if (!ServiceEndpoint.TryCreate(parsed.Host, parsed.Port, scheme, weight, zone, metadata, 0, out endpoint, out var createError))
+            if (!DiscoveredEndpoint.TryCreate(parsed.Host, parsed.Port, scheme, weight, zone, metadata, 0, out endpoint, out var createError))
             {
                 error = createError;
                 return false;

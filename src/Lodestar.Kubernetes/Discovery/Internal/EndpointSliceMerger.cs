@@ -40,12 +40,12 @@ internal sealed class EndpointSliceMerger
 
     private readonly string? _portName;
     private readonly Dictionary<string, Contribution[]> _slices = new(StringComparer.Ordinal);
-    private readonly Dictionary<ServiceEndpoint, Holder> _holders = [];
+    private readonly Dictionary<DiscoveredEndpoint, Holder> _holders = [];
     private readonly IndexedSet _ready = new();
     private readonly IndexedSet _fallback = new();
     private readonly List<Holder> _touched = [];
     private readonly Dictionary<string, string> _strings = new(StringComparer.Ordinal);
-    private ServiceEndpoint[]? _merged;
+    private DiscoveredEndpoint[]? _merged;
     private int _stamp;
 
     public EndpointSliceMerger(string? portName)
@@ -57,7 +57,7 @@ internal sealed class EndpointSliceMerger
     public int SliceCount => _slices.Count;
 
     /// <summary>Gets the routable endpoints now: the ready ones, or the serving-and-terminating ones when none is ready. Cached.</summary>
-    public IReadOnlyList<ServiceEndpoint> Current => _merged ??= (_ready.Count > 0 ? _ready : _fallback).ToArray();
+    public IReadOnlyList<DiscoveredEndpoint> Current => _merged ??= (_ready.Count > 0 ? _ready : _fallback).ToArray();
 
     /// <summary>Adds or replaces one slice.</summary>
     /// <param name="slice">The slice as the API server sent it.</param>
@@ -167,7 +167,7 @@ internal sealed class EndpointSliceMerger
         }
     }
 
-    private static bool Settle(IndexedSet set, ServiceEndpoint? wanted, ref ServiceEndpoint? current)
+    private static bool Settle(IndexedSet set, DiscoveredEndpoint? wanted, ref DiscoveredEndpoint? current)
     {
         if (wanted is null)
         {
@@ -248,7 +248,7 @@ internal sealed class EndpointSliceMerger
             }
 
             var metadata = BuildMetadata(endpoint);
-            if (!ServiceEndpoint.TryCreate(address, port, scheme, 1, Intern(endpoint.Zone), metadata, 0, out var created, out var error))
+            if (!DiscoveredEndpoint.TryCreate(address, port, scheme, 1, Intern(endpoint.Zone), metadata, 0, out var created, out var error))
             {
                 problems?.Add($"EndpointSlice '{name}' lists an endpoint Lodestar cannot use: {error}.");
                 continue;
@@ -361,18 +361,18 @@ internal sealed class EndpointSliceMerger
         return value;
     }
 
-    private readonly record struct Contribution(ServiceEndpoint Endpoint, bool Ready, bool Fallback);
+    private readonly record struct Contribution(DiscoveredEndpoint Endpoint, bool Ready, bool Fallback);
 
     /// <summary>Which slices offer one address, and which version of it each set holds.</summary>
     private sealed class Holder
     {
-        public ServiceEndpoint? InReady;
-        public ServiceEndpoint? InFallback;
+        public DiscoveredEndpoint? InReady;
+        public DiscoveredEndpoint? InFallback;
 
         public List<(string Slice, Contribution Contribution)> Entries { get; } = new(1);
 
         /// <summary>Gets the dictionary key of this holder (the first version seen).</summary>
-        public required ServiceEndpoint Key { get; init; }
+        public required DiscoveredEndpoint Key { get; init; }
 
         public int Stamp { get; set; }
 
@@ -387,7 +387,7 @@ internal sealed class EndpointSliceMerger
             }
         }
 
-        public ServiceEndpoint? FindReady()
+        public DiscoveredEndpoint? FindReady()
         {
             foreach (var (_, contribution) in Entries)
             {
@@ -400,7 +400,7 @@ internal sealed class EndpointSliceMerger
             return null;
         }
 
-        public ServiceEndpoint? FindFallback()
+        public DiscoveredEndpoint? FindFallback()
         {
             foreach (var (_, contribution) in Entries)
             {
@@ -417,18 +417,18 @@ internal sealed class EndpointSliceMerger
     /// <summary>A list with O(1) add, remove (swap with the last) and replace by endpoint identity.</summary>
     private sealed class IndexedSet
     {
-        private readonly List<ServiceEndpoint> _items = [];
-        private readonly Dictionary<ServiceEndpoint, int> _index = [];
+        private readonly List<DiscoveredEndpoint> _items = [];
+        private readonly Dictionary<DiscoveredEndpoint, int> _index = [];
 
         public int Count => _items.Count;
 
-        public void Add(ServiceEndpoint endpoint)
+        public void Add(DiscoveredEndpoint endpoint)
         {
             _index.Add(endpoint, _items.Count);
             _items.Add(endpoint);
         }
 
-        public void Remove(ServiceEndpoint endpoint)
+        public void Remove(DiscoveredEndpoint endpoint)
         {
             var index = _index[endpoint];
             var last = _items.Count - 1;
@@ -443,8 +443,8 @@ internal sealed class EndpointSliceMerger
             _index.Remove(endpoint);
         }
 
-        public void Replace(ServiceEndpoint endpoint) => _items[_index[endpoint]] = endpoint;
+        public void Replace(DiscoveredEndpoint endpoint) => _items[_index[endpoint]] = endpoint;
 
-        public ServiceEndpoint[] ToArray() => _items.ToArray();
+        public DiscoveredEndpoint[] ToArray() => _items.ToArray();
     }
 }

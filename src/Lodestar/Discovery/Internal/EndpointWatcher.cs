@@ -88,12 +88,12 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
         return subscription;
     }
 
-    void IEndpointObserver.OnEndpoints(IReadOnlyList<ServiceEndpoint> endpoints)
+    void IEndpointObserver.OnEndpoints(IReadOnlyList<DiscoveredEndpoint> endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         var previous = _current;
         Interlocked.Exchange(ref _lastConfirmed, _timeProvider.GetTimestamp());
-        if (previous is not null && previous.HasSameEndpoints(endpoints as IReadOnlyCollection<ServiceEndpoint> ?? endpoints.ToArray()))
+        if (previous is not null && previous.HasSameEndpoints(endpoints as IReadOnlyCollection<DiscoveredEndpoint> ?? endpoints.ToArray()))
         {
             _lastError = null;
             return;

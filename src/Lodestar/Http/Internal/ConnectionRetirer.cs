@@ -64,7 +64,7 @@ internal sealed partial class ConnectionRetirer
             throw;
         }
 
-        var address = ServiceEndpoint.FormatAddress(context.DnsEndPoint.Host, context.DnsEndPoint.Port);
+        var address = DiscoveredEndpoint.FormatAddress(context.DnsEndPoint.Host, context.DnsEndPoint.Port);
         var stream = new TrackedStream(new NetworkStream(socket, ownsSocket: true), this, address);
         _connections.GetOrAdd(address, static _ => new ConcurrentDictionary<TrackedStream, byte>()).TryAdd(stream, 0);
         if (_retired.ContainsKey(address))

@@ -21,7 +21,7 @@ internal sealed class ServiceBalancer
     private readonly LoadBalancingOptions _options;
     private readonly EndpointTracking _tracking;
     private readonly Lock _updateGate = new();
-    private Dictionary<ServiceEndpoint, EndpointState> _states = [];
+    private Dictionary<DiscoveredEndpoint, EndpointState> _states = [];
     private volatile Snapshot _snapshot = s_empty;
     private long _setVersion;
 
@@ -73,7 +73,7 @@ internal sealed class ServiceBalancer
             }
 
             var now = _timeProvider.GetTimestamp();
-            var next = new Dictionary<ServiceEndpoint, EndpointState>(set.Count);
+            var next = new Dictionary<DiscoveredEndpoint, EndpointState>(set.Count);
             var all = new List<EndpointState>(set.Count);
             foreach (var endpoint in set.Endpoints)
             {

@@ -57,10 +57,10 @@ internal sealed class ConfigurationEndpointSource : IEndpointSource
         }
     }
 
-    internal List<ServiceEndpoint> Read(out List<Exception> errors)
+    internal List<DiscoveredEndpoint> Read(out List<Exception> errors)
     {
         errors = [];
-        var endpoints = new List<ServiceEndpoint>();
+        var endpoints = new List<DiscoveredEndpoint>();
         ReadOwn(_configuration.GetSection(_options.SectionName).GetSection(_serviceName), endpoints, errors);
         if (!string.IsNullOrEmpty(_options.CompatibilitySectionName))
         {
@@ -70,7 +70,7 @@ internal sealed class ConfigurationEndpointSource : IEndpointSource
         return endpoints;
     }
 
-    private static void ReadOwn(IConfigurationSection service, List<ServiceEndpoint> endpoints, List<Exception> errors)
+    private static void ReadOwn(IConfigurationSection service, List<DiscoveredEndpoint> endpoints, List<Exception> errors)
     {
         foreach (var entry in service.GetSection("Endpoints").GetChildren())
         {
@@ -91,7 +91,7 @@ internal sealed class ConfigurationEndpointSource : IEndpointSource
         }
     }
 
-    private static void ReadCompatible(IConfigurationSection service, List<ServiceEndpoint> endpoints, List<Exception> errors)
+    private static void ReadCompatible(IConfigurationSection service, List<DiscoveredEndpoint> endpoints, List<Exception> errors)
     {
         foreach (var child in service.GetChildren())
         {
@@ -119,9 +119,9 @@ internal sealed class ConfigurationEndpointSource : IEndpointSource
         }
     }
 
-    private static void Add(string path, string address, IConfigurationSection? attributes, string? scheme, List<ServiceEndpoint> endpoints, List<Exception> errors)
+    private static void Add(string path, string address, IConfigurationSection? attributes, string? scheme, List<DiscoveredEndpoint> endpoints, List<Exception> errors)
     {
-        if (!ServiceEndpoint.TryParse(address, 0, out var parsed, out var error))
+        if (!DiscoveredEndpoint.TryParse(address, 0, out var parsed, out var error))
         {
             errors.Add(new FormatException($"Configuration entry '{path}' is not a valid endpoint: {error}."));
             return;
@@ -148,7 +148,7 @@ internal sealed class ConfigurationEndpointSource : IEndpointSource
             }
         }
 
-        if (!ServiceEndpoint.TryCreate(parsed.Host, parsed.Port, parsed.Scheme ?? scheme, weight, zone, metadata, priority, out var endpoint, out error))
+        if (!DiscoveredEndpoint.TryCreate(parsed.Host, parsed.Port, parsed.Scheme ?? scheme, weight, zone, metadata, priority, out var endpoint, out error))
         {
             errors.Add(new FormatException($"Configuration entry '{path}' is not a valid endpoint: {error}."));
             return;

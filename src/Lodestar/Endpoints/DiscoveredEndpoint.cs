@@ -10,14 +10,14 @@ namespace Lodestar.Endpoints;
 /// One instance of a service: where it listens and what the registry says about it. Immutable.
 /// </summary>
 /// <remarks>
-/// Two endpoints are the same instance (<see cref="Equals(ServiceEndpoint?)"/>) when scheme, host and port match;
+/// Two endpoints are the same instance (<see cref="Equals(DiscoveredEndpoint?)"/>) when scheme, host and port match;
 /// weight, zone, priority and metadata are attributes of that instance that may change over time.
 /// </remarks>
-public sealed class ServiceEndpoint : IEquatable<ServiceEndpoint>
+public sealed class DiscoveredEndpoint : IEquatable<DiscoveredEndpoint>
 {
     private static readonly IReadOnlyDictionary<string, string> s_noMetadata = FrozenDictionary<string, string>.Empty;
 
-    private ServiceEndpoint(string host, int port, string? scheme, int weight, int priority, string? zone, IReadOnlyDictionary<string, string> metadata)
+    private DiscoveredEndpoint(string host, int port, string? scheme, int weight, int priority, string? zone, IReadOnlyDictionary<string, string> metadata)
     {
         Host = host;
         Port = port;
@@ -66,7 +66,7 @@ public sealed class ServiceEndpoint : IEquatable<ServiceEndpoint>
     /// <param name="priority">Priority group, 0 or more; 0 is the most preferred.</param>
     /// <returns>The endpoint.</returns>
     /// <exception cref="ArgumentException">A part is out of range or malformed; the message names it.</exception>
-    public static ServiceEndpoint Create(string host, int port, string? scheme = null, int weight = 1, string? zone = null,
+    public static DiscoveredEndpoint Create(string host, int port, string? scheme = null, int weight = 1, string? zone = null,
         IReadOnlyDictionary<string, string>? metadata = null, int priority = 0)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -91,7 +91,7 @@ public sealed class ServiceEndpoint : IEquatable<ServiceEndpoint>
     /// <returns><see langword="true"/> when the parts form a valid endpoint.</returns>
     public static bool TryCreate(string host, int port, string? scheme, int weight, string? zone,
         IReadOnlyDictionary<string, string>? metadata, int priority,
-        [NotNullWhen(true)] out ServiceEndpoint? endpoint, [NotNullWhen(false)] out string? error)
+        [NotNullWhen(true)] out DiscoveredEndpoint? endpoint, [NotNullWhen(false)] out string? error)
     {
         endpoint = null;
         if (string.IsNullOrWhiteSpace(host))
@@ -140,7 +140,7 @@ public sealed class ServiceEndpoint : IEquatable<ServiceEndpoint>
         }
 
         var meta = metadata is null || metadata.Count == 0 ? s_noMetadata : metadata.ToFrozenDictionary(StringComparer.Ordinal);
-        endpoint = new ServiceEndpoint(host, port, scheme, weight, priority, string.IsNullOrEmpty(zone) ? null : zone, meta);
+        endpoint = new DiscoveredEndpoint(host, port, scheme, weight, priority, string.IsNullOrEmpty(zone) ? null : zone, meta);
         error = null;
         return true;
     }
@@ -153,7 +153,7 @@ public sealed class ServiceEndpoint : IEquatable<ServiceEndpoint>
     /// <param name="endpoint">The endpoint when valid.</param>
     /// <param name="error">What is wrong when invalid.</param>
     /// <returns><see langword="true"/> when the text is a valid endpoint.</returns>
-    public static bool TryParse(string? text, int defaultPort, [NotNullWhen(true)] out ServiceEndpoint? endpoint, [NotNullWhen(false)] out string? error)
+    public static bool TryParse(string? text, int defaultPort, [NotNullWhen(true)] out DiscoveredEndpoint? endpoint, [NotNullWhen(false)] out string? error)
     {
         endpoint = null;
         if (string.IsNullOrWhiteSpace(text))
@@ -262,13 +262,13 @@ public sealed class ServiceEndpoint : IEquatable<ServiceEndpoint>
     /// <param name="metadata">New metadata, or <see langword="null"/> to keep.</param>
     /// <param name="priority">New priority, or <see langword="null"/> to keep.</param>
     /// <returns>The new endpoint.</returns>
-    public ServiceEndpoint With(int? weight = null, string? zone = null, IReadOnlyDictionary<string, string>? metadata = null, int? priority = null)
+    public DiscoveredEndpoint With(int? weight = null, string? zone = null, IReadOnlyDictionary<string, string>? metadata = null, int? priority = null)
         => Create(Host, Port, Scheme, weight ?? Weight, zone ?? Zone, metadata ?? Metadata, priority ?? Priority);
 
     /// <summary>Returns whether every attribute, not only identity, is equal.</summary>
     /// <param name="other">The other endpoint.</param>
     /// <returns><see langword="true"/> when identical in every attribute.</returns>
-    public bool IsIdenticalTo(ServiceEndpoint? other)
+    public bool IsIdenticalTo(DiscoveredEndpoint? other)
     {
         if (other is null || !Equals(other) || other.Weight != Weight || other.Priority != Priority
             || !string.Equals(other.Zone, Zone, StringComparison.Ordinal) || other.Metadata.Count != Metadata.Count)
@@ -288,14 +288,14 @@ public sealed class ServiceEndpoint : IEquatable<ServiceEndpoint>
     }
 
     /// <inheritdoc/>
-    public bool Equals(ServiceEndpoint? other)
+    public bool Equals(DiscoveredEndpoint? other)
         => other is not null
            && other.Port == Port
            && string.Equals(other.Host, Host, StringComparison.OrdinalIgnoreCase)
            && string.Equals(other.Scheme, Scheme, StringComparison.Ordinal);
 
     /// <inheritdoc/>
-    public override bool Equals(object? obj) => obj is ServiceEndpoint other && Equals(other);
+    public override bool Equals(object? obj) => obj is DiscoveredEndpoint other && Equals(other);
 
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(StringComparer.OrdinalIgnoreCase.GetHashCode(Host), Port, Scheme);
