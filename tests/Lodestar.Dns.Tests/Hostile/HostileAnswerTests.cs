@@ -107,6 +107,18 @@ public sealed class HostileAnswerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task QueryAsync_TruncatedUdpAnswerCutMidRecord_AsksOverTcpInsteadOfFailing()
+    {
+        _server.UdpFault = HostileDnsFault.TruncatedMidRecord;
+        var resolver = TestResolvers.Create([_server.EndPoint], timeout: TimeSpan.FromSeconds(30));
+
+        var message = await resolver.QueryAsync("web.lodestar.test", DnsRecordType.A, CancellationToken.None);
+
+        Assert.Equal(IPAddress.Parse("127.0.0.2"), Assert.Single(message.Answers).Address);
+        Assert.Equal(1, _server.TcpQueries);
+    }
+
+    [Fact]
     public async Task QueryAsync_TcpAnswerDrips_TimesOutSayingHowMuchArrived()
     {
         _server.UdpFault = HostileDnsFault.Truncated;

@@ -41,6 +41,9 @@ public enum HostileDnsFault
     /// <summary>UDP only: the TC bit and no records, so the client asks again over TCP (where <see cref="HostileDnsServer.TcpFault"/> applies).</summary>
     Truncated,
 
+    /// <summary>UDP only: the TC bit on a good answer cut in the middle of its first record, as old servers truncate.</summary>
+    TruncatedMidRecord,
+
     /// <summary>UDP: a good answer padded to 5,000 bytes, more than any EDNS size a client may advertise.</summary>
     Oversized,
 
@@ -365,6 +368,10 @@ public sealed class HostileDnsServer : IAsyncDisposable
             case HostileDnsFault.Truncated:
                 var truncated = Header(query.Id, flags: 0x8380, questions: 1, answers: 0, authorities: 0);
                 return [[.. truncated, .. query.Question]];
+            case HostileDnsFault.TruncatedMidRecord:
+                var cut = Answer(query, query.Id, query.Name);
+                cut[2] |= 0x02;
+                return [cut[..(12 + query.Question.Length + 7)]];
             case HostileDnsFault.Oversized:
                 var padded = new byte[5000];
                 Answer(query, query.Id, query.Name).CopyTo(padded, 0);

@@ -23,6 +23,8 @@ internal sealed partial class DnsStubResolver
     /// <summary>The largest UDP answer to a query without EDNS (RFC 1035 §4.2.1).</summary>
     private const int MaxPlainUdpSize = 512;
 
+    private const int HeaderLength = 12;
+    private const ushort TruncatedFlag = 0x0200;
     private const string Udp = "UDP";
     private const string Tcp = "TCP (asked after a truncated UDP answer)";
     private readonly DnsResolverSettings _settings;
@@ -281,6 +283,12 @@ internal sealed partial class DnsStubResolver
                     throw Malformed(server, type, name, Udp, $"The datagram is larger than the {limit} bytes the query allowed.");
                 }
 
+                if (received >= HeaderLength && (BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(2)) & TruncatedFlag) != 0)
+                {
+                    // RFC 1035 §4.1.1: a truncated answer may be cut anywhere, so only its header counts: ask over TCP.
+                    return TruncatedAnswer(buffer);
+                }
+
                 return Check(Parse(buffer.AsSpan(0, received), server, type, name, Udp), id, server, type, name, Udp);
             }
         }
@@ -335,7 +343,7 @@ internal sealed partial class DnsStubResolver
             }
 
             length = BinaryPrimitives.ReadUInt16BigEndian(prefix);
-            if (length < 12)
+            if (length < HeaderLength)
             {
                 throw Malformed(server, type, name, Tcp, $"Its length prefix announces {length} bytes, shorter than the 12-byte DNS header.");
             }
@@ -366,6 +374,17 @@ internal sealed partial class DnsStubResolver
             throw new DnsResolutionException($"DNS server {server} failed {type} {name} over {Tcp}: {ex.Message}", ex);
         }
     }
+
+    private static DnsMessage TruncatedAnswer(byte[] header) => new()
+    {
+        Id = BinaryPrimitives.ReadUInt16BigEndian(header),
+        Flags = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(2)),
+        ResponseCode = (DnsResponseCode)(header[3] & 0xF),
+        Questions = [],
+        Answers = [],
+        Authorities = [],
+        Additionals = [],
+    };
 
     private static DnsMessage Parse(ReadOnlySpan<byte> bytes, IPEndPoint server, DnsRecordType type, string name, string transport)
     {
