@@ -1,3 +1,6 @@
+using System.ComponentModel;
+using Lodestar.Discovery;
+
 namespace Lodestar.Dns;
 
 /// <summary>
@@ -89,9 +92,41 @@ public sealed class DnsSourceOptions
     /// </summary>
     public TimeSpan NegativeTtl { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Gets or sets the first retry delay after a failed refresh; later ones double up to <see cref="MaxRetryDelay"/>, with full jitter. Default 1 s.</summary>
-    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// Gets the delays between failed resolutions, bound from <c>Lodestar:Dns:Backoff</c>: capped exponential backoff
+    /// with full jitter that starts over after <see cref="BackoffOptions.ResetAfter"/> without a failure. The last good
+    /// set stays in force meanwhile.
+    /// </summary>
+    /// <remarks>
+    /// The defaults are client-go's (800 ms, 30 s, 2 minutes), as for every Lodestar source. DNS has no measured reason to
+    /// differ: a resolution that fails has already used the resolver's own retries (<see cref="Attempts"/> rounds over
+    /// every server, each within <see cref="Timeout"/>), so the backoff only spaces out whole resolutions.
+    /// </remarks>
+    public BackoffOptions Backoff { get; } = new();
 
-    /// <summary>Gets or sets the longest retry delay after failed refreshes. Default 30 s; at least <see cref="RetryDelay"/>.</summary>
-    public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// Gets or sets the first retry delay after a failed refresh. Obsolete: use <see cref="BackoffOptions.InitialDelay"/>
+    /// of <see cref="Backoff"/>, which this property reads and writes. It still binds from <c>Lodestar:Dns:RetryDelay</c>
+    /// for one release; <c>Lodestar:Dns:Backoff:InitialDelay</c> wins when both are set.
+    /// </summary>
+    [Obsolete("Use Backoff.InitialDelay. RetryDelay will be removed in the next release.")]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public TimeSpan RetryDelay
+    {
+        get => Backoff.InitialDelay;
+        set => Backoff.InitialDelay = value;
+    }
+
+    /// <summary>
+    /// Gets or sets the longest retry delay after failed refreshes. Obsolete: use <see cref="BackoffOptions.MaxDelay"/> of
+    /// <see cref="Backoff"/>, which this property reads and writes. It still binds from <c>Lodestar:Dns:MaxRetryDelay</c>
+    /// for one release; <c>Lodestar:Dns:Backoff:MaxDelay</c> wins when both are set.
+    /// </summary>
+    [Obsolete("Use Backoff.MaxDelay. MaxRetryDelay will be removed in the next release.")]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public TimeSpan MaxRetryDelay
+    {
+        get => Backoff.MaxDelay;
+        set => Backoff.MaxDelay = value;
+    }
 }

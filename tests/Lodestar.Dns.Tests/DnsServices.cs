@@ -5,19 +5,27 @@ namespace Lodestar.Dns.Tests;
 
 internal static class DnsServices
 {
-    /// <summary>A provider with Lodestar core and the DNS source pointed at <paramref name="server"/> as the default source.</summary>
-    public static ServiceProvider Build(string server, Action<DnsSourceOptions>? configure = null, Action<IServiceCollection>? more = null)
+    /// <summary>
+    /// A provider with Lodestar (<c>AddLodestar().AddDns()</c>) and the DNS source pointed at <paramref name="server"/> as
+    /// the default source, on <paramref name="clock"/> when given.
+    /// </summary>
+    public static ServiceProvider Build(string server, Action<DnsSourceOptions>? configure = null, Action<IServiceCollection>? more = null, TimeProvider? clock = null)
     {
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddLodestarCore().AddDns(o =>
+        if (clock is not null)
+        {
+            services.AddSingleton(clock);
+        }
+
+        services.AddLodestar().AddDns(o =>
         {
             o.Servers.Add(server);
             o.SearchDomains = [];
             o.Timeout = TimeSpan.FromSeconds(1);
             o.Attempts = 2;
-            o.RetryDelay = TimeSpan.FromMilliseconds(200);
-            o.MaxRetryDelay = TimeSpan.FromSeconds(1);
+            o.Backoff.InitialDelay = TimeSpan.FromMilliseconds(200);
+            o.Backoff.MaxDelay = TimeSpan.FromSeconds(1);
             configure?.Invoke(o);
         });
         services.Configure<LodestarOptions>(o => o.DefaultSource = "dns");

@@ -8,5 +8,15 @@ namespace Lodestar.Dns.Internal;
 internal sealed class DnsSourceOptionsSetup(IServiceProvider services) : IConfigureOptions<DnsSourceOptions>
 {
     public void Configure(DnsSourceOptions options)
-        => services.GetService<IConfiguration>()?.GetSection(DnsSourceOptions.SectionName).Bind(options);
+    {
+        if (services.GetService<IConfiguration>()?.GetSection(DnsSourceOptions.SectionName) is not { } section)
+        {
+            return;
+        }
+
+        section.Bind(options);
+        // The obsolete RetryDelay and MaxRetryDelay bind into Backoff too; binding Backoff last makes it win whatever
+        // order the binder visits properties in.
+        section.GetSection(nameof(DnsSourceOptions.Backoff)).Bind(options.Backoff);
+    }
 }

@@ -79,14 +79,9 @@ internal sealed class DnsSourceOptionsValidator : IValidateOptions<DnsSourceOpti
             failures.Add($"{Prefix}{nameof(options.NegativeTtl)} is {options.NegativeTtl}; it must not be negative.");
         }
 
-        if (options.RetryDelay <= TimeSpan.Zero || options.RetryDelay > TimeSpan.FromMinutes(10))
+        if (options.Backoff.Validate(DnsSourceOptions.SectionName + ":" + nameof(options.Backoff)) is { } backoff)
         {
-            failures.Add($"{Prefix}{nameof(options.RetryDelay)} is {options.RetryDelay}; it must be more than 0 and at most 10 minutes.");
-        }
-
-        if (options.MaxRetryDelay < options.RetryDelay || options.MaxRetryDelay > TimeSpan.FromHours(1))
-        {
-            failures.Add($"{Prefix}{nameof(options.MaxRetryDelay)} is {options.MaxRetryDelay}; it must be at least {nameof(options.RetryDelay)} and at most 1 hour.");
+            failures.Add(backoff);
         }
 
         if (string.IsNullOrWhiteSpace(options.ResolvConfPath))

@@ -152,14 +152,31 @@ public sealed class DnsMessageReaderTests
                 }
             }
 
+            DnsMessage? message = null;
             try
             {
-                DnsMessageReader.Parse(packet);
+                message = DnsMessageReader.Parse(packet);
                 parsed++;
             }
             catch (DnsFormatException)
             {
                 rejected++;
+            }
+
+            // Names shared through the name cache read exactly as names decoded one by one.
+            DnsMessage? reference = null;
+            try
+            {
+                reference = DnsMessageReader.Parse(packet, cacheNames: false);
+            }
+            catch (DnsFormatException)
+            {
+            }
+
+            Assert.Equal(reference is null, message is null);
+            if (message is not null)
+            {
+                Assert.Equal(Names(reference!), Names(message));
             }
         }
 
@@ -167,4 +184,9 @@ public sealed class DnsMessageReaderTests
         Assert.True(rejected > 0);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60));
     }
+
+    private static List<string?> Names(DnsMessage message)
+        => [.. message.Questions.Select(static q => q.Name),
+            .. message.Answers.Concat(message.Authorities).Concat(message.Additionals)
+                .SelectMany(static r => new[] { r.Name, r.Target, r.Srv?.Target, r.Soa?.PrimaryServer, r.Soa?.Mailbox })];
 }

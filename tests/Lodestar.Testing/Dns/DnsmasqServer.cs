@@ -7,8 +7,8 @@ using System.Text;
 namespace Lodestar.Testing.Dns;
 
 /// <summary>
-/// A real dnsmasq on 127.0.0.1, UDP and TCP on one free port, authoritative for <see cref="Zone"/> with every answer's
-/// TTL set to <c>ttlSeconds</c> and an SOA in negative answers. Records come from a temporary configuration file
+/// A real dnsmasq on 127.0.0.1, UDP and TCP on one free port, authoritative for <see cref="Zone"/> (unless started
+/// otherwise) with every answer's TTL set to <c>ttlSeconds</c> and an SOA in negative answers. Records come from a temporary configuration file
 /// (<c>host-record</c>, <c>srv-host</c>, <c>cname</c>, <c>txt-record</c> lines) and a hosts file that
 /// <see cref="SetHostsAsync"/> rewrites and reloads with SIGHUP.
 /// </summary>
@@ -58,7 +58,13 @@ public sealed class DnsmasqServer : IAsyncDisposable
     /// <param name="configLines">dnsmasq configuration lines (records), for example <c>srv-host=_http._tcp.svc.lodestar.test,a.lodestar.test,8080</c>.</param>
     /// <param name="hostsLines">Lines of the hosts file, <c>address name</c>.</param>
     /// <param name="ttlSeconds">TTL of every answer and of the SOA (so also the negative TTL).</param>
-    public static async Task<DnsmasqServer> StartAsync(IEnumerable<string>? configLines = null, IEnumerable<string>? hostsLines = null, int ttlSeconds = 2)
+    /// <param name="authoritative">
+    /// <see langword="true"/> (default) to serve <see cref="Zone"/> authoritatively; <see langword="false"/> for a
+    /// forwarder with no upstream server: it answers what its hosts file and records hold and REFUSES every other
+    /// question, including the AAAA question of a name it knows only an A record for.
+    /// </param>
+    public static async Task<DnsmasqServer> StartAsync(IEnumerable<string>? configLines = null, IEnumerable<string>? hostsLines = null, int ttlSeconds = 2,
+        bool authoritative = true)
     {
         if (!IsInstalled)
         {
@@ -69,12 +75,16 @@ public sealed class DnsmasqServer : IAsyncDisposable
         // dnsmasq drops privileges after start and must still read the hosts file on SIGHUP.
         SetMode(directory.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
                                                  | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-        var conf = new StringBuilder()
-            .AppendLine(CultureInfo.InvariantCulture, $"auth-zone={Zone}")
-            .AppendLine(CultureInfo.InvariantCulture, $"auth-server=ns.{Zone},127.0.0.1")
-            .AppendLine(CultureInfo.InvariantCulture, $"auth-soa=1,hostmaster.{Zone},1200,120,1209600")
-            .AppendLine(CultureInfo.InvariantCulture, $"auth-ttl={ttlSeconds}")
-            .AppendLine(CultureInfo.InvariantCulture, $"local-ttl={ttlSeconds}");
+        var conf = new StringBuilder();
+        if (authoritative)
+        {
+            conf.AppendLine(CultureInfo.InvariantCulture, $"auth-zone={Zone}")
+                .AppendLine(CultureInfo.InvariantCulture, $"auth-server=ns.{Zone},127.0.0.1")
+                .AppendLine(CultureInfo.InvariantCulture, $"auth-soa=1,hostmaster.{Zone},1200,120,1209600")
+                .AppendLine(CultureInfo.InvariantCulture, $"auth-ttl={ttlSeconds}");
+        }
+
+        conf.AppendLine(CultureInfo.InvariantCulture, $"local-ttl={ttlSeconds}");
         foreach (var line in configLines ?? [])
         {
             conf.AppendLine(line);

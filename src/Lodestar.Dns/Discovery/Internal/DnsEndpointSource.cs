@@ -4,7 +4,6 @@ using Lodestar.Dns.Internal;
 using Lodestar.Dns.Resolver;
 using Lodestar.Dns.Resolver.Internal;
 using Lodestar.Endpoints;
-using Lodestar.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Dns.Discovery.Internal;
@@ -14,97 +13,99 @@ namespace Lodestar.Dns.Discovery.Internal;
 /// shortest TTL of the answer expires.
 /// </summary>
 /// <remarks>
+/// <para>
+/// On the list/watch loop a list is one resolution, which publishes the set and returns when to refresh it; a watch
+/// waits that long and asks for a scheduled re-list (<see cref="WatchOutcome.Refresh"/>, not a reconnect). A failed
+/// resolution throws, so the base reports it, backs off (<see cref="DnsSourceOptions.Backoff"/>) and lists again while
+/// the last published set stays in force.
+/// </para>
+/// <para>
 /// The refresh interval is the smallest TTL of every record used (CNAMEs, SRV records, target addresses), clamped to
 /// <see cref="DnsSourceOptions.MinTtl"/>..<see cref="DnsSourceOptions.MaxTtl"/>; a negative answer is kept for its
-/// SOA-derived TTL (RFC 2308 §5). A failed refresh is reported and retried with jittered exponential backoff while the
-/// last published set stays in force.
+/// SOA-derived TTL (RFC 2308 §5). When one address family fails and the other has addresses, those addresses are
+/// published, the failure is reported beside them, and the name is asked again within
+/// <see cref="DnsSourceOptions.NegativeTtl"/> (RFC 2308 §7.1 lets a resolver keep a server failure that long).
+/// </para>
 /// </remarks>
-internal sealed partial class DnsEndpointSource : IEndpointSource
+internal sealed partial class DnsEndpointSource : ListWatchEndpointSource<TimeSpan>
 {
-    private readonly string _serviceName;
     private readonly DnsServiceQuery _query;
     private readonly DnsStubResolver _resolver;
     private readonly DnsSourceOptions _options;
-    private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
-    private readonly ILogger _logger;
+    private HashSet<string> _published = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>Initializes a new instance.</summary>
+    /// <param name="serviceName">The service followed.</param>
+    /// <param name="query">What to ask DNS for it.</param>
+    /// <param name="resolver">The resolver; it keeps its own clock for per-attempt timeouts.</param>
+    /// <param name="options">TTL clamps, negative TTL and backoff.</param>
+    /// <param name="timeProvider">The clock of the refresh schedule and the backoff.</param>
+    /// <param name="logger">The source's logger.</param>
+    /// <param name="random">Numbers in [0, 1) for the backoff jitter, or <see langword="null"/> for a shared generator.</param>
     public DnsEndpointSource(string serviceName, DnsServiceQuery query, DnsStubResolver resolver, DnsSourceOptions options,
-        TimeProvider timeProvider, RandomSource random, ILogger logger)
+        TimeProvider timeProvider, ILogger logger, Func<double>? random = null)
+        : base(serviceName, options.Backoff, timeProvider, logger, random)
     {
-        _serviceName = serviceName;
         _query = query;
         _resolver = resolver;
         _options = options;
-        _timeProvider = timeProvider;
-        _random = random;
-        _logger = logger;
     }
 
-    public async Task RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
+    /// <summary>Resolves the service once, publishes the endpoints and returns the clamped time until the next refresh.</summary>
+    protected override async Task<TimeSpan> ListAsync(WatchContext<TimeSpan> context, CancellationToken cancellationToken)
     {
-        var backoff = new ExponentialBackoff(_options.RetryDelay, _options.MaxRetryDelay, _random);
-        HashSet<string> published = new(StringComparer.OrdinalIgnoreCase);
-        while (!cancellationToken.IsCancellationRequested)
+        var resolution = await ResolveAsync(cancellationToken).ConfigureAwait(false);
+        // Reported before the set is published, so that whoever waits for the first set has seen the warning too.
+        foreach (var problem in resolution.Problems)
         {
-            TimeSpan wait;
-            try
-            {
-                var (endpoints, ttl, negative) = await ResolveAsync(cancellationToken).ConfigureAwait(false);
-                if (negative && published.Count > 0)
-                {
-                    Log.NameGone(_logger, _serviceName, _query.Name);
-                }
-
-                observer.OnEndpoints(endpoints);
-                published = LogRemoved(published, endpoints);
-                backoff.Reset();
-                wait = Clamp(ttl);
-                Log.Refreshed(_logger, _serviceName, _query.Name, endpoints.Count, wait.TotalSeconds);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                wait = backoff.NextDelay();
-                Log.RefreshFailed(_logger, _serviceName, _query.Name, wait.TotalSeconds, ex.Message);
-                observer.OnError(ex is DnsResolutionException or DnsFormatException
-                    ? ex
-                    : new DnsResolutionException($"Resolving '{_query.Name}' for service '{_serviceName}' failed: {ex.Message}", ex));
-            }
-
-            try
-            {
-                await _timeProvider.DelayAsync(wait, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+            context.ReportError(problem);
         }
+
+        if (resolution.Negative && _published.Count > 0)
+        {
+            Log.NameGone(Logger, ServiceName, _query.Name);
+        }
+
+        context.Publish(resolution.Endpoints);
+        _published = LogRemoved(_published, resolution.Endpoints);
+        var refreshAfter = Clamp(resolution.Ttl);
+        Log.Refreshed(Logger, ServiceName, _query.Name, resolution.Endpoints.Count, refreshAfter.TotalSeconds);
+        return refreshAfter;
     }
 
-    /// <summary>Resolves the service once: the endpoints, the TTL to refresh after, and whether the answer was negative.</summary>
-    internal async Task<(List<DiscoveredEndpoint> Endpoints, TimeSpan Ttl, bool Negative)> ResolveAsync(CancellationToken cancellationToken)
+    /// <summary>Waits until the answer's TTL runs out, then asks for a scheduled re-list.</summary>
+    protected override async Task<WatchOutcome> WatchAsync(TimeSpan cursor, WatchContext<TimeSpan> context, CancellationToken cancellationToken)
+    {
+        await Task.Delay(cursor, TimeProvider, cancellationToken).ConfigureAwait(false);
+        return WatchOutcome.Refresh;
+    }
+
+    /// <inheritdoc/>
+    protected override Exception DescribeError(Exception error)
+        => error is DnsResolutionException or DnsFormatException
+            ? error
+            : new DnsResolutionException($"Resolving '{_query.Name}' for service '{ServiceName}' failed: {error.Message}", error);
+
+    /// <summary>Resolves the service once: the endpoints, the TTL to refresh after, whether the answer was negative, and partial failures.</summary>
+    internal async Task<DnsResolution> ResolveAsync(CancellationToken cancellationToken)
     {
         var endpoints = new List<DiscoveredEndpoint>();
+        var problems = new List<Exception>();
         if (!_query.IsSrv)
         {
-            var (addresses, ttl) = await ResolveAddressesAsync(_query.Name, absolute: false, cancellationToken).ConfigureAwait(false);
+            var (addresses, ttl) = await ResolveAddressesAsync(_query.Name, absolute: false, problems, cancellationToken).ConfigureAwait(false);
             foreach (var address in addresses)
             {
                 endpoints.Add(DiscoveredEndpoint.Create(address.ToString(), _query.Port));
             }
 
-            return (endpoints, ttl, addresses.Count == 0);
+            return new DnsResolution(endpoints, ttl, addresses.Count == 0, problems);
         }
 
         var srv = await _resolver.LookupAsync(_query.Name, DnsRecordType.SRV, cancellationToken).ConfigureAwait(false);
         if (srv.Status != DnsLookupStatus.Success)
         {
-            return (endpoints, NegativeTtl(srv), true);
+            return new DnsResolution(endpoints, NegativeTtl(srv), true, problems);
         }
 
         var minTtl = TimeSpan.FromSeconds(srv.Ttl ?? 0);
@@ -120,7 +121,8 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
             var (addresses, ttl) = FromAdditionals(srv.Additionals, data.Target);
             if (addresses.Count == 0)
             {
-                (addresses, ttl) = await ResolveAddressesAsync(data.Target, absolute: true, cancellationToken).ConfigureAwait(false);
+                // A target whose lookups fail altogether fails the resolution: dropping it would drop a live instance.
+                (addresses, ttl) = await ResolveAddressesAsync(data.Target, absolute: true, problems, cancellationToken).ConfigureAwait(false);
             }
 
             minTtl = Min(minTtl, ttl);
@@ -132,19 +134,30 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
             }
         }
 
-        return (endpoints, minTtl, endpoints.Count == 0);
+        return new DnsResolution(endpoints, minTtl, endpoints.Count == 0, problems);
     }
 
-    private async Task<(List<IPAddress> Addresses, TimeSpan Ttl)> ResolveAddressesAsync(string name, bool absolute, CancellationToken cancellationToken)
+    /// <summary>
+    /// Looks up both address families of a name. When one fails and the other has addresses, the addresses are kept and
+    /// the failure goes to <paramref name="problems"/>, as a system resolver returns what it found; when neither has
+    /// addresses and one failed, the failure is thrown, since it may hide the name's addresses.
+    /// </summary>
+    private async Task<(List<IPAddress> Addresses, TimeSpan Ttl)> ResolveAddressesAsync(string name, bool absolute, List<Exception> problems, CancellationToken cancellationToken)
     {
         var lookupName = absolute ? name + "." : name;
-        var a = _resolver.LookupAsync(lookupName, DnsRecordType.A, cancellationToken);
-        var aaaa = _resolver.LookupAsync(lookupName, DnsRecordType.AAAA, cancellationToken);
+        var a = LookupOrFailureAsync(lookupName, DnsRecordType.A, cancellationToken);
+        var aaaa = LookupOrFailureAsync(lookupName, DnsRecordType.AAAA, cancellationToken);
         await Task.WhenAll(a, aaaa).ConfigureAwait(false);
+        var results = new[] { (Type: DnsRecordType.A, Outcome: await a.ConfigureAwait(false)), (Type: DnsRecordType.AAAA, Outcome: await aaaa.ConfigureAwait(false)) };
         var addresses = new List<IPAddress>();
         var ttl = TimeSpan.MaxValue;
-        foreach (var result in (ReadOnlySpan<DnsLookupResult>)[await a.ConfigureAwait(false), await aaaa.ConfigureAwait(false)])
+        foreach (var (_, (result, _)) in results)
         {
+            if (result is null)
+            {
+                continue;
+            }
+
             if (result.Status == DnsLookupStatus.Success)
             {
                 addresses.AddRange(result.Records.Select(static r => r.Address!));
@@ -156,7 +169,41 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
             }
         }
 
+        var failures = results.Where(static r => r.Outcome.Failure is not null).ToList();
+        if (failures.Count == 2)
+        {
+            throw new DnsResolutionException($"Resolving {name} failed for both address families. {failures[0].Outcome.Failure!.Message} {failures[1].Outcome.Failure!.Message}",
+                failures[1].Outcome.Failure);
+        }
+
+        if (failures.Count == 1)
+        {
+            var (failedType, (_, failure)) = failures[0];
+            if (addresses.Count == 0)
+            {
+                throw failure!;
+            }
+
+            var family = failedType == DnsRecordType.A ? DnsRecordType.AAAA : DnsRecordType.A;
+            problems.Add(new DnsResolutionException(
+                $"Using the {addresses.Count} {family} address(es) of {name} for service '{ServiceName}' without its {failedType} addresses: {failure!.Message}", failure));
+            // The family that failed is asked again soon rather than after the other family's TTL.
+            ttl = Min(ttl, _options.NegativeTtl);
+        }
+
         return (addresses, ttl);
+    }
+
+    private async Task<(DnsLookupResult? Result, DnsResolutionException? Failure)> LookupOrFailureAsync(string name, DnsRecordType type, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await _resolver.LookupAsync(name, type, cancellationToken).ConfigureAwait(false), null);
+        }
+        catch (DnsResolutionException ex)
+        {
+            return (null, ex);
+        }
     }
 
     private static (List<IPAddress> Addresses, TimeSpan Ttl) FromAdditionals(IReadOnlyList<DnsRecord> additionals, string target)
@@ -189,7 +236,7 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
         var removed = previous.Where(a => !current.Contains(a)).ToList();
         if (removed.Count > 0)
         {
-            Log.AddressesRemoved(_logger, _serviceName, string.Join(", ", removed));
+            Log.AddressesRemoved(Logger, ServiceName, string.Join(", ", removed));
         }
 
         return current;
@@ -200,9 +247,6 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
         [LoggerMessage(10, LogLevel.Debug, "DNS refresh of service {Service} ({Name}): {Count} endpoints; next refresh in {Seconds:0.###} s.", EventName = "DnsRefreshed")]
         public static partial void Refreshed(ILogger logger, string service, string name, int count, double seconds);
 
-        [LoggerMessage(11, LogLevel.Warning, "DNS refresh of service {Service} ({Name}) failed; keeping the last endpoints and retrying in {Seconds:0.###} s: {Error}", EventName = "DnsRefreshFailed")]
-        public static partial void RefreshFailed(ILogger logger, string service, string name, double seconds, string error);
-
         [LoggerMessage(12, LogLevel.Warning, "DNS says service {Service} ({Name}) has no addresses any more.", EventName = "DnsNameGone")]
         public static partial void NameGone(ILogger logger, string service, string name);
 
@@ -210,3 +254,6 @@ internal sealed partial class DnsEndpointSource : IEndpointSource
         public static partial void AddressesRemoved(ILogger logger, string service, string addresses);
     }
 }
+
+/// <summary>One resolution of a service: its endpoints, how long they hold, whether DNS said "none", and failures beside them.</summary>
+internal sealed record DnsResolution(List<DiscoveredEndpoint> Endpoints, TimeSpan Ttl, bool Negative, IReadOnlyList<Exception> Problems);

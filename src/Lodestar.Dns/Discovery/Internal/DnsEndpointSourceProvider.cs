@@ -2,7 +2,6 @@ using System.Diagnostics.CodeAnalysis;
 using Lodestar.Discovery;
 using Lodestar.Dns.Internal;
 using Lodestar.Dns.Resolver.Internal;
-using Lodestar.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -15,14 +14,12 @@ internal sealed class DnsEndpointSourceProvider : IEndpointSourceProvider
 
     private readonly IOptionsMonitor<DnsSourceOptions> _options;
     private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
     private readonly ILoggerFactory _loggerFactory;
 
-    public DnsEndpointSourceProvider(IOptionsMonitor<DnsSourceOptions> options, TimeProvider timeProvider, RandomSource random, ILoggerFactory loggerFactory)
+    public DnsEndpointSourceProvider(IOptionsMonitor<DnsSourceOptions> options, TimeProvider timeProvider, ILoggerFactory loggerFactory)
     {
         _options = options;
         _timeProvider = timeProvider;
-        _random = random;
         _loggerFactory = loggerFactory;
     }
 
@@ -38,8 +35,7 @@ internal sealed class DnsEndpointSourceProvider : IEndpointSourceProvider
         }
 
         var resolver = new DnsStubResolver(DnsResolverSettingsFactory.Create(options), _timeProvider, _loggerFactory.CreateLogger<DnsStubResolver>());
-        source = new DnsEndpointSource(serviceName, query, resolver, options,
-            _timeProvider, _random, _loggerFactory.CreateLogger<DnsEndpointSource>());
+        source = new DnsEndpointSource(serviceName, query, resolver, options, _timeProvider, _loggerFactory.CreateLogger<DnsEndpointSource>());
         return true;
     }
 }

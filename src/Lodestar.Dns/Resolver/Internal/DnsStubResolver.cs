@@ -19,6 +19,14 @@ namespace Lodestar.Dns.Resolver.Internal;
 internal sealed partial class DnsStubResolver
 {
     private const int MaxCnameHops = 8;
+
+    /// <summary>The largest UDP answer to a query without EDNS (RFC 1035 §4.2.1).</summary>
+    private const int MaxPlainUdpSize = 512;
+
+    private const int HeaderLength = 12;
+    private const ushort TruncatedFlag = 0x0200;
+    private const string Udp = "UDP";
+    private const string Tcp = "TCP (asked after a truncated UDP answer)";
     private readonly DnsResolverSettings _settings;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
@@ -171,15 +179,17 @@ internal sealed partial class DnsStubResolver
     /// <summary>
     /// Sends one query for an absolute name and returns the first answer that is NOERROR or NXDOMAIN.
     /// </summary>
-    /// <exception cref="DnsResolutionException">Every server failed in every attempt.</exception>
+    /// <exception cref="DnsResolutionException">Every server failed in every attempt; the message has each server's last failure.</exception>
     public async Task<DnsMessage> QueryAsync(string name, DnsRecordType type, CancellationToken cancellationToken)
     {
         Exception? lastError = null;
         var servers = _settings.Servers;
+        var lastErrors = new Exception?[servers.Count];
         for (var attempt = 0; attempt < _settings.Attempts; attempt++)
         {
-            foreach (var server in servers)
+            for (var i = 0; i < servers.Count; i++)
             {
+                var server = servers[i];
                 cancellationToken.ThrowIfCancellationRequested();
                 try
                 {
@@ -189,24 +199,28 @@ internal sealed partial class DnsStubResolver
                         return message;
                     }
 
-                    lastError = new DnsResolutionException($"{server} answered {type} {name} with {message.ResponseCode}.");
+                    lastError = new DnsResolutionException($"DNS server {server} answered {type} {name} with {message.ResponseCode}.");
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
-                    lastError = new TimeoutException($"{server} did not answer {type} {name} within {_settings.Timeout.TotalMilliseconds:0} ms.");
+                    lastError = new TimeoutException($"DNS server {server} did not answer {type} {name} within {_settings.Timeout.TotalMilliseconds:0} ms.");
                 }
-                catch (Exception ex) when (ex is SocketException or IOException or DnsFormatException)
+                catch (Exception ex) when (ex is DnsFormatException or DnsResolutionException or TimeoutException)
                 {
                     lastError = ex;
                 }
+                catch (Exception ex) when (ex is SocketException or IOException)
+                {
+                    lastError = new DnsResolutionException($"DNS server {server} failed {type} {name}: {ex.Message}", ex);
+                }
 
+                lastErrors[i] = lastError;
                 Log.ServerFailed(_logger, server.ToString(), type.ToString(), name, attempt + 1, lastError.Message);
             }
         }
 
-        throw new DnsResolutionException(
-            $"No DNS server answered {type} {name} ({servers.Count} server(s), {_settings.Attempts} attempt(s)); last error: {lastError?.Message}",
-            lastError);
+        var errors = servers.Count == 1 ? "; last error: " + lastError?.Message : "; last errors: " + string.Join(" ", lastErrors.Select(static e => e?.Message));
+        throw new DnsResolutionException($"No DNS server answered {type} {name} ({servers.Count} server(s), {_settings.Attempts} attempt(s)){errors}", lastError);
     }
 
     private async Task<DnsMessage> ExchangeAsync(IPEndPoint server, string name, DnsRecordType type, CancellationToken cancellationToken)
@@ -230,6 +244,11 @@ internal sealed partial class DnsStubResolver
         return message;
     }
 
+    /// <summary>
+    /// One UDP exchange. A datagram whose ID is not the query's is ignored (RFC 5452 §9.1: it answers some other query
+    /// or is forged) and the wait goes on until the attempt's timeout; any other bad datagram is the server's answer
+    /// and fails the exchange with a <see cref="DnsFormatException"/> saying what was wrong.
+    /// </summary>
     private async Task<DnsMessage> ExchangeUdpAsync(IPEndPoint server, string name, DnsRecordType type, ushort payload, CancellationToken cancellationToken)
     {
         var id = NewId();
@@ -237,35 +256,59 @@ internal sealed partial class DnsStubResolver
         using var timeout = new CancellationTokenSource(_settings.Timeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
         using var socket = new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-        // Port 0: the kernel assigns a random ephemeral source port per socket.
-        socket.Bind(new IPEndPoint(server.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
-        await socket.ConnectAsync(server, linked.Token).ConfigureAwait(false);
-        await socket.SendAsync(query, SocketFlags.None, linked.Token).ConfigureAwait(false);
-        var buffer = new byte[Math.Max(512, (int)payload)];
-        while (true)
+        // RFC 1035 §4.2.1 limits plain UDP answers to 512 bytes, RFC 6891 §6.2.3 EDNS answers to the size advertised.
+        // The buffer has one byte more: the kernel silently cuts a datagram to the buffer, so one that fills it is too big.
+        var limit = Math.Max(MaxPlainUdpSize, (int)payload);
+        var buffer = new byte[limit + 1];
+        var ignored = 0;
+        try
         {
-            // Bounded by the attempt's timeout: stray or forged datagrams cannot keep us here longer.
-            var received = await socket.ReceiveAsync(buffer, SocketFlags.None, linked.Token).ConfigureAwait(false);
-            DnsMessage response;
-            try
+            // Port 0: the kernel assigns a random ephemeral source port per socket.
+            socket.Bind(new IPEndPoint(server.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
+            await socket.ConnectAsync(server, linked.Token).ConfigureAwait(false);
+            await socket.SendAsync(query, SocketFlags.None, linked.Token).ConfigureAwait(false);
+            while (true)
             {
-                response = DnsMessageReader.Parse(buffer.AsSpan(0, received));
-            }
-            catch (DnsFormatException ex)
-            {
-                Log.IgnoredResponse(_logger, server.ToString(), type.ToString(), name, ex.Message);
-                continue;
-            }
+                // Bounded by the attempt's timeout: stray or forged datagrams cannot keep us here longer.
+                var received = await socket.ReceiveAsync(buffer, SocketFlags.None, linked.Token).ConfigureAwait(false);
+                if (received >= 2 && BinaryPrimitives.ReadUInt16BigEndian(buffer) != id)
+                {
+                    ignored++;
+                    Log.IgnoredResponse(_logger, server.ToString(), type.ToString(), name, BinaryPrimitives.ReadUInt16BigEndian(buffer), id);
+                    continue;
+                }
 
-            if (Matches(response, id, name, type))
-            {
-                return response;
-            }
+                if (received > limit)
+                {
+                    throw Malformed(server, type, name, Udp, $"The datagram is larger than the {limit} bytes the query allowed.");
+                }
 
-            Log.IgnoredResponse(_logger, server.ToString(), type.ToString(), name, "the ID or question does not match the query");
+                if (received >= HeaderLength && (BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(2)) & TruncatedFlag) != 0)
+                {
+                    // RFC 1035 §4.1.1: a truncated answer may be cut anywhere, so only its header counts: ask over TCP.
+                    return TruncatedAnswer(buffer);
+                }
+
+                return Check(Parse(buffer.AsSpan(0, received), server, type, name, Udp), id, server, type, name, Udp);
+            }
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"DNS server {server} did not answer {type} {name} within {_settings.Timeout.TotalMilliseconds:0} ms"
+                                       + (ignored > 0 ? $"; {ignored} datagram(s) carrying another query ID were ignored." : "."));
+        }
+        catch (SocketException ex)
+        {
+            throw new DnsResolutionException($"DNS server {server} failed {type} {name} over UDP: {ex.Message}", ex);
         }
     }
 
+    /// <summary>
+    /// One TCP exchange after a truncated UDP answer. The two-byte length prefix (RFC 1035 §4.2.2) bounds the answer to
+    /// 65,535 bytes; exactly that many bytes are read, straight from the socket with no buffering past them, and the
+    /// attempt's timeout covers the connection, the query and the whole answer, so a server that drips or keeps sending
+    /// cannot hold the exchange or its memory.
+    /// </summary>
     private async Task<DnsMessage> ExchangeTcpAsync(IPEndPoint server, string name, DnsRecordType type, ushort payload, CancellationToken cancellationToken)
     {
         var id = NewId();
@@ -273,43 +316,127 @@ internal sealed partial class DnsStubResolver
         using var timeout = new CancellationTokenSource(_settings.Timeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
         using var socket = new Socket(server.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(server, linked.Token).ConfigureAwait(false);
-        using var stream = new NetworkStream(socket, ownsSocket: false);
-        // RFC 1035 §4.2.2: a two-byte length prefix, sent in the same write as the message (RFC 7766 §8).
-        var framed = new byte[query.Length + 2];
-        BinaryPrimitives.WriteUInt16BigEndian(framed, (ushort)query.Length);
-        query.CopyTo(framed, 2);
-        await stream.WriteAsync(framed, linked.Token).ConfigureAwait(false);
-        var prefix = new byte[2];
-        await stream.ReadExactlyAsync(prefix, linked.Token).ConfigureAwait(false);
-        var length = BinaryPrimitives.ReadUInt16BigEndian(prefix);
-        var buffer = new byte[length];
-        await stream.ReadExactlyAsync(buffer, linked.Token).ConfigureAwait(false);
-        var response = DnsMessageReader.Parse(buffer);
-        if (!Matches(response, id, name, type))
+        var received = 0;
+        var length = -1;
+        try
         {
-            throw new DnsFormatException($"{server} answered over TCP with an ID or question that does not match the query.");
-        }
+            await socket.ConnectAsync(server, linked.Token).ConfigureAwait(false);
+            using var stream = new NetworkStream(socket, ownsSocket: false);
+            // RFC 1035 §4.2.2: a two-byte length prefix, sent in the same write as the message (RFC 7766 §8).
+            var framed = new byte[query.Length + 2];
+            BinaryPrimitives.WriteUInt16BigEndian(framed, (ushort)query.Length);
+            query.CopyTo(framed, 2);
+            await stream.WriteAsync(framed, linked.Token).ConfigureAwait(false);
 
-        return response;
+            var prefix = new byte[2];
+            while (received < prefix.Length)
+            {
+                var read = await stream.ReadAsync(prefix.AsMemory(received), linked.Token).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    throw Malformed(server, type, name, Tcp, received == 0
+                        ? "It closed the connection without answering."
+                        : "It closed the connection in the middle of the two-byte length prefix.");
+                }
+
+                received += read;
+            }
+
+            length = BinaryPrimitives.ReadUInt16BigEndian(prefix);
+            if (length < HeaderLength)
+            {
+                throw Malformed(server, type, name, Tcp, $"Its length prefix announces {length} bytes, shorter than the 12-byte DNS header.");
+            }
+
+            var buffer = new byte[length];
+            received = 0;
+            while (received < length)
+            {
+                var read = await stream.ReadAsync(buffer.AsMemory(received), linked.Token).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    throw Malformed(server, type, name, Tcp, $"It closed the connection after {received} of the {length} bytes its length prefix announced.");
+                }
+
+                received += read;
+            }
+
+            return Check(Parse(buffer, server, type, name, Tcp), id, server, type, name, Tcp);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException(length < 0
+                ? $"DNS server {server} did not answer {type} {name} over {Tcp} within {_settings.Timeout.TotalMilliseconds:0} ms."
+                : $"DNS server {server} did not finish its answer to {type} {name} over {Tcp} within {_settings.Timeout.TotalMilliseconds:0} ms: {received} of {length} bytes arrived.");
+        }
+        catch (Exception ex) when (ex is SocketException or IOException)
+        {
+            throw new DnsResolutionException($"DNS server {server} failed {type} {name} over {Tcp}: {ex.Message}", ex);
+        }
     }
 
-    private static bool Matches(DnsMessage response, ushort id, string name, DnsRecordType type)
+    private static DnsMessage TruncatedAnswer(byte[] header) => new()
     {
-        if (!response.IsResponse || response.Id != id || response.Opcode != 0)
-        {
-            return false;
-        }
+        Id = BinaryPrimitives.ReadUInt16BigEndian(header),
+        Flags = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(2)),
+        ResponseCode = (DnsResponseCode)(header[3] & 0xF),
+        Questions = [],
+        Answers = [],
+        Authorities = [],
+        Additionals = [],
+    };
 
-        if (response.Questions.Count == 0)
+    private static DnsMessage Parse(ReadOnlySpan<byte> bytes, IPEndPoint server, DnsRecordType type, string name, string transport)
+    {
+        try
+        {
+            return DnsMessageReader.Parse(bytes);
+        }
+        catch (DnsFormatException ex)
+        {
+            throw Malformed(server, type, name, transport, ex.Message, ex);
+        }
+    }
+
+    /// <summary>Checks that a parsed reply carrying the query's ID answers the query (RFC 5452 §9.1, RFC 1035 §7.3).</summary>
+    private static DnsMessage Check(DnsMessage response, ushort id, IPEndPoint server, DnsRecordType type, string name, string transport)
+    {
+        string? problem = null;
+        if (response.Id != id)
+        {
+            problem = $"Its ID is {response.Id}; the query's is {id}.";
+        }
+        else if (!response.IsResponse)
+        {
+            problem = "It is a query, not a response (the QR bit is clear).";
+        }
+        else if (response.Opcode != 0)
+        {
+            problem = $"It has opcode {response.Opcode}; the query's is 0 (QUERY).";
+        }
+        else if (response.Questions.Count == 0)
         {
             // Servers that reject a query may drop the question section; accept only a failure code that way.
-            return response.ResponseCode is not (DnsResponseCode.NoError or DnsResponseCode.NameError);
+            if (response.ResponseCode is DnsResponseCode.NoError or DnsResponseCode.NameError)
+            {
+                problem = $"It has no question section although its response code is {response.ResponseCode}.";
+            }
+        }
+        else if (response.Questions.Count > 1)
+        {
+            problem = $"It has {response.Questions.Count} questions; the query had one.";
+        }
+        else if (response.Questions[0] is var question && (question.Type != type || question.Class != 1 || !NameEquals(question.Name, name)))
+        {
+            var @class = question.Class == 1 ? string.Empty : $" (class {question.Class})";
+            problem = $"It answers another question: {question.Type} {question.Name}{@class}.";
         }
 
-        var question = response.Questions[0];
-        return response.Questions.Count == 1 && question.Type == type && question.Class == 1 && NameEquals(question.Name, name);
+        return problem is null ? response : throw Malformed(server, type, name, transport, problem);
     }
+
+    private static DnsFormatException Malformed(IPEndPoint server, DnsRecordType type, string name, string transport, string problem, Exception? inner = null)
+        => new($"DNS server {server} sent a malformed answer to {type} {name} over {transport}: {problem}", inner);
 
     private static uint? GetNegativeTtl(DnsMessage message)
     {
@@ -338,7 +465,7 @@ internal sealed partial class DnsStubResolver
         [LoggerMessage(2, LogLevel.Debug, "The UDP answer from {Server} to {Type} {Name} is truncated; asking again over TCP.", EventName = "DnsRetryingOverTcp")]
         public static partial void RetryingOverTcp(ILogger logger, string type, string name, string server);
 
-        [LoggerMessage(3, LogLevel.Debug, "Ignored a datagram from {Server} while waiting for {Type} {Name}: {Reason}", EventName = "DnsIgnoredResponse")]
-        public static partial void IgnoredResponse(ILogger logger, string server, string type, string name, string reason);
+        [LoggerMessage(3, LogLevel.Debug, "Ignored a datagram from {Server} with ID {Id} while waiting for {Type} {Name} (ID {QueryId}).", EventName = "DnsIgnoredResponse")]
+        public static partial void IgnoredResponse(ILogger logger, string server, string type, string name, ushort id, ushort queryId);
     }
 }
