@@ -30,7 +30,7 @@ public class PickBenchmarks
     }
 
     [Benchmark]
-    public EndpointState? Pick() => _balancer.Pick(_request);
+    public EndpointState? Pick() => _balancer.Pick(new PickContext(_request));
 }
 
 /// <summary>Time to apply a new endpoint set and rebuild the picker (off the request path), per policy and size.</summary>
@@ -84,13 +84,13 @@ public class HashKeyBenchmarks
     }
 
     [Benchmark(Baseline = true)]
-    public ulong Header() => _header.TryGetHash(_request, out var hash) ? hash : 0;
+    public ulong Header() => _header.TryGetHash(new PickContext(_request), out var hash) ? hash : 0;
 
     [Benchmark]
-    public ulong Cookie() => _cookie.TryGetHash(_request, out var hash) ? hash : 0;
+    public ulong Cookie() => _cookie.TryGetHash(new PickContext(_request), out var hash) ? hash : 0;
 
     [Benchmark]
-    public ulong RequestOption() => _option.TryGetHash(_request, out var hash) ? hash : 0;
+    public ulong RequestOption() => _option.TryGetHash(new PickContext(_request), out var hash) ? hash : 0;
 }
 
 internal static class BenchmarkServices

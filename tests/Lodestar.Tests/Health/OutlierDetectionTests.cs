@@ -1,6 +1,7 @@
 using Lodestar.Health.Internal;
 using Lodestar.Internal;
 using Lodestar.Testing;
+using Lodestar.Tests.LoadBalancing;
 using static Lodestar.Tests.Health.HealthTestKit;
 
 namespace Lodestar.Tests.Health;

@@ -18,6 +18,9 @@ internal sealed class SeededRandom(int seed) : RandomSource
 /// <summary>Builds balancers over synthetic endpoints and counts picks.</summary>
 internal static class BalancerFixture
 {
+    /// <summary>Picks for a first attempt of <paramref name="request"/> (or with no request).</summary>
+    public static EndpointState? Pick(this ServiceBalancer balancer, HttpRequestMessage? request) => balancer.Pick(new PickContext(request));
+
     private static long s_version;
 
     public static DiscoveredEndpoint Endpoint(int i, int weight = 1, string? zone = null, int priority = 0, IReadOnlyDictionary<string, string>? metadata = null)

@@ -93,13 +93,13 @@ public sealed class BuiltInPoliciesTests
     }
 
     [Fact]
-    public void PickExcluding_AllButOneTried_ReturnsTheUntriedOne()
+    public void Pick_AllButOneAttempted_ReturnsTheUntriedOne()
     {
         var balancer = Create(LoadBalancingPolicies.RoundRobin, 3);
         var tried = balancer.Endpoints.Where(s => s.Endpoint.Port != 8002).ToList();
 
-        Assert.Equal(8002, balancer.PickExcluding(null, tried)!.Endpoint.Port);
-        Assert.Null(balancer.PickExcluding(null, balancer.Endpoints.ToList()));
+        Assert.Equal(8002, balancer.Pick(new PickContext { Attempted = tried })!.Endpoint.Port);
+        Assert.Null(balancer.Pick(new PickContext { Attempted = balancer.Endpoints.ToList() }));
     }
 
     [Fact]

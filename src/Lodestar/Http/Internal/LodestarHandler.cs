@@ -457,7 +457,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
     private EndpointState? PickAdmitted(ServiceBalancer balancer, ServiceHealth health, HttpRequestMessage request, ref List<EndpointState>? excluded,
         out EndpointHealth? endpointHealth, out long ticket)
     {
-        var state = excluded is null ? balancer.Pick(request) : balancer.PickExcluding(request, excluded);
+        var state = balancer.Pick(new PickContext(request) { Attempted = excluded });
         _metrics.RecordPick(balancer.ServiceName, balancer.PolicyName);
         while (state is not null)
         {
@@ -469,7 +469,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
             }
 
             (excluded ??= []).Add(state);
-            state = balancer.PickExcluding(request, excluded);
+            state = balancer.Pick(new PickContext(request) { Attempted = excluded });
         }
 
         endpointHealth = null;

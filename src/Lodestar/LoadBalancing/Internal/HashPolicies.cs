@@ -85,9 +85,9 @@ internal sealed class RingHashPolicy(RandomSource random) : ILoadBalancingPolicy
         /// <summary>Gets the number of points on the ring.</summary>
         public int RingSize => hashes.Length;
 
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
         {
-            if (!keys.TryGetHash(request, out var hash))
+            if (!keys.TryGetHash(in context, out var hash))
             {
                 hash = RandomHash(random);
             }
@@ -204,9 +204,9 @@ internal sealed class MaglevPolicy(RandomSource random) : ILoadBalancingPolicy
 
     internal sealed class MaglevPicker(EndpointState[] endpoints, int[] table, HashKeyExtractor keys, RandomSource random) : EndpointPicker
     {
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
         {
-            if (!keys.TryGetHash(request, out var hash))
+            if (!keys.TryGetHash(in context, out var hash))
             {
                 hash = RingHashPolicy.RandomHash(random);
             }

@@ -22,7 +22,7 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
 
     internal sealed class PeakEwmaPicker(EndpointState[] endpoints, RandomSource random, TimeProvider clock, double defaultRtt, int choices) : EndpointPicker
     {
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
         {
             var now = clock.GetTimestamp();
             var count = endpoints.Length;

@@ -350,10 +350,10 @@ internal static class PickerBuilder
             _cumulative[^1] = double.MaxValue;
         }
 
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
         {
             double draw;
-            if (_stickyKeys is not null && _stickyKeys.TryGetHash(request, out var hash))
+            if (_stickyKeys is not null && _stickyKeys.TryGetHash(in context, out var hash))
             {
                 // Remix the key's hash (splitmix64 finaliser) so the split does not correlate with ring positions.
                 hash ^= hash >> 30;
@@ -373,16 +373,16 @@ internal static class PickerBuilder
             {
                 if (draw < cumulative[i])
                 {
-                    return _children[i].Pick(request);
+                    return _children[i].Pick(in context);
                 }
             }
 
-            return _children[^1].Pick(request);
+            return _children[^1].Pick(in context);
         }
     }
 
     private sealed class SinglePicker(EndpointState only) : EndpointPicker
     {
-        public override EndpointState Pick(HttpRequestMessage? request) => only;
+        public override EndpointState Pick(in PickContext context) => only;
     }
 }

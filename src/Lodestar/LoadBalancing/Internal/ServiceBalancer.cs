@@ -114,26 +114,29 @@ internal sealed class ServiceBalancer
         }
     }
 
-    /// <summary>Picks an endpoint, or <see langword="null"/> when the service has none. Lock-free.</summary>
-    public EndpointState? Pick(HttpRequestMessage? request) => _snapshot.Picker?.Pick(request);
-
     /// <summary>
-    /// Picks an endpoint other than those already tried (for a retry), or <see langword="null"/> when every routable
-    /// endpoint was tried. Only the retry path calls this.
+    /// Picks an endpoint, or <see langword="null"/> when the service has none or every routable endpoint is in
+    /// <see cref="PickContext.Attempted"/>. Lock-free; allocation-free.
     /// </summary>
-    public EndpointState? PickExcluding(HttpRequestMessage? request, IReadOnlyList<EndpointState> tried)
+    public EndpointState? Pick(in PickContext context)
     {
         var snapshot = _snapshot;
-        if (snapshot.Picker is null)
+        var picker = snapshot.Picker;
+        if (picker is null)
         {
             return null;
         }
 
-        // Let the policy choose first, so retries still follow its preferences.
+        if (context.Attempted is not { Count: > 0 })
+        {
+            return picker.Pick(in context);
+        }
+
+        // A retry: let the policy choose first, so retries still follow its preferences.
         for (var i = 0; i < 3; i++)
         {
-            var candidate = snapshot.Picker.Pick(request);
-            if (!Contains(tried, candidate))
+            var candidate = picker.Pick(in context);
+            if (!context.WasAttempted(candidate))
             {
                 return candidate;
             }
@@ -144,26 +147,13 @@ internal sealed class ServiceBalancer
         for (var i = 0; i < routable.Length; i++)
         {
             var candidate = routable[(start + i) % routable.Length];
-            if (!Contains(tried, candidate))
+            if (!context.WasAttempted(candidate))
             {
                 return candidate;
             }
         }
 
         return null;
-    }
-
-    private static bool Contains(IReadOnlyList<EndpointState> tried, EndpointState candidate)
-    {
-        for (var i = 0; i < tried.Count; i++)
-        {
-            if (ReferenceEquals(tried[i], candidate))
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     private void Rebuild_NeedsLock(EndpointState[] all)
