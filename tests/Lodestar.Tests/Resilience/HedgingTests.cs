@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Lodestar.Resilience;
 using Lodestar.Testing;
 
@@ -5,7 +6,7 @@ namespace Lodestar.Tests.Resilience;
 
 public sealed class HedgingTests
 {
-    private static ResilienceTestHost Host(ManualTimeProvider time, ScriptedHandler handler, Action<HedgingOptions>? configure = null)
+    private static ResilienceTestHost Host(FakeTimeProvider time, ScriptedHandler handler, Action<HedgingOptions>? configure = null)
     {
         var host = ResilienceTestHost.Create(o =>
         {
@@ -21,7 +22,7 @@ public sealed class HedgingTests
     public async Task Hedging_FirstAttemptSlow_SecondEndpointWinsAndFirstIsCancelled()
     {
         // Arrange: the first attempt hangs until cancelled, the hedge answers at once.
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
         await using var host = Host(time, handler);
         var client = host.CreateClient();
@@ -51,7 +52,7 @@ public sealed class HedgingTests
     [Fact]
     public async Task Hedging_FirstAnswersBeforeDelay_NoHedgeSent()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(_ => ScriptedHandler.Status(200));
         await using var host = Host(time, handler);
 
@@ -65,7 +66,7 @@ public sealed class HedgingTests
     [Fact]
     public async Task Hedging_FirstFailsWithRetryableStatus_HedgeSentAtOnceWithoutWaiting()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(call => ScriptedHandler.Status(call.Number == 1 ? 503 : 200));
         await using var host = Host(time, handler);
 
@@ -78,7 +79,7 @@ public sealed class HedgingTests
     [Fact]
     public async Task Hedging_PostRequest_NotHedged()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
         await using var host = Host(time, handler);
         using var cts = new CancellationTokenSource();
@@ -96,7 +97,7 @@ public sealed class HedgingTests
     [Fact]
     public async Task Hedging_AllAttemptsHang_CallerCancellationEndsEveryAttempt()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(ScriptedHandler.Hang);
         await using var host = Host(time, handler, h => h.MaxHedgedAttempts = 2);
         using var cts = new CancellationTokenSource();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Lodestar.Resilience;
 using Lodestar.Testing;
 
@@ -9,7 +10,7 @@ public sealed class RateLimitTests
     public async Task RateLimit_BucketEmpty_RejectsAtOnceUntilReplenished()
     {
         // Arrange: a bucket of 2, one token per second.
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(_ => ScriptedHandler.Status(200));
         await using var host = ResilienceTestHost.Create(o =>
         {

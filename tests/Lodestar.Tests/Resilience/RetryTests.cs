@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Net;
 using System.Net.Sockets;
 using Lodestar.Http;
@@ -212,7 +213,7 @@ public sealed class RetryTests
     [Fact]
     public void RetryBudget_NoTraffic_OnlyTheMinimumIsAllowed()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, minRetriesPerSecond: 3);
 
         var allowed = Enumerable.Range(0, 100).Count(_ => budget.TryWithdraw());
@@ -223,7 +224,7 @@ public sealed class RetryTests
     [Fact]
     public void RetryBudget_Requests_EarnTheirRatio()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, minRetriesPerSecond: 0);
         for (var i = 0; i < 100; i++)
         {
@@ -238,7 +239,7 @@ public sealed class RetryTests
     [Fact]
     public void RetryBudget_WindowSlides_OldRequestsAndRetriesExpire()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.5, minRetriesPerSecond: 0);
         for (var i = 0; i < 10; i++)
         {

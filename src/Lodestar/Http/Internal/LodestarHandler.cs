@@ -32,7 +32,6 @@ namespace Lodestar.Http.Internal;
 internal sealed partial class LodestarHandler : DelegatingHandler
 {
     private readonly string _clientName;
-    private readonly BalancerRegistry _registry;
     private readonly ResilienceRegistry _resilience;
     private readonly IOptionsMonitor<LodestarClientOptions> _clientOptions;
     private readonly TimeProvider _timeProvider;
@@ -41,12 +40,11 @@ internal sealed partial class LodestarHandler : DelegatingHandler
     private readonly ILogger _logger;
     private readonly ConnectionRetirer? _retirer;
 
-    public LodestarHandler(string clientName, BalancerRegistry registry, ResilienceRegistry resilience, IOptionsMonitor<LodestarClientOptions> clientOptions,
+    public LodestarHandler(string clientName, ResilienceRegistry resilience, IOptionsMonitor<LodestarClientOptions> clientOptions,
         TimeProvider timeProvider, RandomSource random, LodestarMetrics metrics, ILogger<LodestarHandler> logger, ConnectionRetirer? retirer = null)
     {
         _retirer = retirer;
         _clientName = clientName;
-        _registry = registry;
         _resilience = resilience;
         _clientOptions = clientOptions;
         _timeProvider = timeProvider;
@@ -71,8 +69,9 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         }
 
         var options = _clientOptions.Get(_clientName);
-        var balancer = await _registry.GetAsync(service, options.Source, options.Policy, cancellationToken).ConfigureAwait(false);
-        var resilience = _resilience.Get(balancer, _clientName, options);
+        var route = await _resilience.GetRouteAsync(_clientName, service, options, cancellationToken).ConfigureAwait(false);
+        var balancer = route.Balancer;
+        var resilience = route.Resilience;
 
         if (resilience.RateLimiter is { } rateLimiter)
         {
@@ -144,7 +143,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         }
     }
 
-    private async Task<HttpResponseMessage> SendWithRetriesAsync(HttpRequestMessage request, Uri logical, ServiceBalancer balancer, ServiceResilience resilience,
+    private async Task<HttpResponseMessage> SendWithRetriesAsync(HttpRequestMessage request, Uri logical, ServiceBalancer balancer, ClientResilience resilience,
         LodestarClientOptions options, bool safe, bool replayable, CancellationToken cancellationToken)
     {
         var retry = options.Retry;
@@ -152,7 +151,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         ExponentialBackoff? backoff = null;
         Exception? lastError = null;
         var attempts = 0;
-        var state = PickAdmitted(balancer, resilience.Health, request, ref excluded, out var health, out var ticket);
+        var state = PickAdmitted(balancer, request, ref excluded, out var ticket);
         for (var attempt = 1; ; attempt++)
         {
             if (state is null)
@@ -161,7 +160,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
             }
 
             attempts++;
-            var result = await SendAttemptAsync(request, logical, balancer, resilience, state, health, ticket, attempt, retry.PerTryTimeout, cancellationToken).ConfigureAwait(false);
+            var result = await SendAttemptAsync(request, logical, balancer, resilience, balancer.Stage, state, ticket, attempt, retry.PerTryTimeout, cancellationToken).ConfigureAwait(false);
             if (result.Response is { } response)
             {
                 var status = (int)response.StatusCode;
@@ -177,7 +176,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
                 }
 
                 (excluded ??= new List<EndpointState>(options.MaxAttempts)).Add(state);
-                var next = PickAdmitted(balancer, resilience.Health, request, ref excluded, out var nextHealth, out var nextTicket);
+                var next = PickAdmitted(balancer, request, ref excluded, out var nextTicket);
                 if (next is null)
                 {
                     return response;
@@ -185,7 +184,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
 
                 if (!resilience.Budget.TryWithdraw())
                 {
-                    ReleaseAdmission(nextHealth, nextTicket);
+                    ReleaseAdmission(next, nextTicket);
                     _metrics.RecordRetryBudgetExhausted(balancer.ServiceName);
                     Log.RetryBudgetExhausted(_logger, balancer.ServiceName, attempt);
                     return response;
@@ -196,8 +195,8 @@ internal sealed partial class LodestarHandler : DelegatingHandler
                 Log.RetryingElsewhere(_logger, balancer.ServiceName, state.Endpoint.Address, attempt, reason, "status " + status);
                 _metrics.RecordRetry(balancer.ServiceName, reason);
                 var delay = retryAfter ?? (backoff ??= new ExponentialBackoff(retry.BackoffBase, retry.BackoffMax, _random, TimeSpan.Zero)).NextDelay();
-                await DelayOrReleaseAsync(delay, nextHealth, nextTicket, cancellationToken).ConfigureAwait(false);
-                (state, health, ticket) = (next, nextHealth, nextTicket);
+                await DelayOrReleaseAsync(delay, next, nextTicket, cancellationToken).ConfigureAwait(false);
+                (state, ticket) = (next, nextTicket);
                 continue;
             }
 
@@ -213,10 +212,10 @@ internal sealed partial class LodestarHandler : DelegatingHandler
 
             (excluded ??= new List<EndpointState>(options.MaxAttempts)).Add(state);
             lastError = error;
-            var following = PickAdmitted(balancer, resilience.Health, request, ref excluded, out var followingHealth, out var followingTicket);
+            var following = PickAdmitted(balancer, request, ref excluded, out var followingTicket);
             if (following is not null && !resilience.Budget.TryWithdraw())
             {
-                ReleaseAdmission(followingHealth, followingTicket);
+                ReleaseAdmission(following, followingTicket);
                 _metrics.RecordRetryBudgetExhausted(balancer.ServiceName);
                 Log.RetryBudgetExhausted(_logger, balancer.ServiceName, attempt);
                 throw Final(error, result, balancer);
@@ -228,10 +227,10 @@ internal sealed partial class LodestarHandler : DelegatingHandler
             {
                 // The server may have seen the request: back off. A request that never left goes elsewhere at once.
                 var delay = (backoff ??= new ExponentialBackoff(retry.BackoffBase, retry.BackoffMax, _random, TimeSpan.Zero)).NextDelay();
-                await DelayOrReleaseAsync(delay, followingHealth, followingTicket, cancellationToken).ConfigureAwait(false);
+                await DelayOrReleaseAsync(delay, following, followingTicket, cancellationToken).ConfigureAwait(false);
             }
 
-            (state, health, ticket) = (following, followingHealth, followingTicket);
+            (state, ticket) = (following, followingTicket);
         }
     }
 
@@ -240,7 +239,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
     /// (up to <see cref="HedgingOptions.MaxHedgedAttempts"/>); a failed attempt starts the next at once. The first
     /// response that is not a retryable status wins; the others are cancelled and their responses disposed.
     /// </summary>
-    private async Task<HttpResponseMessage> SendHedgedAsync(HttpRequestMessage request, Uri logical, ServiceBalancer balancer, ServiceResilience resilience,
+    private async Task<HttpResponseMessage> SendHedgedAsync(HttpRequestMessage request, Uri logical, ServiceBalancer balancer, ClientResilience resilience,
         LodestarClientOptions options, CancellationToken cancellationToken)
     {
         var hedging = options.Hedging;
@@ -250,13 +249,6 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         var maxAttempts = Math.Max(1 + hedging.MaxHedgedAttempts, options.MaxAttempts);
         var hedges = 0;
 
-        // Clone before the first attempt starts: the original's headers must not be read while the transport uses them.
-        var clones = new Queue<HttpRequestMessage>(maxAttempts - 1);
-        for (var i = 0; i < maxAttempts - 1; i++)
-        {
-            clones.Enqueue(Clone(request));
-        }
-
         List<EndpointState>? excluded = null;
         var running = new List<Task<AttemptResult>>(maxAttempts);
         using var hedgeCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -264,14 +256,14 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         var winnerFound = false;
         try
         {
-            var first = PickAdmitted(balancer, resilience.Health, request, ref excluded, out var firstHealth, out var firstTicket);
+            var first = PickAdmitted(balancer, request, ref excluded, out var firstTicket);
             if (first is null)
             {
                 throw NoEndpoints(balancer, 0, excluded, null);
             }
 
             (excluded ??= new List<EndpointState>(maxAttempts)).Add(first);
-            running.Add(SendAttemptAsync(request, logical, balancer, resilience, first, firstHealth, firstTicket, 1, options.Retry.PerTryTimeout, hedgeCts.Token));
+            running.Add(SendAttemptAsync(request, logical, balancer, resilience, balancer.Stage, first, firstTicket, 1, options.Retry.PerTryTimeout, hedgeCts.Token));
             var started = 1;
             Task? hedgeTimer = hedging.MaxHedgedAttempts > 0 ? _timeProvider.DelayAsync(delay, hedgeCts.Token) : null;
             while (running.Count > 0)
@@ -306,7 +298,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
 
                 if (launch && started < maxAttempts && !cancellationToken.IsCancellationRequested)
                 {
-                    var next = PickAdmitted(balancer, resilience.Health, request, ref excluded, out var nextHealth, out var nextTicket);
+                    var next = PickAdmitted(balancer, request, ref excluded, out var nextTicket);
                     if (next is not null && resilience.Budget.TryWithdraw())
                     {
                         excluded!.Add(next);
@@ -323,12 +315,14 @@ internal sealed partial class LodestarHandler : DelegatingHandler
                         }
 
                         Log.Hedging(_logger, balancer.ServiceName, next.Endpoint.Address, started);
-                        running.Add(SendAttemptAsync(clones.Dequeue(), logical, balancer, resilience, next, nextHealth, nextTicket, started, options.Retry.PerTryTimeout, hedgeCts.Token));
+                        // Cloned only now that a hedge fires. The first attempt is in flight: its synchronous start (where handlers
+                        // such as DiagnosticsHandler add headers) has returned, and the clone reads the headers without parsing them.
+                        running.Add(SendAttemptAsync(Clone(request), logical, balancer, resilience, balancer.Stage, next, nextTicket, started, options.Retry.PerTryTimeout, hedgeCts.Token));
                         hedgeTimer = started < maxAttempts && hedges < hedging.MaxHedgedAttempts ? _timeProvider.DelayAsync(delay, hedgeCts.Token) : null;
                     }
                     else if (next is not null)
                     {
-                        ReleaseAdmission(nextHealth, nextTicket);
+                        ReleaseAdmission(next, nextTicket);
                         _metrics.RecordRetryBudgetExhausted(balancer.ServiceName);
                     }
                 }
@@ -368,8 +362,8 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         result.Response?.Dispose();
     }
 
-    private async Task<AttemptResult> SendAttemptAsync(HttpRequestMessage request, Uri logical, ServiceBalancer balancer, ServiceResilience resilience,
-        EndpointState state, EndpointHealth? health, long ticket, int attempt, TimeSpan? perTryTimeout, CancellationToken cancellationToken)
+    private async Task<AttemptResult> SendAttemptAsync(HttpRequestMessage request, Uri logical, ServiceBalancer balancer, ClientResilience resilience,
+        HealthStage stage, EndpointState state, long ticket, int attempt, TimeSpan? perTryTimeout, CancellationToken cancellationToken)
     {
         var endpoint = state.Endpoint;
         request.RequestUri = LogicalUri.Rewrite(logical, LogicalUri.ChooseScheme(logical.Scheme, endpoint.Scheme), endpoint.Address);
@@ -392,16 +386,20 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         }
 
         var started = _timeProvider.GetTimestamp();
-        state.OnRequestStarted();
-        var awaiting = _retirer?.AwaitResponse(endpoint.Address);
+        var countedLoad = state.OnRequestStarted();
+        if (state.Departed)
+        {
+            _retirer?.Revive(state);
+        }
+
         try
         {
             var response = await base.SendAsync(request, token).ConfigureAwait(false);
             var elapsed = _timeProvider.GetElapsedTime(started);
             var status = (int)response.StatusCode;
             var success = status < 500;
-            state.OnRequestCompleted(success, elapsed);
-            resilience.Health.OnAttemptCompleted(health, ticket, success ? AttemptOutcome.Success
+            state.OnRequestCompleted(success, elapsed, countedLoad);
+            stage.OnAttemptCompleted(state, ticket, success ? AttemptOutcome.Success
                 : status is 502 or 503 or 504 ? AttemptOutcome.GatewayFailure : AttemptOutcome.ServerError);
             if (success)
             {
@@ -417,7 +415,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         catch (Exception ex)
         {
             var elapsed = _timeProvider.GetElapsedTime(started);
-            state.OnRequestCompleted(false, elapsed);
+            state.OnRequestCompleted(false, elapsed, countedLoad);
             var timedOut = tryTimeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested;
             string? reason;
             var neverSent = false;
@@ -425,12 +423,12 @@ internal sealed partial class LodestarHandler : DelegatingHandler
             {
                 // The caller, the deadline or a winning hedge ended the attempt: no verdict on the endpoint.
                 reason = null;
-                ServiceHealth.OnAttemptAbandoned(health, ticket);
+                HealthStage.OnAttemptAbandoned(state, ticket);
             }
             else
             {
                 reason = timedOut ? "per_try_timeout" : ClassifyFailure(ex, out neverSent);
-                resilience.Health.OnAttemptCompleted(health, ticket, AttemptOutcome.GatewayFailure);
+                stage.OnAttemptCompleted(state, ticket, reason == "connect_failure" || reason == "connect_timeout" ? AttemptOutcome.ConnectFailure : AttemptOutcome.GatewayFailure);
             }
 
             _metrics.RecordAttempt(balancer.ServiceName, endpoint.Address, reason ?? "error", elapsed.TotalSeconds);
@@ -440,11 +438,6 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         }
         finally
         {
-            if (awaiting is not null)
-            {
-                ConnectionRetirer.ResponseArrived(awaiting);
-            }
-
             tryLinked?.Dispose();
             tryTimeout?.Dispose();
         }
@@ -454,15 +447,13 @@ internal sealed partial class LodestarHandler : DelegatingHandler
     /// Picks an endpoint not in <paramref name="excluded"/> whose circuit breaker admits the request; endpoints whose
     /// breaker refuses are added to <paramref name="excluded"/>. Returns <see langword="null"/> when none is left.
     /// </summary>
-    private EndpointState? PickAdmitted(ServiceBalancer balancer, ServiceHealth health, HttpRequestMessage request, ref List<EndpointState>? excluded,
-        out EndpointHealth? endpointHealth, out long ticket)
+    private EndpointState? PickAdmitted(ServiceBalancer balancer, HttpRequestMessage request, ref List<EndpointState>? excluded, out long ticket)
     {
         var state = balancer.Pick(new PickContext(request) { Attempted = excluded });
         _metrics.RecordPick(balancer.ServiceName, balancer.PolicyName);
         while (state is not null)
         {
-            endpointHealth = health.TracksOutcomes ? health.Get(state) : null;
-            ticket = ServiceHealth.TryAdmit(endpointHealth);
+            ticket = HealthStage.TryAdmit(state);
             if (ticket >= 0)
             {
                 return state;
@@ -472,14 +463,13 @@ internal sealed partial class LodestarHandler : DelegatingHandler
             state = balancer.Pick(new PickContext(request) { Attempted = excluded });
         }
 
-        endpointHealth = null;
         ticket = -1;
         return null;
     }
 
-    private static void ReleaseAdmission(EndpointHealth? health, long ticket) => ServiceHealth.OnAttemptAbandoned(health, ticket);
+    private static void ReleaseAdmission(EndpointState state, long ticket) => HealthStage.OnAttemptAbandoned(state, ticket);
 
-    private async Task DelayOrReleaseAsync(TimeSpan delay, EndpointHealth? health, long ticket, CancellationToken cancellationToken)
+    private async Task DelayOrReleaseAsync(TimeSpan delay, EndpointState state, long ticket, CancellationToken cancellationToken)
     {
         try
         {
@@ -487,7 +477,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
         }
         catch (OperationCanceledException)
         {
-            ReleaseAdmission(health, ticket);
+            ReleaseAdmission(state, ticket);
             throw;
         }
     }
@@ -649,7 +639,7 @@ internal sealed partial class LodestarHandler : DelegatingHandler
             VersionPolicy = request.VersionPolicy,
             Content = request.Content,
         };
-        foreach (var header in request.Headers)
+        foreach (var header in request.Headers.NonValidated)
         {
             clone.Headers.TryAddWithoutValidation(header.Key, header.Value);
         }

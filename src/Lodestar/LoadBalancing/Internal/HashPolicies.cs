@@ -19,6 +19,9 @@ internal sealed class RingHashPolicy(RandomSource random) : ILoadBalancingPolicy
 {
     public string Name => LoadBalancingPolicies.RingHash;
 
+    /// <summary>Gets the service-wide load, which bounded loads compare each endpoint's in-flight count with.</summary>
+    public EndpointStatistics Statistics => EndpointStatistics.ServiceLoad;
+
     public EndpointPicker CreatePicker(LoadBalancingContext context)
     {
         var endpoints = context.Endpoints.ToArray();

@@ -16,6 +16,8 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
 {
     public string Name => LoadBalancingPolicies.PeakEwma;
 
+    public EndpointStatistics Statistics => EndpointStatistics.Latency;
+
     public EndpointPicker CreatePicker(LoadBalancingContext context)
         => new PeakEwmaPicker(context.Endpoints.ToArray(), random, context.TimeProvider, context.Options.PeakEwmaDefaultRtt.TotalSeconds,
             Math.Clamp(context.Options.ChoiceCount, 2, 100));
