@@ -1,6 +1,8 @@
 using System.ComponentModel.DataAnnotations;
 using Lodestar.Health;
-using Lodestar.Resilience;
+using Lodestar.Resilience.Admission;
+using Lodestar.Resilience.Hedging;
+using Lodestar.Resilience.Retry;
 
 namespace Lodestar.Http;
 

@@ -1,8 +1,8 @@
 using Lodestar.Health.Internal;
 using Lodestar.Internal;
 using Lodestar.Testing;
-using Microsoft.Extensions.Time.Testing;
 using Lodestar.Tests.LoadBalancing;
+using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Tests.Health.HealthTestKit;
 
 namespace Lodestar.Tests.Health;

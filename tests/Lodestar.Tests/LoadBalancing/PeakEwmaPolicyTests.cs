@@ -1,7 +1,7 @@
-using Microsoft.Extensions.Time.Testing;
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
 using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Tests.LoadBalancing.BalancerFixture;
 
 namespace Lodestar.Tests.LoadBalancing;

@@ -1,5 +1,5 @@
-using Lodestar.Health.Internal;
 using Lodestar.Health;
+using Lodestar.Health.Internal;
 using Lodestar.Testing;
 using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Tests.Health.HealthTestKit;

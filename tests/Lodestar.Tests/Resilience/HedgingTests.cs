@@ -1,6 +1,7 @@
-using Microsoft.Extensions.Time.Testing;
 using Lodestar.Resilience;
+using Lodestar.Resilience.Hedging;
 using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
 

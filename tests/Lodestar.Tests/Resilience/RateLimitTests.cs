@@ -1,6 +1,6 @@
-using Microsoft.Extensions.Time.Testing;
-using Lodestar.Resilience;
+using Lodestar.Resilience.Admission;
 using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
 

@@ -1,10 +1,10 @@
-using Microsoft.Extensions.Time.Testing;
 using System.Net;
 using System.Net.Sockets;
 using Lodestar.Http;
 using Lodestar.Resilience;
-using Lodestar.Resilience.Internal;
+using Lodestar.Resilience.Retry.Internal;
 using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
 

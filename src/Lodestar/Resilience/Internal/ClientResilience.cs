@@ -1,5 +1,8 @@
 using System.Threading.RateLimiting;
 using Lodestar.Http;
+using Lodestar.Resilience.Admission.Internal;
+using Lodestar.Resilience.Hedging.Internal;
+using Lodestar.Resilience.Retry.Internal;
 
 namespace Lodestar.Resilience.Internal;
 
