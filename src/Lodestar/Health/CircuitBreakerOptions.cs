@@ -69,6 +69,17 @@ public sealed class CircuitBreakerOptions
     /// <summary>Copies the settings (and which of them were set).</summary>
     internal CircuitBreakerOptions Clone() => (CircuitBreakerOptions)MemberwiseClone();
 
+    /// <summary>Copies every setting of <paramref name="other"/>, and whether it was set.</summary>
+    internal void CopyFrom(CircuitBreakerOptions other)
+    {
+        _enabled = other._enabled;
+        _failureRatio = other._failureRatio;
+        _minimumThroughput = other._minimumThroughput;
+        _samplingDuration = other._samplingDuration;
+        _breakDuration = other._breakDuration;
+        _halfOpenMaxProbes = other._halfOpenMaxProbes;
+    }
+
     /// <summary>Takes every setting that <paramref name="overrides"/> had set explicitly, leaving the others.</summary>
     internal void OverrideWith(CircuitBreakerOptions overrides)
     {

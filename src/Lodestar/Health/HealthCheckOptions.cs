@@ -106,6 +106,21 @@ public sealed class HealthCheckOptions
     /// <summary>Copies the settings (and which of them were set).</summary>
     internal HealthCheckOptions Clone() => (HealthCheckOptions)MemberwiseClone();
 
+    /// <summary>Copies every setting of <paramref name="other"/>, and whether it was set.</summary>
+    internal void CopyFrom(HealthCheckOptions other)
+    {
+        _enabled = other._enabled;
+        _holdNewEndpointsUntilHealthy = other._holdNewEndpointsUntilHealthy;
+        _path = other._path;
+        _interval = other._interval;
+        _intervalJitter = other._intervalJitter;
+        _timeout = other._timeout;
+        _unhealthyThreshold = other._unhealthyThreshold;
+        _healthyThreshold = other._healthyThreshold;
+        _minHealthyStatus = other._minHealthyStatus;
+        _maxHealthyStatus = other._maxHealthyStatus;
+    }
+
     /// <summary>Takes every setting that <paramref name="overrides"/> had set explicitly, leaving the others.</summary>
     internal void OverrideWith(HealthCheckOptions overrides)
     {

@@ -181,6 +181,28 @@ public sealed class OutlierDetectionOptions
     /// <summary>Copies the settings (and which of them were set).</summary>
     internal OutlierDetectionOptions Clone() => (OutlierDetectionOptions)MemberwiseClone();
 
+    /// <summary>Copies every setting of <paramref name="other"/>, and whether it was set.</summary>
+    internal void CopyFrom(OutlierDetectionOptions other)
+    {
+        _enforcingConsecutiveGatewayFailures = other._enforcingConsecutiveGatewayFailures;
+        _enforcingFailurePercentage = other._enforcingFailurePercentage;
+        _enabled = other._enabled;
+        _interval = other._interval;
+        _baseEjectionTime = other._baseEjectionTime;
+        _maxEjectionTime = other._maxEjectionTime;
+        _maxEjectionPercent = other._maxEjectionPercent;
+        _consecutiveServerErrors = other._consecutiveServerErrors;
+        _enforcingConsecutiveServerErrors = other._enforcingConsecutiveServerErrors;
+        _consecutiveGatewayFailures = other._consecutiveGatewayFailures;
+        _enforcingSuccessRate = other._enforcingSuccessRate;
+        _successRateMinimumHosts = other._successRateMinimumHosts;
+        _successRateRequestVolume = other._successRateRequestVolume;
+        _successRateStdevFactor = other._successRateStdevFactor;
+        _failurePercentageThreshold = other._failurePercentageThreshold;
+        _failurePercentageMinimumHosts = other._failurePercentageMinimumHosts;
+        _failurePercentageRequestVolume = other._failurePercentageRequestVolume;
+    }
+
     /// <summary>Takes every setting that <paramref name="overrides"/> had set explicitly, leaving the others.</summary>
     internal void OverrideWith(OutlierDetectionOptions overrides)
     {

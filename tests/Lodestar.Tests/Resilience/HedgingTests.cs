@@ -115,4 +115,95 @@ public sealed class HedgingTests
         Assert.All(handler.Calls, c => Assert.True(c.Token.IsCancellationRequested));
         Assert.Equal(3, handler.Calls.Select(c => c.Authority).Distinct().Count());
     }
+
+    [Fact]
+    public async Task Hedging_SubMillisecondDelay_HedgeWaitsAtLeastTheDelayAndAtMostAMillisecond()
+    {
+        // Arrange: a 500 µs delay, which Task.Delay alone would not wait at all.
+        var time = new FakeTimeProvider();
+        var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
+        await using var host = Host(time, handler, h => h.Delay = TimeSpan.FromTicks(5_000));
+
+        // Act
+        var pending = host.CreateClient().GetAsync("http://orders/x");
+        await Eventually.TrueAsync(() => handler.Count == 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
+        await Task.Yield();
+        var hedgedAtOnce = handler.Count > 1;
+        time.Advance(TimeSpan.FromTicks(5_000));
+        var hedgedBeforeTheTimer = handler.Count > 1;
+        time.Advance(TimeSpan.FromTicks(5_000));
+        await Eventually.TrueAsync(() => handler.Count == 2, TimeSpan.FromSeconds(5), "the hedge is sent within a millisecond");
+        using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
+
+        // Assert
+        Assert.False(hedgedAtOnce);
+        Assert.False(hedgedBeforeTheTimer);
+        Assert.Equal(200, (int)response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Hedging_ZeroDelay_HedgeSentWithoutWaitingForTheClock()
+    {
+        var time = new FakeTimeProvider();
+        var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
+        await using var host = Host(time, handler, h => h.Delay = TimeSpan.Zero);
+
+        using var response = await host.CreateClient().GetAsync("http://orders/x").WaitAsync(TimeSpan.FromSeconds(5));
+
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Equal(2, handler.Count);
+    }
+
+    [Fact]
+    public async Task Hedging_HeaderAddedWhileTheFirstAttemptRuns_HedgeCarriesIt_SoTheRequestIsClonedOnlyWhenTheHedgeFires()
+    {
+        // Arrange: the transport adds a header to the first attempt's request as it starts (as DiagnosticsHandler
+        // adds traceparent); a clone made before that would lack it.
+        var time = new FakeTimeProvider();
+        var transport = new HeaderAddingHandler();
+        await using var host = ResilienceTestHost.Create(o =>
+        {
+            o.Hedging.Enabled = true;
+            o.Hedging.Delay = TimeSpan.FromMilliseconds(100);
+        }, time, transport);
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://orders/x");
+        request.Headers.Add("X-Caller", "kept");
+
+        // Act
+        var pending = host.CreateClient().SendAsync(request);
+        await Eventually.TrueAsync(() => transport.Requests.Count == 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
+        time.Advance(TimeSpan.FromMilliseconds(100));
+        using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
+
+        // Assert
+        var hedge = transport.Requests.Last();
+        Assert.NotSame(request, hedge);
+        Assert.Equal("first", hedge.Headers.GetValues("X-Added-On-Send").Single());
+        Assert.Equal("kept", hedge.Headers.GetValues("X-Caller").Single());
+        Assert.Equal(200, (int)response.StatusCode);
+    }
+
+    /// <summary>Adds a header to the first request it gets and holds it; answers 200 to the others.</summary>
+    private sealed class HeaderAddingHandler : HttpMessageHandler
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<HttpRequestMessage> Requests { get; } = new();
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var first = Requests.IsEmpty;
+            if (first)
+            {
+                request.Headers.Add("X-Added-On-Send", "first");
+            }
+
+            Requests.Enqueue(request);
+            if (first)
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+
+            return new HttpResponseMessage(System.Net.HttpStatusCode.OK);
+        }
+    }
 }

@@ -199,23 +199,28 @@ internal sealed partial class HealthStage : IDisposable
 
     public void Dispose()
     {
-        HealthSnapshot snapshot;
         lock (_publishGate)
         {
             _disposed = true;
-            snapshot = _snapshot;
             _subscribers = [];
         }
 
         _subscription?.Dispose();
         _intervalTimer?.Dispose();
         _checker?.Dispose();
-        foreach (var state in snapshot.Endpoints)
+        EndpointState[] states;
+        lock (_publishGate)
         {
+            states = [.. _states.Values];
+        }
+
+        foreach (var state in states)
+        {
+            state.Departed = true;
             Interlocked.Exchange(ref state.BreakerTimer, null)?.Dispose();
         }
 
-        _retirer?.Track(null, [.. _states.Values]);
+        _retirer?.Track(null, states);
     }
 
     /// <summary>Publishes a new snapshot over the same endpoints after a health change.</summary>

@@ -18,8 +18,8 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// <c>DiagnosticsHandler</c> add headers) has returned, and the clone reads the headers without parsing them.
 /// </para>
 /// <para>
-/// The delay is measured on the <see cref="TimeProvider"/>'s timestamps, not only by its timer: a system timer fires
-/// at millisecond granularity and may fire early for a sub-millisecond delay, so the hedge waits again for what is left.
+/// A zero delay hedges at once, without a timer. Any other delay is waited with <see cref="ClockDelay"/>: at least
+/// the delay, even below a millisecond (where <c>Task.Delay</c> would not wait at all), and at most a millisecond more.
 /// </para>
 /// </remarks>
 internal sealed partial class HedgingStrategy
@@ -67,7 +67,7 @@ internal sealed partial class HedgingStrategy
             (tried ??= new List<EndpointState>(maxAttempts)).Add(first);
             running.Add(_runner.SendAsync(context.Request, context, first, firstTicket, 1, hedgeCts.Token));
             var started = 1;
-            var hedgeTimer = hedging.MaxHedgedAttempts > 0 ? WaitAsync(delay, hedgeCts.Token) : null;
+            var hedgeTimer = hedging.MaxHedgedAttempts > 0 ? ClockDelay.WaitAsync(_timeProvider, delay, hedgeCts.Token) : null;
             while (running.Count > 0)
             {
                 var completed = hedgeTimer is null
@@ -124,7 +124,7 @@ internal sealed partial class HedgingStrategy
 
                         Log.Hedging(_logger, service, next.Endpoint.Address, started);
                         running.Add(_runner.SendAsync(Clone(context.Request), context, next, nextTicket, started, hedgeCts.Token));
-                        hedgeTimer = started < maxAttempts && hedges < hedging.MaxHedgedAttempts ? WaitAsync(delay, hedgeCts.Token) : null;
+                        hedgeTimer = started < maxAttempts && hedges < hedging.MaxHedgedAttempts ? ClockDelay.WaitAsync(_timeProvider, delay, hedgeCts.Token) : null;
                     }
                     else if (next is not null)
                     {
@@ -158,20 +158,6 @@ internal sealed partial class HedgingStrategy
             {
                 lastResponse?.Dispose();
             }
-        }
-    }
-
-    /// <summary>Completes once <paramref name="delay"/> has passed by the clock's timestamps; at once for zero.</summary>
-    private Task WaitAsync(TimeSpan delay, CancellationToken cancellationToken)
-        => delay <= TimeSpan.Zero ? Task.CompletedTask : WaitCoreAsync(_timeProvider.GetTimestamp(), delay, cancellationToken);
-
-    private async Task WaitCoreAsync(long startedAt, TimeSpan delay, CancellationToken cancellationToken)
-    {
-        // Bounded: each round waits for what is left, and a timer never fires before its due time by more than its
-        // granularity, so this loops only while less than a millisecond remains.
-        for (var remaining = delay; remaining > TimeSpan.Zero; remaining = delay - _timeProvider.GetElapsedTime(startedAt))
-        {
-            await Task.Delay(remaining, _timeProvider, cancellationToken).ConfigureAwait(false);
         }
     }
 

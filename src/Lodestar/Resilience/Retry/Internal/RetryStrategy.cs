@@ -43,7 +43,7 @@ internal sealed partial class RetryStrategy
         var service = context.ServiceName;
         List<EndpointState>? tried = null;
         FailedAttempts? failures = null;
-        ExponentialBackoff? backoff = null;
+        var retries = 0;
         var state = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var ticket);
         for (var attempt = 1; ; attempt++)
         {
@@ -86,7 +86,7 @@ internal sealed partial class RetryStrategy
                 var reason = "status_" + status.ToString(CultureInfo.InvariantCulture);
                 Log.RetryingElsewhere(_logger, service, state.Endpoint.Address, attempt, reason, "status " + status);
                 _metrics.RecordRetry(service, reason);
-                var delay = retryAfter ?? (backoff ??= new ExponentialBackoff(retry.BackoffBase, retry.BackoffMax, _random, TimeSpan.Zero)).NextDelay();
+                var delay = retryAfter ?? Backoff(retry, retries++);
                 await DelayOrReleaseAsync(delay, next, nextTicket, cancellationToken).ConfigureAwait(false);
                 (state, ticket) = (next, nextTicket);
                 continue;
@@ -116,7 +116,7 @@ internal sealed partial class RetryStrategy
             if (following is not null && !failure.NeverSent)
             {
                 // The server may have seen the request: back off. A request that never left goes elsewhere at once.
-                var delay = (backoff ??= new ExponentialBackoff(retry.BackoffBase, retry.BackoffMax, _random, TimeSpan.Zero)).NextDelay();
+                var delay = Backoff(retry, retries++);
                 await DelayOrReleaseAsync(delay, following, followingTicket, cancellationToken).ConfigureAwait(false);
             }
 
@@ -124,11 +124,21 @@ internal sealed partial class RetryStrategy
         }
     }
 
+    /// <summary>
+    /// Capped exponential backoff with full jitter (Envoy's and the AWS architecture blog's): uniform in
+    /// [0, min(max, base × 2^retry)], to the tick; <see cref="ClockDelay"/> then waits at least that long.
+    /// </summary>
+    private TimeSpan Backoff(RetryOptions retry, int previousRetries)
+    {
+        var ceiling = Math.Min(retry.BackoffMax.Ticks, retry.BackoffBase.Ticks * Math.Pow(2, Math.Min(previousRetries, 30)));
+        return TimeSpan.FromTicks((long)(_random.NextDouble() * ceiling));
+    }
+
     private async Task DelayOrReleaseAsync(TimeSpan delay, EndpointState next, long ticket, CancellationToken cancellationToken)
     {
         try
         {
-            await _timeProvider.DelayAsync(delay, cancellationToken).ConfigureAwait(false);
+            await ClockDelay.WaitAsync(_timeProvider, delay, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
