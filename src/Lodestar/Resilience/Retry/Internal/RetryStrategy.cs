@@ -53,7 +53,6 @@ internal sealed partial class RetryStrategy
             }
 
             var result = await _runner.SendAsync(context.Request, context, state, ticket, attempt, cancellationToken).ConfigureAwait(false);
-            (tried ??= new List<EndpointState>(options.MaxAttempts)).Add(state);
             if (result.Response is { } response)
             {
                 var status = (int)response.StatusCode;
@@ -68,6 +67,8 @@ internal sealed partial class RetryStrategy
                     return response;
                 }
 
+                // The list of tried endpoints exists only once a retry is considered: a first attempt that succeeds allocates nothing for it.
+                (tried ??= new List<EndpointState>(options.MaxAttempts)).Add(state);
                 var next = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var nextTicket);
                 if (next is null)
                 {
@@ -102,6 +103,7 @@ internal sealed partial class RetryStrategy
                 throw failures.Final(service, result);
             }
 
+            (tried ??= new List<EndpointState>(options.MaxAttempts)).Add(state);
             var following = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var followingTicket);
             if (following is not null && !resilience.Budget.TryWithdraw())
             {
