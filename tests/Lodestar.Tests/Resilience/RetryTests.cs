@@ -351,13 +351,6 @@ public sealed class RetryTests
         Assert.Equal(2, handler.Count);
     }
 
-    private sealed class HalfRandom : RandomSource
-    {
-        public override int Next(int maxExclusive) => maxExclusive / 2;
-
-        public override double NextDouble() => 0.5;
-    }
-
     [Fact]
     public void RetryBudget_NoTraffic_OnlyTheMinimumIsAllowed()
     {
@@ -401,5 +394,12 @@ public sealed class RetryTests
         budget.OnRequest();
         Assert.True(budget.TryWithdraw());
         Assert.False(budget.TryWithdraw());
+    }
+
+    private sealed class HalfRandom : RandomSource
+    {
+        public override int Next(int maxExclusive) => maxExclusive / 2;
+
+        public override double NextDouble() => 0.5;
     }
 }
