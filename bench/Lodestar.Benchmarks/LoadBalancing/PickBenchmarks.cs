@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Lodestar.Endpoints;
+using Lodestar.Health.Internal;
 using Lodestar.Internal;
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
@@ -26,11 +27,11 @@ public class PickBenchmarks
     public void Setup()
     {
         _balancer = BenchmarkServices.CreateBalancer(Policy);
-        _balancer.Update(BenchmarkServices.Set(Endpoints, 1));
+        _balancer.Stage.Update(BenchmarkServices.Set(Endpoints, 1));
     }
 
     [Benchmark]
-    public EndpointState? Pick() => _balancer.Pick(_request);
+    public EndpointState? Pick() => _balancer.Pick(new PickContext(_request));
 }
 
 /// <summary>Time to apply a new endpoint set and rebuild the picker (off the request path), per policy and size.</summary>
@@ -53,7 +54,7 @@ public class RebuildBenchmarks
     public void Setup()
     {
         _balancer = BenchmarkServices.CreateBalancer(Policy);
-        _balancer.Update(BenchmarkServices.Set(Endpoints, 1));
+        _balancer.Stage.Update(BenchmarkServices.Set(Endpoints, 1));
         _sets = [BenchmarkServices.Set(Endpoints, 1), BenchmarkServices.Set(Endpoints - 1, 1)];
     }
 
@@ -63,7 +64,7 @@ public class RebuildBenchmarks
     {
         var version = ++_version;
         var template = _sets[version & 1];
-        _balancer.Update(EndpointSet.Create(template.ServiceName, template.SourceName, template.Endpoints, version, template.UpdatedAt));
+        _balancer.Stage.Update(EndpointSet.Create(template.ServiceName, template.SourceName, template.Endpoints, version, template.UpdatedAt));
     }
 }
 
@@ -84,13 +85,13 @@ public class HashKeyBenchmarks
     }
 
     [Benchmark(Baseline = true)]
-    public ulong Header() => _header.TryGetHash(_request, out var hash) ? hash : 0;
+    public ulong Header() => _header.TryGetHash(new PickContext(_request), out var hash) ? hash : 0;
 
     [Benchmark]
-    public ulong Cookie() => _cookie.TryGetHash(_request, out var hash) ? hash : 0;
+    public ulong Cookie() => _cookie.TryGetHash(new PickContext(_request), out var hash) ? hash : 0;
 
     [Benchmark]
-    public ulong RequestOption() => _option.TryGetHash(_request, out var hash) ? hash : 0;
+    public ulong RequestOption() => _option.TryGetHash(new PickContext(_request), out var hash) ? hash : 0;
 }
 
 internal static class BenchmarkServices
@@ -120,7 +121,9 @@ internal static class BenchmarkServices
             LoadBalancingPolicies.RingHash => new RingHashPolicy(RandomSource.Shared),
             _ => new MaglevPolicy(RandomSource.Shared),
         };
-        return new ServiceBalancer("orders", policy, TimeProvider.System, 0.5, RandomSource.Shared, new LoadBalancingOptions { HashKeyHeader = "X-User" });
+        var options = new LoadBalancingOptions { HashKeyHeader = "X-User" };
+        var stage = new HealthStage("orders", null, HealthSettings.Disabled, options, TimeProvider.System, RandomSource.Shared);
+        return new ServiceBalancer(stage, policy, 0.5, RandomSource.Shared, options);
     }
 
     /// <summary>Endpoints with weights 1 to 3, so weighted policies take their weighted paths.</summary>

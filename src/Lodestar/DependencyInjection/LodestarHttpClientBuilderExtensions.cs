@@ -3,7 +3,6 @@ using Lodestar.Diagnostics.Internal;
 using Lodestar.Http;
 using Lodestar.Http.Internal;
 using Lodestar.Internal;
-using Lodestar.LoadBalancing.Internal;
 using Lodestar.Resilience.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -58,7 +57,6 @@ public static class LodestarHttpClientBuilderExtensions
         });
         builder.AddHttpMessageHandler(sp => new LodestarHandler(
             name,
-            sp.GetRequiredService<BalancerRegistry>(),
             sp.GetRequiredService<ResilienceRegistry>(),
             sp.GetRequiredService<IOptionsMonitor<LodestarClientOptions>>(),
             sp.GetRequiredService<TimeProvider>(),

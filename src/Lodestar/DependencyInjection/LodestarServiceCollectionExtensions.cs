@@ -6,6 +6,8 @@ using Lodestar.Discovery;
 using Lodestar.Discovery.Configuration;
 using Lodestar.Discovery.Configuration.Internal;
 using Lodestar.Discovery.Internal;
+using Lodestar.Health;
+using Lodestar.Health.Internal;
 using Lodestar.Http;
 using Lodestar.Http.Internal;
 using Lodestar.Internal;
@@ -61,7 +63,23 @@ public static class LodestarServiceCollectionExtensions
         services.TryAddSingleton<ConnectionRetirer>();
         services.TryAddSingleton<EndpointCache>();
         services.TryAddSingleton<IEndpointResolver>(static sp => sp.GetRequiredService<EndpointCache>());
-        services.TryAddSingleton<BalancerRegistry>();
+        services.TryAddSingleton(static sp => new HealthRegistry(
+            sp.GetRequiredService<IEndpointResolver>(),
+            sp.GetRequiredService<IOptionsMonitor<OutlierDetectionOptions>>(),
+            sp.GetRequiredService<IOptionsMonitor<HealthCheckOptions>>(),
+            sp.GetRequiredService<IOptionsMonitor<CircuitBreakerOptions>>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<RandomSource>(),
+            sp.GetRequiredService<LodestarMetrics>(),
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(),
+            sp.GetRequiredService<IOptionsMonitor<LoadBalancingOptions>>(),
+            sp.GetRequiredService<ConnectionRetirer>()));
+        services.TryAddSingleton(static sp => new BalancerRegistry(
+            sp.GetRequiredService<HealthRegistry>(),
+            sp.GetServices<ILoadBalancingPolicy>(),
+            sp.GetRequiredService<IOptionsMonitor<LodestarOptions>>(),
+            sp.GetRequiredService<RandomSource>(),
+            sp.GetRequiredService<IOptionsMonitor<LoadBalancingOptions>>()));
         services.TryAddSingleton<ResilienceRegistry>();
         services.TryAddSingleton<LodestarMetrics>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LodestarOptions>, LodestarOptionsSetup>());
@@ -69,6 +87,13 @@ public static class LodestarServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarClientOptions>, LodestarOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LodestarClientOptions>, LodestarClientOptionsSetup>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarClientOptions>, ResilienceOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<OutlierDetectionOptions>, HealthOptionsSetup>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<HealthCheckOptions>, HealthOptionsSetup>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<CircuitBreakerOptions>, HealthOptionsSetup>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<OutlierDetectionOptions>, ResilienceOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HealthCheckOptions>, ResilienceOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CircuitBreakerOptions>, ResilienceOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarOptions>, HealthStartupValidator>());
         services.AddOptions<LodestarOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, RoundRobinPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, RandomPolicy>());

@@ -2,9 +2,10 @@ namespace Lodestar.Discovery;
 
 /// <summary>
 /// Thrown when a service's endpoints cannot be resolved: no source accepts the service, or the first snapshot did not
-/// arrive in time.
+/// arrive in time. An <see cref="HttpRequestException"/> with <see cref="HttpRequestError.NameResolutionError"/>, so
+/// code that handles a failed DNS lookup of an <see cref="HttpClient"/> request handles this too.
 /// </summary>
-public sealed class EndpointResolutionException : Exception
+public sealed class EndpointResolutionException : HttpRequestException
 {
     /// <summary>Initializes a new instance.</summary>
     public EndpointResolutionException()
@@ -15,7 +16,7 @@ public sealed class EndpointResolutionException : Exception
     /// <summary>Initializes a new instance with a message.</summary>
     /// <param name="message">What went wrong, naming the service.</param>
     public EndpointResolutionException(string message)
-        : base(message)
+        : this(message, null)
     {
     }
 
@@ -23,7 +24,7 @@ public sealed class EndpointResolutionException : Exception
     /// <param name="message">What went wrong, naming the service.</param>
     /// <param name="innerException">The last source error, if any.</param>
     public EndpointResolutionException(string message, Exception? innerException)
-        : base(message, innerException)
+        : base(HttpRequestError.NameResolutionError, message, innerException)
     {
     }
 

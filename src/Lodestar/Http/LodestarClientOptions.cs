@@ -1,6 +1,8 @@
 using System.ComponentModel.DataAnnotations;
 using Lodestar.Health;
-using Lodestar.Resilience;
+using Lodestar.Resilience.Admission;
+using Lodestar.Resilience.Hedging;
+using Lodestar.Resilience.Retry;
 
 namespace Lodestar.Http;
 
@@ -30,13 +32,23 @@ public sealed class LodestarClientOptions
     /// <summary>Gets the retry settings: status codes, backoff, timeouts, body buffering and the retry budget.</summary>
     public RetryOptions Retry { get; } = new();
 
-    /// <summary>Gets the passive outlier detection settings of the services this client calls (on by default).</summary>
+    /// <summary>
+    /// Gets this client's overrides of the passive outlier detection settings of the services it calls (on by
+    /// default). A property set here (in code or in <c>Lodestar:Clients:&lt;client&gt;:OutlierDetection</c>) wins over
+    /// the service's <c>Lodestar:Services:&lt;service&gt;:OutlierDetection</c>; any other comes from the service.
+    /// </summary>
     public OutlierDetectionOptions OutlierDetection { get; } = new();
 
-    /// <summary>Gets the active health check settings of the services this client calls (off by default).</summary>
+    /// <summary>
+    /// Gets this client's overrides of the active health check settings of the services it calls (off by default),
+    /// merged with the service's <c>:HealthChecks</c> as <see cref="OutlierDetection"/> is.
+    /// </summary>
     public HealthCheckOptions HealthChecks { get; } = new();
 
-    /// <summary>Gets the per-endpoint circuit breaker settings (off by default).</summary>
+    /// <summary>
+    /// Gets this client's overrides of the per-endpoint circuit breaker settings (off by default), merged with the
+    /// service's <c>:CircuitBreaker</c> as <see cref="OutlierDetection"/> is.
+    /// </summary>
     public CircuitBreakerOptions CircuitBreaker { get; } = new();
 
     /// <summary>Gets the hedging settings (off by default).</summary>

@@ -7,7 +7,7 @@ namespace Lodestar.LoadBalancing;
 public abstract class EndpointPicker
 {
     /// <summary>Chooses the endpoint for one request attempt.</summary>
-    /// <param name="request">The outgoing request (for hash keys), or <see langword="null"/> when there is none.</param>
+    /// <param name="context">The request, the endpoints already tried for it and an optional precomputed hash.</param>
     /// <returns>The chosen endpoint, one of those the picker was built from.</returns>
-    public abstract EndpointState Pick(HttpRequestMessage? request);
+    public abstract EndpointState Pick(in PickContext context);
 }

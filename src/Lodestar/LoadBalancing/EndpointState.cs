@@ -1,96 +1,189 @@
 using Lodestar.Endpoints;
+using Lodestar.Health;
+using Lodestar.Health.Internal;
 using Lodestar.LoadBalancing.Internal;
 
 namespace Lodestar.LoadBalancing;
 
 /// <summary>
-/// Live, mutable statistics of one endpoint of one service: in-flight requests, totals, failures and health flags.
+/// The one record of an endpoint of a service: live load and latency, totals, and health (outlier ejection, active
+/// checks, circuit breaker). Pickers, the request pipeline, the health stage and connection retirement all read the
+/// same object.
 /// </summary>
 /// <remarks>
-/// One instance per endpoint identity survives every picker rebuild and endpoint-set change, so counters are never
-/// reset or lost by a new snapshot. Every field is updated with <see cref="Interlocked"/> or volatile writes; readers
-/// never lock.
+/// <para>
+/// One instance per endpoint identity lives in the service's health stage and survives every picker rebuild and
+/// endpoint-set change, so counters are never reset or lost by a new snapshot.
+/// </para>
+/// <para>
+/// Concurrency rule: every field is written with <see cref="Interlocked"/> or <see cref="Volatile"/>; readers never
+/// lock. Reading a member costs at most a volatile read, so diagnostics (an admin page, <c>lodestar top</c>) may read
+/// any of them at any time without slowing the pick path.
+/// </para>
 /// </remarks>
 public sealed class EndpointState
 {
+    private readonly long _addedTimestamp;
+    private readonly EndpointTracking _tracking;
     private DiscoveredEndpoint _endpoint;
     private int _inFlight;
     private long _requests;
     private long _failures;
     private int _consecutiveFailures;
     private long _lastLatencyTicks;
-    private readonly long _addedTimestamp;
 
-    internal EndpointState(DiscoveredEndpoint endpoint, long addedTimestamp, EndpointTracking? tracking = null)
+    // Latency estimate in seconds as the bits of a double, so that it can be swapped with one compare-and-exchange.
+    // A negative value means "no observation yet" (the policy then uses its default RTT).
+    private long _ewmaBits = BitConverter.DoubleToInt64Bits(-1.0);
+    private long _ewmaTimestamp;
+
+    private EndpointEjection? _ejection;
+    private bool _activeHealthy = true;
+
+    internal EndpointState(DiscoveredEndpoint endpoint, long addedTimestamp, EndpointTracking? tracking = null, CircuitBreaker? breaker = null)
     {
         _endpoint = endpoint;
         _addedTimestamp = addedTimestamp;
-        _tracking = tracking ?? EndpointTracking.Default;
+        _tracking = tracking ?? EndpointTracking.CreateDefault();
+        Breaker = breaker;
     }
 
     /// <summary>Gets the endpoint as the source last described it (weight, zone and metadata may change over time).</summary>
     public DiscoveredEndpoint Endpoint => Volatile.Read(ref _endpoint);
 
-    /// <summary>Gets the number of requests sent to the endpoint that have not completed.</summary>
+    /// <summary>Gets the number of attempts sent to the endpoint that have no response headers (or failure) yet.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
 
-    /// <summary>Gets the number of requests sent to the endpoint.</summary>
+    /// <summary>Gets the number of attempts sent to the endpoint.</summary>
     public long Requests => Interlocked.Read(ref _requests);
 
-    /// <summary>Gets the number of requests that failed (transport error or 5xx).</summary>
+    /// <summary>Gets the number of attempts that failed (transport error or 5xx).</summary>
     public long Failures => Interlocked.Read(ref _failures);
 
     /// <summary>Gets the number of failures since the last success.</summary>
     public int ConsecutiveFailures => Volatile.Read(ref _consecutiveFailures);
 
-    /// <summary>Gets the latency of the last completed request.</summary>
+    /// <summary>Gets the latency of the last completed attempt.</summary>
     public TimeSpan LastLatency => TimeSpan.FromTicks(Interlocked.Read(ref _lastLatencyTicks));
 
     /// <summary>Gets the <see cref="TimeProvider"/> timestamp at which the endpoint was first seen (for slow start).</summary>
     public long AddedTimestamp => _addedTimestamp;
 
+    /// <summary>
+    /// Gets the peak-EWMA latency estimate decayed to now, or <see langword="null"/> when no attempt has completed
+    /// yet or no policy of the service uses latency (<see cref="EndpointStatistics.Latency"/>), so it is not measured.
+    /// </summary>
+    public TimeSpan? LatencyEstimate
+    {
+        get
+        {
+            var seconds = GetLatencyEstimate(_tracking.TimeProvider.GetTimestamp());
+            return seconds < 0 ? null : TimeSpan.FromSeconds(seconds);
+        }
+    }
+
     /// <summary>Gets whether passive outlier detection currently ejects the endpoint.</summary>
-    public bool IsEjected => Volatile.Read(ref _ejected);
+    public bool IsEjected => Volatile.Read(ref _ejection) is not null;
+
+    /// <summary>Gets the current ejection (reason, since, until), or <see langword="null"/> when the endpoint is not ejected.</summary>
+    public EndpointEjection? Ejection => Volatile.Read(ref _ejection);
 
     /// <summary>Gets whether active health checks currently consider the endpoint healthy (true when checks are off).</summary>
     public bool IsActiveHealthy => Volatile.Read(ref _activeHealthy);
 
+    /// <summary>Gets the state of the endpoint's circuit breaker; <see cref="CircuitState.Closed"/> when breakers are off.</summary>
+    public CircuitState CircuitState => Breaker?.State ?? CircuitState.Closed;
+
     /// <summary>Gets whether the endpoint's circuit breaker is open, which takes it out of picking like an ejection.</summary>
-    public bool IsBreakerOpen => Volatile.Read(ref _breakerOpen);
+    public bool IsBreakerOpen => Breaker?.State == CircuitState.Open;
 
     /// <summary>Gets whether the endpoint may take traffic: healthy by active checks, not ejected and its breaker not open.</summary>
     public bool IsHealthy => IsActiveHealthy && !IsEjected && !IsBreakerOpen;
 
-    private bool _ejected;
-    private bool _activeHealthy = true;
-    private bool _breakerOpen;
+    /// <summary>Gets the shared per-stage tracking (service-wide in-flight count, clock, EWMA settings).</summary>
+    internal EndpointTracking Tracking => _tracking;
 
-    internal void SetEndpoint(DiscoveredEndpoint endpoint) => Volatile.Write(ref _endpoint, endpoint);
+    #region Health bookkeeping (owned by the health stage)
 
-    internal void SetEjected(bool ejected) => Volatile.Write(ref _ejected, ejected);
+    /// <summary>Gets the endpoint's circuit breaker, or <see langword="null"/> when breakers are off.</summary>
+    internal CircuitBreaker? Breaker { get; }
+
+    // Outlier detection, updated with Interlocked on the request path.
+    internal int ConsecutiveServerErrors;
+    internal int ConsecutiveGatewayFailures;
+    internal int ConsecutiveConnectFailures;
+    internal long IntervalRequests;
+    internal long IntervalSuccesses;
+
+    // Guarded by the health stage's outlier gate.
+    internal int EjectionMultiplier;
+    internal bool EjectedThisInterval;
+
+    // Touched only by the active checker, one check per endpoint at a time.
+    internal int CheckSuccesses;
+    internal int CheckFailures;
+    internal bool Checked;
+
+    // The timer that moves an open breaker to half-open.
+    internal ITimer? BreakerTimer;
+
+    /// <summary>Gets or sets whether the endpoint left its stage's set; connection retirement forgets it once idle.</summary>
+    internal bool Departed
+    {
+        get => Volatile.Read(ref _departed);
+        set => Volatile.Write(ref _departed, value);
+    }
+
+    private bool _departed;
+
+    internal void SetEjection(EndpointEjection? ejection) => Volatile.Write(ref _ejection, ejection);
 
     internal void SetActiveHealthy(bool healthy) => Volatile.Write(ref _activeHealthy, healthy);
 
-    internal void SetBreakerOpen(bool open) => Volatile.Write(ref _breakerOpen, open);
+    #endregion
 
-    /// <summary>Records that a request was sent to the endpoint.</summary>
-    internal void OnRequestStarted()
+    internal void SetEndpoint(DiscoveredEndpoint endpoint) => Volatile.Write(ref _endpoint, endpoint);
+
+    /// <summary>Records that an attempt was sent to the endpoint.</summary>
+    /// <returns>Whether the service-wide load counted it; pass it back to <see cref="OnRequestCompleted"/>.</returns>
+    internal bool OnRequestStarted()
     {
         Interlocked.Increment(ref _inFlight);
         Interlocked.Increment(ref _requests);
+        if ((_tracking.Statistics & EndpointStatistics.ServiceLoad) == 0)
+        {
+            return false;
+        }
+
         _tracking.OnRequestStarted();
+        return true;
     }
 
-    /// <summary>Records the end of a request started with <see cref="OnRequestStarted"/>.</summary>
-    internal void OnRequestCompleted(bool success, TimeSpan latency)
+    /// <summary>Records the end of an attempt started with <see cref="OnRequestStarted"/>.</summary>
+    /// <param name="success">Whether the attempt got a response below 500.</param>
+    /// <param name="latency">The time to response headers or failure.</param>
+    /// <param name="countedLoad">What <see cref="OnRequestStarted"/> returned; <see langword="null"/> for what the tracking does now.</param>
+    internal void OnRequestCompleted(bool success, TimeSpan latency, bool? countedLoad = null)
     {
         Interlocked.Decrement(ref _inFlight);
-        _tracking.OnRequestCompleted();
+        var statistics = _tracking.Statistics;
+        if (countedLoad ?? (statistics & EndpointStatistics.ServiceLoad) != 0)
+        {
+            _tracking.OnRequestCompleted();
+        }
+
         Interlocked.Exchange(ref _lastLatencyTicks, latency.Ticks);
-        ObserveLatency(success, latency);
+        if ((statistics & EndpointStatistics.Latency) != 0)
+        {
+            ObserveLatency(success, latency);
+        }
+
         if (success)
         {
-            Volatile.Write(ref _consecutiveFailures, 0);
+            if (Volatile.Read(ref _consecutiveFailures) != 0)
+            {
+                Volatile.Write(ref _consecutiveFailures, 0);
+            }
         }
         else
         {
@@ -98,17 +191,6 @@ public sealed class EndpointState
             Interlocked.Increment(ref _consecutiveFailures);
         }
     }
-
-    #region Load-balancing state (peak-EWMA latency, service-wide load)
-
-    // Latency estimate in seconds as the bits of a double, so that it can be swapped with one compare-and-exchange.
-    // A negative value means "no observation yet" (the policy then uses its default RTT).
-    private long _ewmaBits = BitConverter.DoubleToInt64Bits(-1.0);
-    private long _ewmaTimestamp;
-    private readonly EndpointTracking _tracking;
-
-    /// <summary>Gets the shared per-service tracking (service-wide in-flight count, clock, EWMA settings).</summary>
-    internal EndpointTracking Tracking => _tracking;
 
     /// <summary>
     /// Gets the peak-EWMA latency estimate in seconds decayed to <paramref name="now"/>, or a negative value when the
@@ -175,6 +257,4 @@ public sealed class EndpointState
             }
         }
     }
-
-    #endregion
 }

@@ -1,6 +1,8 @@
 using Lodestar.Health.Internal;
 using Lodestar.Internal;
 using Lodestar.Testing;
+using Lodestar.Tests.LoadBalancing;
+using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Tests.Health.HealthTestKit;
 
 namespace Lodestar.Tests.Health;
@@ -11,9 +13,9 @@ public sealed class OutlierDetectionTests
     public void ConsecutiveServerErrors_ThresholdReached_EndpointEjectedAndNotPicked()
     {
         // Arrange
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5);
-        using var health = CreateHealth(balancer, time);
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5);
+        var balancer = health.Balancer;
         var bad = balancer.Endpoints[0];
 
         // Act
@@ -31,9 +33,9 @@ public sealed class OutlierDetectionTests
     [Fact]
     public void ConsecutiveServerErrors_SuccessInBetween_StreakResets()
     {
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5);
-        using var health = CreateHealth(balancer, time);
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5);
+        var balancer = health.Balancer;
         var state = balancer.Endpoints[0];
 
         Report(health, state, AttemptOutcome.ServerError, 4);
@@ -46,13 +48,13 @@ public sealed class OutlierDetectionTests
     [Fact]
     public void ConsecutiveGatewayFailures_Enforced_EjectsBeforeFiveErrors()
     {
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5);
-        using var health = CreateHealth(balancer, time, o =>
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5, o =>
         {
             o.ConsecutiveGatewayFailures = 3;
             o.EnforcingConsecutiveGatewayFailures = 100;
         });
+        var balancer = health.Balancer;
         var state = balancer.Endpoints[1];
 
         Report(health, state, AttemptOutcome.GatewayFailure, 3);
@@ -63,9 +65,9 @@ public sealed class OutlierDetectionTests
     [Fact]
     public void ConsecutiveGatewayFailures_NotEnforcedByDefault_FiveErrorCheckStillEjects()
     {
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5);
-        using var health = CreateHealth(balancer, time, o => o.ConsecutiveGatewayFailures = 3);
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5, o => o.ConsecutiveGatewayFailures = 3);
+        var balancer = health.Balancer;
         var state = balancer.Endpoints[1];
 
         Report(health, state, AttemptOutcome.GatewayFailure, 4);
@@ -82,9 +84,9 @@ public sealed class OutlierDetectionTests
     [InlineData(100, 5)]
     public void MaxEjectionPercent_ManyBadEndpoints_CapRespectedButOneAlwaysAllowed(int percent, int expected)
     {
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5, panicThreshold: 0);
-        using var health = CreateHealth(balancer, time, o => o.MaxEjectionPercent = percent);
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5, o => o.MaxEjectionPercent = percent, panicThreshold: 0);
+        var balancer = health.Balancer;
 
         foreach (var state in balancer.Endpoints)
         {
@@ -98,13 +100,13 @@ public sealed class OutlierDetectionTests
     public void EjectionTime_RepeatedEjections_GrowsWithEachEjectionAndReturnsOnInterval()
     {
         // Arrange: interval 1 s, base 10 s.
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5);
-        using var health = CreateHealth(balancer, time, o =>
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5, o =>
         {
             o.Interval = TimeSpan.FromSeconds(1);
             o.BaseEjectionTime = TimeSpan.FromSeconds(10);
         });
+        var balancer = health.Balancer;
         var state = balancer.Endpoints[0];
 
         // Act + Assert: first ejection lasts 10 s.
@@ -126,14 +128,14 @@ public sealed class OutlierDetectionTests
     [Fact]
     public void EjectionTime_ManyEjections_CappedAtMaxEjectionTime()
     {
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5);
-        using var health = CreateHealth(balancer, time, o =>
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5, o =>
         {
             o.Interval = TimeSpan.FromSeconds(1);
             o.BaseEjectionTime = TimeSpan.FromSeconds(10);
             o.MaxEjectionTime = TimeSpan.FromSeconds(25);
         });
+        var balancer = health.Balancer;
         var state = balancer.Endpoints[0];
         for (var i = 0; i < 4; i++)
         {
@@ -152,13 +154,13 @@ public sealed class OutlierDetectionTests
     public void SuccessRate_OneEndpointFarBelowTheOthers_EjectedAtInterval()
     {
         // Arrange: five endpoints with 100 requests each; one succeeds half the time.
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5);
-        using var health = CreateHealth(balancer, time, o =>
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5, o =>
         {
             o.Interval = TimeSpan.FromSeconds(1);
             o.ConsecutiveServerErrors = 0;
         });
+        var balancer = health.Balancer;
         var outlier = balancer.Endpoints[3];
         foreach (var state in balancer.Endpoints)
         {
@@ -180,13 +182,13 @@ public sealed class OutlierDetectionTests
     [Fact]
     public void SuccessRate_TooFewHostsWithVolume_NoEjection()
     {
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5);
-        using var health = CreateHealth(balancer, time, o =>
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5, o =>
         {
             o.Interval = TimeSpan.FromSeconds(1);
             o.ConsecutiveServerErrors = 0;
         });
+        var balancer = health.Balancer;
         var outlier = balancer.Endpoints[3];
         for (var i = 0; i < 100; i++)
         {
@@ -202,15 +204,15 @@ public sealed class OutlierDetectionTests
     [Fact]
     public void FailurePercentage_Enforced_EndpointAboveThresholdEjected()
     {
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5);
-        using var health = CreateHealth(balancer, time, o =>
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5, o =>
         {
             o.Interval = TimeSpan.FromSeconds(1);
             o.ConsecutiveServerErrors = 0;
             o.EnforcingSuccessRate = 0;
             o.EnforcingFailurePercentage = 100;
         });
+        var balancer = health.Balancer;
         var outlier = balancer.Endpoints[2];
         foreach (var state in balancer.Endpoints)
         {
@@ -228,9 +230,9 @@ public sealed class OutlierDetectionTests
     [Fact]
     public void Ejection_AllButOneEjectedWithPanic_PanicRoutesOverAll()
     {
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 2, panicThreshold: 0.6);
-        using var health = CreateHealth(balancer, time);
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 2, panicThreshold: 0.6);
+        var balancer = health.Balancer;
 
         Report(health, balancer.Endpoints[0], AttemptOutcome.ServerError, 5);
 
@@ -242,9 +244,9 @@ public sealed class OutlierDetectionTests
     [Fact]
     public void Enforcing_PartialPercent_UsesRandomRoll()
     {
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 5);
-        using var health = CreateHealth(balancer, time, o => o.EnforcingConsecutiveServerErrors = 50, random: new FixedRandom(70));
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 5, o => o.EnforcingConsecutiveServerErrors = 50, random: new FixedRandom(70));
+        var balancer = health.Balancer;
 
         Report(health, balancer.Endpoints[0], AttemptOutcome.ServerError, 5);
 

@@ -1,6 +1,7 @@
 using System.Net;
 using Lodestar.Endpoints;
 using Lodestar.Http.Internal;
+using Lodestar.LoadBalancing;
 using Lodestar.Testing;
 using Lodestar.Tests.Infrastructure;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -137,6 +138,49 @@ public sealed class ConnectionRetirementTests
         Assert.False(options.RetireRemovedConnections);
         Assert.Equal(TimeSpan.FromSeconds(5), options.RetireQuietPeriod);
         Assert.Contains(error.Failures, f => f.Contains("RetireQuietPeriod", StringComparison.Ordinal) && f.Contains("-00:00:01", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Track_StateLeavesWithARequestInFlight_KeptAwaitingUntilTheRequestEndsThenForgotten()
+    {
+        // Arrange: two stages hold the same address (two services, or two clients with different health settings).
+        var retirer = new ConnectionRetirer(TimeProvider.System, new StaticOptionsMonitor<LodestarOptions>(new LodestarOptions()), NullLogger<ConnectionRetirer>.Instance);
+        var endpoint = DiscoveredEndpoint.Create("10.0.0.1", 8080);
+        var first = new EndpointState(endpoint, 0);
+        var second = new EndpointState(endpoint, 0);
+        retirer.Track([first, second], null);
+        var counted = first.OnRequestStarted();
+
+        // Act: the first stage drops the endpoint while its request waits for headers.
+        first.Departed = true;
+        retirer.Track(null, [first]);
+        var awaitingWhileInFlight = retirer.IsAwaitingResponse(endpoint.Address);
+        var statesWhileInFlight = retirer.CountStates(endpoint.Address);
+        first.OnRequestCompleted(true, TimeSpan.Zero, counted);
+        var awaitingAfter = retirer.IsAwaitingResponse(endpoint.Address);
+
+        // Assert
+        Assert.True(awaitingWhileInFlight);
+        Assert.Equal(2, statesWhileInFlight);
+        Assert.False(awaitingAfter);
+        Assert.Equal(1, retirer.CountStates(endpoint.Address));
+    }
+
+    [Fact]
+    public void Revive_AttemptStartsOnAStateAlreadyForgotten_ItsRequestCountsAgain()
+    {
+        var retirer = new ConnectionRetirer(TimeProvider.System, new StaticOptionsMonitor<LodestarOptions>(new LodestarOptions()), NullLogger<ConnectionRetirer>.Instance);
+        var state = new EndpointState(DiscoveredEndpoint.Create("10.0.0.2", 8080), 0);
+        retirer.Track([state], null);
+        state.Departed = true;
+        retirer.Track(null, [state]);
+        var forgotten = retirer.CountStates(state.Endpoint.Address) == 0;
+
+        state.OnRequestStarted();
+        retirer.Revive(state);
+
+        Assert.True(forgotten);
+        Assert.True(retirer.IsAwaitingResponse(state.Endpoint.Address));
     }
 
     private static EndpointSet Set(string service, long version, params DiscoveredEndpoint[] endpoints)

@@ -1,4 +1,6 @@
 using Lodestar.Endpoints;
+using Lodestar.Health;
+using Lodestar.Health.Internal;
 using Lodestar.Internal;
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
@@ -18,6 +20,9 @@ internal sealed class SeededRandom(int seed) : RandomSource
 /// <summary>Builds balancers over synthetic endpoints and counts picks.</summary>
 internal static class BalancerFixture
 {
+    /// <summary>Picks for a first attempt of <paramref name="request"/> (or with no request).</summary>
+    public static EndpointState? Pick(this ServiceBalancer balancer, HttpRequestMessage? request) => balancer.Pick(new PickContext(request));
+
     private static long s_version;
 
     public static DiscoveredEndpoint Endpoint(int i, int weight = 1, string? zone = null, int priority = 0, IReadOnlyDictionary<string, string>? metadata = null)
@@ -26,13 +31,31 @@ internal static class BalancerFixture
     public static ServiceBalancer Create(ILoadBalancingPolicy policy, IEnumerable<DiscoveredEndpoint> endpoints, LoadBalancingOptions? options = null,
         TimeProvider? timeProvider = null, double panicThreshold = 0.5, RandomSource? random = null)
     {
-        var balancer = new ServiceBalancer("orders", policy, timeProvider ?? TimeProvider.System, panicThreshold, random ?? new SeededRandom(7), options ?? new LoadBalancingOptions());
+        var balancer = NewBalancer("orders", policy, timeProvider ?? TimeProvider.System, panicThreshold, random ?? new SeededRandom(7), options ?? new LoadBalancingOptions());
         Update(balancer, endpoints);
         return balancer;
     }
 
+    /// <summary>A balancer over a health stage of its own with health tracking off, fed by hand with <see cref="Update(ServiceBalancer, EndpointSet)"/>.</summary>
+    public static ServiceBalancer NewBalancer(string service, ILoadBalancingPolicy policy, TimeProvider timeProvider, double panicThreshold, RandomSource random,
+        LoadBalancingOptions? options = null)
+    {
+        var stage = new HealthStage(service, null, HealthSettings.Disabled, options, timeProvider, random);
+        return new ServiceBalancer(stage, policy, panicThreshold, random, options);
+    }
+
+    /// <summary>Applies an endpoint set to the balancer's stage.</summary>
+    public static void Update(this ServiceBalancer balancer, EndpointSet set) => balancer.Stage.Update(set);
+
+    /// <summary>Ejects (or returns) an endpoint by hand; call <see cref="RefreshHealth"/> to publish.</summary>
+    public static void SetEjected(this EndpointState state, bool ejected)
+        => state.SetEjection(ejected ? new EndpointEjection(EjectionReasons.Consecutive5xx, DateTimeOffset.UnixEpoch, TimeSpan.FromMinutes(1), 1, 0) : null);
+
+    /// <summary>Has the stage publish a new snapshot after health was changed by hand.</summary>
+    public static void RefreshHealth(this ServiceBalancer balancer) => balancer.Stage.PublishHealth();
+
     public static void Update(ServiceBalancer balancer, IEnumerable<DiscoveredEndpoint> endpoints)
-        => balancer.Update(EndpointSet.Create("orders", "test", endpoints, Interlocked.Increment(ref s_version), DateTimeOffset.UnixEpoch));
+        => balancer.Stage.Update(EndpointSet.Create("orders", "test", endpoints, Interlocked.Increment(ref s_version), DateTimeOffset.UnixEpoch));
 
     public static Dictionary<string, int> Count(ServiceBalancer balancer, int picks, HttpRequestMessage? request = null)
     {

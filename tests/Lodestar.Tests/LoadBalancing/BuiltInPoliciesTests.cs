@@ -59,7 +59,7 @@ public sealed class BuiltInPoliciesTests
     [Fact]
     public void Pick_ZeroWeightEndpoint_IsNeverChosen()
     {
-        var balancer = new ServiceBalancer("orders", new RoundRobinPolicy(RandomSource.Shared), TimeProvider.System, 0.5, RandomSource.Shared);
+        var balancer = BalancerFixture.NewBalancer("orders", new RoundRobinPolicy(RandomSource.Shared), TimeProvider.System, 0.5, RandomSource.Shared);
         balancer.Update(EndpointSet.Create("orders", "test", [Endpoint(8000), DiscoveredEndpoint.Create("127.0.0.1", 8001, weight: 0)], 1, DateTimeOffset.UnixEpoch));
 
         for (var i = 0; i < 100; i++)
@@ -93,13 +93,13 @@ public sealed class BuiltInPoliciesTests
     }
 
     [Fact]
-    public void PickExcluding_AllButOneTried_ReturnsTheUntriedOne()
+    public void Pick_AllButOneAttempted_ReturnsTheUntriedOne()
     {
         var balancer = Create(LoadBalancingPolicies.RoundRobin, 3);
         var tried = balancer.Endpoints.Where(s => s.Endpoint.Port != 8002).ToList();
 
-        Assert.Equal(8002, balancer.PickExcluding(null, tried)!.Endpoint.Port);
-        Assert.Null(balancer.PickExcluding(null, balancer.Endpoints.ToList()));
+        Assert.Equal(8002, balancer.Pick(new PickContext { Attempted = tried })!.Endpoint.Port);
+        Assert.Null(balancer.Pick(new PickContext { Attempted = balancer.Endpoints.ToList() }));
     }
 
     [Fact]
@@ -108,7 +108,7 @@ public sealed class BuiltInPoliciesTests
         // Callers treat SetVersion > 0 as "ready to pick": it must not be published before the picker.
         using var building = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
-        var balancer = new ServiceBalancer("orders", new GatedPolicy(building, release), TimeProvider.System, 0.5, RandomSource.Shared);
+        var balancer = BalancerFixture.NewBalancer("orders", new GatedPolicy(building, release), TimeProvider.System, 0.5, RandomSource.Shared);
         var update = Task.Run(() => balancer.Update(EndpointSet.Create("orders", "test", [Endpoint(8000), Endpoint(8001)], 1, DateTimeOffset.UnixEpoch)));
         Assert.True(building.Wait(TimeSpan.FromSeconds(10)), "the picker build started");
 
@@ -142,7 +142,7 @@ public sealed class BuiltInPoliciesTests
             LoadBalancingPolicies.Random => new RandomPolicy(RandomSource.Shared),
             _ => new LeastRequestPolicy(RandomSource.Shared),
         };
-        var balancer = new ServiceBalancer("orders", p, TimeProvider.System, 0.5, RandomSource.Shared);
+        var balancer = BalancerFixture.NewBalancer("orders", p, TimeProvider.System, 0.5, RandomSource.Shared);
         balancer.Update(EndpointSet.Create("orders", "test", Enumerable.Range(0, count).Select(i => Endpoint(8000 + i)), 1, DateTimeOffset.UnixEpoch));
         return balancer;
     }

@@ -1,6 +1,7 @@
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
 using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Tests.LoadBalancing.BalancerFixture;
 
 namespace Lodestar.Tests.LoadBalancing;
@@ -93,7 +94,7 @@ public class LeastRequestPolicyTests
     public void Pick_NewEndpointInSlowStart_GetsRampedShare()
     {
         // Arrange
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var options = new LoadBalancingOptions { SlowStartWindow = TimeSpan.FromSeconds(30) };
         var old = Enumerable.Range(0, 3).Select(i => Endpoint(i)).ToArray();
         var balancer = Create(new LeastRequestPolicy(new SeededRandom(3)), old, options, clock);

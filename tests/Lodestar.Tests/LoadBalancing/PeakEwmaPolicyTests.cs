@@ -1,6 +1,7 @@
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
 using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Tests.LoadBalancing.BalancerFixture;
 
 namespace Lodestar.Tests.LoadBalancing;
@@ -13,8 +14,8 @@ public class PeakEwmaPolicyTests
     public void OnRequestCompleted_SlowerObservation_ReplacesEstimateAtOnce()
     {
         // Arrange
-        var clock = new ManualTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1)));
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
 
         // Act
         Complete(state, true, 10);
@@ -29,8 +30,8 @@ public class PeakEwmaPolicyTests
     public void OnRequestCompleted_FasterObservation_DecaysWithTimeConstant()
     {
         // Arrange
-        var clock = new ManualTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1)));
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
         Complete(state, true, 100);
 
         // Act: 10 ms observed one time constant later.
@@ -46,8 +47,8 @@ public class PeakEwmaPolicyTests
     public void GetLatencyEstimate_Idle_DecaysTowardZero()
     {
         // Arrange
-        var clock = new ManualTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1)));
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
         Complete(state, true, 50);
 
         // Act
@@ -61,8 +62,8 @@ public class PeakEwmaPolicyTests
     public void OnRequestCompleted_FastFailure_RecordsPenalty()
     {
         // Arrange
-        var clock = new ManualTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromMilliseconds(750)));
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromMilliseconds(750), EndpointStatistics.Latency));
 
         // Act
         Complete(state, false, 1);
@@ -75,7 +76,7 @@ public class PeakEwmaPolicyTests
     public void Pick_OneSlowEndpoint_AvoidsIt()
     {
         // Arrange: 5 endpoints at 10 ms, one at 100 ms.
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var endpoints = Enumerable.Range(0, 6).Select(i => Endpoint(i)).ToArray();
         var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), endpoints, timeProvider: clock);
         for (var i = 0; i < endpoints.Length; i++)
@@ -94,7 +95,7 @@ public class PeakEwmaPolicyTests
     public void Pick_FastEndpointBusy_CostIncludesInFlight()
     {
         // Arrange: fast 10 ms with 20 in flight costs 210 ms; slow 100 ms idle costs 100 ms.
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var fast = Endpoint(0);
         var slow = Endpoint(1);
         var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), [fast, slow], timeProvider: clock);
@@ -116,7 +117,7 @@ public class PeakEwmaPolicyTests
     public void Pick_NoObservations_UsesDefaultRtt()
     {
         // Arrange: a new endpoint costs the default 30 ms, less than a known 50 ms one.
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var known = Endpoint(0);
         var unknown = Endpoint(1);
         var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), [known, unknown], timeProvider: clock);

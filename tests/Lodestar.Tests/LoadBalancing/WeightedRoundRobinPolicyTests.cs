@@ -1,6 +1,7 @@
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
 using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Tests.LoadBalancing.BalancerFixture;
 
 namespace Lodestar.Tests.LoadBalancing;
@@ -66,7 +67,7 @@ public class WeightedRoundRobinPolicyTests
     public void Pick_NewEndpointInSlowStart_RampsUpOverWindow()
     {
         // Arrange: three endpoints long established, one just added; 60 s linear window, 10 % floor.
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var options = new LoadBalancingOptions { SlowStartWindow = TimeSpan.FromSeconds(60) };
         var old = Enumerable.Range(0, 3).Select(i => Endpoint(i)).ToArray();
         var balancer = Create(new WeightedRoundRobinPolicy(new SeededRandom(1)), old, options, clock);
@@ -91,7 +92,7 @@ public class WeightedRoundRobinPolicyTests
     public void Pick_RoundRobinWithSlowStart_RampsNewEndpoint()
     {
         // Arrange
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var options = new LoadBalancingOptions { SlowStartWindow = TimeSpan.FromSeconds(10), SlowStartAggression = 2 };
         var old = Enumerable.Range(0, 4).Select(i => Endpoint(i)).ToArray();
         var balancer = Create(new RoundRobinPolicy(new SeededRandom(1)), old, options, clock);

@@ -1,19 +1,20 @@
+using Lodestar.Health;
 using Lodestar.Health.Internal;
-using Lodestar.Resilience.Internal;
 using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Tests.Health.HealthTestKit;
 
 namespace Lodestar.Tests.Resilience;
 
 public sealed class CircuitBreakerTests
 {
-    private static CircuitBreaker Breaker(ManualTimeProvider time, int minimumThroughput = 4, int probes = 1)
+    private static CircuitBreaker Breaker(FakeTimeProvider time, int minimumThroughput = 4, int probes = 1)
         => new(time, failureRatio: 0.5, minimumThroughput, TimeSpan.FromSeconds(10), probes);
 
     [Fact]
     public void Closed_FailureRatioReachedOverMinimumThroughput_Opens()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var breaker = Breaker(time);
         var ticket = breaker.TryAcquire();
 
@@ -30,7 +31,7 @@ public sealed class CircuitBreakerTests
     [Fact]
     public void Closed_BelowMinimumThroughput_StaysClosed()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var breaker = Breaker(time);
         var ticket = breaker.TryAcquire();
 
@@ -45,7 +46,7 @@ public sealed class CircuitBreakerTests
     [Fact]
     public void Closed_SamplingWindowElapsed_CountsStartOver()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var breaker = Breaker(time);
         var ticket = breaker.TryAcquire();
         for (var i = 0; i < 3; i++)
@@ -63,7 +64,7 @@ public sealed class CircuitBreakerTests
     [Fact]
     public void HalfOpen_LimitedProbes_ClosesAfterAllSucceed()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var breaker = Breaker(time, minimumThroughput: 1, probes: 2);
         breaker.OnResult(breaker.TryAcquire(), success: false);
         Assert.True(breaker.TryHalfOpen());
@@ -82,7 +83,7 @@ public sealed class CircuitBreakerTests
     [Fact]
     public void HalfOpen_ProbeFails_OpensAgain()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var breaker = Breaker(time, minimumThroughput: 1);
         breaker.OnResult(breaker.TryAcquire(), success: false);
         breaker.TryHalfOpen();
@@ -97,7 +98,7 @@ public sealed class CircuitBreakerTests
     [Fact]
     public void HalfOpen_ResultFromEarlierGeneration_Ignored()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var breaker = Breaker(time, minimumThroughput: 1);
         var stale = breaker.TryAcquire();
         breaker.OnResult(breaker.TryAcquire(), success: false);
@@ -112,7 +113,7 @@ public sealed class CircuitBreakerTests
     [Fact]
     public void HalfOpen_ProbeAbandoned_SlotGivenBack()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var breaker = Breaker(time, minimumThroughput: 1);
         breaker.OnResult(breaker.TryAcquire(), success: false);
         breaker.TryHalfOpen();
@@ -125,17 +126,17 @@ public sealed class CircuitBreakerTests
     }
 
     [Fact]
-    public void ServiceHealth_BreakerOpens_EndpointLeavesPickingAndReturnsHalfOpenAfterBreakDuration()
+    public void HealthStage_BreakerOpens_EndpointLeavesPickingAndReturnsHalfOpenAfterBreakDuration()
     {
         // Arrange
-        var time = new ManualTimeProvider();
-        var balancer = Balancer(time, 3);
-        using var health = CreateHealth(balancer, time, o => o.Enabled = false, b =>
+        var time = new FakeTimeProvider();
+        using var health = CreateHealth(time, 3, o => o.Enabled = false, b =>
         {
             b.Enabled = true;
             b.MinimumThroughput = 4;
             b.BreakDuration = TimeSpan.FromSeconds(5);
         });
+        var balancer = health.Balancer;
         var state = balancer.Endpoints[0];
 
         // Act: trip the breaker.
@@ -144,19 +145,19 @@ public sealed class CircuitBreakerTests
         // Assert: open removes the endpoint from picking, like an ejection.
         Assert.True(state.IsBreakerOpen);
         Assert.DoesNotContain(state, balancer.Routable);
-        Assert.Equal(-1, ServiceHealth.TryAdmit(health.Get(state)));
+        Assert.Equal(-1, HealthStage.TryAdmit(state));
 
         // After the break duration it is half-open: back in the picker, one probe admitted.
         time.Advance(TimeSpan.FromSeconds(5));
         Assert.False(state.IsBreakerOpen);
         Assert.Contains(state, balancer.Routable);
-        Assert.Equal(CircuitState.HalfOpen, health.Get(state).Breaker!.State);
-        var probe = ServiceHealth.TryAdmit(health.Get(state));
+        Assert.Equal(CircuitState.HalfOpen, state.CircuitState);
+        var probe = HealthStage.TryAdmit(state);
         Assert.True(probe >= 0);
-        Assert.Equal(-1, ServiceHealth.TryAdmit(health.Get(state)));
+        Assert.Equal(-1, HealthStage.TryAdmit(state));
 
         // A successful probe closes it.
-        health.OnAttemptCompleted(health.Get(state), probe, AttemptOutcome.Success);
-        Assert.Equal(CircuitState.Closed, health.Get(state).Breaker!.State);
+        health.Stage.OnAttemptCompleted(state, probe, AttemptOutcome.Success);
+        Assert.Equal(CircuitState.Closed, state.CircuitState);
     }
 }

@@ -1,11 +1,13 @@
 using Lodestar.Resilience;
+using Lodestar.Resilience.Hedging;
 using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
 
 public sealed class HedgingTests
 {
-    private static ResilienceTestHost Host(ManualTimeProvider time, ScriptedHandler handler, Action<HedgingOptions>? configure = null)
+    private static ResilienceTestHost Host(FakeTimeProvider time, ScriptedHandler handler, Action<HedgingOptions>? configure = null)
     {
         var host = ResilienceTestHost.Create(o =>
         {
@@ -21,7 +23,7 @@ public sealed class HedgingTests
     public async Task Hedging_FirstAttemptSlow_SecondEndpointWinsAndFirstIsCancelled()
     {
         // Arrange: the first attempt hangs until cancelled, the hedge answers at once.
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
         await using var host = Host(time, handler);
         var client = host.CreateClient();
@@ -51,7 +53,7 @@ public sealed class HedgingTests
     [Fact]
     public async Task Hedging_FirstAnswersBeforeDelay_NoHedgeSent()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(_ => ScriptedHandler.Status(200));
         await using var host = Host(time, handler);
 
@@ -65,7 +67,7 @@ public sealed class HedgingTests
     [Fact]
     public async Task Hedging_FirstFailsWithRetryableStatus_HedgeSentAtOnceWithoutWaiting()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(call => ScriptedHandler.Status(call.Number == 1 ? 503 : 200));
         await using var host = Host(time, handler);
 
@@ -78,7 +80,7 @@ public sealed class HedgingTests
     [Fact]
     public async Task Hedging_PostRequest_NotHedged()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
         await using var host = Host(time, handler);
         using var cts = new CancellationTokenSource();
@@ -96,7 +98,7 @@ public sealed class HedgingTests
     [Fact]
     public async Task Hedging_AllAttemptsHang_CallerCancellationEndsEveryAttempt()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(ScriptedHandler.Hang);
         await using var host = Host(time, handler, h => h.MaxHedgedAttempts = 2);
         using var cts = new CancellationTokenSource();
@@ -112,5 +114,96 @@ public sealed class HedgingTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending.WaitAsync(TimeSpan.FromSeconds(5)));
         Assert.All(handler.Calls, c => Assert.True(c.Token.IsCancellationRequested));
         Assert.Equal(3, handler.Calls.Select(c => c.Authority).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Hedging_SubMillisecondDelay_HedgeWaitsAtLeastTheDelayAndAtMostAMillisecond()
+    {
+        // Arrange: a 500 µs delay, which Task.Delay alone would not wait at all.
+        var time = new FakeTimeProvider();
+        var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
+        await using var host = Host(time, handler, h => h.Delay = TimeSpan.FromTicks(5_000));
+
+        // Act
+        var pending = host.CreateClient().GetAsync("http://orders/x");
+        await Eventually.TrueAsync(() => handler.Count == 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
+        await Task.Yield();
+        var hedgedAtOnce = handler.Count > 1;
+        time.Advance(TimeSpan.FromTicks(5_000));
+        var hedgedBeforeTheTimer = handler.Count > 1;
+        time.Advance(TimeSpan.FromTicks(5_000));
+        await Eventually.TrueAsync(() => handler.Count == 2, TimeSpan.FromSeconds(5), "the hedge is sent within a millisecond");
+        using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
+
+        // Assert
+        Assert.False(hedgedAtOnce);
+        Assert.False(hedgedBeforeTheTimer);
+        Assert.Equal(200, (int)response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Hedging_ZeroDelay_HedgeSentWithoutWaitingForTheClock()
+    {
+        var time = new FakeTimeProvider();
+        var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
+        await using var host = Host(time, handler, h => h.Delay = TimeSpan.Zero);
+
+        using var response = await host.CreateClient().GetAsync("http://orders/x").WaitAsync(TimeSpan.FromSeconds(5));
+
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Equal(2, handler.Count);
+    }
+
+    [Fact]
+    public async Task Hedging_HeaderAddedWhileTheFirstAttemptRuns_HedgeCarriesIt_SoTheRequestIsClonedOnlyWhenTheHedgeFires()
+    {
+        // Arrange: the transport adds a header to the first attempt's request as it starts (as DiagnosticsHandler
+        // adds traceparent); a clone made before that would lack it.
+        var time = new FakeTimeProvider();
+        var transport = new HeaderAddingHandler();
+        await using var host = ResilienceTestHost.Create(o =>
+        {
+            o.Hedging.Enabled = true;
+            o.Hedging.Delay = TimeSpan.FromMilliseconds(100);
+        }, time, transport);
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://orders/x");
+        request.Headers.Add("X-Caller", "kept");
+
+        // Act
+        var pending = host.CreateClient().SendAsync(request);
+        await Eventually.TrueAsync(() => transport.Requests.Count == 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
+        time.Advance(TimeSpan.FromMilliseconds(100));
+        using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
+
+        // Assert
+        var hedge = transport.Requests.Last();
+        Assert.NotSame(request, hedge);
+        Assert.Equal("first", hedge.Headers.GetValues("X-Added-On-Send").Single());
+        Assert.Equal("kept", hedge.Headers.GetValues("X-Caller").Single());
+        Assert.Equal(200, (int)response.StatusCode);
+    }
+
+    /// <summary>Adds a header to the first request it gets and holds it; answers 200 to the others.</summary>
+    private sealed class HeaderAddingHandler : HttpMessageHandler
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<HttpRequestMessage> Requests { get; } = new();
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var first = Requests.IsEmpty;
+            if (first)
+            {
+                request.Headers.Add("X-Added-On-Send", "first");
+            }
+
+            Requests.Enqueue(request);
+            if (first)
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+
+            return new HttpResponseMessage(System.Net.HttpStatusCode.OK);
+        }
     }
 }

@@ -1,5 +1,6 @@
-using Lodestar.Resilience;
+using Lodestar.Resilience.Admission;
 using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
 
@@ -9,7 +10,7 @@ public sealed class RateLimitTests
     public async Task RateLimit_BucketEmpty_RejectsAtOnceUntilReplenished()
     {
         // Arrange: a bucket of 2, one token per second.
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(_ => ScriptedHandler.Status(200));
         await using var host = ResilienceTestHost.Create(o =>
         {

@@ -4,11 +4,13 @@ using Lodestar.Endpoints;
 using Lodestar.Http;
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
+using Lodestar.Resilience.Internal;
 using Lodestar.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Lodestar.Tests.Resilience;
 
@@ -61,11 +63,16 @@ internal sealed class ResilienceTestHost : IAsyncDisposable
 
     public void SetEndpoints(params string[] addresses) => Configuration.SetEndpoints(Service, addresses);
 
-    public async Task<ServiceBalancer> GetBalancerAsync(string? source = null)
-        => await _provider.GetRequiredService<BalancerRegistry>().GetAsync(Service, source, null, CancellationToken.None);
+    /// <summary>Gets the balancer the <c>test</c> client's requests use (its route, with its own health settings).</summary>
+    public async Task<ServiceBalancer> GetBalancerAsync(string client = "test")
+    {
+        var options = _provider.GetRequiredService<IOptionsMonitor<LodestarClientOptions>>().Get(client);
+        var route = await _provider.GetRequiredService<ResilienceRegistry>().GetRouteAsync(client, Service, options, CancellationToken.None);
+        return route.Balancer;
+    }
 
-    public async Task<EndpointState?> FindStateAsync(string address, string? source = null)
-        => (await GetBalancerAsync(source)).Endpoints.FirstOrDefault(e => e.Endpoint.Address == address);
+    public async Task<EndpointState?> FindStateAsync(string address, string client = "test")
+        => (await GetBalancerAsync(client)).Endpoints.FirstOrDefault(e => e.Endpoint.Address == address);
 
     public ValueTask DisposeAsync() => _provider.DisposeAsync();
 }

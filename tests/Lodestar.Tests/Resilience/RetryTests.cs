@@ -1,9 +1,12 @@
 using System.Net;
 using System.Net.Sockets;
 using Lodestar.Http;
+using Lodestar.Internal;
 using Lodestar.Resilience;
-using Lodestar.Resilience.Internal;
+using Lodestar.Resilience.Retry.Internal;
 using Lodestar.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
 
@@ -19,6 +22,24 @@ public sealed class RetryTests
         }, primaryHandler: handler);
         host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
         await host.GetBalancerAsync();
+        return host;
+    }
+
+    /// <summary>A host on the recording clock with a random draw of 0.5, warmed up, with no timer left unread.</summary>
+    private static async Task<ResilienceTestHost> ScheduledHostAsync(RecordingTimeProvider time, ScriptedHandler handler, Action<LodestarClientOptions> configure, int endpoints = 3)
+    {
+        var host = ResilienceTestHost.Create(o =>
+        {
+            o.OutlierDetection.Enabled = false;
+            configure(o);
+        }, time, handler, services: s => s.AddSingleton<RandomSource>(new HalfRandom()));
+        host.SetEndpoints(Enumerable.Range(1, endpoints).Select(i => $"127.0.0.1:{9000 + i}").ToArray());
+        await host.GetBalancerAsync();
+        while (time.HasUnreadTimer)
+        {
+            await time.NextTimerAsync();
+        }
+
         return host;
     }
 
@@ -135,21 +156,108 @@ public sealed class RetryTests
     }
 
     [Fact]
-    public async Task Retry_RetryAfterWithinLimit_Honoured()
+    public async Task Retry_RetryAfterWithinLimit_WaitsExactlyThatLongOnTheClock()
     {
+        // Arrange
+        var time = new RecordingTimeProvider();
         var handler = new ScriptedHandler(call =>
         {
             var response = new HttpResponseMessage(call.Number == 1 ? HttpStatusCode.ServiceUnavailable : HttpStatusCode.OK);
             response.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromMilliseconds(300));
             return Task.FromResult(response);
         });
-        await using var host = await HostAsync(handler);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await using var host = await ScheduledHostAsync(time, handler, o => o.MaxAttempts = 2);
 
-        using var response = await host.CreateClient().GetAsync("http://orders/x");
+        // Act
+        var pending = host.CreateClient().GetAsync("http://orders/x");
+        var due = await time.NextFiniteTimerAsync();
+        var callsWhileWaiting = handler.Count;
+        time.Advance(due);
+        using var response = await pending.WaitAsync(TimeSpan.FromSeconds(10));
 
+        // Assert
+        Assert.Equal(TimeSpan.FromMilliseconds(300), due);
+        Assert.Equal(1, callsWhileWaiting);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(250), $"waited {clock.Elapsed}");
+        Assert.Equal(2, handler.Count);
+    }
+
+    [Fact]
+    public async Task Retry_Backoff_ExactJitteredExponentialScheduleOnTheClock()
+    {
+        // Arrange: base 100 ms, cap 300 ms, and a random draw of 0.5 every time: 50, 100, then 150 ms (capped).
+        var time = new RecordingTimeProvider();
+        var handler = new ScriptedHandler(_ => ScriptedHandler.Status(503));
+        await using var host = await ScheduledHostAsync(time, handler, o =>
+        {
+            o.MaxAttempts = 4;
+            o.Retry.BackoffBase = TimeSpan.FromMilliseconds(100);
+            o.Retry.BackoffMax = TimeSpan.FromMilliseconds(300);
+        }, endpoints: 4);
+
+        // Act
+        var pending = host.CreateClient().GetAsync("http://orders/x");
+        var schedule = new List<TimeSpan>();
+        for (var i = 0; i < 3; i++)
+        {
+            var due = await time.NextFiniteTimerAsync();
+            schedule.Add(due);
+            time.Advance(due);
+        }
+
+        using var response = await pending.WaitAsync(TimeSpan.FromSeconds(10));
+
+        // Assert
+        Assert.Equal([TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(150)], schedule);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(4, handler.Calls.Select(c => c.Authority).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Retry_EveryEndpointRefuses_ErrorNamesServiceAttemptsAndEachAddress()
+    {
+        var handler = new ScriptedHandler(_ => Task.FromException<HttpResponseMessage>(ConnectRefused()));
+        await using var host = await HostAsync(handler);
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => host.CreateClient().GetAsync("http://orders/x"));
+
+        Assert.Equal(HttpRequestError.ConnectionError, error.HttpRequestError);
+        Assert.StartsWith("All 3 attempts to service 'orders' failed: ", error.Message, StringComparison.Ordinal);
+        foreach (var address in new[] { "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003" })
+        {
+            Assert.Contains(address + " connect_failure (Connection refused)", error.Message, StringComparison.Ordinal);
+        }
+
+        Assert.IsType<HttpRequestException>(error.InnerException);
+    }
+
+    [Fact]
+    public async Task Retry_ManyFailedAttempts_MessageListsFiveAndCountsTheRest()
+    {
+        var handler = new ScriptedHandler(_ => Task.FromException<HttpResponseMessage>(ConnectRefused()));
+        await using var host = ResilienceTestHost.Create(o => o.MaxAttempts = 8, primaryHandler: handler);
+        host.SetEndpoints(Enumerable.Range(1, 8).Select(i => $"127.0.0.1:{9000 + i}").ToArray());
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => host.CreateClient().GetAsync("http://orders/x"));
+
+        Assert.Equal(8, handler.Count);
+        Assert.Equal(5, error.Message.Split("connect_failure").Length - 1);
+        Assert.EndsWith("; and 3 more.", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Retry_EndpointsRunOut_NoEndpointsErrorListsEachFailure()
+    {
+        var handler = new ScriptedHandler(_ => Task.FromException<HttpResponseMessage>(ConnectRefused()));
+        await using var host = ResilienceTestHost.Create(o => o.MaxAttempts = 5, primaryHandler: handler);
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002");
+
+        var error = await Assert.ThrowsAsync<NoEndpointsException>(() => host.CreateClient().GetAsync("http://orders/x"));
+
+        Assert.Equal("orders", error.ServiceName);
+        Assert.StartsWith("Service 'orders' has no endpoint left to try after 2 failed attempt(s): ", error.Message, StringComparison.Ordinal);
+        Assert.Contains("127.0.0.1:9001 connect_failure", error.Message, StringComparison.Ordinal);
+        Assert.Contains("127.0.0.1:9002 connect_failure", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -182,19 +290,53 @@ public sealed class RetryTests
     }
 
     [Fact]
-    public async Task Retry_OverallDeadlinePasses_FailsWithTimeout()
+    public async Task Retry_OverallDeadlinePasses_FailsWithTimeoutDuringTheThirdAttempt()
     {
+        // Arrange: attempts time out after 150 ms, the request after 400 ms; backoffs are 0.5 ms (waited as 1 ms, the
+        // timers' granularity, rather than not at all) and 1 ms.
+        var time = new RecordingTimeProvider();
         var handler = new ScriptedHandler(ScriptedHandler.Hang);
-        await using var host = await HostAsync(handler, o =>
+        await using var host = await ScheduledHostAsync(time, handler, o =>
         {
+            o.MaxAttempts = 3;
+            o.Retry.BackoffBase = TimeSpan.FromMilliseconds(1);
+            o.Retry.BackoffMax = TimeSpan.FromMilliseconds(5);
             o.Retry.PerTryTimeout = TimeSpan.FromMilliseconds(150);
             o.Retry.Timeout = TimeSpan.FromMilliseconds(400);
         });
 
-        var error = await Assert.ThrowsAsync<TaskCanceledException>(() => host.CreateClient().GetAsync("http://orders/x").WaitAsync(TimeSpan.FromSeconds(10)));
+        // Act: move the clock from timer to timer; every timer that fires arms the next one, until the deadline.
+        var pending = host.CreateClient().GetAsync("http://orders/x");
+        var now = TimeSpan.Zero;
+        var due = new List<TimeSpan>();
+        var fired = new List<TimeSpan>();
+        for (var step = 0; step < 20 && !pending.IsCompleted; step++)
+        {
+            await Eventually.TrueAsync(() => time.HasUnreadTimer || pending.IsCompleted, TimeSpan.FromSeconds(10), "the pipeline arms its next timer");
+            while (time.HasUnreadTimer)
+            {
+                due.Add(now + await time.NextTimerAsync());
+            }
 
+            if (pending.IsCompleted)
+            {
+                break;
+            }
+
+            var next = due.Min();
+            due.Remove(next);
+            time.Advance(next - now);
+            now = next;
+            fired.Add(now);
+        }
+
+        var error = await Assert.ThrowsAsync<TaskCanceledException>(() => pending.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        // Assert
+        Assert.Equal([150, 151, 301, 302, 400], fired.Select(t => t.TotalMilliseconds));
+        Assert.Equal(3, handler.Count);
         Assert.IsType<TimeoutException>(error.InnerException);
-        Assert.Contains("deadline", error.Message, StringComparison.Ordinal);
+        Assert.Contains("deadline of 400 ms", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -212,7 +354,7 @@ public sealed class RetryTests
     [Fact]
     public void RetryBudget_NoTraffic_OnlyTheMinimumIsAllowed()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, minRetriesPerSecond: 3);
 
         var allowed = Enumerable.Range(0, 100).Count(_ => budget.TryWithdraw());
@@ -223,7 +365,7 @@ public sealed class RetryTests
     [Fact]
     public void RetryBudget_Requests_EarnTheirRatio()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, minRetriesPerSecond: 0);
         for (var i = 0; i < 100; i++)
         {
@@ -238,7 +380,7 @@ public sealed class RetryTests
     [Fact]
     public void RetryBudget_WindowSlides_OldRequestsAndRetriesExpire()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.5, minRetriesPerSecond: 0);
         for (var i = 0; i < 10; i++)
         {
@@ -252,5 +394,12 @@ public sealed class RetryTests
         budget.OnRequest();
         Assert.True(budget.TryWithdraw());
         Assert.False(budget.TryWithdraw());
+    }
+
+    private sealed class HalfRandom : RandomSource
+    {
+        public override int Next(int maxExclusive) => maxExclusive / 2;
+
+        public override double NextDouble() => 0.5;
     }
 }

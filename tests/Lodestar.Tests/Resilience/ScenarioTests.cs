@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Lodestar.Resilience;
+using Lodestar.Resilience.Admission;
 using Lodestar.Testing;
 using Xunit.Abstractions;
 

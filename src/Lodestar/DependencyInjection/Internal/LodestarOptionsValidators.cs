@@ -1,3 +1,4 @@
+using System.Reflection;
 using Lodestar.Discovery;
 using Lodestar.Http;
 using Lodestar.LoadBalancing;
@@ -107,6 +108,43 @@ internal sealed class LodestarClientOptionsSetup(IServiceProvider services) : IC
     public void Configure(string? name, LodestarClientOptions options)
     {
         var configuration = services.GetService<IConfiguration>();
-        configuration?.GetSection(LodestarOptions.SectionName).GetSection("Clients").GetSection(name ?? Options.DefaultName).Bind(options);
+        var section = configuration?.GetSection(LodestarOptions.SectionName).GetSection("Clients").GetSection(name ?? Options.DefaultName);
+        if (section is null || !section.Exists())
+        {
+            return;
+        }
+
+        // The health settings are overrides of the service's: only the keys present in configuration count as set. The
+        // binder calls every setter of a section it visits (with the current value when the key is absent), so keep
+        // the three as they were and then set the present keys alone.
+        var outlier = options.OutlierDetection.Clone();
+        var checks = options.HealthChecks.Clone();
+        var breaker = options.CircuitBreaker.Clone();
+        section.Bind(options);
+        options.OutlierDetection.CopyFrom(outlier);
+        options.HealthChecks.CopyFrom(checks);
+        options.CircuitBreaker.CopyFrom(breaker);
+        BindPresentKeys(section.GetSection(nameof(options.OutlierDetection)), options.OutlierDetection, outlier);
+        BindPresentKeys(section.GetSection(nameof(options.HealthChecks)), options.HealthChecks, checks);
+        BindPresentKeys(section.GetSection(nameof(options.CircuitBreaker)), options.CircuitBreaker, breaker);
+    }
+
+    private static void BindPresentKeys<T>(IConfigurationSection section, T target, T scratch)
+        where T : class
+    {
+        if (!section.Exists())
+        {
+            return;
+        }
+
+        section.Bind(scratch);
+        foreach (var key in section.GetChildren())
+        {
+            var property = typeof(T).GetProperty(key.Key, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
+            if (property is { CanWrite: true })
+            {
+                property.SetValue(target, property.GetValue(scratch));
+            }
+        }
     }
 }

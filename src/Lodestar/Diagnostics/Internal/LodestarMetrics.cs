@@ -128,12 +128,12 @@ internal sealed class LodestarMetrics
         }
     }
 
-    public void RecordBreakerTransition(string service, string endpoint, Resilience.Internal.CircuitState state)
+    public void RecordBreakerTransition(string service, string endpoint, Health.CircuitState state)
         => BreakerTransitions.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.endpoint", endpoint),
             new KeyValuePair<string, object?>("lodestar.circuit_breaker.state", state switch
             {
-                Resilience.Internal.CircuitState.Open => "open",
-                Resilience.Internal.CircuitState.HalfOpen => "half_open",
+                Health.CircuitState.Open => "open",
+                Health.CircuitState.HalfOpen => "half_open",
                 _ => "closed",
             }));
 

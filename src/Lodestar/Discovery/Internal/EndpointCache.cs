@@ -11,8 +11,15 @@ namespace Lodestar.Discovery.Internal;
 /// <summary>
 /// The process-wide endpoint cache: one <see cref="EndpointWatcher"/> per (source, service), shared by every caller.
 /// </summary>
-internal sealed class EndpointCache : IEndpointResolver, IAsyncDisposable
+/// <remarks>
+/// Disposable both ways, so that a container disposed synchronously (<c>ServiceProvider.Dispose</c>) works: the
+/// synchronous path stops every watcher and waits for their loops, at most <see cref="SyncDisposeTimeout"/> in all.
+/// </remarks>
+internal sealed class EndpointCache : IEndpointResolver, IAsyncDisposable, IDisposable
 {
+    /// <summary>The longest a synchronous <see cref="Dispose"/> waits for the watchers' loops to end.</summary>
+    internal static readonly TimeSpan SyncDisposeTimeout = TimeSpan.FromSeconds(10);
+
     private readonly IEndpointSourceProvider[] _providers;
     private readonly FrozenDictionary<string, IEndpointSourceProvider> _providersByName;
     private readonly IOptionsMonitor<LodestarOptions> _options;
@@ -88,6 +95,32 @@ internal sealed class EndpointCache : IEndpointResolver, IAsyncDisposable
         }
 
         _watchers.Clear();
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+
+        // Start stopping every watcher first (cancellation is synchronous), then wait for their loops together.
+        var stopping = new List<Task>();
+        foreach (var lazy in _watchers.Values)
+        {
+            if (lazy.IsValueCreated)
+            {
+                stopping.Add(lazy.Value.DisposeAsync().AsTask());
+            }
+        }
+
+        _watchers.Clear();
+        try
+        {
+            // Every await below DisposeAsync uses ConfigureAwait(false), so blocking here cannot deadlock.
+            Task.WaitAll([.. stopping], SyncDisposeTimeout);
+        }
+        catch (AggregateException)
+        {
+            // A watcher's loop ended with an error while stopping: it is stopped all the same.
+        }
     }
 
     private string ChooseSource(string service)

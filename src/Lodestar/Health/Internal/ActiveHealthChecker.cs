@@ -1,39 +1,34 @@
 using Lodestar.Diagnostics.Internal;
-using Lodestar.Discovery;
 using Lodestar.Internal;
 using Lodestar.LoadBalancing;
-using Lodestar.LoadBalancing.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Health.Internal;
 
 /// <summary>
 /// Probes every endpoint of one service with an HTTP GET, all on one timer per service: a round checks all endpoints
-/// concurrently, applies the results, rebuilds the picker when a flag changed, and re-arms the timer for the interval
-/// plus a random jitter. A change of the endpoint set brings the next round forward, so new endpoints are checked soon.
+/// concurrently, applies the results to the endpoints' states, has the stage publish a new snapshot when a flag
+/// changed, and re-arms the timer for the interval plus a random jitter. A change of the endpoint set brings the next
+/// round forward (<see cref="CheckSoon"/>), so new endpoints are checked soon.
 /// </summary>
 internal sealed partial class ActiveHealthChecker : IDisposable
 {
-    private readonly ServiceHealth _health;
-    private readonly ServiceBalancer _balancer;
+    private readonly HealthStage _stage;
     private readonly HealthCheckOptions _options;
     private readonly TimeProvider _timeProvider;
     private readonly RandomSource _random;
-    private readonly LodestarMetrics _metrics;
+    private readonly LodestarMetrics? _metrics;
     private readonly ILogger _logger;
     private readonly HttpMessageInvoker _invoker;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ITimer _timer;
-    private readonly IDisposable? _subscription;
     private int _running;
     private int _rerun;
     private volatile bool _disposed;
 
-    public ActiveHealthChecker(ServiceHealth health, ServiceBalancer balancer, HealthCheckOptions options, IEndpointResolver resolver, string? sourceName,
-        TimeProvider timeProvider, RandomSource random, LodestarMetrics metrics, ILogger logger)
+    public ActiveHealthChecker(HealthStage stage, HealthCheckOptions options, TimeProvider timeProvider, RandomSource random, LodestarMetrics? metrics, ILogger logger)
     {
-        _health = health;
-        _balancer = balancer;
+        _stage = stage;
         _options = options;
         _timeProvider = timeProvider;
         _random = random;
@@ -47,33 +42,23 @@ internal sealed partial class ActiveHealthChecker : IDisposable
             UseProxy = false,
             UseCookies = false,
         });
-        balancer.NewEndpointsStartUnhealthy = options.HoldNewEndpointsUntilHealthy;
         using (ExecutionContext.SuppressFlow())
         {
             _timer = timeProvider.CreateTimer(static s => ((ActiveHealthChecker)s!).OnTimer(), this, TimeSpan.Zero, Timeout.InfiniteTimeSpan);
-            try
-            {
-                _subscription = resolver.Watch(balancer.ServiceName, sourceName, _ => CheckSoon());
-            }
-            catch (EndpointResolutionException ex)
-            {
-                // The balancer exists, so its source does; without the subscription new endpoints wait one interval.
-                Log.SubscribeFailed(_logger, balancer.ServiceName, ex);
-            }
         }
     }
 
     public void Dispose()
     {
         _disposed = true;
-        _subscription?.Dispose();
         _timer.Dispose();
         _stopping.Cancel();
         _stopping.Dispose();
         _invoker.Dispose();
     }
 
-    private void CheckSoon()
+    /// <summary>Brings the next round forward: the endpoint set changed.</summary>
+    public void CheckSoon()
     {
         if (!_disposed)
         {
@@ -95,8 +80,8 @@ internal sealed partial class ActiveHealthChecker : IDisposable
         var rerun = false;
         try
         {
-            var endpoints = _balancer.Endpoints;
-            var checks = new Task<bool>[endpoints.Count];
+            var endpoints = _stage.Snapshot.Endpoints;
+            var checks = new Task<bool>[endpoints.Length];
             for (var i = 0; i < checks.Length; i++)
             {
                 checks[i] = CheckAsync(endpoints[i]);
@@ -105,12 +90,12 @@ internal sealed partial class ActiveHealthChecker : IDisposable
             var results = await Task.WhenAll(checks).ConfigureAwait(false);
             if (Array.IndexOf(results, true) >= 0)
             {
-                _balancer.RefreshHealth();
+                _stage.PublishHealth();
             }
         }
         catch (Exception ex) when (!_disposed)
         {
-            Log.RoundFailed(_logger, _balancer.ServiceName, ex);
+            Log.RoundFailed(_logger, _stage.ServiceName, ex);
         }
         catch (ObjectDisposedException)
         {
@@ -151,7 +136,7 @@ internal sealed partial class ActiveHealthChecker : IDisposable
             passed = status >= _options.MinHealthyStatus && status <= _options.MaxHealthyStatus;
             if (!passed)
             {
-                Log.CheckFailed(_logger, _balancer.ServiceName, endpoint.Address, $"status {status}");
+                Log.CheckFailed(_logger, _stage.ServiceName, endpoint.Address, $"status {status}");
             }
         }
         catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException or UriFormatException)
@@ -162,11 +147,11 @@ internal sealed partial class ActiveHealthChecker : IDisposable
             }
 
             passed = false;
-            Log.CheckFailed(_logger, _balancer.ServiceName, endpoint.Address, timeout.IsCancellationRequested ? "timeout" : ex.Message);
+            Log.CheckFailed(_logger, _stage.ServiceName, endpoint.Address, timeout.IsCancellationRequested ? "timeout" : ex.Message);
         }
 
-        _metrics.RecordHealthCheck(_balancer.ServiceName, endpoint.Address, passed);
-        return _health.ApplyCheck(state, passed, _options);
+        _metrics?.RecordHealthCheck(_stage.ServiceName, endpoint.Address, passed);
+        return _stage.ApplyCheck(state, passed);
     }
 
     private static partial class Log
@@ -176,8 +161,5 @@ internal sealed partial class ActiveHealthChecker : IDisposable
 
         [LoggerMessage(211, LogLevel.Error, "A health check round of service {Service} failed.", EventName = "HealthCheckRoundFailed")]
         public static partial void RoundFailed(ILogger logger, string service, Exception exception);
-
-        [LoggerMessage(212, LogLevel.Warning, "Active health checks of service {Service} cannot follow endpoint changes; new endpoints are checked on the next round.", EventName = "HealthCheckSubscribeFailed")]
-        public static partial void SubscribeFailed(ILogger logger, string service, Exception exception);
     }
 }

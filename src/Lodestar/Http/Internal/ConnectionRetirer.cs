@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
 using Lodestar.Endpoints;
+using Lodestar.LoadBalancing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -27,12 +27,18 @@ namespace Lodestar.Http.Internal;
 /// address awaits response headers, it has moved no bytes for <see cref="LodestarOptions.RetireQuietPeriod"/> and no
 /// write is in progress; the pool then sees the connection closed and discards it. Requests in flight finish first.
 /// </para>
+/// <para>
+/// Requests awaiting headers are read from the <see cref="EndpointState"/> records of the address (every health stage
+/// that holds it reports its states through <see cref="Track"/>): the request path keeps no count of its own here. A
+/// state that left its stage stays known while requests to it are in flight, and is forgotten once they are done.
+/// </para>
 /// </remarks>
 internal sealed partial class ConnectionRetirer
 {
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<TrackedStream, byte>> _connections = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentDictionary<string, byte> _retired = new(StringComparer.OrdinalIgnoreCase);
-    private readonly ConcurrentDictionary<string, StrongBox<int>> _awaiting = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, EndpointState[]> _states = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Lock _statesGate = new();
     private readonly Dictionary<string, int> _members = new(StringComparer.OrdinalIgnoreCase);
     private readonly Lock _membersGate = new();
     private readonly TimeProvider _timeProvider;
@@ -132,21 +138,88 @@ internal sealed partial class ConnectionRetirer
         }
     }
 
-    /// <summary>Marks that a request to <paramref name="address"/> is waiting for its response headers.</summary>
-    /// <returns>The counter to pass to <see cref="ResponseArrived"/>.</returns>
-    public StrongBox<int> AwaitResponse(string address)
+    /// <summary>
+    /// Records endpoint states a health stage created (<paramref name="added"/>) and states that left it
+    /// (<paramref name="removed"/>); a removed state is kept while requests to it are in flight.
+    /// </summary>
+    public void Track(IReadOnlyList<EndpointState>? added, IReadOnlyList<EndpointState>? removed)
     {
-        var counter = _awaiting.GetOrAdd(address, static _ => new StrongBox<int>());
-        Interlocked.Increment(ref counter.Value);
-        return counter;
+        lock (_statesGate)
+        {
+            if (added is not null)
+            {
+                foreach (var state in added)
+                {
+                    var address = state.Endpoint.Address;
+                    _states[address] = [.. Prune(_states.GetValueOrDefault(address)), state];
+                }
+            }
+
+            if (removed is not null)
+            {
+                foreach (var state in removed)
+                {
+                    // Departed is set by the stage; pruning drops the state now unless a request to it is in flight.
+                    SetPruned_NeedsLock(state.Endpoint.Address);
+                }
+            }
+        }
     }
 
-    /// <summary>Marks that a request counted by <see cref="AwaitResponse"/> got its response headers or failed.</summary>
-    public static void ResponseArrived(StrongBox<int> counter) => Interlocked.Decrement(ref counter.Value);
+    /// <summary>
+    /// Keeps a state that left its stage known again: an attempt picked it from an older picker just as it left.
+    /// The caller checks <see cref="EndpointState.Departed"/> after counting the attempt in flight, and
+    /// <see cref="Track"/> reads the in-flight count after the stage marked it departed (under a lock, a full fence),
+    /// so either the pruning sees the attempt or the attempt sees the departure.
+    /// </summary>
+    public void Revive(EndpointState state)
+    {
+        lock (_statesGate)
+        {
+            var address = state.Endpoint.Address;
+            var states = _states.GetValueOrDefault(address) ?? [];
+            if (Array.IndexOf(states, state) < 0)
+            {
+                _states[address] = [.. states, state];
+            }
+        }
+    }
 
     /// <summary>Gets whether any request to <paramref name="address"/> still waits for response headers.</summary>
     internal bool IsAwaitingResponse(string address)
-        => _awaiting.TryGetValue(address, out var counter) && Volatile.Read(ref counter.Value) > 0;
+    {
+        if (!_states.TryGetValue(address, out var states))
+        {
+            return false;
+        }
+
+        var awaiting = false;
+        var departedIdle = false;
+        foreach (var state in states)
+        {
+            if (state.InFlight > 0)
+            {
+                awaiting = true;
+            }
+            else if (state.Departed)
+            {
+                departedIdle = true;
+            }
+        }
+
+        if (departedIdle)
+        {
+            lock (_statesGate)
+            {
+                SetPruned_NeedsLock(address);
+            }
+        }
+
+        return awaiting;
+    }
+
+    /// <summary>Gets how many endpoint states are known for <paramref name="address"/> (tests).</summary>
+    internal int CountStates(string address) => _states.TryGetValue(address, out var states) ? states.Length : 0;
 
     /// <summary>Gets how many tracked connections to <paramref name="address"/> are open.</summary>
     internal int CountOpen(string address) => _connections.TryGetValue(address, out var streams) ? streams.Count : 0;
@@ -168,6 +241,22 @@ internal sealed partial class ConnectionRetirer
     }
 
     internal void OnRetireCheckFailed(string address, Exception error) => Log.RetireCheckFailed(_logger, address, error);
+
+    private void SetPruned_NeedsLock(string address)
+    {
+        var pruned = Prune(_states.GetValueOrDefault(address));
+        if (pruned.Length == 0)
+        {
+            _states.TryRemove(address, out _);
+        }
+        else
+        {
+            _states[address] = pruned;
+        }
+    }
+
+    private static EndpointState[] Prune(EndpointState[]? states)
+        => states is null ? [] : Array.FindAll(states, static s => !s.Departed || s.InFlight > 0);
 
     private static HashSet<string> Addresses(EndpointSet? set)
     {

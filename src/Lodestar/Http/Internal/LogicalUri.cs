@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace Lodestar.Http.Internal;
 
 /// <summary>
@@ -70,6 +68,4 @@ internal static class LogicalUri
 
         return false;
     }
-
-    internal static bool IsIpLiteral(string host) => IPAddress.TryParse(host, out _);
 }

@@ -22,7 +22,7 @@ internal sealed class RoundRobinPolicy(RandomSource random) : ILoadBalancingPoli
         // uint keeps the modulo non-negative when the counter wraps.
         private uint _next = start;
 
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
             => endpoints[(int)(Interlocked.Increment(ref _next) % (uint)endpoints.Length)];
     }
 }
@@ -96,7 +96,7 @@ internal sealed class WeightedRoundRobinPicker : EndpointPicker
         return weights;
     }
 
-    public override EndpointState Pick(HttpRequestMessage? request) => _endpoints[NextIndex()];
+    public override EndpointState Pick(in PickContext context) => _endpoints[NextIndex()];
 
     /// <summary>Returns the index of the next endpoint; lock-free.</summary>
     public int NextIndex()
@@ -131,7 +131,7 @@ internal sealed class RandomPolicy(RandomSource random) : ILoadBalancingPolicy
 
     private sealed class RandomPicker(EndpointState[] endpoints, RandomSource random) : EndpointPicker
     {
-        public override EndpointState Pick(HttpRequestMessage? request) => endpoints[random.Next(endpoints.Length)];
+        public override EndpointState Pick(in PickContext context) => endpoints[random.Next(endpoints.Length)];
     }
 }
 
@@ -167,7 +167,7 @@ internal sealed class LeastRequestPolicy(RandomSource random) : ILoadBalancingPo
     /// <summary>Fewest in flight among <c>choices</c> random endpoints (two distinct ones for the default of 2).</summary>
     internal sealed class ChoicesPicker(EndpointState[] endpoints, RandomSource random, int choices) : EndpointPicker
     {
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
         {
             var count = endpoints.Length;
             var first = random.Next(count);
@@ -213,12 +213,12 @@ internal sealed class LeastRequestPolicy(RandomSource random) : ILoadBalancingPo
     {
         private const int MaxProposals = 16;
 
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
         {
             if (afterSlowStart is not null && slowStart is not null && !slowStart.IsActive(out _))
             {
                 // Equal weights and the ramp is over: plain choice of the least loaded.
-                return afterSlowStart.Pick(request);
+                return afterSlowStart.Pick(in context);
             }
 
             EndpointState? best = null;

@@ -1,23 +1,28 @@
 namespace Lodestar.LoadBalancing.Internal;
 
 /// <summary>
-/// What the endpoints of one balancer share: the clock and latency settings for peak-EWMA, and the service-wide
-/// number of requests in flight (bounded-load consistent hashing needs the total without summing every endpoint).
+/// What the endpoint states of one health stage share: the clock, the peak-EWMA settings, which optional statistics
+/// the stage's policies need, and the service-wide number of requests in flight (bounded-load consistent hashing
+/// needs the total without summing every endpoint).
 /// </summary>
 internal sealed class EndpointTracking
 {
-    /// <summary>Tracking for endpoint states created outside a balancer (tests, tools): system clock, default settings.</summary>
-    public static readonly EndpointTracking Default = new(TimeProvider.System, LoadBalancingOptions.DefaultPeakEwmaDecay, LoadBalancingOptions.DefaultPeakEwmaFailurePenalty);
-
     private int _inFlight;
+    private int _statistics;
 
-    public EndpointTracking(TimeProvider timeProvider, TimeSpan decay, TimeSpan failurePenalty)
+    public EndpointTracking(TimeProvider timeProvider, TimeSpan decay, TimeSpan failurePenalty, EndpointStatistics statistics = EndpointStatistics.None)
     {
         TimeProvider = timeProvider;
         // Decay is applied as exp(-elapsed / tau) with elapsed in timestamp units; keep 1/tau to multiply on the hot path.
         InverseDecayTicks = 1.0 / Math.Max(1.0, decay.TotalSeconds * timeProvider.TimestampFrequency);
         FailurePenaltySeconds = failurePenalty.TotalSeconds;
+        _statistics = (int)statistics;
     }
+
+    /// <summary>Creates tracking for endpoint states made outside a health stage (tests, tools): every statistic on.</summary>
+    public static EndpointTracking CreateDefault(TimeProvider? timeProvider = null)
+        => new(timeProvider ?? TimeProvider.System, LoadBalancingOptions.DefaultPeakEwmaDecay, LoadBalancingOptions.DefaultPeakEwmaFailurePenalty,
+            EndpointStatistics.Latency | EndpointStatistics.ServiceLoad);
 
     public TimeProvider TimeProvider { get; }
 
@@ -25,8 +30,22 @@ internal sealed class EndpointTracking
 
     public double FailurePenaltySeconds { get; }
 
-    /// <summary>Gets the number of requests in flight to all endpoints of the balancer.</summary>
-    public int InFlight => Volatile.Read(ref _inFlight);
+    /// <summary>Gets the statistics updated per request: the union of what the stage's policies asked for.</summary>
+    public EndpointStatistics Statistics => (EndpointStatistics)Volatile.Read(ref _statistics);
+
+    /// <summary>Gets the number of requests in flight to all endpoints, when <see cref="EndpointStatistics.ServiceLoad"/> is tracked.</summary>
+    public int InFlight => Math.Max(0, Volatile.Read(ref _inFlight));
+
+    /// <summary>Adds statistics to track from now on; they are never turned off again.</summary>
+    public void Require(EndpointStatistics statistics)
+    {
+        int current;
+        do
+        {
+            current = Volatile.Read(ref _statistics);
+        }
+        while ((current | (int)statistics) != current && Interlocked.CompareExchange(ref _statistics, current | (int)statistics, current) != current);
+    }
 
     public void OnRequestStarted() => Interlocked.Increment(ref _inFlight);
 

@@ -24,10 +24,20 @@ internal sealed class HashKeyExtractor
         _selector = options.HashKeySelector;
     }
 
-    /// <summary>Gets the hash of the request's key; <see langword="false"/> when the request has none.</summary>
-    public bool TryGetHash(HttpRequestMessage? request, out ulong hash)
+    /// <summary>
+    /// Gets the hash of the request's key: the context's precomputed <see cref="PickContext.RequestHash"/> when set,
+    /// otherwise the configured key of the request; <see langword="false"/> when there is none.
+    /// </summary>
+    public bool TryGetHash(in PickContext context, out ulong hash)
     {
+        if (context.RequestHash is { } precomputed)
+        {
+            hash = precomputed;
+            return true;
+        }
+
         hash = 0;
+        var request = context.Request;
         if (request is null)
         {
             return false;

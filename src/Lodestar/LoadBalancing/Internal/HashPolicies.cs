@@ -19,6 +19,9 @@ internal sealed class RingHashPolicy(RandomSource random) : ILoadBalancingPolicy
 {
     public string Name => LoadBalancingPolicies.RingHash;
 
+    /// <summary>Gets the service-wide load, which bounded loads compare each endpoint's in-flight count with.</summary>
+    public EndpointStatistics Statistics => EndpointStatistics.ServiceLoad;
+
     public EndpointPicker CreatePicker(LoadBalancingContext context)
     {
         var endpoints = context.Endpoints.ToArray();
@@ -85,9 +88,9 @@ internal sealed class RingHashPolicy(RandomSource random) : ILoadBalancingPolicy
         /// <summary>Gets the number of points on the ring.</summary>
         public int RingSize => hashes.Length;
 
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
         {
-            if (!keys.TryGetHash(request, out var hash))
+            if (!keys.TryGetHash(in context, out var hash))
             {
                 hash = RandomHash(random);
             }
@@ -204,9 +207,9 @@ internal sealed class MaglevPolicy(RandomSource random) : ILoadBalancingPolicy
 
     internal sealed class MaglevPicker(EndpointState[] endpoints, int[] table, HashKeyExtractor keys, RandomSource random) : EndpointPicker
     {
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
         {
-            if (!keys.TryGetHash(request, out var hash))
+            if (!keys.TryGetHash(in context, out var hash))
             {
                 hash = RingHashPolicy.RandomHash(random);
             }

@@ -16,13 +16,15 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
 {
     public string Name => LoadBalancingPolicies.PeakEwma;
 
+    public EndpointStatistics Statistics => EndpointStatistics.Latency;
+
     public EndpointPicker CreatePicker(LoadBalancingContext context)
         => new PeakEwmaPicker(context.Endpoints.ToArray(), random, context.TimeProvider, context.Options.PeakEwmaDefaultRtt.TotalSeconds,
             Math.Clamp(context.Options.ChoiceCount, 2, 100));
 
     internal sealed class PeakEwmaPicker(EndpointState[] endpoints, RandomSource random, TimeProvider clock, double defaultRtt, int choices) : EndpointPicker
     {
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
         {
             var now = clock.GetTimestamp();
             var count = endpoints.Length;

@@ -1,3 +1,4 @@
+using Lodestar.Health.Internal;
 using Lodestar.Internal;
 
 namespace Lodestar.LoadBalancing.Internal;
@@ -26,10 +27,11 @@ internal static class PickerBuilder
 
     public readonly record struct Result(EndpointPicker? Picker, EndpointState[] Routable, bool Panic);
 
-    public static Result Build(ILoadBalancingPolicy policy, string serviceName, EndpointState[] all, double panicThreshold,
+    public static Result Build(ILoadBalancingPolicy policy, string serviceName, HealthSnapshot snapshot, double panicThreshold,
         LoadBalancingOptions options, TimeProvider timeProvider, RandomSource random)
     {
-        var state = new BuildState(policy, serviceName, options, timeProvider, random, panicThreshold);
+        var all = snapshot.Endpoints;
+        var state = new BuildState(policy, serviceName, options, timeProvider, random, panicThreshold, snapshot);
         if (all.Length == 0)
         {
             return new Result(null, [], false);
@@ -130,7 +132,7 @@ internal static class PickerBuilder
     }
 
     private sealed class BuildState(ILoadBalancingPolicy policy, string serviceName, LoadBalancingOptions options, TimeProvider timeProvider,
-        RandomSource random, double panicThreshold)
+        RandomSource random, double panicThreshold, HealthSnapshot snapshot)
     {
         private readonly string? _localZone = options.ResolveLocalZone();
         private readonly double _overprovisioning = Math.Clamp(options.OverprovisioningFactor, 1, 10);
@@ -152,7 +154,7 @@ internal static class PickerBuilder
             double totalHealth = 0;
             for (var i = 0; i < count; i++)
             {
-                healthy[i] = Array.FindAll(levels[i], static s => s.IsHealthy);
+                healthy[i] = Array.FindAll(levels[i], snapshot.IsHealthy);
                 health[i] = Math.Min(1, _overprovisioning * healthy[i].Length / levels[i].Length);
                 totalHealth += health[i];
             }
@@ -350,10 +352,10 @@ internal static class PickerBuilder
             _cumulative[^1] = double.MaxValue;
         }
 
-        public override EndpointState Pick(HttpRequestMessage? request)
+        public override EndpointState Pick(in PickContext context)
         {
             double draw;
-            if (_stickyKeys is not null && _stickyKeys.TryGetHash(request, out var hash))
+            if (_stickyKeys is not null && _stickyKeys.TryGetHash(in context, out var hash))
             {
                 // Remix the key's hash (splitmix64 finaliser) so the split does not correlate with ring positions.
                 hash ^= hash >> 30;
@@ -373,16 +375,16 @@ internal static class PickerBuilder
             {
                 if (draw < cumulative[i])
                 {
-                    return _children[i].Pick(request);
+                    return _children[i].Pick(in context);
                 }
             }
 
-            return _children[^1].Pick(request);
+            return _children[^1].Pick(in context);
         }
     }
 
     private sealed class SinglePicker(EndpointState only) : EndpointPicker
     {
-        public override EndpointState Pick(HttpRequestMessage? request) => only;
+        public override EndpointState Pick(in PickContext context) => only;
     }
 }

@@ -1,150 +1,115 @@
-using Lodestar.Endpoints;
+using Lodestar.Health.Internal;
 using Lodestar.Internal;
 
 namespace Lodestar.LoadBalancing.Internal;
 
 /// <summary>
-/// Holds one service's per-endpoint state and its current picker, rebuilt whenever the endpoint set or health changes.
+/// One policy over one health stage: rebuilds an immutable picker from each snapshot the stage publishes, and picks
+/// from the current one without a lock.
 /// </summary>
 /// <remarks>
-/// Concurrency rule (as in YARP's cluster state): writers serialise on <see cref="_updateGate"/>, build a new
-/// immutable <see cref="Snapshot"/> and publish it with one volatile write; <see cref="Pick"/> reads that reference
-/// once and never locks. <see cref="EndpointState"/> objects outlive snapshots, so counters are never reset.
+/// Concurrency rule (as in YARP's cluster state): rebuilds serialise on <see cref="_buildGate"/>, read the stage's
+/// latest snapshot (never an older one: a late notification finds nothing newer and returns), build a new immutable
+/// <see cref="Built"/> and publish it with one volatile write; <see cref="Pick"/> reads that reference once and never
+/// locks. The <see cref="EndpointState"/> records belong to the stage and outlive every picker.
 /// </remarks>
-internal sealed class ServiceBalancer
+internal sealed class ServiceBalancer : IDisposable
 {
-    private static readonly Snapshot s_empty = new(null, [], [], 0);
+    private static readonly Built s_empty = new(null, [], [], false, 0, 0);
 
     private readonly ILoadBalancingPolicy _policy;
-    private readonly TimeProvider _timeProvider;
     private readonly RandomSource _random;
     private readonly LoadBalancingOptions _options;
-    private readonly EndpointTracking _tracking;
-    private readonly Lock _updateGate = new();
-    private Dictionary<DiscoveredEndpoint, EndpointState> _states = [];
-    private volatile Snapshot _snapshot = s_empty;
-    private long _setVersion;
+    private readonly Lock _buildGate = new();
+    private readonly IDisposable _subscription;
+    private volatile Built _built = s_empty;
 
-    public ServiceBalancer(string serviceName, ILoadBalancingPolicy policy, TimeProvider timeProvider, double panicThreshold, RandomSource random,
-        LoadBalancingOptions? options = null)
+    public ServiceBalancer(HealthStage stage, ILoadBalancingPolicy policy, double panicThreshold, RandomSource random, LoadBalancingOptions? options = null)
     {
+        Stage = stage;
         _options = options ?? new LoadBalancingOptions();
-        _tracking = new EndpointTracking(timeProvider, _options.PeakEwmaDecay, _options.PeakEwmaFailurePenalty);
-        ServiceName = serviceName;
         _policy = policy;
-        _timeProvider = timeProvider;
         PanicThreshold = panicThreshold;
         _random = random;
+        _subscription = stage.Subscribe(policy.Statistics, Refresh);
+        Refresh();
     }
 
-    public string ServiceName { get; }
+    /// <summary>Gets the health stage the balancer builds from.</summary>
+    public HealthStage Stage { get; }
+
+    public string ServiceName => Stage.ServiceName;
 
     public string PolicyName => _policy.Name;
 
     /// <summary>Gets the fraction of healthy endpoints below which all endpoints are used (Envoy's panic mode).</summary>
     public double PanicThreshold { get; }
 
-    /// <summary>Gets the version of the endpoint set last applied; 0 before the first.</summary>
-    public long SetVersion => Interlocked.Read(ref _setVersion);
+    /// <summary>Gets the version of the endpoint set the current picker was built from; 0 before the first.</summary>
+    public long SetVersion => _built.SetVersion;
 
     /// <summary>Gets every endpoint that may take traffic (weight above 0), healthy or not.</summary>
-    public IReadOnlyList<EndpointState> Endpoints => _snapshot.All;
+    public IReadOnlyList<EndpointState> Endpoints => _built.All;
 
     /// <summary>Gets the endpoints the current picker balances over.</summary>
-    public IReadOnlyList<EndpointState> Routable => _snapshot.Routable;
+    public IReadOnlyList<EndpointState> Routable => _built.Routable;
 
     /// <summary>Gets whether the current picker routes over unhealthy endpoints because too few are healthy.</summary>
-    public bool InPanic => _snapshot.Panic;
+    public bool InPanic => _built.Panic;
 
-    /// <summary>
-    /// Gets or sets whether an endpoint seen for the first time starts unhealthy by active checks, so it takes no
-    /// traffic until its first check passes. Set by the active health checker.
-    /// </summary>
-    public bool NewEndpointsStartUnhealthy { get; set; }
-
-    /// <summary>Applies a newer endpoint set; older or equal versions are ignored.</summary>
-    public void Update(EndpointSet set)
+    /// <summary>Rebuilds the picker from the stage's latest snapshot, unless it was already built from it.</summary>
+    public void Refresh()
     {
-        lock (_updateGate)
+        lock (_buildGate)
         {
-            if (set.Version <= _setVersion)
+            var snapshot = Stage.Snapshot;
+            if (snapshot.Version <= _built.HealthVersion && _built.HealthVersion != 0)
             {
                 return;
             }
 
-            var now = _timeProvider.GetTimestamp();
-            var next = new Dictionary<DiscoveredEndpoint, EndpointState>(set.Count);
-            var all = new List<EndpointState>(set.Count);
-            foreach (var endpoint in set.Endpoints)
-            {
-                if (!_states.TryGetValue(endpoint, out var state))
-                {
-                    state = new EndpointState(endpoint, now, _tracking);
-                    if (NewEndpointsStartUnhealthy)
-                    {
-                        state.SetActiveHealthy(false);
-                    }
-                }
-                else
-                {
-                    state.SetEndpoint(endpoint);
-                }
+            // Subsets, priority levels (with panic per level) and zones are layered over the policy's picker.
+            var result = PickerBuilder.Build(_policy, ServiceName, snapshot, PanicThreshold, _options, Stage.TimeProvider, _random);
 
-                next[endpoint] = state;
-                if (endpoint.Weight > 0)
-                {
-                    all.Add(state);
-                }
-            }
-
-            _states = next;
-            Rebuild_NeedsLock(all.ToArray());
-
-            // Publish the version only after the picker: callers take SetVersion > 0 to mean "ready to pick".
-            Interlocked.Exchange(ref _setVersion, set.Version);
+            // SetVersion is published with the picker: callers take SetVersion > 0 to mean "ready to pick".
+            _built = new Built(result.Picker, snapshot.Endpoints, result.Routable, result.Panic, snapshot.Version, snapshot.SetVersion);
         }
     }
-
-    /// <summary>Rebuilds the picker after a health change (ejection, active check) without a new endpoint set.</summary>
-    public void RefreshHealth()
-    {
-        lock (_updateGate)
-        {
-            Rebuild_NeedsLock(_snapshot.All);
-        }
-    }
-
-    /// <summary>Picks an endpoint, or <see langword="null"/> when the service has none. Lock-free.</summary>
-    public EndpointState? Pick(HttpRequestMessage? request) => _snapshot.Picker?.Pick(request);
 
     /// <summary>
-    /// Picks an endpoint other than those already tried (for a retry), or <see langword="null"/> when every routable
-    /// endpoint was tried. Only the retry path calls this.
+    /// Picks an endpoint, or <see langword="null"/> when the service has none or every routable endpoint is in
+    /// <see cref="PickContext.Attempted"/>. Lock-free; allocation-free.
     /// </summary>
-    public EndpointState? PickExcluding(HttpRequestMessage? request, IReadOnlyList<EndpointState> tried)
+    public EndpointState? Pick(in PickContext context)
     {
-        var snapshot = _snapshot;
-        if (snapshot.Picker is null)
+        var built = _built;
+        var picker = built.Picker;
+        if (picker is null)
         {
             return null;
         }
 
-        // Let the policy choose first, so retries still follow its preferences.
+        if (context.Attempted is not { Count: > 0 })
+        {
+            return picker.Pick(in context);
+        }
+
+        // A retry: let the policy choose first, so retries still follow its preferences.
         for (var i = 0; i < 3; i++)
         {
-            var candidate = snapshot.Picker.Pick(request);
-            if (!Contains(tried, candidate))
+            var candidate = picker.Pick(in context);
+            if (!context.WasAttempted(candidate))
             {
                 return candidate;
             }
         }
 
-        var routable = snapshot.Routable;
+        var routable = built.Routable;
         var start = _random.Next(routable.Length);
         for (var i = 0; i < routable.Length; i++)
         {
             var candidate = routable[(start + i) % routable.Length];
-            if (!Contains(tried, candidate))
+            if (!context.WasAttempted(candidate))
             {
                 return candidate;
             }
@@ -153,27 +118,9 @@ internal sealed class ServiceBalancer
         return null;
     }
 
-    private static bool Contains(IReadOnlyList<EndpointState> tried, EndpointState candidate)
-    {
-        for (var i = 0; i < tried.Count; i++)
-        {
-            if (ReferenceEquals(tried[i], candidate))
-            {
-                return true;
-            }
-        }
+    public void Dispose() => _subscription.Dispose();
 
-        return false;
-    }
-
-    private void Rebuild_NeedsLock(EndpointState[] all)
-    {
-        // Subsets, priority levels (with panic per level) and zones are layered over the policy's picker.
-        var result = PickerBuilder.Build(_policy, ServiceName, all, PanicThreshold, _options, _timeProvider, _random);
-        _snapshot = new Snapshot(result.Picker, all, result.Routable, result.Panic ? 1 : 0);
-    }
-
-    private sealed class Snapshot(EndpointPicker? picker, EndpointState[] all, EndpointState[] routable, int panic)
+    private sealed class Built(EndpointPicker? picker, EndpointState[] all, EndpointState[] routable, bool panic, long healthVersion, long setVersion)
     {
         public EndpointPicker? Picker { get; } = picker;
 
@@ -181,6 +128,10 @@ internal sealed class ServiceBalancer
 
         public EndpointState[] Routable { get; } = routable;
 
-        public bool Panic => panic != 0;
+        public bool Panic { get; } = panic;
+
+        public long HealthVersion { get; } = healthVersion;
+
+        public long SetVersion { get; } = setVersion;
     }
 }

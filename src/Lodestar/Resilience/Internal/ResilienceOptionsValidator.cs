@@ -4,9 +4,22 @@ using Microsoft.Extensions.Options;
 
 namespace Lodestar.Resilience.Internal;
 
-/// <summary>Checks every health and resilience setting of a client at startup, naming the client and the property.</summary>
-internal sealed class ResilienceOptionsValidator : IValidateOptions<LodestarClientOptions>
+/// <summary>
+/// Checks every health and resilience setting of a client at startup, and each service's health settings, naming the
+/// client or service and the property.
+/// </summary>
+internal sealed class ResilienceOptionsValidator : IValidateOptions<LodestarClientOptions>, IValidateOptions<OutlierDetectionOptions>,
+    IValidateOptions<HealthCheckOptions>, IValidateOptions<CircuitBreakerOptions>
 {
+    public ValidateOptionsResult Validate(string? name, OutlierDetectionOptions options)
+        => Result(failures => ValidateOutlier(options, $"{nameof(OutlierDetectionOptions)} of service '{name}': ", failures));
+
+    public ValidateOptionsResult Validate(string? name, HealthCheckOptions options)
+        => Result(failures => ValidateChecks(options, $"{nameof(HealthCheckOptions)} of service '{name}': ", failures));
+
+    public ValidateOptionsResult Validate(string? name, CircuitBreakerOptions options)
+        => Result(failures => ValidateBreaker(options, $"{nameof(CircuitBreakerOptions)} of service '{name}': ", failures));
+
     public ValidateOptionsResult Validate(string? name, LodestarClientOptions options)
     {
         var failures = new List<string>();
@@ -40,43 +53,9 @@ internal sealed class ResilienceOptionsValidator : IValidateOptions<LodestarClie
         Range(retry.BudgetMinRetriesPerSecond, 0, 100_000, $"{p}{nameof(retry.BudgetMinRetriesPerSecond)}", failures);
         Range(retry.BudgetWindow, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(600), $"{p}{nameof(retry.BudgetWindow)}", failures);
 
-        var outlier = options.OutlierDetection;
-        p = $"{prefix}: {nameof(options.OutlierDetection)}.";
-        Range(outlier.Interval, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(10), $"{p}{nameof(outlier.Interval)}", failures);
-        Range(outlier.BaseEjectionTime, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), $"{p}{nameof(outlier.BaseEjectionTime)}", failures);
-        Range(outlier.MaxEjectionTime, outlier.BaseEjectionTime, TimeSpan.FromHours(24), $"{p}{nameof(outlier.MaxEjectionTime)}", failures);
-        Range(outlier.MaxEjectionPercent, 0, 100, $"{p}{nameof(outlier.MaxEjectionPercent)}", failures);
-        Range(outlier.ConsecutiveServerErrors, 0, 1_000_000, $"{p}{nameof(outlier.ConsecutiveServerErrors)}", failures);
-        Range(outlier.ConsecutiveGatewayFailures, 0, 1_000_000, $"{p}{nameof(outlier.ConsecutiveGatewayFailures)}", failures);
-        Range(outlier.EnforcingConsecutiveServerErrors, 0, 100, $"{p}{nameof(outlier.EnforcingConsecutiveServerErrors)}", failures);
-        Range(outlier.EnforcingConsecutiveGatewayFailures, 0, 100, $"{p}{nameof(outlier.EnforcingConsecutiveGatewayFailures)}", failures);
-        Range(outlier.EnforcingSuccessRate, 0, 100, $"{p}{nameof(outlier.EnforcingSuccessRate)}", failures);
-        Range(outlier.EnforcingFailurePercentage, 0, 100, $"{p}{nameof(outlier.EnforcingFailurePercentage)}", failures);
-        Range(outlier.FailurePercentageThreshold, 0, 100, $"{p}{nameof(outlier.FailurePercentageThreshold)}", failures);
-        Range(outlier.SuccessRateMinimumHosts, 1, 1_000_000, $"{p}{nameof(outlier.SuccessRateMinimumHosts)}", failures);
-        Range(outlier.SuccessRateRequestVolume, 1, 1_000_000_000, $"{p}{nameof(outlier.SuccessRateRequestVolume)}", failures);
-        Range(outlier.FailurePercentageMinimumHosts, 1, 1_000_000, $"{p}{nameof(outlier.FailurePercentageMinimumHosts)}", failures);
-        Range(outlier.FailurePercentageRequestVolume, 1, 1_000_000_000, $"{p}{nameof(outlier.FailurePercentageRequestVolume)}", failures);
-        Check(outlier.SuccessRateStdevFactor is >= 0 and <= 100, failures, $"{p}{nameof(outlier.SuccessRateStdevFactor)} is {outlier.SuccessRateStdevFactor}; it must be between 0 and 100.");
-
-        var checks = options.HealthChecks;
-        p = $"{prefix}: {nameof(options.HealthChecks)}.";
-        Check(!string.IsNullOrEmpty(checks.Path) && checks.Path[0] == '/', failures, $"{p}{nameof(checks.Path)} is '{checks.Path}'; it must start with '/'.");
-        Range(checks.Interval, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), $"{p}{nameof(checks.Interval)}", failures);
-        Range(checks.IntervalJitter, TimeSpan.Zero, TimeSpan.FromHours(1), $"{p}{nameof(checks.IntervalJitter)}", failures);
-        Range(checks.Timeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(5), $"{p}{nameof(checks.Timeout)}", failures);
-        Range(checks.HealthyThreshold, 1, 100, $"{p}{nameof(checks.HealthyThreshold)}", failures);
-        Range(checks.UnhealthyThreshold, 1, 100, $"{p}{nameof(checks.UnhealthyThreshold)}", failures);
-        Range(checks.MinHealthyStatus, 100, 599, $"{p}{nameof(checks.MinHealthyStatus)}", failures);
-        Range(checks.MaxHealthyStatus, checks.MinHealthyStatus, 599, $"{p}{nameof(checks.MaxHealthyStatus)}", failures);
-
-        var breaker = options.CircuitBreaker;
-        p = $"{prefix}: {nameof(options.CircuitBreaker)}.";
-        Check(breaker.FailureRatio is > 0 and <= 1, failures, $"{p}{nameof(breaker.FailureRatio)} is {breaker.FailureRatio}; it must be above 0 and at most 1.");
-        Range(breaker.MinimumThroughput, 1, 1_000_000, $"{p}{nameof(breaker.MinimumThroughput)}", failures);
-        Range(breaker.SamplingDuration, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), $"{p}{nameof(breaker.SamplingDuration)}", failures);
-        Range(breaker.BreakDuration, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), $"{p}{nameof(breaker.BreakDuration)}", failures);
-        Range(breaker.HalfOpenMaxProbes, 1, 1_000, $"{p}{nameof(breaker.HalfOpenMaxProbes)}", failures);
+        ValidateOutlier(options.OutlierDetection, $"{prefix}: {nameof(options.OutlierDetection)}.", failures);
+        ValidateChecks(options.HealthChecks, $"{prefix}: {nameof(options.HealthChecks)}.", failures);
+        ValidateBreaker(options.CircuitBreaker, $"{prefix}: {nameof(options.CircuitBreaker)}.", failures);
 
         var hedging = options.Hedging;
         p = $"{prefix}: {nameof(options.Hedging)}.";
@@ -101,6 +80,54 @@ internal sealed class ResilienceOptionsValidator : IValidateOptions<LodestarClie
         }
 
         Range(limit.MaxPendingRequests, 0, 1_000_000, $"{p}{nameof(limit.MaxPendingRequests)}", failures);
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    internal static void ValidateOutlier(OutlierDetectionOptions outlier, string p, List<string> failures)
+    {
+        Range(outlier.Interval, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(10), $"{p}{nameof(outlier.Interval)}", failures);
+        Range(outlier.BaseEjectionTime, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), $"{p}{nameof(outlier.BaseEjectionTime)}", failures);
+        Range(outlier.MaxEjectionTime, outlier.BaseEjectionTime, TimeSpan.FromHours(24), $"{p}{nameof(outlier.MaxEjectionTime)}", failures);
+        Range(outlier.MaxEjectionPercent, 0, 100, $"{p}{nameof(outlier.MaxEjectionPercent)}", failures);
+        Range(outlier.ConsecutiveServerErrors, 0, 1_000_000, $"{p}{nameof(outlier.ConsecutiveServerErrors)}", failures);
+        Range(outlier.ConsecutiveGatewayFailures, 0, 1_000_000, $"{p}{nameof(outlier.ConsecutiveGatewayFailures)}", failures);
+        Range(outlier.EnforcingConsecutiveServerErrors, 0, 100, $"{p}{nameof(outlier.EnforcingConsecutiveServerErrors)}", failures);
+        Range(outlier.EnforcingConsecutiveGatewayFailures, 0, 100, $"{p}{nameof(outlier.EnforcingConsecutiveGatewayFailures)}", failures);
+        Range(outlier.EnforcingSuccessRate, 0, 100, $"{p}{nameof(outlier.EnforcingSuccessRate)}", failures);
+        Range(outlier.EnforcingFailurePercentage, 0, 100, $"{p}{nameof(outlier.EnforcingFailurePercentage)}", failures);
+        Range(outlier.FailurePercentageThreshold, 0, 100, $"{p}{nameof(outlier.FailurePercentageThreshold)}", failures);
+        Range(outlier.SuccessRateMinimumHosts, 1, 1_000_000, $"{p}{nameof(outlier.SuccessRateMinimumHosts)}", failures);
+        Range(outlier.SuccessRateRequestVolume, 1, 1_000_000_000, $"{p}{nameof(outlier.SuccessRateRequestVolume)}", failures);
+        Range(outlier.FailurePercentageMinimumHosts, 1, 1_000_000, $"{p}{nameof(outlier.FailurePercentageMinimumHosts)}", failures);
+        Range(outlier.FailurePercentageRequestVolume, 1, 1_000_000_000, $"{p}{nameof(outlier.FailurePercentageRequestVolume)}", failures);
+        Check(outlier.SuccessRateStdevFactor is >= 0 and <= 100, failures, $"{p}{nameof(outlier.SuccessRateStdevFactor)} is {outlier.SuccessRateStdevFactor}; it must be between 0 and 100.");
+    }
+
+    internal static void ValidateChecks(HealthCheckOptions checks, string p, List<string> failures)
+    {
+        Check(!string.IsNullOrEmpty(checks.Path) && checks.Path[0] == '/', failures, $"{p}{nameof(checks.Path)} is '{checks.Path}'; it must start with '/'.");
+        Range(checks.Interval, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), $"{p}{nameof(checks.Interval)}", failures);
+        Range(checks.IntervalJitter, TimeSpan.Zero, TimeSpan.FromHours(1), $"{p}{nameof(checks.IntervalJitter)}", failures);
+        Range(checks.Timeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(5), $"{p}{nameof(checks.Timeout)}", failures);
+        Range(checks.HealthyThreshold, 1, 100, $"{p}{nameof(checks.HealthyThreshold)}", failures);
+        Range(checks.UnhealthyThreshold, 1, 100, $"{p}{nameof(checks.UnhealthyThreshold)}", failures);
+        Range(checks.MinHealthyStatus, 100, 599, $"{p}{nameof(checks.MinHealthyStatus)}", failures);
+        Range(checks.MaxHealthyStatus, checks.MinHealthyStatus, 599, $"{p}{nameof(checks.MaxHealthyStatus)}", failures);
+    }
+
+    internal static void ValidateBreaker(CircuitBreakerOptions breaker, string p, List<string> failures)
+    {
+        Check(breaker.FailureRatio is > 0 and <= 1, failures, $"{p}{nameof(breaker.FailureRatio)} is {breaker.FailureRatio}; it must be above 0 and at most 1.");
+        Range(breaker.MinimumThroughput, 1, 1_000_000, $"{p}{nameof(breaker.MinimumThroughput)}", failures);
+        Range(breaker.SamplingDuration, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), $"{p}{nameof(breaker.SamplingDuration)}", failures);
+        Range(breaker.BreakDuration, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), $"{p}{nameof(breaker.BreakDuration)}", failures);
+        Range(breaker.HalfOpenMaxProbes, 1, 1_000, $"{p}{nameof(breaker.HalfOpenMaxProbes)}", failures);
+    }
+
+    private static ValidateOptionsResult Result(Action<List<string>> validate)
+    {
+        var failures = new List<string>();
+        validate(failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

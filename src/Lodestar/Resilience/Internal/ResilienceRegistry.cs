@@ -1,88 +1,80 @@
 using System.Collections.Concurrent;
-using Lodestar.Diagnostics.Internal;
-using Lodestar.Discovery;
 using Lodestar.Health.Internal;
 using Lodestar.Http;
-using Lodestar.Internal;
 using Lodestar.LoadBalancing.Internal;
-using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Resilience.Internal;
 
 /// <summary>
-/// Owns the health view of every service balancer (<see cref="ServiceHealth"/>, shared by the clients that use the
-/// balancer; the first client's options configure it) and each client's per-service <see cref="ServiceResilience"/>.
-/// Both are created on first use and live until the container is disposed, like the balancers themselves.
+/// Resolves and keeps each client's route to each service: the balancer (over the health stage that the client's
+/// effective health settings select) and the client's own <see cref="ClientResilience"/>. A route is made on first
+/// use and lives until the container is disposed; the request path finds it with one dictionary lookup.
 /// </summary>
 internal sealed class ResilienceRegistry : IDisposable
 {
-    private readonly IEndpointResolver _resolver;
+    private readonly BalancerRegistry _balancers;
+    private readonly HealthRegistry _health;
     private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
-    private readonly LodestarMetrics _metrics;
-    private readonly ILoggerFactory _loggerFactory;
-    private readonly ConcurrentDictionary<ServiceBalancer, Lazy<ServiceHealth>> _health = new(ReferenceEqualityComparer.Instance);
-    private readonly ConcurrentDictionary<(ServiceBalancer Balancer, string Client), Lazy<ServiceResilience>> _clients = new();
+    private readonly ConcurrentDictionary<(string Client, string Service), ServiceRoute> _routes = new();
+    private readonly Lock _createGate = new();
     private volatile bool _disposed;
 
-    public ResilienceRegistry(IEndpointResolver resolver, TimeProvider timeProvider, RandomSource random, LodestarMetrics metrics, ILoggerFactory loggerFactory)
+    public ResilienceRegistry(BalancerRegistry balancers, HealthRegistry health, TimeProvider timeProvider)
     {
-        _resolver = resolver;
+        _balancers = balancers;
+        _health = health;
         _timeProvider = timeProvider;
-        _random = random;
-        _metrics = metrics;
-        _loggerFactory = loggerFactory;
     }
 
-    /// <summary>Gets the client's resilience state for the balancer's service, creating it (and the service's health view) on first use.</summary>
-    public ServiceResilience Get(ServiceBalancer balancer, string clientName, LodestarClientOptions options)
+    /// <summary>Gets the client's route to a service, creating it (and the stage and balancer behind it) on first use.</summary>
+    public ValueTask<ServiceRoute> GetRouteAsync(string clientName, string serviceName, LodestarClientOptions options, CancellationToken cancellationToken)
     {
-        if (_clients.TryGetValue((balancer, clientName), out var existing))
+        if (_routes.TryGetValue((clientName, serviceName), out var route) && route.Balancer.SetVersion > 0)
         {
-            return existing.Value;
+            return new ValueTask<ServiceRoute>(route);
         }
 
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        var lazy = _clients.GetOrAdd((balancer, clientName), static (key, state) =>
-        {
-            var (self, options) = state;
-            return new Lazy<ServiceResilience>(
-                () => new ServiceResilience(self.GetHealth(key.Balancer, options), options, self._timeProvider),
-                LazyThreadSafetyMode.ExecutionAndPublication);
-        }, (this, options));
-        return lazy.Value;
+        return CreateRouteAsync(clientName, serviceName, options, cancellationToken);
     }
 
     public void Dispose()
     {
         _disposed = true;
-        foreach (var lazy in _clients.Values)
+        foreach (var route in _routes.Values)
         {
-            if (lazy.IsValueCreated)
-            {
-                lazy.Value.Dispose();
-            }
+            route.Resilience.Dispose();
         }
 
-        foreach (var lazy in _health.Values)
-        {
-            if (lazy.IsValueCreated)
-            {
-                lazy.Value.Dispose();
-            }
-        }
-
-        _clients.Clear();
-        _health.Clear();
+        _routes.Clear();
     }
 
-    private ServiceHealth GetHealth(ServiceBalancer balancer, LodestarClientOptions options)
-        => _health.GetOrAdd(balancer, static (b, state) =>
+    private async ValueTask<ServiceRoute> CreateRouteAsync(string clientName, string serviceName, LodestarClientOptions options, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var settings = _health.Resolve(serviceName, options, clientName);
+        var balancer = await _balancers.GetAsync(serviceName, options.Source, options.Policy, settings, clientName, cancellationToken).ConfigureAwait(false);
+        lock (_createGate)
         {
-            var (self, options) = state;
-            return new Lazy<ServiceHealth>(
-                () => new ServiceHealth(b, options.OutlierDetection, options.CircuitBreaker, options.HealthChecks, self._resolver, options.Source,
-                    self._timeProvider, self._random, self._metrics, self._loggerFactory),
-                LazyThreadSafetyMode.ExecutionAndPublication);
-        }, (this, options)).Value;
+            if (_routes.TryGetValue((clientName, serviceName), out var existing))
+            {
+                return existing;
+            }
+
+            var route = new ServiceRoute(balancer, new ClientResilience(options, _timeProvider));
+            _routes[(clientName, serviceName)] = route;
+            return route;
+        }
+    }
+}
+
+/// <summary>One client's way to one service: the balancer (and through it the health stage) and the client's resilience state.</summary>
+internal sealed class ServiceRoute(ServiceBalancer balancer, ClientResilience resilience)
+{
+    public ServiceBalancer Balancer { get; } = balancer;
+
+    public HealthStage Stage => Balancer.Stage;
+
+    public ClientResilience Resilience { get; } = resilience;
+
+    public string ServiceName => Balancer.ServiceName;
 }

@@ -23,7 +23,9 @@ internal sealed class ConfigurationEndpointSourceProvider : IEndpointSourceProvi
     public bool TryCreateSource(string serviceName, [NotNullWhen(true)] out IEndpointSource? source)
     {
         var options = _options.CurrentValue;
-        var exists = _configuration.GetSection(options.SectionName).GetSection(serviceName).Exists()
+        // Only the Endpoints key declares a service here: the same section also carries per-service settings
+        // (OutlierDetection, HealthChecks, CircuitBreaker) of services that another source serves.
+        var exists = _configuration.GetSection(options.SectionName).GetSection(serviceName).GetSection("Endpoints").Exists()
                      || (!string.IsNullOrEmpty(options.CompatibilitySectionName)
                          && _configuration.GetSection(options.CompatibilitySectionName).GetSection(serviceName).Exists());
         source = exists ? new ConfigurationEndpointSource(serviceName, _configuration, options) : null;

@@ -1,4 +1,4 @@
-namespace Lodestar.Resilience;
+namespace Lodestar.Resilience.Admission;
 
 /// <summary>
 /// Thrown at once, without a network call, when a service already has as many requests in flight and waiting as

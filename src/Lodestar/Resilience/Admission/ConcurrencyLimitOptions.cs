@@ -1,4 +1,4 @@
-namespace Lodestar.Resilience;
+namespace Lodestar.Resilience.Admission;
 
 /// <summary>
 /// Backpressure per service and client (Envoy's <c>max_requests</c> and <c>max_pending_requests</c>): at most

@@ -1,4 +1,4 @@
-namespace Lodestar.Resilience;
+namespace Lodestar.Resilience.Hedging;
 
 /// <summary>
 /// Hedging: when an idempotent request has no response after a delay, a second attempt goes to another endpoint; the

@@ -1,21 +1,23 @@
 using System.Threading.RateLimiting;
-using Lodestar.Health.Internal;
+using Lodestar.Http;
+using Lodestar.Resilience.Admission.Internal;
+using Lodestar.Resilience.Hedging.Internal;
+using Lodestar.Resilience.Retry.Internal;
 
 namespace Lodestar.Resilience.Internal;
 
 /// <summary>
 /// What one client keeps per service: the retry budget, the backpressure and rate limiters, the retryable status
-/// codes and the latency estimate for hedging, beside the service's shared <see cref="ServiceHealth"/>.
+/// codes and the latency estimate for hedging. Health (ejections, breakers, checks) is the service's health stage's.
 /// </summary>
-internal sealed class ServiceResilience : IDisposable
+internal sealed class ClientResilience : IDisposable
 {
     private static readonly int[] s_defaultRetryStatus = [502, 503, 504];
 
     private readonly bool[] _retryStatus = new bool[600];
 
-    public ServiceResilience(ServiceHealth health, Http.LodestarClientOptions options, TimeProvider timeProvider)
+    public ClientResilience(LodestarClientOptions options, TimeProvider timeProvider)
     {
-        Health = health;
         var retry = options.Retry;
         foreach (var code in retry.RetryOnStatusCodes ?? s_defaultRetryStatus)
         {
@@ -48,8 +50,6 @@ internal sealed class ServiceResilience : IDisposable
         }
     }
 
-    public ServiceHealth Health { get; }
-
     public RetryBudget Budget { get; }
 
     public ConcurrencyLimiter? Concurrency { get; }
@@ -60,8 +60,5 @@ internal sealed class ServiceResilience : IDisposable
 
     public bool IsRetryableStatus(int statusCode) => (uint)statusCode < (uint)_retryStatus.Length && _retryStatus[statusCode];
 
-    public void Dispose()
-    {
-        Concurrency?.Dispose();
-    }
+    public void Dispose() => Concurrency?.Dispose();
 }

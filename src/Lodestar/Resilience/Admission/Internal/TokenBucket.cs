@@ -1,4 +1,4 @@
-namespace Lodestar.Resilience.Internal;
+namespace Lodestar.Resilience.Admission.Internal;
 
 /// <summary>
 /// A token bucket with the semantics of System.Threading.RateLimiting's <c>TokenBucketRateLimiter</c> (a bucket of

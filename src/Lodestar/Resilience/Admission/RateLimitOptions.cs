@@ -1,4 +1,4 @@
-namespace Lodestar.Resilience;
+namespace Lodestar.Resilience.Admission;
 
 /// <summary>
 /// A client-side token bucket per service and client, with the semantics of System.Threading.RateLimiting's

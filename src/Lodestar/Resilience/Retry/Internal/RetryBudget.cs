@@ -1,4 +1,4 @@
-namespace Lodestar.Resilience.Internal;
+namespace Lodestar.Resilience.Retry.Internal;
 
 /// <summary>
 /// A retry budget in Finagle's shape (<c>RetryBudget(ttl, minRetriesPerSec, percentCanRetry)</c>): over a sliding

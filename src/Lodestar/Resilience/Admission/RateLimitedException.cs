@@ -1,4 +1,4 @@
-namespace Lodestar.Resilience;
+namespace Lodestar.Resilience.Admission;
 
 /// <summary>Thrown at once, without a network call, when the client-side rate limit of a service (<see cref="RateLimitOptions"/>) has no token left.</summary>
 public sealed class RateLimitedException : HttpRequestException

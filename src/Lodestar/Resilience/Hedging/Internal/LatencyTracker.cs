@@ -1,4 +1,4 @@
-namespace Lodestar.Resilience.Internal;
+namespace Lodestar.Resilience.Hedging.Internal;
 
 /// <summary>
 /// Keeps the latencies of a service's recent successful attempts in a ring and estimates a percentile from them, for

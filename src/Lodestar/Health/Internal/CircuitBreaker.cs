@@ -1,12 +1,4 @@
-namespace Lodestar.Resilience.Internal;
-
-/// <summary>The state of a <see cref="CircuitBreaker"/>.</summary>
-internal enum CircuitState
-{
-    Closed,
-    Open,
-    HalfOpen,
-}
+namespace Lodestar.Health.Internal;
 
 /// <summary>
 /// One endpoint's circuit breaker, with gobreaker's semantics: closed counts outcomes in a tumbling window and trips

@@ -1,4 +1,4 @@
-namespace Lodestar.Resilience;
+namespace Lodestar.Resilience.Retry;
 
 /// <summary>
 /// When and how a request is retried on another endpoint. The number of endpoints one request may try is

@@ -1,0 +1,198 @@
+using Lodestar.Diagnostics.Internal;
+using Lodestar.Health.Internal;
+using Lodestar.LoadBalancing;
+using Lodestar.Resilience.Internal;
+using Microsoft.Extensions.Logging;
+
+namespace Lodestar.Resilience.Hedging.Internal;
+
+/// <summary>
+/// Sends the first attempt, and after the hedging delay without a response another one to a different endpoint (up to
+/// <see cref="HedgingOptions.MaxHedgedAttempts"/>); a failed attempt starts the next at once. The first response that
+/// is not a retryable status wins; the others are cancelled and their responses disposed.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Nothing is paid before a hedge fires: no clone of the request and, with a zero delay, no timer. A hedge's request is
+/// cloned when it is launched; by then the first attempt's synchronous start (where handlers such as
+/// <c>DiagnosticsHandler</c> add headers) has returned, and the clone reads the headers without parsing them.
+/// </para>
+/// <para>
+/// A zero delay hedges at once, without a timer. Any other delay is waited with <see cref="ClockDelay"/>: at least
+/// the delay, even below a millisecond (where <c>Task.Delay</c> would not wait at all), and at most a millisecond more.
+/// </para>
+/// </remarks>
+internal sealed partial class HedgingStrategy
+{
+    private readonly AttemptRunner _runner;
+    private readonly TimeProvider _timeProvider;
+    private readonly LodestarMetrics _metrics;
+    private readonly ILogger _logger;
+
+    public HedgingStrategy(AttemptRunner runner, LodestarMetrics metrics, ILogger logger)
+    {
+        _runner = runner;
+        _timeProvider = runner.TimeProvider;
+        _metrics = metrics;
+        _logger = logger;
+    }
+
+    public async Task<HttpResponseMessage> ExecuteAsync(RequestContext context, CancellationToken cancellationToken)
+    {
+        var options = context.Options;
+        var hedging = options.Hedging;
+        var resilience = context.Route.Resilience;
+        var service = context.ServiceName;
+        var delay = resilience.Latency?.GetPercentile(hedging.Delay) ?? hedging.Delay;
+
+        // Hedges (started by the timer) are capped by MaxHedgedAttempts; attempts that replace failed ones by
+        // MaxAttempts, as on the non-hedged path, so hedging never makes a request less likely to succeed.
+        var maxAttempts = Math.Max(1 + hedging.MaxHedgedAttempts, options.MaxAttempts);
+        var hedges = 0;
+        List<EndpointState>? tried = null;
+        FailedAttempts? failures = null;
+        var running = new List<Task<AttemptResult>>(maxAttempts);
+        using var hedgeCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        HttpResponseMessage? lastResponse = null;
+        AttemptResult lastFailure = default;
+        var winnerFound = false;
+        try
+        {
+            var first = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var firstTicket);
+            if (first is null)
+            {
+                throw EndpointSelection.NoEndpoints(context, 0, null, tried, _metrics);
+            }
+
+            (tried ??= new List<EndpointState>(maxAttempts)).Add(first);
+            running.Add(_runner.SendAsync(context.Request, context, first, firstTicket, 1, hedgeCts.Token));
+            var started = 1;
+            var hedgeTimer = hedging.MaxHedgedAttempts > 0 ? ClockDelay.WaitAsync(_timeProvider, delay, hedgeCts.Token) : null;
+            while (running.Count > 0)
+            {
+                var completed = hedgeTimer is null
+                    ? await Task.WhenAny(running).ConfigureAwait(false)
+                    : await Task.WhenAny([.. running, hedgeTimer]).ConfigureAwait(false);
+                bool launch;
+                string? retryReason = null;
+                if (completed == hedgeTimer)
+                {
+                    hedgeTimer = null;
+                    launch = true;
+                }
+                else
+                {
+                    var attemptTask = (Task<AttemptResult>)completed;
+                    running.Remove(attemptTask);
+                    var result = await attemptTask.ConfigureAwait(false);
+                    if (result.Response is { } response && !resilience.IsRetryableStatus((int)response.StatusCode))
+                    {
+                        winnerFound = true;
+                        lastResponse?.Dispose();
+                        return response;
+                    }
+
+                    lastResponse?.Dispose();
+                    lastResponse = result.Response;
+                    if (result.Response is null)
+                    {
+                        (failures ??= new FailedAttempts()).Add(result);
+                        lastFailure = result;
+                    }
+
+                    launch = result.Response is not null || result.Failure.Reason is not null;
+                    retryReason = result.Response is not null ? "status" : result.Failure.Reason;
+                }
+
+                if (launch && started < maxAttempts && !cancellationToken.IsCancellationRequested)
+                {
+                    var next = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var nextTicket);
+                    if (next is not null && resilience.Budget.TryWithdraw())
+                    {
+                        tried!.Add(next);
+                        started++;
+                        if (retryReason is null)
+                        {
+                            hedges++;
+                            _metrics.RecordHedge(service);
+                        }
+                        else
+                        {
+                            // The next attempt replaces a failed one: a retry, not a hedge.
+                            _metrics.RecordRetry(service, retryReason);
+                        }
+
+                        Log.Hedging(_logger, service, next.Endpoint.Address, started);
+                        running.Add(_runner.SendAsync(Clone(context.Request), context, next, nextTicket, started, hedgeCts.Token));
+                        hedgeTimer = started < maxAttempts && hedges < hedging.MaxHedgedAttempts ? ClockDelay.WaitAsync(_timeProvider, delay, hedgeCts.Token) : null;
+                    }
+                    else if (next is not null)
+                    {
+                        HealthStage.OnAttemptAbandoned(next, nextTicket);
+                        _metrics.RecordRetryBudgetExhausted(service);
+                    }
+                }
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            if (lastResponse is not null)
+            {
+                winnerFound = true;
+                return lastResponse;
+            }
+
+            throw failures!.Final(service, lastFailure);
+        }
+        finally
+        {
+            if (running.Count > 0)
+            {
+                await hedgeCts.CancelAsync().ConfigureAwait(false);
+                foreach (var loser in running)
+                {
+                    _ = DisposeWhenDoneAsync(loser);
+                }
+            }
+
+            if (!winnerFound)
+            {
+                lastResponse?.Dispose();
+            }
+        }
+    }
+
+    private static async Task DisposeWhenDoneAsync(Task<AttemptResult> attempt)
+    {
+        // The attempt runner never throws: it returns failures as results.
+        var result = await attempt.ConfigureAwait(false);
+        result.Response?.Dispose();
+    }
+
+    private static HttpRequestMessage Clone(HttpRequestMessage request)
+    {
+        var clone = new HttpRequestMessage(request.Method, request.RequestUri)
+        {
+            Version = request.Version,
+            VersionPolicy = request.VersionPolicy,
+            Content = request.Content,
+        };
+        foreach (var header in request.Headers.NonValidated)
+        {
+            clone.Headers.TryAddWithoutValidation(header.Key, header.Value);
+        }
+
+        var options = (IDictionary<string, object?>)clone.Options;
+        foreach (var option in request.Options)
+        {
+            options[option.Key] = option.Value;
+        }
+
+        return clone;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(103, LogLevel.Debug, "Hedging a request to service {Service}: attempt {Attempt} goes to {Endpoint}.", EventName = "Hedging")]
+        public static partial void Hedging(ILogger logger, string service, string endpoint, int attempt);
+    }
+}

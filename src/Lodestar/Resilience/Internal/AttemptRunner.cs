@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using Lodestar.Diagnostics;
+using Lodestar.Diagnostics.Internal;
+using Lodestar.Health.Internal;
+using Lodestar.Http.Internal;
+using Lodestar.LoadBalancing;
+using Microsoft.Extensions.Logging;
+
+namespace Lodestar.Resilience.Internal;
+
+/// <summary>
+/// Sends one attempt to one endpoint: rewrites the URI to the endpoint, applies the per-try timeout, counts the
+/// attempt in flight on the endpoint's state, and reports the outcome to the health stage, the hedging latency
+/// tracker, metrics and the trace. Never throws: failures come back as an <see cref="AttemptResult"/>.
+/// </summary>
+internal sealed partial class AttemptRunner
+{
+    private readonly Func<HttpRequestMessage, CancellationToken, Task<HttpResponseMessage>> _send;
+    private readonly TimeProvider _timeProvider;
+    private readonly LodestarMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly ConnectionRetirer? _retirer;
+
+    /// <param name="send">Sends a request to the transport (the inner handler).</param>
+    /// <param name="timeProvider">The clock for per-try timeouts and latencies.</param>
+    /// <param name="metrics">The instruments.</param>
+    /// <param name="logger">The logger.</param>
+    /// <param name="retirer">Connection retirement, told when an attempt uses an endpoint that just left its set.</param>
+    public AttemptRunner(Func<HttpRequestMessage, CancellationToken, Task<HttpResponseMessage>> send, TimeProvider timeProvider, LodestarMetrics metrics,
+        ILogger logger, ConnectionRetirer? retirer)
+    {
+        _send = send;
+        _timeProvider = timeProvider;
+        _metrics = metrics;
+        _logger = logger;
+        _retirer = retirer;
+    }
+
+    public TimeProvider TimeProvider => _timeProvider;
+
+    /// <summary>Sends <paramref name="request"/> to <paramref name="state"/>'s endpoint.</summary>
+    /// <param name="request">The request to send (the original or, for a hedge, a clone).</param>
+    /// <param name="context">The logical request.</param>
+    /// <param name="state">The endpoint, admitted by its breaker.</param>
+    /// <param name="ticket">The breaker's admission ticket.</param>
+    /// <param name="attempt">The attempt's number, from 1.</param>
+    /// <param name="cancellationToken">Ends the attempt without a verdict on the endpoint (caller, deadline, winning hedge).</param>
+    public async Task<AttemptResult> SendAsync(HttpRequestMessage request, RequestContext context, EndpointState state, long ticket, int attempt,
+        CancellationToken cancellationToken)
+    {
+        var route = context.Route;
+        var endpoint = state.Endpoint;
+        var logical = context.Logical;
+        request.RequestUri = LogicalUri.Rewrite(logical, LogicalUri.ChooseScheme(logical.Scheme, endpoint.Scheme), endpoint.Address);
+        using var activity = LodestarDiagnostics.ActivitySource.StartActivity("lodestar.attempt", ActivityKind.Internal);
+        if (activity is not null)
+        {
+            activity.SetTag("lodestar.service", route.ServiceName);
+            activity.SetTag("lodestar.endpoint", endpoint.Address);
+            activity.SetTag("lodestar.attempt", attempt);
+        }
+
+        CancellationTokenSource? tryTimeout = null;
+        CancellationTokenSource? tryLinked = null;
+        var token = cancellationToken;
+        if (context.Options.Retry.PerTryTimeout is { } perTry)
+        {
+            tryTimeout = new CancellationTokenSource(perTry, _timeProvider);
+            tryLinked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, tryTimeout.Token);
+            token = tryLinked.Token;
+        }
+
+        var started = _timeProvider.GetTimestamp();
+        var countedLoad = state.OnRequestStarted();
+        if (state.Departed)
+        {
+            // Picked from a picker built just before the endpoint left: keep retirement from closing its connection under it.
+            _retirer?.Revive(state);
+        }
+
+        try
+        {
+            var response = await _send(request, token).ConfigureAwait(false);
+            var elapsed = _timeProvider.GetElapsedTime(started);
+            var status = (int)response.StatusCode;
+            var outcome = FailureClassifier.Classify(status);
+            var success = outcome == AttemptOutcome.Success;
+            state.OnRequestCompleted(success, elapsed, countedLoad);
+            route.Stage.OnAttemptCompleted(state, ticket, outcome);
+            if (success)
+            {
+                route.Resilience.Latency?.Record(elapsed);
+            }
+
+            var label = success ? "success" : "server_error";
+            _metrics.RecordAttempt(route.ServiceName, endpoint.Address, label, elapsed.TotalSeconds);
+            activity?.SetTag("lodestar.outcome", label);
+            activity?.SetTag("http.response.status_code", status);
+            Log.AttemptCompleted(_logger, route.ServiceName, endpoint.Address, attempt, status);
+            return AttemptResult.FromResponse(state, response);
+        }
+        catch (Exception ex)
+        {
+            var elapsed = _timeProvider.GetElapsedTime(started);
+            state.OnRequestCompleted(false, elapsed, countedLoad);
+            var timedOut = tryTimeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested;
+            var failure = FailureClassifier.Classify(ex, timedOut, abandoned: cancellationToken.IsCancellationRequested);
+            if (failure.Outcome is { } outcome)
+            {
+                route.Stage.OnAttemptCompleted(state, ticket, outcome);
+            }
+            else
+            {
+                HealthStage.OnAttemptAbandoned(state, ticket);
+            }
+
+            var label = failure.Reason ?? "error";
+            _metrics.RecordAttempt(route.ServiceName, endpoint.Address, label, elapsed.TotalSeconds);
+            activity?.SetTag("lodestar.outcome", label);
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            return AttemptResult.FromFailure(state, ex, failure, timedOut);
+        }
+        finally
+        {
+            tryLinked?.Dispose();
+            tryTimeout?.Dispose();
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(101, LogLevel.Trace, "Attempt {Attempt} for service {Service} to {Endpoint} returned {StatusCode}.", EventName = "AttemptCompleted")]
+        public static partial void AttemptCompleted(ILogger logger, string service, string endpoint, int attempt, int statusCode);
+    }
+}

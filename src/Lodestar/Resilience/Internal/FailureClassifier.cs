@@ -1,0 +1,104 @@
+using System.Net.Sockets;
+using Lodestar.Health.Internal;
+
+namespace Lodestar.Resilience.Internal;
+
+/// <summary>
+/// The one place that reads what went wrong with an attempt: for the retry decision (may it be sent elsewhere, and
+/// did it reach a server), for outlier detection and breakers (<see cref="AttemptOutcome"/>), and for metrics and logs
+/// (the reason).
+/// </summary>
+internal static class FailureClassifier
+{
+    /// <summary>The connection could not be established (refused, unreachable, TLS handshake): the request never left.</summary>
+    public const string ConnectFailure = "connect_failure";
+
+    /// <summary>The connect timeout of the handler fired: the request never left.</summary>
+    public const string ConnectTimeout = "connect_timeout";
+
+    /// <summary>HTTP/2 <c>REFUSED_STREAM</c>: the server guarantees it did not process the request.</summary>
+    public const string RefusedStream = "refused_stream";
+
+    /// <summary>The connection broke before response headers arrived; the server may have processed the request.</summary>
+    public const string ConnectionLost = "connection_lost";
+
+    /// <summary>The attempt's per-try timeout fired before response headers arrived.</summary>
+    public const string PerTryTimeout = "per_try_timeout";
+
+    /// <summary>Reads a failed attempt.</summary>
+    /// <param name="exception">What the transport threw.</param>
+    /// <param name="perTryTimedOut">Whether the attempt's own per-try timeout fired.</param>
+    /// <param name="abandoned">Whether the caller, the overall deadline or a winning hedge ended the attempt.</param>
+    public static AttemptFailure Classify(Exception exception, bool perTryTimedOut, bool abandoned)
+    {
+        if (abandoned)
+        {
+            // No verdict on the endpoint, and never retried.
+            return new AttemptFailure(null, NeverSent: false, Outcome: null);
+        }
+
+        if (perTryTimedOut)
+        {
+            return new AttemptFailure(PerTryTimeout, NeverSent: false, AttemptOutcome.GatewayFailure);
+        }
+
+        var reason = ClassifyException(exception, out var neverSent);
+        var outcome = reason is ConnectFailure or ConnectTimeout ? AttemptOutcome.ConnectFailure : AttemptOutcome.GatewayFailure;
+        return new AttemptFailure(reason, neverSent, outcome);
+    }
+
+    /// <summary>Reads a response status as outlier detection and breakers count it.</summary>
+    public static AttemptOutcome Classify(int statusCode)
+        => statusCode < 500 ? AttemptOutcome.Success : statusCode is 502 or 503 or 504 ? AttemptOutcome.GatewayFailure : AttemptOutcome.ServerError;
+
+    /// <summary>Gets whether a method may be sent twice without harm (RFC 9110 §9.2.2).</summary>
+    public static bool IsIdempotent(HttpMethod method)
+        => method == HttpMethod.Get || method == HttpMethod.Head || method == HttpMethod.Options || method == HttpMethod.Put
+           || method == HttpMethod.Delete || method == HttpMethod.Trace;
+
+    private static string? ClassifyException(Exception exception, out bool neverSent)
+    {
+        neverSent = false;
+        if (exception is OperationCanceledException)
+        {
+            // Not the caller's token, so SocketsHttpHandler's ConnectTimeout fired: the request never left.
+            neverSent = exception.InnerException is TimeoutException || exception.InnerException?.InnerException is TimeoutException;
+            return neverSent ? ConnectTimeout : null;
+        }
+
+        if (exception is HttpRequestException hre)
+        {
+            switch (hre.HttpRequestError)
+            {
+                case HttpRequestError.ConnectionError:
+                case HttpRequestError.NameResolutionError:
+                case HttpRequestError.SecureConnectionError:
+                    neverSent = true;
+                    return ConnectFailure;
+                case HttpRequestError.HttpProtocolError when hre.InnerException is HttpProtocolException { ErrorCode: 0x7 }:
+                    neverSent = true;
+                    return RefusedStream;
+                case HttpRequestError.UserAuthenticationError:
+                case HttpRequestError.ConfigurationLimitExceeded:
+                case HttpRequestError.VersionNegotiationError:
+                case HttpRequestError.ProxyTunnelError:
+                    // Not worth a retry anywhere: the same configuration fails everywhere.
+                    return null;
+            }
+
+            if (hre.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.HostUnreachable or SocketError.NetworkUnreachable })
+            {
+                neverSent = true;
+                return ConnectFailure;
+            }
+        }
+
+        return exception is HttpRequestException or IOException ? ConnectionLost : null;
+    }
+}
+
+/// <summary>What <see cref="FailureClassifier"/> found.</summary>
+/// <param name="Reason">Why the attempt failed, when another endpoint may be tried; <see langword="null"/> when it must not be retried.</param>
+/// <param name="NeverSent">Whether the request cannot have reached a server, so any method may be sent again.</param>
+/// <param name="Outcome">The outcome for outlier detection and breakers; <see langword="null"/> when the attempt was abandoned.</param>
+internal readonly record struct AttemptFailure(string? Reason, bool NeverSent, AttemptOutcome? Outcome);

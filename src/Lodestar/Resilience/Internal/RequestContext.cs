@@ -1,0 +1,15 @@
+using Lodestar.Http;
+
+namespace Lodestar.Resilience.Internal;
+
+/// <summary>What every strategy of the pipeline needs to know about one logical request; copied by value, never allocated.</summary>
+/// <param name="Request">The request (its URI is rewritten for each attempt).</param>
+/// <param name="Logical">The logical URI the caller sent (<c>http://orders/path</c>).</param>
+/// <param name="Route">The client's route to the service: balancer, health stage and the client's resilience state.</param>
+/// <param name="Options">The client's options, read once for the request.</param>
+/// <param name="Safe">Whether the request may be sent again after it may have reached a server (idempotent or opted in).</param>
+/// <param name="Replayable">Whether the body can be sent again.</param>
+internal readonly record struct RequestContext(HttpRequestMessage Request, Uri Logical, ServiceRoute Route, LodestarClientOptions Options, bool Safe, bool Replayable)
+{
+    public string ServiceName => Route.ServiceName;
+}
