@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using Lodestar.Discovery;
+using Lodestar.Discovery.Internal;
 using Lodestar.Internal;
 using Microsoft.Extensions.Options;
 
@@ -9,6 +10,14 @@ namespace Lodestar.LoadBalancing.Internal;
 /// <summary>
 /// Owns one <see cref="ServiceBalancer"/> per (source, service, policy), each fed by the endpoint cache.
 /// </summary>
+/// <remarks>
+/// A watcher publishes a new set (to <see cref="IEndpointResolver.GetEndpointsAsync"/>) before it calls its
+/// subscribers, and calls them in the order they subscribed; a balancer created on a service's first request usually
+/// subscribes after the application's own observers. So an application can learn that an endpoint left the set while
+/// this balancer's picker still holds it. <see cref="GetAsync"/> therefore compares the balancer's set version with
+/// the watcher's current one and applies a newer set itself (<see cref="ServiceBalancer.Update"/> is idempotent by
+/// version): a request that starts after a set became visible anywhere picks from that set or a newer one.
+/// </remarks>
 internal sealed class BalancerRegistry : IDisposable
 {
     private readonly IEndpointResolver _resolver;
@@ -48,7 +57,14 @@ internal sealed class BalancerRegistry : IDisposable
         var key = (sourceName, serviceName, policyName);
         if (_balancers.TryGetValue(key, out var entry) && entry.IsValueCreated && entry.Value.Balancer.SetVersion > 0)
         {
-            return new ValueTask<ServiceBalancer>(entry.Value.Balancer);
+            var warm = entry.Value;
+            if (warm.Watcher?.Current is { } current && current.Version > warm.Balancer.SetVersion)
+            {
+                // The watcher has published a set this balancer's subscription has not been told of yet.
+                warm.Balancer.Update(current);
+            }
+
+            return new ValueTask<ServiceBalancer>(warm.Balancer);
         }
 
         return WarmAsync(key, cancellationToken);
@@ -81,7 +97,7 @@ internal sealed class BalancerRegistry : IDisposable
             var balancer = new ServiceBalancer(k.Service, policy, self._timeProvider, self._options.CurrentValue.PanicThreshold, self._random,
                 self._serviceOptions?.Get(k.Service));
             var subscription = self._resolver.Watch(k.Service, k.Source, balancer.Update);
-            return new Entry(balancer, subscription);
+            return new Entry(balancer, subscription, (self._resolver as EndpointCache)?.GetWatcher(k.Service, k.Source));
         }), (this, policy));
         Entry entry;
         try
@@ -105,5 +121,8 @@ internal sealed class BalancerRegistry : IDisposable
         return entry.Balancer;
     }
 
-    private sealed record Entry(ServiceBalancer Balancer, IDisposable Subscription);
+    /// <param name="Balancer">The balancer.</param>
+    /// <param name="Subscription">Feeds the balancer each new set.</param>
+    /// <param name="Watcher">The watcher behind the subscription, read on every request; <see langword="null"/> when the resolver is not the endpoint cache.</param>
+    private sealed record Entry(ServiceBalancer Balancer, IDisposable Subscription, EndpointWatcher? Watcher);
 }
