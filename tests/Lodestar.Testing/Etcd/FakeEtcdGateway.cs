@@ -219,7 +219,7 @@ public sealed class FakeEtcdGateway : IAsyncDisposable
     /// <summary>Writes <paramref name="text"/> as it is (a newline is added) to every open watch stream.</summary>
     /// <param name="text">The raw text, normally one JSON message.</param>
     /// <param name="dripDelay">When set, the text is written one byte at a time with this pause between bytes.</param>
-    public void SendToWatches(string text, TimeSpan? dripDelay = null) => Broadcast(new Output(text + "\n", dripDelay, 0, false));
+    public void SendToWatches(string text, TimeSpan? dripDelay = null) => Broadcast(new Output(text + "\n", dripDelay, 0, false, false));
 
     /// <summary>Writes a progress notification at the current revision to every open watch stream.</summary>
     public void SendProgress() => SendToWatches("{\"result\":{\"header\":" + Header(Revision) + "}}");
@@ -229,10 +229,13 @@ public sealed class FakeEtcdGateway : IAsyncDisposable
     /// that long), from a reused buffer so that the gateway itself allocates next to nothing.
     /// </summary>
     /// <param name="bytes">The length of the value, in bytes.</param>
-    public void SendHugeToWatches(long bytes) => Broadcast(new Output(null, null, bytes, false));
+    public void SendHugeToWatches(long bytes) => Broadcast(new Output(null, null, bytes, false, false));
 
     /// <summary>Resets every open watch stream (the connection is aborted mid-stream).</summary>
-    public void CutWatches() => Broadcast(new Output(null, null, 0, true));
+    public void CutWatches() => Broadcast(new Output(null, null, 0, true, false));
+
+    /// <summary>Ends every open watch stream cleanly (the response completes), wherever it is, even inside a message.</summary>
+    public void EndWatches() => Broadcast(new Output(null, null, 0, false, true));
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
@@ -264,7 +267,7 @@ public sealed class FakeEtcdGateway : IAsyncDisposable
         var message = EventMessage(change.Revision, EventJson(change)) + "\n";
         foreach (var watch in _watches)
         {
-            watch.Outputs.Writer.TryWrite(new Output(message, null, 0, false));
+            watch.Outputs.Writer.TryWrite(new Output(message, null, 0, false, false));
         }
     }
 
@@ -488,6 +491,16 @@ public sealed class FakeEtcdGateway : IAsyncDisposable
                     return;
                 }
 
+                if (output.End)
+                {
+                    return;
+                }
+
+                if (preamble is { DetachFromLiveEvents: true })
+                {
+                    continue;
+                }
+
                 await WriteOutputAsync(context.Response.BodyWriter, output, context.RequestAborted);
             }
         }
@@ -574,8 +587,8 @@ public sealed class FakeEtcdGateway : IAsyncDisposable
     /// <summary>One event of the history; <see cref="Entry"/> is null for a delete.</summary>
     private sealed record Change(long Revision, string Key, Entry? Entry);
 
-    /// <summary>Something to write to a watch stream: text (maybe dripped), a huge message, or a cut.</summary>
-    private sealed record Output(string? Text, TimeSpan? Drip, long HugeBytes, bool Cut);
+    /// <summary>Something to write to a watch stream: text (maybe dripped), a huge message, a cut or a clean end.</summary>
+    private sealed record Output(string? Text, TimeSpan? Drip, long HugeBytes, bool Cut, bool End);
 
     /// <summary>One open watch stream.</summary>
     private sealed class Watch
@@ -626,6 +639,12 @@ public sealed class FakeEtcdAnswer
 
     /// <summary>Gets the Content-Length to announce, or <see langword="null"/> for a chunked body.</summary>
     public long? ContentLength { get; set; }
+
+    /// <summary>
+    /// Gets or sets whether a watch that starts with this answer then stays silent: live events, and text sent with
+    /// <see cref="FakeEtcdGateway.SendToWatches"/>, are not written to it (a stalled stream). Cuts and ends still apply.
+    /// </summary>
+    public bool DetachFromLiveEvents { get; set; }
 
     /// <summary>Gets whether the connection is reset once the body is written (a body cut short).</summary>
     public bool AbortAfterBody { get; set; }
