@@ -323,7 +323,6 @@ public sealed class FakeEtcdGateway : IAsyncDisposable
 
         await connection.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes(raw(head)));
         await connection.Transport.Output.CompleteAsync();
-        connection.Abort();
     }
 
     private async Task HandleAsync(HttpContext context)

@@ -584,7 +584,7 @@ internal sealed partial class EtcdClient : IDisposable
         var cause = Redact(Innermost(ex).Message);
         var message = TlsFailure.Describe(ex, uri, hasClientCertificate, server, client) is { } tls
             ? $"etcd at {address} could not be used for {path}. {Redact(tls)}"
-            : $"etcd at {address} is unreachable for {path}: {Redact(ex.Message)}";
+            : $"etcd at {address} is unreachable for {path}: {Redact(ex.Message)}{(ex.InnerException is null ? string.Empty : $" ({cause})")}";
 
         // No inner exception: .NET quotes what the server sent in some messages (an invalid status or header line).
         return new EtcdException(message) { Address = address, Cause = cause, IsUnreachable = true };
