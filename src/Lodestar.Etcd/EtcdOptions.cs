@@ -65,10 +65,14 @@ public sealed class EtcdOptions
     }
 
     /// <summary>
-    /// Gets or sets how the source and the registrar wait between failures: capped exponential backoff with full
-    /// jitter that starts over once the loop has gone <see cref="BackoffOptions.ResetAfter"/> without a failure. Bound
-    /// from <c>Lodestar:Etcd:Backoff</c>. Defaults are client-go's: 800 ms, doubling up to 30 s, reset after 2 minutes.
+    /// Gets or sets how the source waits between failures: capped exponential backoff with full jitter that starts
+    /// over once the loop has gone <see cref="BackoffOptions.ResetAfter"/> without a failure. Bound from
+    /// <c>Lodestar:Etcd:Backoff</c>. Defaults are client-go's: 800 ms, doubling up to 30 s, reset after 2 minutes.
     /// </summary>
+    /// <remarks>
+    /// The registrar does not use it: a failed lease keep-alive is retried within the lease's TTL, from 100 ms up to a
+    /// third of the TTL, whatever this says.
+    /// </remarks>
     public BackoffOptions Backoff { get; set; } = new();
 
     /// <summary>

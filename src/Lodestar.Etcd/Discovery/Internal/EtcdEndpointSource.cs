@@ -90,7 +90,17 @@ internal sealed partial class EtcdEndpointSource : ListWatchEndpointSource<long>
             await hook(cursor, cancellationToken).ConfigureAwait(false);
         }
 
-        var stream = await _client.WatchPrefixAsync(_prefix, cursor, cancellationToken).ConfigureAwait(false);
+        EtcdWatchStream stream;
+        try
+        {
+            // Opening reads the first message too, so it can be the oversized one.
+            stream = await _client.WatchPrefixAsync(_prefix, cursor, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RegistryResponseTooLargeException ex)
+        {
+            return TooLarge(ex, context);
+        }
+
         await using (stream.ConfigureAwait(false))
         {
             var member = stream.Address;
@@ -105,10 +115,7 @@ internal sealed partial class EtcdEndpointSource : ListWatchEndpointSource<long>
                 }
                 catch (RegistryResponseTooLargeException ex)
                 {
-                    // The same revision would bring the same message again: range afresh instead, which jumps past it.
-                    context.ReportError(DescribeError(ex));
-                    Log.MessageTooLarge(Logger, ServiceName, member, ex.Limit);
-                    return WatchOutcome.Relist;
+                    return TooLarge(ex, context);
                 }
 
                 if (message is null)
@@ -208,8 +215,9 @@ internal sealed partial class EtcdEndpointSource : ListWatchEndpointSource<long>
             ? string.Create(CultureInfo.InvariantCulture,
                 $"etcd at {member} sent nothing on the watch for {timeout.TotalSeconds:0.###} s ({nameof(EtcdOptions)}.{nameof(EtcdOptions.WatchProgressTimeout)}), not even a progress notification; watching again from revision {_resumeFrom}. If the stream is healthy but quiet, the timeout is below 2.5 times the server's --experimental-watch-progress-notify-interval (10 minutes by default).")
             : _client.Redact(error.Message);
-        if (!text.Contains(member, StringComparison.Ordinal))
+        if (!text.Contains("etcd at ", StringComparison.Ordinal))
         {
+            // Messages of the client name the member they came from; anything else gets the member last used.
             text = $"etcd at {member}: {text}";
         }
 
@@ -222,6 +230,15 @@ internal sealed partial class EtcdEndpointSource : ListWatchEndpointSource<long>
             IsInvalidToken = etcd?.IsInvalidToken ?? false,
             IsUnreachable = etcd?.IsUnreachable ?? false,
         };
+    }
+
+    /// <summary>Reports an oversized watch message and asks for a fresh range.</summary>
+    /// <remarks>The same revision would bring the same message again; a range jumps past it.</remarks>
+    private WatchOutcome TooLarge(RegistryResponseTooLargeException error, WatchContext<long> context)
+    {
+        context.ReportError(DescribeError(error));
+        Log.MessageTooLarge(Logger, ServiceName, _member ?? _client.DisplayAddress, error.Limit);
+        return WatchOutcome.Relist;
     }
 
     private static string Shown(string key) => key.Length <= MaxShownKeyLength ? key : string.Concat(key.AsSpan(0, MaxShownKeyLength), "...");
