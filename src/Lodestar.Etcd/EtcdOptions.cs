@@ -1,3 +1,6 @@
+using System.ComponentModel;
+using Lodestar.Discovery;
+
 namespace Lodestar.Etcd;
 
 /// <summary>Options of the etcd source and registrar, bound from the <c>Lodestar:Etcd</c> configuration section.</summary>
@@ -49,9 +52,65 @@ public sealed class EtcdOptions
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// Gets or sets the longest wait between retries after failures; waits grow exponentially from 100 ms with full
-    /// jitter up to this cap, and start again from 100 ms after the watch has been healthy for 10 seconds. Default
-    /// 10 seconds; range 100 ms to 5 minutes.
+    /// Gets or sets the cap of the backoff between retries. Obsolete alias of <see cref="BackoffOptions.MaxDelay"/> in
+    /// <see cref="Backoff"/>, kept for one release: it reads and writes <c>Backoff.MaxDelay</c> and still binds from
+    /// <c>Lodestar:Etcd:MaxRetryDelay</c> (when both keys are set, <c>Lodestar:Etcd:Backoff:MaxDelay</c> wins: it binds later).
     /// </summary>
-    public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(10);
+    [Obsolete("Use Backoff.MaxDelay. MaxRetryDelay is an alias of it and will be removed in the next release.")]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public TimeSpan MaxRetryDelay
+    {
+        get => Backoff?.MaxDelay ?? BackoffOptions.DefaultMaxDelay;
+        set => (Backoff ??= new BackoffOptions()).MaxDelay = value;
+    }
+
+    /// <summary>
+    /// Gets or sets how the source waits between failures: capped exponential backoff with full jitter that starts
+    /// over once the loop has gone <see cref="BackoffOptions.ResetAfter"/> without a failure. Bound from
+    /// <c>Lodestar:Etcd:Backoff</c>. Defaults are client-go's: 800 ms, doubling up to 30 s, reset after 2 minutes.
+    /// </summary>
+    /// <remarks>
+    /// The registrar does not use it: a failed lease keep-alive is retried within the lease's TTL, from 100 ms up to a
+    /// third of the TTL, whatever this says.
+    /// </remarks>
+    public BackoffOptions Backoff { get; set; } = new();
+
+    /// <summary>
+    /// Gets or sets how long a watch may stay silent before the source takes it for stalled (a dead connection that
+    /// was never closed, a proxy that stopped forwarding) and watches again from the revision after the last event it
+    /// saw. Default 25 minutes; range 100 ms to 1 day, or <see cref="Timeout.InfiniteTimeSpan"/> to trust the stream.
+    /// </summary>
+    /// <remarks>
+    /// Each watch asks etcd for progress notifications (<c>progress_notify</c>). etcd sends one every
+    /// <c>--experimental-watch-progress-notify-interval</c> (<c>--watch-progress-notify-interval</c> from etcd 3.6;
+    /// default 10 minutes, plus up to 10 % jitter), but skips it when the watch had events since the previous tick, so a
+    /// healthy watch is never silent for more than about 2.2 intervals. Keep this timeout at least 2.5 times the
+    /// server's interval: the default fits etcd's default; with the server at 30 s, 75 s detects a stalled watch within
+    /// about a minute. A shorter timeout than the server allows makes every quiet watch reconnect.
+    /// </remarks>
+    public TimeSpan WatchProgressTimeout { get; set; } = TimeSpan.FromMinutes(25);
+
+    /// <summary>
+    /// Gets or sets the largest answer to a range (the whole set of a service) the source reads, in bytes; a larger one
+    /// is not read but reported, and the last good set stays in force. Default 64 MiB; range 1 KiB to 2 GiB.
+    /// </summary>
+    /// <remarks>
+    /// A real service never comes near it: one instance in the Go naming format takes about 300 bytes of gateway JSON,
+    /// so 64 MiB holds about 200,000 instances. The cap exists so that a broken or hostile server, or a wrong
+    /// <see cref="Prefix"/> ranging a huge keyspace, cannot make the process buffer without bound. Every other answer
+    /// (put, lease calls, authenticate) is read with the same cap, and error bodies with 64 KiB.
+    /// </remarks>
+    public long MaxRangeResponseBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>
+    /// Gets or sets the largest single watch message the source reads, in bytes. A larger one is reported, and the
+    /// source ranges the prefix again instead of reading it (so a legitimately large catch-up cannot wedge the watch).
+    /// Default 64 MiB; range 1 KiB to 2 GiB.
+    /// </summary>
+    /// <remarks>
+    /// A watch that keeps up gets one message per revision, and etcd caps a revision at <c>--max-request-bytes</c>
+    /// (1.5 MiB by default, about 2 MiB as gateway JSON); a watch catching up gets at most 1000 revisions per message,
+    /// about 300 KB for typical instance values. 64 MiB is far above both.
+    /// </remarks>
+    public long MaxWatchMessageBytes { get; set; } = 64L * 1024 * 1024;
 }

@@ -103,6 +103,106 @@ public sealed class AddEtcdTests
         Assert.Equal("http://10.0.0.1:2379", client.DisplayAddress);
     }
 
+    private static EtcdOptions Bind(Dictionary<string, string?> values)
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(values).Build());
+        services.AddLodestar().AddEtcd();
+        using var provider = services.BuildServiceProvider();
+        return provider.GetRequiredService<IOptions<EtcdOptions>>().Value;
+    }
+
+    [Fact]
+    public void AddEtcd_Defaults_AreClientGoBackoffAndDocumentedLimits()
+    {
+        var options = new EtcdOptions();
+
+        Assert.Equal(TimeSpan.FromMilliseconds(800), options.Backoff.InitialDelay);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.Backoff.MaxDelay);
+        Assert.Equal(TimeSpan.FromMinutes(2), options.Backoff.ResetAfter);
+        Assert.Equal(TimeSpan.FromMinutes(25), options.WatchProgressTimeout);
+        Assert.Equal(64L * 1024 * 1024, options.MaxRangeResponseBytes);
+        Assert.Equal(64L * 1024 * 1024, options.MaxWatchMessageBytes);
+    }
+
+    [Fact]
+    public void AddEtcd_BackoffSectionAndLimits_BindFromConfiguration()
+    {
+        var options = Bind(new()
+        {
+            ["Lodestar:Etcd:Backoff:InitialDelay"] = "00:00:00.250",
+            ["Lodestar:Etcd:Backoff:MaxDelay"] = "00:00:05",
+            ["Lodestar:Etcd:Backoff:ResetAfter"] = "00:01:00",
+            ["Lodestar:Etcd:WatchProgressTimeout"] = "00:01:15",
+            ["Lodestar:Etcd:MaxRangeResponseBytes"] = "2097152",
+            ["Lodestar:Etcd:MaxWatchMessageBytes"] = "1048576",
+        });
+
+        Assert.Equal(TimeSpan.FromMilliseconds(250), options.Backoff.InitialDelay);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.Backoff.MaxDelay);
+        Assert.Equal(TimeSpan.FromMinutes(1), options.Backoff.ResetAfter);
+        Assert.Equal(TimeSpan.FromSeconds(75), options.WatchProgressTimeout);
+        Assert.Equal(2097152, options.MaxRangeResponseBytes);
+        Assert.Equal(1048576, options.MaxWatchMessageBytes);
+    }
+
+#pragma warning disable CS0618 // The obsolete alias is what these tests are about.
+    [Fact]
+    public void AddEtcd_ObsoleteMaxRetryDelay_StillBindsAndForwardsToBackoffMaxDelay()
+    {
+        var options = Bind(new() { ["Lodestar:Etcd:MaxRetryDelay"] = "00:00:07" });
+
+        Assert.Equal(TimeSpan.FromSeconds(7), options.Backoff.MaxDelay);
+        Assert.Equal(TimeSpan.FromSeconds(7), options.MaxRetryDelay);
+        options.MaxRetryDelay = TimeSpan.FromSeconds(3);
+        Assert.Equal(TimeSpan.FromSeconds(3), options.Backoff.MaxDelay);
+    }
+
+    [Fact]
+    public void AddEtcd_BothMaxRetryDelayAndBackoffMaxDelay_BackoffWins()
+    {
+        var options = Bind(new()
+        {
+            ["Lodestar:Etcd:MaxRetryDelay"] = "00:00:07",
+            ["Lodestar:Etcd:Backoff:MaxDelay"] = "00:00:09",
+        });
+
+        Assert.Equal(TimeSpan.FromSeconds(9), options.Backoff.MaxDelay);
+        Assert.Equal(TimeSpan.FromSeconds(9), options.MaxRetryDelay);
+    }
+#pragma warning restore CS0618
+
+    [Fact]
+    public void AddEtcd_InvalidBackoffProgressTimeoutAndLimits_FailValidationNamingEach()
+    {
+        var services = new ServiceCollection();
+        services.AddLodestar().AddEtcd(o =>
+        {
+            o.Backoff.MaxDelay = TimeSpan.FromMinutes(10);
+            o.WatchProgressTimeout = TimeSpan.FromMilliseconds(10);
+            o.MaxRangeResponseBytes = 0;
+            o.MaxWatchMessageBytes = 3L * 1024 * 1024 * 1024;
+        });
+        using var provider = services.BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<EtcdOptions>>().Value);
+
+        Assert.Contains(error.Failures, f => f.StartsWith("Lodestar:Etcd:Backoff:ResetAfter", StringComparison.Ordinal));
+        Assert.Contains(error.Failures, f => f.Contains(nameof(EtcdOptions.WatchProgressTimeout), StringComparison.Ordinal));
+        Assert.Contains(error.Failures, f => f.Contains(nameof(EtcdOptions.MaxRangeResponseBytes), StringComparison.Ordinal));
+        Assert.Contains(error.Failures, f => f.Contains(nameof(EtcdOptions.MaxWatchMessageBytes), StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AddEtcd_InfiniteWatchProgressTimeout_IsValid()
+    {
+        var services = new ServiceCollection();
+        services.AddLodestar().AddEtcd(o => o.WatchProgressTimeout = Timeout.InfiniteTimeSpan);
+        using var provider = services.BuildServiceProvider();
+
+        Assert.Equal(Timeout.InfiniteTimeSpan, provider.GetRequiredService<IOptions<EtcdOptions>>().Value.WatchProgressTimeout);
+    }
+
     [Fact]
     public void AddEtcd_NullBuilder_Throws()
         => Assert.Throws<ArgumentNullException>(() => EtcdLodestarBuilderExtensions.AddEtcd(null!));

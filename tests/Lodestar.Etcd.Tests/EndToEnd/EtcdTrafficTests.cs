@@ -63,6 +63,51 @@ public sealed class EtcdTrafficTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task RemovedEndpoint_RequestSentWhileEarlierObserversAreTold_NeverReachesIt()
+    {
+        // Arrange: the application's own observer subscribes before the first request, so the watcher tells it of a
+        // new set before it tells the balancer (created on that first request). The observer holds the watcher there.
+        await using var etcd = await EtcdServer.StartAsync();
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        await etcd.PutAsync("orders/a", $"{{\"Op\":0,\"Addr\":\"{a.Address}\",\"Metadata\":null}}");
+        await etcd.PutAsync("orders/b", $"{{\"Op\":0,\"Addr\":\"{b.Address}\",\"Metadata\":null}}");
+        await using var client = CreateClient(etcd);
+        var http = client.Services.GetRequiredService<IHttpClientFactory>().CreateClient("orders");
+        var told = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var observer = client.Resolver.Watch("orders", "etcd", set =>
+        {
+            if (set.Count == 1 && told.TrySetResult())
+            {
+                release.Task.Wait(s_wait);
+            }
+        });
+        for (var i = 0; i < 10; i++)
+        {
+            await GetAsync(http);
+        }
+
+        Assert.True(a.Requests > 0 && b.Requests > 0);
+        var before = a.Requests;
+
+        // Act: a leaves; requests go out while the watcher is still telling the observer, before the balancer's turn.
+        await etcd.DeleteAsync("orders/a");
+        await told.Task.WaitAsync(s_wait);
+        var answers = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            answers.Add(await GetAsync(http));
+        }
+
+        release.SetResult();
+
+        // Assert: every one went to b.
+        Assert.All(answers, answer => Assert.Equal("b", answer));
+        Assert.Equal(before, a.Requests);
+    }
+
+    [Fact]
     public async Task ReactionTime_PutToFirstRequest_IsWellUnderOneSecond()
     {
         // Arrange: traffic flows to a; b's key is written and deleted repeatedly.

@@ -40,7 +40,8 @@ internal sealed class EtcdHarness : IAsyncDisposable
         services.AddLodestar(o => o.ResolutionTimeout = TimeSpan.FromSeconds(10)).AddEtcd(o =>
         {
             o.Address = address;
-            o.MaxRetryDelay = TimeSpan.FromMilliseconds(500);
+            o.Backoff.InitialDelay = TimeSpan.FromMilliseconds(100);
+            o.Backoff.MaxDelay = TimeSpan.FromMilliseconds(500);
             configure?.Invoke(o);
         });
         more?.Invoke(services);

@@ -5,6 +5,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Lodestar.Discovery;
 using Lodestar.Internal;
 using Microsoft.Extensions.Logging;
 
@@ -24,11 +25,22 @@ namespace Lodestar.Etcd.Client.Internal;
 /// (range, put, delete, lease calls, authenticate, opening a watch) is safe to repeat. When a request times out, the
 /// next request goes to the next member, but this one fails: etcd may have applied it. The move is a compare-exchange
 /// from the member that failed, so concurrent failures of one member move on by one member, not several.</para>
-/// <para>Secrets: the password and tokens are never put into exception messages or logs; messages from etcd are passed
-/// through <see cref="Redact"/> before they are used, as a second line of defence.</para>
+/// <para>Secrets: the password and tokens are never put into exception messages or logs. Whatever etcd (or a proxy in
+/// front of it) sends back is passed through <see cref="Redact"/> before it is used: a <see cref="SecretRedactor"/>
+/// that knows the password and the last few tokens (a rejected token may be echoed after it was replaced) and masks
+/// credentials in recognisable forms. Transport exceptions are not kept as inner exceptions, since .NET quotes what the
+/// server sent in some of them.</para>
+/// <para>Size: every answer is read through a <see cref="LimitedStream"/> of <see cref="EtcdOptions.MaxRangeResponseBytes"/>,
+/// each watch message is capped at <see cref="EtcdOptions.MaxWatchMessageBytes"/>, and error bodies at 64 KiB.</para>
 /// </remarks>
 internal sealed partial class EtcdClient : IDisposable
 {
+    /// <summary>The most bytes of an error body read for its message.</summary>
+    internal const int MaxErrorBodyBytes = 64 * 1024;
+
+    // Tokens a server may still echo: the current one and a few it replaced.
+    private const int RememberedTokens = 4;
+
     private readonly HttpClient _http;
     private readonly EtcdOptions _options;
     private readonly TimeProvider _timeProvider;
@@ -36,6 +48,8 @@ internal sealed partial class EtcdClient : IDisposable
     private readonly SemaphoreSlim _authenticating = new(1, 1);
     private readonly Uri[] _endpoints;
     private readonly string[] _displays;
+    private readonly List<string> _recentTokens = [];
+    private volatile SecretRedactor _redactor;
     private int _current;
     private volatile string? _token;
 
@@ -46,6 +60,7 @@ internal sealed partial class EtcdClient : IDisposable
         _logger = logger;
         _endpoints = EtcdAddressList.Parse(options.Address);
         _displays = [.. _endpoints.Select(e => e.GetLeftPart(UriPartial.Authority))];
+        _redactor = new SecretRedactor().Add(options.Password);
         _http = new HttpClient(handler ?? CreateHandler(options), disposeHandler: true)
         {
             // Watches stream for as long as they live; every other request gets RequestTimeout through its token.
@@ -87,6 +102,10 @@ internal sealed partial class EtcdClient : IDisposable
         return [0];
     }
 
+    /// <summary>Reads every key under <paramref name="prefix"/>.</summary>
+    /// <returns>The keys, the revision they were read at, and the member that answered.</returns>
+    /// <exception cref="EtcdException">The request failed, or the answer is not a range answer.</exception>
+    /// <exception cref="RegistryResponseTooLargeException">The answer is larger than <see cref="EtcdOptions.MaxRangeResponseBytes"/>.</exception>
     public async Task<EtcdRangeResult> RangePrefixAsync(string prefix, CancellationToken cancellationToken)
     {
         var key = Encoding.UTF8.GetBytes(prefix);
@@ -95,25 +114,41 @@ internal sealed partial class EtcdClient : IDisposable
             ["key"] = Convert.ToBase64String(key),
             ["range_end"] = Convert.ToBase64String(PrefixEnd(key)),
         };
-        using var answer = await PostAsync("v3/kv/range", body, cancellationToken).ConfigureAwait(false);
+        using var answer = await PostAsync("v3/kv/range", body, cancellationToken, $" of '{prefix}'").ConfigureAwait(false);
         var root = answer.Root;
-        var kvs = new List<EtcdKeyValue>();
-        if (root.TryGetProperty("kvs", out var items) && items.ValueKind == JsonValueKind.Array)
+        if (root.ValueKind != JsonValueKind.Object)
         {
+            throw new EtcdException($"etcd at {answer.Address} answered v3/kv/range of '{prefix}' with {EtcdWatchStream.DescribeKind(root.ValueKind)}, not an object.") { Address = answer.Address };
+        }
+
+        var revision = ReadRevision(root);
+        if (revision <= 0)
+        {
+            throw new EtcdException($"etcd at {answer.Address} answered v3/kv/range of '{prefix}' without a header.revision to watch from.") { Address = answer.Address };
+        }
+
+        var kvs = new List<EtcdKeyValue>();
+        if (root.TryGetProperty("kvs", out var items) && items.ValueKind != JsonValueKind.Null)
+        {
+            if (items.ValueKind != JsonValueKind.Array)
+            {
+                throw new EtcdException($"etcd at {answer.Address} answered v3/kv/range of '{prefix}' with 'kvs' that is {EtcdWatchStream.DescribeKind(items.ValueKind)}, not an array.") { Address = answer.Address };
+            }
+
             foreach (var item in items.EnumerateArray())
             {
                 kvs.Add(ReadKeyValue(item));
             }
         }
 
-        return new EtcdRangeResult(ReadRevision(root), kvs);
+        return new EtcdRangeResult(revision, kvs, answer.Address);
     }
 
     public async Task<EtcdKeyValue?> GetAsync(string key, CancellationToken cancellationToken)
     {
         var body = new JsonObject { ["key"] = Base64(key) };
         using var answer = await PostAsync("v3/kv/range", body, cancellationToken).ConfigureAwait(false);
-        return answer.Root.TryGetProperty("kvs", out var items) && items.ValueKind == JsonValueKind.Array && items.GetArrayLength() > 0
+        return answer.Root.ValueKind == JsonValueKind.Object && answer.Root.TryGetProperty("kvs", out var items) && items.ValueKind == JsonValueKind.Array && items.GetArrayLength() > 0
             ? ReadKeyValue(items[0])
             : null;
     }
@@ -162,12 +197,12 @@ internal sealed partial class EtcdClient : IDisposable
         var body = new JsonObject { ["ID"] = leaseId.ToString(CultureInfo.InvariantCulture) };
         using var answer = await PostAsync("v3/lease/keepalive", body, cancellationToken).ConfigureAwait(false);
         var root = answer.Root;
-        if (root.TryGetProperty("error", out var error))
+        if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("error", out var error))
         {
             throw ToException("v3/lease/keepalive", answer.Address, HttpStatusCode.OK, error);
         }
 
-        return root.TryGetProperty("result", out var result) ? ReadInt64(result, "TTL") : 0;
+        return root.ValueKind == JsonValueKind.Object && root.TryGetProperty("result", out var result) ? ReadInt64(result, "TTL") : 0;
     }
 
     /// <summary>Revokes a lease, deleting every key bound to it; a lease that no longer exists is not an error.</summary>
@@ -184,7 +219,10 @@ internal sealed partial class EtcdClient : IDisposable
         }
     }
 
-    /// <summary>Opens a watch on every key under <paramref name="prefix"/> from <paramref name="startRevision"/>.</summary>
+    /// <summary>
+    /// Opens a watch on every key under <paramref name="prefix"/> from <paramref name="startRevision"/>, asking etcd for
+    /// progress notifications (<c>progress_notify</c>) so that a silent stream can be told from a quiet one.
+    /// </summary>
     /// <returns>The stream; its first message (normally <c>created</c>) has been read already.</returns>
     public async Task<EtcdWatchStream> WatchPrefixAsync(string prefix, long startRevision, CancellationToken cancellationToken)
     {
@@ -196,6 +234,7 @@ internal sealed partial class EtcdClient : IDisposable
                 ["key"] = Convert.ToBase64String(key),
                 ["range_end"] = Convert.ToBase64String(PrefixEnd(key)),
                 ["start_revision"] = startRevision.ToString(CultureInfo.InvariantCulture),
+                ["progress_notify"] = true,
             },
         };
 
@@ -220,7 +259,7 @@ internal sealed partial class EtcdClient : IDisposable
                 }
             }
 
-            var stream = new EtcdWatchStream(response, address, Redact);
+            var stream = new EtcdWatchStream(response, address, Redact, _options.MaxWatchMessageBytes);
             EtcdWatchResponse? first;
             try
             {
@@ -245,37 +284,73 @@ internal sealed partial class EtcdClient : IDisposable
         }
     }
 
-    /// <summary>Replaces the password and any token in <paramref name="text"/> with <c>***</c>.</summary>
-    public string Redact(string text)
-    {
-        if (!string.IsNullOrEmpty(_options.Password))
-        {
-            text = text.Replace(_options.Password, "***", StringComparison.Ordinal);
-        }
-
-        var token = _token;
-        if (!string.IsNullOrEmpty(token))
-        {
-            text = text.Replace(token, "***", StringComparison.Ordinal);
-        }
-
-        return text;
-    }
+    /// <summary>Masks the password, the tokens this client was issued lately, and credentials in recognisable forms.</summary>
+    public string Redact(string text) => _redactor.Redact(text) ?? string.Empty;
 
     internal static bool IsTokenProblem(string? reason)
         => reason is not null && (reason.Contains("invalid auth token", StringComparison.OrdinalIgnoreCase)
                                   || reason.Contains("auth token is expired", StringComparison.OrdinalIgnoreCase)
                                   || reason.Contains("Unauthenticated", StringComparison.Ordinal));
 
+    /// <summary>Reads one <c>mvccpb.KeyValue</c>; never throws, but sets <see cref="EtcdKeyValue.Problem"/> on an entry it cannot use.</summary>
     internal static EtcdKeyValue ReadKeyValue(JsonElement item)
     {
-        var key = item.TryGetProperty("key", out var k) && k.GetString() is { } keyText ? Encoding.UTF8.GetString(Convert.FromBase64String(keyText)) : string.Empty;
-        var value = item.TryGetProperty("value", out var v) && v.GetString() is { } valueText ? Convert.FromBase64String(valueText) : [];
-        return new EtcdKeyValue(key, value, ReadInt64(item, "mod_revision"), ReadInt64(item, "lease"));
+        if (item.ValueKind != JsonValueKind.Object)
+        {
+            return new EtcdKeyValue(string.Empty, [], 0, 0) { Problem = $"is {EtcdWatchStream.DescribeKind(item.ValueKind)}, not an object" };
+        }
+
+        var key = string.Empty;
+        string? problem = null;
+        if (!item.TryGetProperty("key", out var k) || k.ValueKind == JsonValueKind.Null)
+        {
+            problem = "has no key";
+        }
+        else if (k.ValueKind != JsonValueKind.String)
+        {
+            problem = $"has a key that is {EtcdWatchStream.DescribeKind(k.ValueKind)}, not a base64 string";
+        }
+        else if (!TryFromBase64(k.GetString()!, out var keyBytes) || keyBytes.Length == 0)
+        {
+            problem = "has a key that is not valid base64";
+        }
+        else
+        {
+            key = Encoding.UTF8.GetString(keyBytes);
+        }
+
+        byte[] value = [];
+        if (problem is null && item.TryGetProperty("value", out var v) && v.ValueKind != JsonValueKind.Null)
+        {
+            if (v.ValueKind != JsonValueKind.String)
+            {
+                problem = $"has a value that is {EtcdWatchStream.DescribeKind(v.ValueKind)}, not a base64 string";
+            }
+            else if (!TryFromBase64(v.GetString()!, out value))
+            {
+                problem = "has a value that is not valid base64";
+                value = [];
+            }
+        }
+
+        return new EtcdKeyValue(key, value, ReadInt64(item, "mod_revision"), ReadInt64(item, "lease")) { Problem = problem };
+    }
+
+    internal static bool TryFromBase64(string text, out byte[] bytes)
+    {
+        var buffer = new byte[(text.Length + 3) / 4 * 3];
+        if (!Convert.TryFromBase64String(text, buffer, out var written))
+        {
+            bytes = [];
+            return false;
+        }
+
+        bytes = written == buffer.Length ? buffer : buffer[..written];
+        return true;
     }
 
     internal static long ReadRevision(JsonElement root)
-        => root.TryGetProperty("header", out var header) ? ReadInt64(header, "revision") : 0;
+        => root.ValueKind == JsonValueKind.Object && root.TryGetProperty("header", out var header) ? ReadInt64(header, "revision") : 0;
 
     internal static long ReadInt64(JsonElement element, string name)
     {
@@ -338,7 +413,11 @@ internal sealed partial class EtcdClient : IDisposable
         return request;
     }
 
-    private async Task<EtcdAnswer> PostAsync(string path, JsonObject body, CancellationToken cancellationToken)
+    /// <param name="path">The gateway path.</param>
+    /// <param name="body">The request.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <param name="what">Words after the path naming what is read (for example <c> of 'orders/'</c>), for a too-large answer's message.</param>
+    private async Task<EtcdAnswer> PostAsync(string path, JsonObject body, CancellationToken cancellationToken, string what = "")
     {
         var failover = new Failover(_displays);
         for (var attempt = 0; ; attempt++)
@@ -346,7 +425,7 @@ internal sealed partial class EtcdClient : IDisposable
             var token = await GetTokenAsync(failover, cancellationToken).ConfigureAwait(false);
             try
             {
-                return await OnSomeEndpointAsync(path, failover, index => SendOnceAsync(index, path, body, token, cancellationToken)).ConfigureAwait(false);
+                return await OnSomeEndpointAsync(path, failover, index => SendOnceAsync(index, path, body, token, what, cancellationToken)).ConfigureAwait(false);
             }
             catch (EtcdException ex) when (ex.IsInvalidToken && attempt == 0 && token is not null)
             {
@@ -375,8 +454,7 @@ internal sealed partial class EtcdClient : IDisposable
             catch (EtcdException ex) when (ex.IsUnreachable)
             {
                 failover.Failed(index, ex);
-                var cause = ex.InnerException is { } inner ? Innermost(inner).Message : ex.Message;
-                MoveOn(index, $"{path}: {Redact(cause)}");
+                MoveOn(index, $"{path}: {ex.Cause ?? ex.Message}");
                 if (!failover.HasUntried)
                 {
                     if (_endpoints.Length == 1)
@@ -405,7 +483,7 @@ internal sealed partial class EtcdClient : IDisposable
         }
     }
 
-    private async Task<EtcdAnswer> SendOnceAsync(int endpoint, string path, JsonObject body, string? token, CancellationToken cancellationToken)
+    private async Task<EtcdAnswer> SendOnceAsync(int endpoint, string path, JsonObject body, string? token, string what, CancellationToken cancellationToken)
     {
         var address = _displays[endpoint];
         using var timeout = new CancellationTokenSource(_options.RequestTimeout, _timeProvider);
@@ -413,16 +491,29 @@ internal sealed partial class EtcdClient : IDisposable
         using var request = CreateRequest(endpoint, path, body, token);
         try
         {
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, linked.Token).ConfigureAwait(false);
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
             {
                 throw await ReadFailureAsync(path, address, response, linked.Token).ConfigureAwait(false);
             }
 
+            var description = $"etcd at {address}, {path}{what} ({nameof(EtcdOptions)}.{nameof(EtcdOptions.MaxRangeResponseBytes)})";
+            var limit = _options.MaxRangeResponseBytes;
+            if (response.Content.Headers.ContentLength is { } length && length > limit)
+            {
+                // Refused before a byte of the body is read.
+                throw new RegistryResponseTooLargeException(string.Create(CultureInfo.InvariantCulture,
+                    $"{description}: the answer is larger than the limit of {limit} bytes (Content-Length {length}); it was not read."))
+                {
+                    Limit = limit,
+                };
+            }
+
             var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {
-                var document = await JsonDocument.ParseAsync(stream, default, linked.Token).ConfigureAwait(false);
+                using var limited = RegistryStreams.Limit(stream, limit, description);
+                var document = await JsonDocument.ParseAsync(limited, default, linked.Token).ConfigureAwait(false);
                 return new EtcdAnswer(document, address);
             }
         }
@@ -432,15 +523,21 @@ internal sealed partial class EtcdClient : IDisposable
             // applied, so it is not sent again; the next one goes to the next member.
             var seconds = _options.RequestTimeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
             MoveOn(endpoint, $"no answer to {path} within {seconds} s");
-            throw new EtcdException($"etcd at {address} did not answer {path} within {seconds} s.");
+            throw new EtcdException($"etcd at {address} did not answer {path} within {seconds} s.") { Address = address };
         }
         catch (HttpRequestException ex)
         {
-            throw new EtcdException(Unreachable(endpoint, path, ex), ex) { IsUnreachable = true };
+            throw Unreachable(endpoint, path, ex);
         }
         catch (JsonException ex)
         {
-            throw new EtcdException($"etcd at {address} sent malformed JSON for {path}: {Redact(ex.Message)}", ex);
+            throw new EtcdException($"etcd at {address} sent malformed JSON for {path}{what}: {Redact(ex.Message)}") { Address = address };
+        }
+        catch (IOException ex) when (ex is not RegistryResponseTooLargeException)
+        {
+            // The answer broke off after its headers: etcd may have applied the request, so it is not sent again.
+            var cause = Redact(ex.Message);
+            throw new EtcdException($"etcd at {address} broke off its answer to {path}{what}: {cause}") { Address = address, Cause = cause };
         }
     }
 
@@ -452,20 +549,26 @@ internal sealed partial class EtcdClient : IDisposable
         {
             return (await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false), endpoint);
         }
-        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             // Only the handler's connect timeout can end a watch request this way: nothing was sent.
             var seconds = _options.RequestTimeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
-            throw new EtcdException($"etcd at {_displays[endpoint]} accepted no connection for v3/watch within {seconds} s.", ex) { IsUnreachable = true };
+            var address = _displays[endpoint];
+            throw new EtcdException($"etcd at {address} accepted no connection for v3/watch within {seconds} s.")
+            {
+                Address = address,
+                Cause = $"no connection within {seconds} s",
+                IsUnreachable = true,
+            };
         }
         catch (HttpRequestException ex)
         {
-            throw new EtcdException(Unreachable(endpoint, "v3/watch", ex), ex) { IsUnreachable = true };
+            throw Unreachable(endpoint, "v3/watch", ex);
         }
     }
 
     /// <summary>Describes a request that got no answer: a failed TLS connection in words an operator can act on, else etcd unreachable.</summary>
-    private string Unreachable(int endpoint, string path, HttpRequestException ex)
+    private EtcdException Unreachable(int endpoint, string path, HttpRequestException ex)
     {
         const string Options = nameof(EtcdOptions);
         var uri = _endpoints[endpoint];
@@ -478,9 +581,13 @@ internal sealed partial class EtcdClient : IDisposable
         var client = hasClientCertificate
             ? $"the certificate in {Options}.{nameof(EtcdOptions.ClientCertificatePath)} must be issued by a CA in etcd's --trusted-ca-file"
             : $"none is configured, and etcd run with --client-cert-auth needs one: set {Options}.{nameof(EtcdOptions.ClientCertificatePath)} and {Options}.{nameof(EtcdOptions.ClientKeyPath)}";
-        return TlsFailure.Describe(ex, uri, hasClientCertificate, server, client) is { } tls
+        var cause = Redact(Innermost(ex).Message);
+        var message = TlsFailure.Describe(ex, uri, hasClientCertificate, server, client) is { } tls
             ? $"etcd at {address} could not be used for {path}. {Redact(tls)}"
-            : $"etcd at {address} is unreachable for {path}: {Redact(ex.Message)}";
+            : $"etcd at {address} is unreachable for {path}: {Redact(ex.Message)}{(ex.InnerException is null ? string.Empty : $" ({cause})")}";
+
+        // No inner exception: .NET quotes what the server sent in some messages (an invalid status or header line).
+        return new EtcdException(message) { Address = address, Cause = cause, IsUnreachable = true };
     }
 
     private static Exception Innermost(Exception ex)
@@ -495,30 +602,62 @@ internal sealed partial class EtcdClient : IDisposable
 
     private async Task<EtcdException> ReadFailureAsync(string path, string address, HttpResponseMessage response, CancellationToken cancellationToken)
     {
-        string text;
+        var status = (int)response.StatusCode;
+        byte[] bytes;
         try
         {
-            text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            bytes = await RegistryStreams.ReadAsync(response.Content, MaxErrorBodyBytes, $"etcd at {address}, error body of {path}", cancellationToken).ConfigureAwait(false);
         }
-        catch (HttpRequestException ex)
+        catch (RegistryResponseTooLargeException)
         {
-            Log.FailureBodyUnreadable(_logger, path, ex.Message);
-            text = string.Empty;
+            return new EtcdException(string.Create(CultureInfo.InvariantCulture,
+                $"etcd at {address} answered {path} with HTTP {status} and a body larger than {MaxErrorBodyBytes} bytes, which was not read."))
+            {
+                Address = address,
+                IsInvalidToken = response.StatusCode == HttpStatusCode.Unauthorized,
+            };
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            Log.FailureBodyUnreadable(_logger, path, Redact(ex.Message));
+            bytes = [];
         }
 
         try
         {
-            using var document = JsonDocument.Parse(text);
-            return ToException(path, address, response.StatusCode, document.RootElement);
+            using var document = JsonDocument.Parse(bytes);
+            if (document.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                return ToException(path, address, response.StatusCode, document.RootElement);
+            }
         }
         catch (JsonException)
         {
-            var status = (int)response.StatusCode;
-            return new EtcdException($"etcd at {address} answered {path} with HTTP {status.ToString(CultureInfo.InvariantCulture)}.")
-            {
-                IsInvalidToken = response.StatusCode == HttpStatusCode.Unauthorized,
-            };
         }
+
+        var excerpt = Excerpt(bytes);
+        return new EtcdException(string.Create(CultureInfo.InvariantCulture,
+            $"etcd at {address} answered {path} with HTTP {status}{(excerpt.Length > 0 ? ": " + excerpt : ".")}"))
+        {
+            Address = address,
+            IsInvalidToken = response.StatusCode == HttpStatusCode.Unauthorized,
+        };
+    }
+
+    /// <summary>Returns the start of a body that is not JSON (a proxy's error page), on one line and redacted.</summary>
+    private string Excerpt(byte[] bytes)
+    {
+        const int Max = 200;
+        var text = Encoding.UTF8.GetString(bytes, 0, Math.Min(bytes.Length, 4 * Max));
+        var builder = new StringBuilder(Math.Min(text.Length, Max));
+        foreach (var c in text)
+        {
+            builder.Append(char.IsControl(c) ? ' ' : c);
+        }
+
+        // Redact first: a secret cut in two by the length limit would no longer be recognised.
+        var redacted = Redact(builder.ToString()).Trim();
+        return redacted.Length <= Max ? redacted : string.Concat(redacted.AsSpan(0, Max), "...");
     }
 
     private EtcdException ToException(string path, string address, HttpStatusCode status, JsonElement error)
@@ -534,6 +673,7 @@ internal sealed partial class EtcdClient : IDisposable
         var invalidToken = code == 16 || status == HttpStatusCode.Unauthorized || IsTokenProblem(message);
         return new EtcdException($"etcd at {address} rejected {path}: {Redact(message)} (HTTP {((int)status).ToString(CultureInfo.InvariantCulture)}, code {code.ToString(CultureInfo.InvariantCulture)}).")
         {
+            Address = address,
             GrpcCode = code,
             IsInvalidToken = invalidToken,
         };
@@ -562,21 +702,25 @@ internal sealed partial class EtcdClient : IDisposable
 
             const string Path = "v3/auth/authenticate";
             var body = new JsonObject { ["name"] = _options.Username, ["password"] = _options.Password ?? string.Empty };
-            using var answer = await OnSomeEndpointAsync(Path, failover, index => SendOnceAsync(index, Path, body, null, cancellationToken)).ConfigureAwait(false);
+            using var answer = await OnSomeEndpointAsync(Path, failover, index => SendOnceAsync(index, Path, body, null, string.Empty, cancellationToken)).ConfigureAwait(false);
             var issued = ReadString(answer.Root, "token");
             if (string.IsNullOrEmpty(issued))
             {
                 throw new EtcdException($"etcd at {answer.Address} authenticated user '{_options.Username}' but returned no token; is auth enabled?");
             }
 
+            RememberToken(issued);
             _token = issued;
             Log.Authenticated(_logger, answer.Address, _options.Username);
             return issued;
         }
         catch (EtcdException ex) when (!ex.Message.Contains("user '", StringComparison.Ordinal))
         {
-            throw new EtcdException($"etcd at {_displays[failover.LastUsed]} could not authenticate user '{_options.Username}': {ex.Message}", ex)
+            throw new EtcdException($"etcd at {_displays[failover.LastUsed]} could not authenticate user '{_options.Username}': {ex.Message}")
             {
+                Address = ex.Address ?? _displays[failover.LastUsed],
+                Cause = ex.Cause,
+                GrpcCode = ex.GrpcCode,
                 IsUnreachable = ex.IsUnreachable,
             };
         }
@@ -584,6 +728,19 @@ internal sealed partial class EtcdClient : IDisposable
         {
             _authenticating.Release();
         }
+    }
+
+    /// <summary>Adds a newly issued token to the secrets masked everywhere, forgetting all but the last few. Called under <see cref="_authenticating"/>.</summary>
+    private void RememberToken(string token)
+    {
+        _recentTokens.Add(token);
+        if (_recentTokens.Count > RememberedTokens)
+        {
+            _recentTokens.RemoveAt(0);
+        }
+
+        // A fresh redactor rather than Add on the old one: the list of tokens stays bounded however long the process runs.
+        _redactor = new SecretRedactor().Add(_options.Password).Add([.. _recentTokens]);
     }
 
     private void InvalidateToken(string token, string address)
@@ -667,8 +824,10 @@ internal sealed partial class EtcdClient : IDisposable
 
         /// <summary>Returns the last failure, its message naming every endpoint tried.</summary>
         public EtcdException Exhausted()
-            => new($"{_last!.Message} Every etcd endpoint was tried and none could be reached: {string.Join(", ", _tried.Select(i => endpoints[i]))}.", _last.InnerException)
+            => new($"{_last!.Message} Every etcd endpoint was tried and none could be reached: {string.Join(", ", _tried.Select(i => endpoints[i]))}.")
             {
+                Address = _last.Address,
+                Cause = _last.Cause,
                 IsUnreachable = true,
             };
     }

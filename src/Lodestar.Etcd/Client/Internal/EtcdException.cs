@@ -1,6 +1,10 @@
 namespace Lodestar.Etcd.Client.Internal;
 
 /// <summary>An etcd request failed: transport error, HTTP error or an error the gateway reported. Never carries secrets.</summary>
+/// <remarks>
+/// Transport failures are not kept as inner exceptions: .NET's messages may quote what the server sent (an invalid
+/// status or header line), so only their redacted text travels, in the message and in <see cref="Cause"/>.
+/// </remarks>
 internal sealed class EtcdException : Exception
 {
     public EtcdException()
@@ -16,6 +20,12 @@ internal sealed class EtcdException : Exception
         : base(message, innerException)
     {
     }
+
+    /// <summary>Gets the member the failure came from (scheme, host and port), or <see langword="null"/> when unknown.</summary>
+    public string? Address { get; init; }
+
+    /// <summary>Gets the underlying cause in a few words (for example <c>Connection refused (127.0.0.1:2379)</c>), redacted; or <see langword="null"/>.</summary>
+    public string? Cause { get; init; }
 
     /// <summary>Gets the gRPC status code the gateway reported (16 = unauthenticated), or 0 when none.</summary>
     public int GrpcCode { get; init; }

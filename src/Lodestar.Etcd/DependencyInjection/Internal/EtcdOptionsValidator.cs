@@ -29,10 +29,23 @@ internal sealed class EtcdOptionsValidator : IValidateOptions<EtcdOptions>
             failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.RequestTimeout)} is {options.RequestTimeout}; it must be between 100 ms and 2 minutes.");
         }
 
-        if (options.MaxRetryDelay < TimeSpan.FromMilliseconds(100) || options.MaxRetryDelay > TimeSpan.FromMinutes(5))
+        if (options.Backoff is null)
         {
-            failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.MaxRetryDelay)} is {options.MaxRetryDelay}; it must be between 100 ms and 5 minutes.");
+            failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.Backoff)} is null.");
         }
+        else if (options.Backoff.Validate($"{EtcdOptions.SectionName}:{nameof(EtcdOptions.Backoff)}") is { } backoff)
+        {
+            failures.Add(backoff);
+        }
+
+        if (options.WatchProgressTimeout != Timeout.InfiniteTimeSpan
+            && (options.WatchProgressTimeout < TimeSpan.FromMilliseconds(100) || options.WatchProgressTimeout > TimeSpan.FromDays(1)))
+        {
+            failures.Add($"{nameof(EtcdOptions)}.{nameof(EtcdOptions.WatchProgressTimeout)} is {options.WatchProgressTimeout}; it must be between 100 ms and 1 day, or Timeout.InfiniteTimeSpan (-00:00:00.001) to trust the stream.");
+        }
+
+        CheckSize(nameof(EtcdOptions.MaxRangeResponseBytes), options.MaxRangeResponseBytes, failures);
+        CheckSize(nameof(EtcdOptions.MaxWatchMessageBytes), options.MaxWatchMessageBytes, failures);
 
         CheckFile(nameof(EtcdOptions.CaCertificatePath), options.CaCertificatePath, failures);
         CheckFile(nameof(EtcdOptions.ClientCertificatePath), options.ClientCertificatePath, failures);
@@ -77,6 +90,16 @@ internal sealed class EtcdOptionsValidator : IValidateOptions<EtcdOptions>
             {
                 failures.Add($"{Property} {position}, '{EtcdAddressList.Shown(entries[i])}', is not {Shape}.");
             }
+        }
+    }
+
+    private static void CheckSize(string property, long bytes, List<string> failures)
+    {
+        const long Min = 1024;
+        const long Max = 2L * 1024 * 1024 * 1024;
+        if (bytes < Min || bytes > Max)
+        {
+            failures.Add($"{nameof(EtcdOptions)}.{property} is {bytes.ToString(CultureInfo.InvariantCulture)}; it must be between {Min.ToString(CultureInfo.InvariantCulture)} bytes (1 KiB) and {Max.ToString(CultureInfo.InvariantCulture)} bytes (2 GiB).");
         }
     }
 

@@ -1,7 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using Lodestar.Discovery;
 using Lodestar.Etcd.Client.Internal;
-using Lodestar.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -15,15 +14,13 @@ internal sealed class EtcdEndpointSourceProvider : IEndpointSourceProvider
     private readonly EtcdClient _client;
     private readonly IOptions<EtcdOptions> _options;
     private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
     private readonly ILogger<EtcdEndpointSource> _logger;
 
-    public EtcdEndpointSourceProvider(EtcdClient client, IOptions<EtcdOptions> options, TimeProvider timeProvider, RandomSource random, ILogger<EtcdEndpointSource> logger)
+    public EtcdEndpointSourceProvider(EtcdClient client, IOptions<EtcdOptions> options, TimeProvider timeProvider, ILogger<EtcdEndpointSource> logger)
     {
         _client = client;
         _options = options;
         _timeProvider = timeProvider;
-        _random = random;
         _logger = logger;
     }
 
@@ -33,7 +30,7 @@ internal sealed class EtcdEndpointSourceProvider : IEndpointSourceProvider
     {
         source = string.IsNullOrEmpty(serviceName)
             ? null
-            : new EtcdEndpointSource(serviceName, _client, _options.Value, _timeProvider, _random, _logger);
+            : new EtcdEndpointSource(serviceName, _client, _options.Value, _timeProvider, _logger);
         return source is not null;
     }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
+using Lodestar.Discovery.Internal;
 using Lodestar.Http;
 using Lodestar.Http.Internal;
 using Lodestar.Internal;
@@ -107,6 +108,13 @@ internal sealed partial class HealthRegistry : IDisposable
             var set = await _resolver.GetEndpointsAsync(serviceName, sourceName, cancellationToken).ConfigureAwait(false);
             stage.Update(set);
         }
+        else if (entry.Watcher?.Current is { } current && current.Version > stage.SetVersion)
+        {
+            // The watcher publishes a set before it calls its subscribers, in the order they subscribed; a stage created
+            // on a service's first request usually subscribes after the application's own observers. A request that
+            // starts after a set became visible anywhere must pick from that set or a newer one, so apply it here.
+            stage.Update(current);
+        }
 
         return stage;
     }
@@ -147,10 +155,13 @@ internal sealed partial class HealthRegistry : IDisposable
             throw;
         }
 
-        return new Entry(stage, requester);
+        return new Entry(stage, requester, (_resolver as EndpointCache)?.GetWatcher(key.Service, key.Source));
     }
 
-    private sealed record Entry(HealthStage Stage, string? Requester);
+    /// <param name="Stage">The stage.</param>
+    /// <param name="Requester">The client whose request created it.</param>
+    /// <param name="Watcher">The watcher feeding the stage, read on every request; <see langword="null"/> when the resolver is not the endpoint cache.</param>
+    private sealed record Entry(HealthStage Stage, string? Requester, EndpointWatcher? Watcher);
 
     private static partial class Log
     {
