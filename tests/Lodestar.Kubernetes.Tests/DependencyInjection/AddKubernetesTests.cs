@@ -34,8 +34,8 @@ public sealed class AddKubernetesTests(ITestOutputHelper output) : IAsyncLifetim
         {
             o.KubeconfigPath = kubeconfig;
             o.Namespace = "shop";
-            o.RetryInitialDelay = TimeSpan.FromMilliseconds(50);
-            o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
+            o.Backoff.InitialDelay = TimeSpan.FromMilliseconds(50);
+            o.Backoff.MaxDelay = TimeSpan.FromMilliseconds(200);
         });
         more?.Invoke(services);
         return services.BuildServiceProvider();
