@@ -375,6 +375,11 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
                 // A bookmark is the API server's heartbeat: it moves the resume point and proves the stream alive.
                 context.KeepAlive();
                 Advance(context, item!);
+                if (Logger.IsEnabled(LogLevel.Trace))
+                {
+                    Log.Bookmark(Logger, ServiceName, client.Redact(context.Cursor));
+                }
+
                 return null;
             case "ERROR":
             {
@@ -528,6 +533,9 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
 
         [LoggerMessage(209, LogLevel.Information, "The continue token of service {Service} expired mid-list; listing again without paging.", EventName = "ContinueExpired")]
         public static partial void ContinueExpired(ILogger logger, string service);
+
+        [LoggerMessage(211, LogLevel.Trace, "Bookmark on the watch of service {Service}: resuming from resourceVersion {ResourceVersion}.", EventName = "Bookmark")]
+        public static partial void Bookmark(ILogger logger, string service, string resourceVersion);
 
         [LoggerMessage(210, LogLevel.Debug, "The watch of service {Service} outlived its timeout without ending; starting a new one.", EventName = "WatchGuardExpired")]
         public static partial void WatchGuardExpired(ILogger logger, string service);
