@@ -57,6 +57,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
     private readonly Dictionary<string, ReportState> _reports = new(StringComparer.Ordinal);
     private KubernetesApiClient? _client;
     private string _where;
+    private string _collection = "";
 
     /// <summary>Initializes the source.</summary>
     /// <param name="service">The service name.</param>
@@ -305,7 +306,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
         }
         catch (JsonException ex)
         {
-            ReportSkipped(context, client, "malformed", $"skipped a malformed watch event from {client.Config.DisplayName} ({ex.Message}).", malformed: true);
+            ReportSkipped(context, client, "malformed", $"skipped a malformed watch event ({ex.Message}).", malformed: true);
             return null;
         }
 
@@ -314,7 +315,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
         switch (type)
         {
             case "ADDED" or "MODIFIED" or "DELETED" or "BOOKMARK" when item is null:
-                ReportSkipped(context, client, type + "/no-object", $"skipped a {type} watch event without an object from {client.Config.DisplayName}.");
+                ReportSkipped(context, client, type + "/no-object", $"skipped a {type} watch event without an object.");
                 return null;
             case "ADDED" or "MODIFIED":
             {
@@ -325,8 +326,9 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
 
                 if (EndpointSliceMerger.Validate(item!) is { } problem)
                 {
+                    // Not applied, and the cursor does not move: a resourceVersion from an object that cannot be read is
+                    // not trusted either.
                     context.ReportError(Problem(client, $"skipped a {type} watch event of {problem}; its previous endpoints stay in force."));
-                    Advance(context, item!);
                     return null;
                 }
 
@@ -352,7 +354,6 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
                 if (string.IsNullOrEmpty(item!.Metadata?.Name))
                 {
                     context.ReportError(Problem(client, "skipped a DELETED watch event of an EndpointSlice without metadata.name."));
-                    Advance(context, item);
                     return null;
                 }
 
@@ -403,7 +404,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
             default:
             {
                 var shown = type is null ? "(none)" : "'" + KubernetesApiClient.Truncate(type, 64) + "'";
-                ReportSkipped(context, client, "type/" + type, $"ignored a watch event of unknown type {shown} from {client.Config.DisplayName}.");
+                ReportSkipped(context, client, "type/" + type, $"ignored a watch event of unknown type {shown}.");
                 return null;
             }
         }
@@ -428,7 +429,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
 
         var what = string.IsNullOrEmpty(item.Metadata?.Name) ? "a " + type + " event" : $"a {type} event of EndpointSlice '{item.Metadata.Name}'";
         context.ReportError(Problem(client,
-            $"{client.Config.DisplayName} sent resourceVersion {next} in {what} after resourceVersion {cursor}: its history went backwards; listing again."));
+            $"resourceVersion {next} in {what} came after resourceVersion {cursor}: the server's history went backwards; listing again."));
         return true;
     }
 
@@ -481,11 +482,11 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
 
     /// <summary>An error naming the service, its namespace and the API server, with server text redacted.</summary>
     private KubernetesApiException Problem(KubernetesApiClient client, string text)
-        => new(client.Redact($"Kubernetes EndpointSlices of {_where}: {text}")) { Server = client.Config.Server };
+        => new(client.Redact($"Kubernetes EndpointSlices of {_where} from {client.Config.DisplayName}: {text}")) { Server = client.Config.Server };
 
     /// <summary>A failure of a list or a watch that the loop reports and backs off from.</summary>
     private KubernetesApiException Failure(KubernetesApiClient client, string text)
-        => new(client.Redact($"{client.Config.DisplayName} sent an unusable list of EndpointSlices of {_where}: {text}")) { Server = client.Config.Server };
+        => new(client.Redact($"{client.Config.DisplayName} sent an unusable list of EndpointSlices of {_where} (GET {_collection}): {text}")) { Server = client.Config.Server };
 
     private string Redact(string? text) => (_client is { } client ? client.Redact(text) : SecretRedactor.Default.Redact(text)) ?? "";
 
@@ -497,6 +498,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
         _where = $"service '{ServiceName}' in namespace '{ns}'";
         var collection = string.Concat("/apis/discovery.k8s.io/v1/namespaces/", Uri.EscapeDataString(ns), "/endpointslices?labelSelector=",
             Uri.EscapeDataString(ServiceNameLabel + "=" + ServiceName));
+        _collection = collection;
         return (client, collection);
     }
 
