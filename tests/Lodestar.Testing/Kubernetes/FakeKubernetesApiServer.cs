@@ -75,6 +75,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private bool _cutNextEvent;
     private volatile bool _unavailable;
     private Func<HttpContext, Task>? _nextList;
+    private long _drippedBytes;
 
     private FakeKubernetesApiServer(X509Certificate2 authority, X509Certificate2 serverCertificate)
     {
@@ -161,6 +162,9 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Gets how many bytes <see cref="DripEvent"/> and <see cref="DripNextList"/> have written so far.</summary>
+    public long DrippedBytes => Interlocked.Read(ref _drippedBytes);
 
     /// <summary>Gets how many responses were gzip-compressed.</summary>
     public int GzipResponses { get; private set; }
@@ -300,6 +304,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             {
                 await context.Response.Body.WriteAsync(body.AsMemory(i, Math.Min(chunk, body.Length - i)), context.RequestAborted);
                 await context.Response.Body.FlushAsync(context.RequestAborted);
+                Interlocked.Add(ref _drippedBytes, Math.Min(chunk, body.Length - i));
                 await Task.Delay(interval, context.RequestAborted);
             }
         });
@@ -699,6 +704,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
                         {
                             await context.Response.Body.WriteAsync(bytes.AsMemory(i, Math.Min((int)delivery.Size, bytes.Length - i)), linked.Token);
                             await context.Response.Body.FlushAsync(linked.Token);
+                            Interlocked.Add(ref _drippedBytes, Math.Min((int)delivery.Size, bytes.Length - i));
                             await Task.Delay(delivery.Interval, linked.Token);
                         }
 
