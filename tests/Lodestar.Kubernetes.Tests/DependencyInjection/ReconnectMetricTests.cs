@@ -59,8 +59,8 @@ public sealed class ReconnectMetricTests : IAsyncLifetime
 
         for (var cut = 1; cut <= Cuts; cut++)
         {
+            await Eventually.TrueAsync(() => _server.OpenWatches == 1 && WatchCount() == cut, s_wait, "the source watches");
             var watches = WatchCount();
-            await Eventually.TrueAsync(() => _server.OpenWatches == 1, s_wait, "the source watches");
 
             // An event proves the stream is read before it is cut, so the cut counts as a stream that made progress.
             _server.Upsert(FakeEndpointSlice.Create("shop", "inventory-a", "inventory", 8080, FakeEndpoint.ReadyAt("10.0.0." + (cut + 1))));
@@ -70,7 +70,7 @@ public sealed class ReconnectMetricTests : IAsyncLifetime
             await Eventually.TrueAsync(() => WatchCount() == watches + 1 && _server.OpenWatches == 1, s_wait, "the source watches again after the cut");
         }
 
-        listener.RecordObservableInstruments();
+        Assert.Equal(Cuts + 1, WatchCount());
         Assert.Equal(Cuts, Interlocked.Read(ref reconnects));
         Assert.Equal(1, _server.Requests.Count(r => r.StartsWith("LIST", StringComparison.Ordinal)));
     }
