@@ -1,4 +1,6 @@
+using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
+using Lodestar.Discovery;
 
 namespace Lodestar.Kubernetes;
 
@@ -14,6 +16,17 @@ public sealed class KubernetesSourceOptions
 {
     /// <summary>The configuration section these options bind from.</summary>
     public const string SectionName = "Lodestar:Kubernetes";
+
+    /// <summary>The default <see cref="MaxListResponseBytes"/>: 64 MiB.</summary>
+    public const long DefaultMaxListResponseBytes = 64L * 1024 * 1024;
+
+    /// <summary>The default <see cref="MaxWatchEventBytes"/>: 16 MiB.</summary>
+    public const long DefaultMaxWatchEventBytes = 16L * 1024 * 1024;
+
+    /// <summary>The default <see cref="WatchStallTimeout"/>: 150 seconds, two and a half bookmark periods of the API server.</summary>
+    public static readonly TimeSpan DefaultWatchStallTimeout = TimeSpan.FromSeconds(150);
+
+    private BackoffOptions _backoff = new();
 
     /// <summary>
     /// Gets or sets the kubeconfig file to use, or <see langword="null"/> (default) for the in-cluster configuration
@@ -66,21 +79,92 @@ public sealed class KubernetesSourceOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan TokenRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
 
+    // The obsolete aliases come before Backoff on purpose: configuration binding follows declaration order, so a value
+    // under Lodestar:Kubernetes:Backoff overrides one given through an old key.
     /// <summary>
-    /// Gets or sets the first delay after a failed list or watch; later delays double up to <see cref="RetryMaxDelay"/>,
-    /// with full jitter. Default 800 ms, as client-go's reflector; range 10 ms to 1 minute.
+    /// Gets or sets the first backoff delay. Obsolete alias of <see cref="BackoffOptions.InitialDelay"/> on
+    /// <see cref="Backoff"/> (<c>Lodestar:Kubernetes:Backoff:InitialDelay</c>), kept for one release; it still binds
+    /// from <c>Lodestar:Kubernetes:RetryInitialDelay</c>. When both keys are set, the <c>Backoff</c> one wins.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
-    public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMilliseconds(800);
-
-    /// <summary>Gets or sets the longest delay between failed attempts. Default 30 seconds, as client-go's reflector; range 10 ms to 10 minutes.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
-    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+    [Obsolete("Use Backoff.InitialDelay (Lodestar:Kubernetes:Backoff:InitialDelay). This alias will be removed in the next release.")]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public TimeSpan RetryInitialDelay
+    {
+        get => Backoff.InitialDelay;
+        set => Backoff.InitialDelay = value;
+    }
 
     /// <summary>
-    /// Gets or sets how long a watch must stay healthy before the retry delay starts again from
-    /// <see cref="RetryInitialDelay"/>. Default 2 minutes, as client-go's reflector; range 0 to 1 hour.
+    /// Gets or sets the longest backoff delay. Obsolete alias of <see cref="BackoffOptions.MaxDelay"/> on
+    /// <see cref="Backoff"/> (<c>Lodestar:Kubernetes:Backoff:MaxDelay</c>), kept for one release; it still binds from
+    /// <c>Lodestar:Kubernetes:RetryMaxDelay</c>. When both keys are set, the <c>Backoff</c> one wins.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
-    public TimeSpan BackoffResetAfter { get; set; } = TimeSpan.FromMinutes(2);
+    [Obsolete("Use Backoff.MaxDelay (Lodestar:Kubernetes:Backoff:MaxDelay). This alias will be removed in the next release.")]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public TimeSpan RetryMaxDelay
+    {
+        get => Backoff.MaxDelay;
+        set => Backoff.MaxDelay = value;
+    }
+
+    /// <summary>
+    /// Gets or sets how long the source must go without a failure for the backoff to start over. Obsolete alias of
+    /// <see cref="BackoffOptions.ResetAfter"/> on <see cref="Backoff"/> (<c>Lodestar:Kubernetes:Backoff:ResetAfter</c>),
+    /// kept for one release; it still binds from <c>Lodestar:Kubernetes:BackoffResetAfter</c>. When both keys are set,
+    /// the <c>Backoff</c> one wins.
+    /// </summary>
+    [Obsolete("Use Backoff.ResetAfter (Lodestar:Kubernetes:Backoff:ResetAfter). This alias will be removed in the next release.")]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public TimeSpan BackoffResetAfter
+    {
+        get => Backoff.ResetAfter;
+        set => Backoff.ResetAfter = value;
+    }
+    /// <summary>
+    /// Gets or sets how the source waits between failed lists and watches: capped exponential backoff with full jitter
+    /// that starts over after a quiet period. Defaults are client-go's reflector (800 ms, 30 s, 2 minutes). Bound from
+    /// <c>Lodestar:Kubernetes:Backoff</c>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">The value is <see langword="null"/>.</exception>
+    public BackoffOptions Backoff
+    {
+        get => _backoff;
+        set => _backoff = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    /// <summary>
+    /// Gets or sets the most bytes one LIST response may have once decompressed. Default 64 MiB; range 64 KiB to 2 GiB.
+    /// </summary>
+    /// <remarks>
+    /// A page of <see cref="PageSize"/> (500) EndpointSlices of the controller's 100 endpoints each is about 16 MB of
+    /// JSON, so the default leaves four times that; the unpaged list that follows an expired continue token carries the
+    /// whole service. A larger answer fails at once, naming the API server and this limit, instead of being buffered; the
+    /// last good endpoint set stays in force. Raise it (or lower <see cref="PageSize"/>) only for a service larger than that.
+    /// </remarks>
+    public long MaxListResponseBytes { get; set; } = DefaultMaxListResponseBytes;
+
+    /// <summary>Gets or sets the most bytes one watch event (one line of the stream) may have. Default 16 MiB; range 64 KiB to 1 GiB.</summary>
+    /// <remarks>
+    /// One event carries one EndpointSlice: at most 1,000 endpoints by API validation and at most etcd's request limit
+    /// (1.5 MiB by default) as stored, a few MiB as JSON. The default is ten times the largest valid slice; a longer line
+    /// fails the watch as soon as the limit is crossed (the reader never holds more than the limit), naming the API server
+    /// and this limit, and the source resumes from the last resourceVersion with backoff.
+    /// </remarks>
+    public long MaxWatchEventBytes { get; set; } = DefaultMaxWatchEventBytes;
+
+    /// <summary>
+    /// Gets or sets how long a watch may send nothing (no event, no bookmark) before the source ends it as stalled and
+    /// resumes from the last resourceVersion. Default 150 seconds; <see cref="TimeSpan.Zero"/> turns detection off;
+    /// otherwise 70 seconds to 1 hour.
+    /// </summary>
+    /// <remarks>
+    /// Watches ask for bookmarks (<c>allowWatchBookmarks=true</c>), and the API server's watch cache sends each such watch
+    /// a BOOKMARK roughly every minute (plus one 2 seconds before the watch's timeout), so a healthy stream is never quiet
+    /// for much more than a minute. 150 seconds is two bookmark periods and a half: one bookmark may be lost or late
+    /// without a restart, and a connection that died silently is noticed within minutes rather than after the watch
+    /// timeout (5 to 10 minutes). An API server that sends no bookmarks (watch cache disabled) gets a quiet watch
+    /// restarted from its last resourceVersion every period, which costs one request; set it to zero there.
+    /// </remarks>
+    public TimeSpan WatchStallTimeout { get; set; } = DefaultWatchStallTimeout;
+
 }

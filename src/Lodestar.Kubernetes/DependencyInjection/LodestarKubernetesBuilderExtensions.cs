@@ -1,6 +1,5 @@
 using Lodestar.DependencyInjection;
 using Lodestar.Discovery;
-using Lodestar.Internal;
 using Lodestar.Kubernetes;
 using Lodestar.Kubernetes.Api.Internal;
 using Lodestar.Kubernetes.DependencyInjection.Internal;
@@ -34,7 +33,6 @@ public static class LodestarKubernetesBuilderExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<KubernetesSourceOptions>, KubernetesSourceOptionsValidator>());
         services.AddOptions<KubernetesSourceOptions>().ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton(RandomSource.Shared);
         services.TryAddSingleton<KubernetesClientFactory>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEndpointSourceProvider, KubernetesEndpointSourceProvider>());
         return builder;

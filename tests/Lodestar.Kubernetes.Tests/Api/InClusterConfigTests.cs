@@ -4,6 +4,7 @@ using Lodestar.Testing;
 using Lodestar.Testing.Kubernetes;
 using Lodestar.Testing.Tls;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Kubernetes.Tests.Api;
 
@@ -49,7 +50,7 @@ public sealed class InClusterConfigTests : IDisposable
     {
         var file = _directory.Write("token", "first-token");
         var config = new ClusterConfig { Server = new Uri("https://10.96.0.1"), DisplayName = "in-cluster", TokenFile = file };
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var tokens = new BearerTokenSource(config, TimeSpan.FromMinutes(1), time, NullLogger.Instance);
 
         Assert.Equal("first-token", tokens.GetToken());
@@ -71,7 +72,7 @@ public sealed class InClusterConfigTests : IDisposable
         await using var server = await FakeKubernetesApiServer.StartAsync();
         server.Upsert(FakeEndpointSlice.Create("shop", "orders-a", "orders", 8080, FakeEndpoint.ReadyAt("10.0.0.1")));
         var tokenFile = _directory.Write("token", server.Token);
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var config = new ClusterConfig
         {
             Server = server.Url,
@@ -82,12 +83,12 @@ public sealed class InClusterConfigTests : IDisposable
         using var client = new KubernetesApiClient(config, 100, 100, TimeSpan.FromMinutes(1), time, NullLogger.Instance);
         const string Path = "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dorders";
 
-        Assert.Single((await client.GetAsync(Path, KubernetesJsonContext.Default.EndpointSliceList, default)).Items!);
+        Assert.Single((await client.GetAsync(Path, KubernetesJsonContext.Default.EndpointSliceList, KubernetesSourceOptions.DefaultMaxListResponseBytes, default)).Items!);
         server.Token = "rotated-token";
         File.WriteAllText(tokenFile, "rotated-token");
         time.Advance(TimeSpan.FromMinutes(1));
 
-        Assert.Single((await client.GetAsync(Path, KubernetesJsonContext.Default.EndpointSliceList, default)).Items!);
+        Assert.Single((await client.GetAsync(Path, KubernetesJsonContext.Default.EndpointSliceList, KubernetesSourceOptions.DefaultMaxListResponseBytes, default)).Items!);
         Assert.DoesNotContain(server.Requests, r => r.StartsWith("REJECTED", StringComparison.Ordinal));
     }
 }

@@ -3,6 +3,7 @@ using System.Text;
 using Lodestar.Kubernetes.Api.Internal;
 using Lodestar.Kubernetes.Tests.Infrastructure;
 using Lodestar.Testing.Tls;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Lodestar.Kubernetes.Tests.Api;
 
@@ -78,6 +79,25 @@ public sealed class KubeconfigLoaderTests : IDisposable
         Assert.Equal(client.Thumbprint, inline.ClientCertificate.Thumbprint);
         Assert.True(byPath.ClientCertificate!.HasPrivateKey);
         Assert.Equal(client.Thumbprint, byPath.ClientCertificate.Thumbprint);
+    }
+
+    [Fact]
+    public void Load_TokenAndClientKey_AreSecretsTheClientMasksInServerText()
+    {
+        using var authority = TestCertificates.CreateAuthority();
+        using var certificate = TestCertificates.CreateClient(authority, "lodestar-client");
+        var keyPem = certificate.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem();
+        var keyData = B64(keyPem);
+        var config = KubeconfigLoader.Load([Write($"    token: kubeconfig-token-4e5f6a\n    client-certificate-data: {B64(certificate.ExportCertificatePem())}\n    client-key-data: {keyData}")], null);
+        using var client = new KubernetesApiClient(config, 5, 10, TimeSpan.FromMinutes(1), TimeProvider.System, NullLogger.Instance);
+        var keyLine = keyPem.Split('\n')[1].Trim();
+
+        var text = client.Redact($"echo: kubeconfig-token-4e5f6a; data {keyData}; line {keyLine}; pem {keyPem}");
+
+        Assert.DoesNotContain("kubeconfig-token-4e5f6a", text, StringComparison.Ordinal);
+        Assert.DoesNotContain(keyData, text, StringComparison.Ordinal);
+        Assert.DoesNotContain(keyLine, text, StringComparison.Ordinal);
+        Assert.StartsWith("echo: ***; data ***; line ***; pem ", text, StringComparison.Ordinal);
     }
 
     [Fact]

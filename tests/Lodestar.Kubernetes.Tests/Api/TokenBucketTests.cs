@@ -1,5 +1,5 @@
 using Lodestar.Kubernetes.Api.Internal;
-using Lodestar.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Kubernetes.Tests.Api;
 
@@ -8,7 +8,7 @@ public sealed class TokenBucketTests
     [Fact]
     public async Task AcquireAsync_BeyondBurst_WaitsForTheRate()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var bucket = new TokenBucket(qps: 2, burst: 3, time);
 
         for (var i = 0; i < 3; i++)

@@ -34,8 +34,8 @@ public sealed class AddKubernetesTests(ITestOutputHelper output) : IAsyncLifetim
         {
             o.KubeconfigPath = kubeconfig;
             o.Namespace = "shop";
-            o.RetryInitialDelay = TimeSpan.FromMilliseconds(50);
-            o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
+            o.Backoff.InitialDelay = TimeSpan.FromMilliseconds(50);
+            o.Backoff.MaxDelay = TimeSpan.FromMilliseconds(200);
         });
         more?.Invoke(services);
         return services.BuildServiceProvider();
@@ -105,6 +105,69 @@ public sealed class AddKubernetesTests(ITestOutputHelper output) : IAsyncLifetim
         var failure = Assert.Throws<OptionsValidationException>(() => badProvider.GetRequiredService<IStartupValidator>().Validate());
         Assert.Contains("KubernetesSourceOptions.Qps", failure.Message, StringComparison.Ordinal);
         Assert.Contains("KubernetesSourceOptions.Namespace", failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AddKubernetes_BackoffSection_BindsAndTheOldKeysStillForwardToIt()
+    {
+        static KubernetesSourceOptions Bind(Dictionary<string, string?> values)
+        {
+            var services = new ServiceCollection().AddLogging().AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(values).Build());
+            services.AddLodestar().AddKubernetes();
+            using var provider = services.BuildServiceProvider();
+            provider.GetRequiredService<IStartupValidator>().Validate();
+            return provider.GetRequiredService<IOptions<KubernetesSourceOptions>>().Value;
+        }
+
+        var current = Bind(new()
+        {
+            ["Lodestar:Kubernetes:Backoff:InitialDelay"] = "00:00:01",
+            ["Lodestar:Kubernetes:Backoff:MaxDelay"] = "00:00:20",
+            ["Lodestar:Kubernetes:Backoff:ResetAfter"] = "00:05:00",
+        });
+        var old = Bind(new()
+        {
+            ["Lodestar:Kubernetes:RetryInitialDelay"] = "00:00:00.500",
+            ["Lodestar:Kubernetes:RetryMaxDelay"] = "00:00:10",
+            ["Lodestar:Kubernetes:BackoffResetAfter"] = "00:03:00",
+        });
+        var both = Bind(new()
+        {
+            ["Lodestar:Kubernetes:RetryInitialDelay"] = "00:00:00.500",
+            ["Lodestar:Kubernetes:Backoff:InitialDelay"] = "00:00:02",
+        });
+
+        Assert.Equal((TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(20), TimeSpan.FromMinutes(5)), (current.Backoff.InitialDelay, current.Backoff.MaxDelay, current.Backoff.ResetAfter));
+        Assert.Equal((TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(3)), (old.Backoff.InitialDelay, old.Backoff.MaxDelay, old.Backoff.ResetAfter));
+#pragma warning disable CS0618 // the obsolete aliases are what is tested
+        Assert.Equal((old.Backoff.InitialDelay, old.Backoff.MaxDelay, old.Backoff.ResetAfter), (old.RetryInitialDelay, old.RetryMaxDelay, old.BackoffResetAfter));
+#pragma warning restore CS0618
+        Assert.Equal(TimeSpan.FromSeconds(2), both.Backoff.InitialDelay);
+        Assert.Equal((BackoffOptions.DefaultInitialDelay, KubernetesSourceOptions.DefaultMaxListResponseBytes, KubernetesSourceOptions.DefaultMaxWatchEventBytes),
+            (new KubernetesSourceOptions().Backoff.InitialDelay, new KubernetesSourceOptions().MaxListResponseBytes, new KubernetesSourceOptions().MaxWatchEventBytes));
+    }
+
+    [Fact]
+    public void AddKubernetes_BadBackoffCapsOrStallTimeout_FailsAtStartupNamingEachSetting()
+    {
+        var bad = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Lodestar:Kubernetes:Backoff:InitialDelay"] = "00:00:10",
+            ["Lodestar:Kubernetes:Backoff:MaxDelay"] = "00:00:01",
+            ["Lodestar:Kubernetes:MaxListResponseBytes"] = "1000",
+            ["Lodestar:Kubernetes:MaxWatchEventBytes"] = "2147483648",
+            ["Lodestar:Kubernetes:WatchStallTimeout"] = "00:00:30",
+        }).Build();
+        var services = new ServiceCollection().AddLogging().AddSingleton<IConfiguration>(bad);
+        services.AddLodestar().AddKubernetes();
+        using var provider = services.BuildServiceProvider();
+
+        var failure = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IStartupValidator>().Validate());
+
+        Assert.Contains("Lodestar:Kubernetes:Backoff:MaxDelay", failure.Message, StringComparison.Ordinal);
+        Assert.Contains("KubernetesSourceOptions.MaxListResponseBytes", failure.Message, StringComparison.Ordinal);
+        Assert.Contains("KubernetesSourceOptions.MaxWatchEventBytes", failure.Message, StringComparison.Ordinal);
+        Assert.Contains("KubernetesSourceOptions.WatchStallTimeout", failure.Message, StringComparison.Ordinal);
     }
 
     [Fact]

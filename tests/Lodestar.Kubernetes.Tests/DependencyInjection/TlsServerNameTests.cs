@@ -79,8 +79,8 @@ public sealed class TlsServerNameTests : IAsyncLifetime
         {
             o.KubeconfigPath = kubeconfig;
             o.Namespace = "shop";
-            o.RetryInitialDelay = TimeSpan.FromMilliseconds(50);
-            o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
+            o.Backoff.InitialDelay = TimeSpan.FromMilliseconds(50);
+            o.Backoff.MaxDelay = TimeSpan.FromMilliseconds(200);
         });
         return services.BuildServiceProvider();
     }

@@ -1,4 +1,3 @@
-using Lodestar.Internal;
 using Lodestar.Kubernetes.Api.Internal;
 using Lodestar.Kubernetes.Discovery.Internal;
 using Lodestar.Testing;
@@ -7,7 +6,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Kubernetes.Tests.Infrastructure;
 
-/// <summary>Runs one <see cref="EndpointSliceSource"/> against a fake API server, with fast retries.</summary>
+/// <summary>Runs one <see cref="EndpointSliceSource"/> against a fake API server, with fast retries (or on a given clock).</summary>
 internal sealed class SourceHarness : IAsyncDisposable
 {
     public static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
@@ -17,13 +16,19 @@ internal sealed class SourceHarness : IAsyncDisposable
     private readonly ILoggerFactory _loggerFactory;
     private Task _run = Task.CompletedTask;
 
-    private SourceHarness(TempDirectory directory, KubernetesSourceOptions options)
+    private SourceHarness(TempDirectory directory, KubernetesSourceOptions options, TimeProvider timeProvider, Func<double>? random)
     {
         Directory = directory;
         Options = options;
+        TimeProvider = timeProvider;
+        _random = random;
         _loggerFactory = LoggerFactory.Create(b => b.AddProvider(Logs).SetMinimumLevel(LogLevel.Trace));
-        _clients = new KubernetesClientFactory(TimeProvider.System, _loggerFactory) { Environment = static _ => null };
+        _clients = new KubernetesClientFactory(timeProvider, _loggerFactory) { Environment = static _ => null };
     }
+
+    private readonly Func<double>? _random;
+
+    public TimeProvider TimeProvider { get; }
 
     public TempDirectory Directory { get; }
 
@@ -33,18 +38,24 @@ internal sealed class SourceHarness : IAsyncDisposable
 
     public CapturingLoggerProvider Logs { get; } = new();
 
-    public static Task<SourceHarness> StartAsync(FakeKubernetesApiServer server, string service = "orders", Action<KubernetesSourceOptions>? configure = null)
+    /// <summary>Starts a source for <paramref name="service"/>; without a clock it runs on real time with 20 to 200 ms retries.</summary>
+    public static Task<SourceHarness> StartAsync(FakeKubernetesApiServer server, string service = "orders", Action<KubernetesSourceOptions>? configure = null,
+        TimeProvider? timeProvider = null, Func<double>? random = null, string? token = null)
     {
         var directory = new TempDirectory();
         var options = new KubernetesSourceOptions
         {
-            KubeconfigPath = server.WriteKubeconfig(directory.Path),
+            KubeconfigPath = server.WriteKubeconfig(directory.Path, token: token),
             Namespace = "shop",
-            RetryInitialDelay = TimeSpan.FromMilliseconds(20),
-            RetryMaxDelay = TimeSpan.FromMilliseconds(200),
         };
+        if (timeProvider is null)
+        {
+            options.Backoff.InitialDelay = TimeSpan.FromMilliseconds(20);
+            options.Backoff.MaxDelay = TimeSpan.FromMilliseconds(200);
+        }
+
         configure?.Invoke(options);
-        var harness = new SourceHarness(directory, options);
+        var harness = new SourceHarness(directory, options, timeProvider ?? TimeProvider.System, random);
         harness.Start(service);
         return Task.FromResult(harness);
     }
@@ -66,7 +77,7 @@ internal sealed class SourceHarness : IAsyncDisposable
             throw new ArgumentException("not a service name", nameof(service));
         }
 
-        var source = new EndpointSliceSource(name, ns, Options, _clients, TimeProvider.System, RandomSource.Shared, _loggerFactory.CreateLogger("Lodestar.Kubernetes"));
+        var source = new EndpointSliceSource(name, ns, Options, _clients, TimeProvider, _loggerFactory.CreateLogger("Lodestar.Kubernetes"), _random);
         _run = Task.Run(() => source.RunAsync(Observer, _stop.Token));
     }
 }

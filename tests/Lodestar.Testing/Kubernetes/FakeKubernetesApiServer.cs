@@ -30,12 +30,31 @@ public enum ExpiredWatchAnswer
     ErrorEvent,
 }
 
+/// <summary>Which requests a one-shot fault of <see cref="FakeKubernetesApiServer"/> applies to.</summary>
+public enum FakeRequestKind
+{
+    /// <summary>LIST requests (paged or not).</summary>
+    List,
+
+    /// <summary>WATCH requests, before the stream starts.</summary>
+    Watch,
+}
+
 /// <summary>
 /// A fake Kubernetes API server for EndpointSlices (<c>discovery.k8s.io/v1</c>) on Kestrel over HTTPS, with a bearer
 /// token check. It keeps a resourceVersion counter and an event history; pages lists (<c>limit</c>/<c>continue</c>);
 /// streams watches with bookmarks; expires old resourceVersions with 410 (HTTP or ERROR event); and injects faults:
 /// a stream cut mid-event, a malformed line, 503s, and refused connections while stopped.
 /// </summary>
+/// <remarks>
+/// Its hostile mode answers as a broken server or a careless proxy would: error statuses on chosen requests
+/// (<see cref="FailNext"/>), the request's credentials echoed in every error text (<see cref="EchoCredentials"/>), raw
+/// list bodies (garbage, truncated or wrongly shaped JSON: <see cref="ReplaceNextListBody"/>), oversized lists and
+/// events streamed from one small buffer (<see cref="SendOversizedNextList"/>, <see cref="SendOversizedEvent"/>), lists
+/// and events dripped a few bytes at a time (<see cref="DripNextList"/>, <see cref="DripEvent"/>), raw watch lines
+/// (<see cref="SendRawLine"/>), ERROR events (<see cref="SendErrorEvent"/>) and watches that go silent
+/// (<see cref="StallWatches"/>). Every fault is one-shot or ends with the connection, so the server behaves again after.
+/// </remarks>
 public sealed class FakeKubernetesApiServer : IAsyncDisposable
 {
     private const string Collection = "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices";
@@ -52,8 +71,11 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private long _resourceVersion = 100;
     private long _oldestRetained = 100;
     private int _nextSnapshot;
+    private readonly Queue<(FakeRequestKind Kind, int Status)> _failures = new();
     private bool _cutNextEvent;
     private volatile bool _unavailable;
+    private Func<HttpContext, Task>? _nextList;
+    private long _drippedBytes;
 
     private FakeKubernetesApiServer(X509Certificate2 authority, X509Certificate2 serverCertificate)
     {
@@ -78,6 +100,12 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
     /// <summary>Gets or sets the bearer token the server accepts.</summary>
     public string Token { get; set; } = "fake-token-0123456789";
+
+    /// <summary>
+    /// Gets or sets whether error answers echo the request's <c>Authorization</c> header and its bare token: in the
+    /// Status message of every error status, in the reason phrase of 5xx answers, and in ERROR events.
+    /// </summary>
+    public bool EchoCredentials { get; set; }
 
     /// <summary>Gets or sets how a watch from an expired resourceVersion is refused.</summary>
     public ExpiredWatchAnswer ExpiredWatchAnswer { get; set; } = ExpiredWatchAnswer.HttpGone;
@@ -135,6 +163,9 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Gets how many bytes <see cref="DripEvent"/> and <see cref="DripNextList"/> have written so far.</summary>
+    public long DrippedBytes => Interlocked.Read(ref _drippedBytes);
+
     /// <summary>Gets how many responses were gzip-compressed.</summary>
     public int GzipResponses { get; private set; }
 
@@ -143,10 +174,11 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     /// The only DNS names the server certificate carries, as for an API server reached by an address its certificate
     /// does not name; <see langword="null"/> for <c>127.0.0.1</c> and <c>localhost</c>.
     /// </param>
-    public static async Task<FakeKubernetesApiServer> StartAsync(IReadOnlyList<string>? certificateNames = null)
+    /// <param name="certificateSubject">The common name of the server certificate (server text a TLS error may quote).</param>
+    public static async Task<FakeKubernetesApiServer> StartAsync(IReadOnlyList<string>? certificateNames = null, string certificateSubject = "kube-apiserver")
     {
         var authority = TestCertificates.CreateAuthority("Lodestar Fake Kubernetes CA");
-        var server = new FakeKubernetesApiServer(authority, TestCertificates.CreateServer(authority, "kube-apiserver", dnsNames: certificateNames));
+        var server = new FakeKubernetesApiServer(authority, TestCertificates.CreateServer(authority, certificateSubject, dnsNames: certificateNames));
         await server.ListenAsync(0);
         return server;
     }
@@ -224,6 +256,74 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Writes <paramref name="line"/> as it is (plus a newline) on every open watch.</summary>
+    public void SendRawLine(string line) => SendMalformedLine(line);
+
+    /// <summary>Answers the next <paramref name="count"/> requests of <paramref name="kind"/> with <paramref name="status"/> and a Status body.</summary>
+    public void FailNext(FakeRequestKind kind, int status, int count = 1)
+    {
+        lock (_gate)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                _failures.Enqueue((kind, status));
+            }
+        }
+    }
+
+    /// <summary>Answers the next LIST with <paramref name="body"/> as it is (status 200, JSON content type).</summary>
+    public void ReplaceNextListBody(string body)
+        => SetNextList(async context =>
+        {
+            context.Response.ContentType = "application/json";
+            await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(body));
+        });
+
+    /// <summary>
+    /// Answers the next LIST with a valid-looking list padded to <paramref name="bytes"/> bytes, without a
+    /// Content-Length, streamed from one 64 KiB buffer: the server never holds the body.
+    /// </summary>
+    public void SendOversizedNextList(long bytes)
+        => SetNextList(async context =>
+        {
+            context.Response.ContentType = "application/json";
+            var head = Encoding.UTF8.GetBytes("{\"kind\":\"EndpointSliceList\",\"metadata\":{\"resourceVersion\":\"1\"},\"padding\":\"");
+            await context.Response.Body.WriteAsync(head);
+            await WritePaddingAsync(context, bytes - head.Length);
+            await context.Response.Body.WriteAsync("\"}"u8.ToArray());
+        });
+
+    /// <summary>Answers the next LIST with its real body, <paramref name="chunk"/> bytes every <paramref name="interval"/> (real time).</summary>
+    public void DripNextList(TimeSpan interval, int chunk = 1)
+        => SetNextList(async context =>
+        {
+            context.Response.ContentType = "application/json";
+            var body = Encoding.UTF8.GetBytes(ListBody(context, out _));
+            for (var i = 0; i < body.Length; i += chunk)
+            {
+                await context.Response.Body.WriteAsync(body.AsMemory(i, Math.Min(chunk, body.Length - i)), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                Interlocked.Add(ref _drippedBytes, Math.Min(chunk, body.Length - i));
+                await Task.Delay(interval, context.RequestAborted);
+            }
+        });
+
+    /// <summary>Writes one line of <paramref name="bytes"/> bytes (an event's start, then padding) on every open watch, from one 64 KiB buffer.</summary>
+    public void SendOversizedEvent(long bytes) => Deliver(new Delivery("", DeliveryKind.Oversized) { Size = bytes });
+
+    /// <summary>Writes <paramref name="line"/> on every open watch, <paramref name="chunk"/> bytes every <paramref name="interval"/>, never finishing it.</summary>
+    public void DripEvent(string line, TimeSpan interval, int chunk = 1) => Deliver(new Delivery(line, DeliveryKind.Drip) { Interval = interval, Size = chunk });
+
+    /// <summary>Sends an ERROR event with a Status of <paramref name="code"/> on every open watch (echoing credentials when asked); the watch goes on.</summary>
+    public void SendErrorEvent(int code, string message, string reason = "InternalError") => Deliver(new Delivery(message, DeliveryKind.Error) { Code = code, Reason = reason });
+
+    /// <summary>Makes every open watch go silent (no event, no bookmark) while its connection stays open.</summary>
+    public void StallWatches() => Deliver(new Delivery("", DeliveryKind.Stall));
+
+    /// <summary>Renders a watch event line for <paramref name="slice"/> at <paramref name="resourceVersion"/>, for raw injection.</summary>
+    public static string EventLine(string type, FakeEndpointSlice slice, long resourceVersion)
+        => new JsonObject { ["type"] = type, ["object"] = slice.ToJson(resourceVersion) }.ToJsonString();
 
     /// <summary>Ends every open watch: cleanly, or by aborting the connection.</summary>
     public void EndWatches(bool abort)
@@ -369,6 +469,15 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             return;
         }
 
+        if (TakeFailure(watch ? FakeRequestKind.Watch : FakeRequestKind.List) is { } status)
+        {
+            Log($"REJECTED {status} " + description);
+            await WriteStatusAsync(context, status, status == 403 ? "Forbidden" : "InternalError", status == 403
+                ? "endpointslices.discovery.k8s.io is forbidden: User \"system:serviceaccount:shop:orders\" cannot list resource \"endpointslices\""
+                : "an error on the server has prevented the request from succeeding");
+            return;
+        }
+
         Log(description);
         var ns = (string)context.Request.RouteValues["ns"]!;
         var selector = query["labelSelector"].ToString();
@@ -379,12 +488,64 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
         else
         {
-            await ListAsync(context, ns, service);
+            await ListAsync(context);
         }
     }
 
-    private async Task ListAsync(HttpContext context, string ns, string? service)
+    private async Task ListAsync(HttpContext context)
     {
+        Func<HttpContext, Task>? replacement;
+        lock (_gate)
+        {
+            replacement = _nextList;
+            _nextList = null;
+        }
+
+        if (replacement is not null)
+        {
+            try
+            {
+                await replacement(context);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException || context.RequestAborted.IsCancellationRequested)
+            {
+                // The client gave up on the answer (a cap, a deadline): that is the point of the fault.
+            }
+
+            return;
+        }
+
+        var body = ListBody(context, out var expired);
+        if (expired)
+        {
+            await WriteStatusAsync(context, 410, "Expired", "The provided continue parameter is too old to display a consistent list result.");
+            return;
+        }
+
+        context.Response.ContentType = "application/json";
+        var bytes = Encoding.UTF8.GetBytes(body);
+        if (context.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase))
+        {
+            GzipResponses++;
+            context.Response.Headers.ContentEncoding = "gzip";
+            using var compressed = new MemoryStream();
+            await using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
+            {
+                await gzip.WriteAsync(bytes);
+            }
+
+            bytes = compressed.ToArray();
+        }
+
+        await context.Response.Body.WriteAsync(bytes);
+    }
+
+    /// <summary>Renders the list page the request asks for, or sets <paramref name="expired"/> when its continue token is too old.</summary>
+    private string ListBody(HttpContext context, out bool expired)
+    {
+        var ns = (string)context.Request.RouteValues["ns"]!;
+        var selector = context.Request.Query["labelSelector"].ToString();
+        var service = selector.StartsWith("kubernetes.io/service-name=", StringComparison.Ordinal) ? selector["kubernetes.io/service-name=".Length..] : null;
         var query = context.Request.Query;
         var limit = int.TryParse(query["limit"], out var l) && l > 0 ? l : int.MaxValue;
         var continueToken = query["continue"].ToString();
@@ -416,42 +577,26 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             }
         }
 
-        if (snapshot.Items is null)
+        expired = snapshot.Items is null;
+        if (expired)
         {
-            await WriteStatusAsync(context, 410, "Expired", "The provided continue parameter is too old to display a consistent list result.");
-            return;
+            return "";
         }
 
-        var page = snapshot.Items.Skip(offset).Take(limit).Select(i => (JsonNode)i.DeepClone()).ToArray();
+        var page = snapshot.Items!.Skip(offset).Take(limit).Select(i => (JsonNode)i.DeepClone()).ToArray();
         var metadata = new JsonObject { ["resourceVersion"] = snapshot.Version.ToString(CultureInfo.InvariantCulture) };
-        if (offset + page.Length < snapshot.Items.Count)
+        if (offset + page.Length < snapshot.Items!.Count)
         {
             metadata["continue"] = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{snapshotId}:{offset + page.Length}"));
         }
 
-        var body = new JsonObject
+        return new JsonObject
         {
             ["kind"] = "EndpointSliceList",
             ["apiVersion"] = "discovery.k8s.io/v1",
             ["metadata"] = metadata,
             ["items"] = new JsonArray(page),
         }.ToJsonString();
-        context.Response.ContentType = "application/json";
-        var bytes = Encoding.UTF8.GetBytes(body);
-        if (context.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase))
-        {
-            GzipResponses++;
-            context.Response.Headers.ContentEncoding = "gzip";
-            using var compressed = new MemoryStream();
-            await using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
-            {
-                await gzip.WriteAsync(bytes);
-            }
-
-            bytes = compressed.ToArray();
-        }
-
-        await context.Response.Body.WriteAsync(bytes);
     }
 
     private async Task WatchAsync(HttpContext context, string ns, string? service)
@@ -465,7 +610,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             from = long.TryParse(query["resourceVersion"], NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : _resourceVersion;
         }
 
-        var watcher = new Watcher(ns, service, bookmarks);
+        var watcher = new Watcher(ns, service, bookmarks, context.Request.Headers.Authorization.ToString());
         bool expired;
         lock (_gate)
         {
@@ -518,8 +663,15 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             : null;
         try
         {
+            var stalled = false;
             await foreach (var delivery in watcher.Channel.Reader.ReadAllAsync(linked.Token))
             {
+                if (stalled && delivery.Kind is not (DeliveryKind.Abort or DeliveryKind.End))
+                {
+                    // A stalled stream writes nothing more (events and bookmarks are lost for it), but can still be ended.
+                    continue;
+                }
+
                 switch (delivery.Kind)
                 {
                     case DeliveryKind.Line:
@@ -538,6 +690,30 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
                         return;
                     case DeliveryKind.End:
                         return;
+                    case DeliveryKind.Error:
+                        await WriteLineAsync(context, ErrorEventLine(delivery, watcher.Authorization));
+                        break;
+                    case DeliveryKind.Oversized:
+                        await context.Response.Body.WriteAsync("{\"type\":\"MODIFIED\",\"object\":{\"padding\":\""u8.ToArray(), linked.Token);
+                        await WritePaddingAsync(context, delivery.Size, linked.Token);
+                        await WriteLineAsync(context, "\"}}");
+                        break;
+                    case DeliveryKind.Drip:
+                        var bytes = Encoding.UTF8.GetBytes(delivery.Line);
+                        for (var i = 0; i < bytes.Length; i += (int)delivery.Size)
+                        {
+                            await context.Response.Body.WriteAsync(bytes.AsMemory(i, Math.Min((int)delivery.Size, bytes.Length - i)), linked.Token);
+                            await context.Response.Body.FlushAsync(linked.Token);
+                            Interlocked.Add(ref _drippedBytes, Math.Min((int)delivery.Size, bytes.Length - i));
+                            await Task.Delay(delivery.Interval, linked.Token);
+                        }
+
+                        // The line never ends: the stream stays open and silent until the client gives up.
+                        stalled = true;
+                        break;
+                    case DeliveryKind.Stall:
+                        stalled = true;
+                        break;
                 }
             }
         }
@@ -568,8 +744,19 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         await context.Response.Body.FlushAsync();
     }
 
-    private static async Task WriteStatusAsync(HttpContext context, int code, string reason, string message)
+    private async Task WriteStatusAsync(HttpContext context, int code, string reason, string message)
     {
+        var authorization = context.Request.Headers.Authorization.ToString();
+        if (EchoCredentials && authorization.Length > 0)
+        {
+            // As a careless proxy or a debugging server does: the header, and the bare token, in the error text.
+            message = $"{message} (request had Authorization: {authorization}; presented \"{Bare(authorization)}\")";
+            if (code >= 500)
+            {
+                context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseFeature>()!.ReasonPhrase = "Failed for " + Bare(authorization);
+            }
+        }
+
         context.Response.StatusCode = code;
         context.Response.ContentType = "application/json";
         var body = JsonSerializer.Serialize(new JsonObject
@@ -583,6 +770,73 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             ["code"] = code,
         });
         await context.Response.WriteAsync(body);
+    }
+
+    private string ErrorEventLine(Delivery delivery, string authorization)
+    {
+        var message = EchoCredentials && authorization.Length > 0
+            ? $"{delivery.Line} (request had Authorization: {authorization}; presented \"{Bare(authorization)}\")"
+            : delivery.Line;
+        return new JsonObject
+        {
+            ["type"] = "ERROR",
+            ["object"] = new JsonObject
+            {
+                ["kind"] = "Status",
+                ["apiVersion"] = "v1",
+                ["status"] = "Failure",
+                ["message"] = message,
+                ["reason"] = EchoCredentials && authorization.Length > 0 ? delivery.Reason + " " + Bare(authorization) : delivery.Reason,
+                ["code"] = delivery.Code,
+            },
+        }.ToJsonString();
+    }
+
+    private static string Bare(string authorization) => authorization.StartsWith("Bearer ", StringComparison.Ordinal) ? authorization["Bearer ".Length..] : authorization;
+
+    private static readonly byte[] s_padding = Enumerable.Repeat((byte)'x', 64 * 1024).ToArray();
+
+    private static async Task WritePaddingAsync(HttpContext context, long bytes, CancellationToken cancellationToken = default)
+    {
+        for (var left = bytes; left > 0; left -= s_padding.Length)
+        {
+            await context.Response.Body.WriteAsync(s_padding.AsMemory(0, (int)Math.Min(left, s_padding.Length)), cancellationToken);
+        }
+
+        await context.Response.Body.FlushAsync(cancellationToken);
+    }
+
+    private int? TakeFailure(FakeRequestKind kind)
+    {
+        lock (_gate)
+        {
+            if (_failures.TryPeek(out var next) && next.Kind == kind)
+            {
+                _failures.Dequeue();
+                return next.Status;
+            }
+
+            return null;
+        }
+    }
+
+    private void SetNextList(Func<HttpContext, Task> answer)
+    {
+        lock (_gate)
+        {
+            _nextList = answer;
+        }
+    }
+
+    private void Deliver(Delivery delivery)
+    {
+        lock (_gate)
+        {
+            foreach (var watcher in _watchers)
+            {
+                watcher.Channel.Writer.TryWrite(delivery);
+            }
+        }
     }
 
     private void Log(string request)
@@ -599,14 +853,29 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         Cut,
         Abort,
         End,
+        Error,
+        Oversized,
+        Drip,
+        Stall,
     }
 
-    private readonly record struct Delivery(string Line, DeliveryKind Kind);
+    private readonly record struct Delivery(string Line, DeliveryKind Kind)
+    {
+        public long Size { get; init; }
+
+        public TimeSpan Interval { get; init; }
+
+        public int Code { get; init; }
+
+        public string Reason { get; init; } = "";
+    }
 
     private sealed record HistoryEntry(long Version, string Namespace, string Service, string Line);
 
-    private sealed class Watcher(string ns, string? service, bool bookmarks)
+    private sealed class Watcher(string ns, string? service, bool bookmarks, string authorization)
     {
+        public string Authorization { get; } = authorization;
+
         public string Namespace { get; } = ns;
 
         public string? Service { get; } = service;

@@ -1,10 +1,12 @@
+using Lodestar.Discovery;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Kubernetes.Api.Internal;
 
 /// <summary>
 /// Supplies the bearer token: a fixed one, or one read from a file and read again after an interval because projected
-/// service-account tokens rotate (client-go's cached file token source does the same). Thread-safe.
+/// service-account tokens rotate (client-go's cached file token source does the same). Every token read is added to the
+/// client's <see cref="SecretRedactor"/>, so a rotated token is masked in server text as the first one was. Thread-safe.
 /// </summary>
 internal sealed partial class BearerTokenSource
 {
@@ -14,12 +16,15 @@ internal sealed partial class BearerTokenSource
     private readonly TimeProvider _timeProvider;
     private readonly string _displayName;
     private readonly ILogger _logger;
+    private readonly SecretRedactor _redactor;
     private readonly Lock _gate = new();
     private string? _cached;
     private long _readAt;
 
-    public BearerTokenSource(ClusterConfig config, TimeSpan refreshInterval, TimeProvider timeProvider, ILogger logger)
+    public BearerTokenSource(ClusterConfig config, TimeSpan refreshInterval, TimeProvider timeProvider, ILogger logger, SecretRedactor? redactor = null)
     {
+        _redactor = redactor ?? new SecretRedactor();
+        _redactor.Add(config.Token);
         _fixedToken = config.Token;
         _file = config.Token is null ? config.TokenFile : null;
         _refreshInterval = refreshInterval;
@@ -50,6 +55,11 @@ internal sealed partial class BearerTokenSource
                 if (token.Length == 0)
                 {
                     throw new IOException("the file is empty");
+                }
+
+                if (!string.Equals(token, _cached, StringComparison.Ordinal))
+                {
+                    _redactor.Add(token);
                 }
 
                 _cached = token;

@@ -21,6 +21,12 @@ internal sealed class ClusterConfig
 
     public X509Certificate2? ClientCertificate { get; init; }
 
+    /// <summary>
+    /// Gets secret text read from the configuration (the token, the client key as written and as PEM), masked wherever
+    /// it might reappear in text a server sent.
+    /// </summary>
+    public IReadOnlyList<string> Secrets { get; init; } = [];
+
     /// <summary>Gets the certificate authorities trusted for the server, or <see langword="null"/> for the system's.</summary>
     public X509Certificate2Collection? CertificateAuthorities { get; init; }
 

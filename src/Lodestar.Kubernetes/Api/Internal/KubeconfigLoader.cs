@@ -143,6 +143,13 @@ internal static class KubeconfigLoader
         }
 
         var tokenFile = string.IsNullOrEmpty(user.TokenFile) ? null : ReadablePath(user.TokenFile, userDirectory, "tokenFile", displayName);
+        var secrets = new List<string>();
+        var clientCertificate = ReadClientCertificate(user, userDirectory, displayName, secrets);
+        if (!string.IsNullOrEmpty(user.Token))
+        {
+            secrets.Add(user.Token);
+        }
+
         return new ClusterConfig
         {
             Server = server,
@@ -150,7 +157,8 @@ internal static class KubeconfigLoader
             Namespace = string.IsNullOrEmpty(context.Namespace) ? null : context.Namespace,
             Token = string.IsNullOrEmpty(user.Token) ? null : user.Token,
             TokenFile = string.IsNullOrEmpty(user.Token) ? tokenFile : null,
-            ClientCertificate = ReadClientCertificate(user, userDirectory, displayName),
+            ClientCertificate = clientCertificate,
+            Secrets = secrets,
             CertificateAuthorities = authorities,
             InsecureSkipTlsVerify = cluster.Cluster.InsecureSkipTlsVerify,
             TlsServerName = tlsServerName,
@@ -178,7 +186,7 @@ internal static class KubeconfigLoader
         return collection;
     }
 
-    private static X509Certificate2? ReadClientCertificate(KubeconfigUser user, string directory, string displayName)
+    private static X509Certificate2? ReadClientCertificate(KubeconfigUser user, string directory, string displayName, List<string> secrets)
     {
         string? certificatePem = null;
         string? keyPem = null;
@@ -200,6 +208,11 @@ internal static class KubeconfigLoader
             keyPem = File.ReadAllText(ReadablePath(user.ClientKey, directory, "client-key", displayName));
         }
 
+        if (keyPem is not null)
+        {
+            AddKeySecrets(user.ClientKeyData, keyPem, secrets);
+        }
+
         if (certificatePem is null && keyPem is null)
         {
             return null;
@@ -219,6 +232,25 @@ internal static class KubeconfigLoader
         catch (CryptographicException ex)
         {
             throw new KubernetesApiException($"The client certificate or key of the kubeconfig user for {displayName} is not valid PEM, or they do not match: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Records the client key as the kubeconfig holds it, as PEM, and each base64 line of its body.</summary>
+    private static void AddKeySecrets(string? keyData, string keyPem, List<string> secrets)
+    {
+        if (!string.IsNullOrWhiteSpace(keyData))
+        {
+            secrets.Add(keyData.Trim());
+        }
+
+        secrets.Add(keyPem);
+        foreach (var line in keyPem.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            // A body line of a PEM block is key material on its own; the BEGIN/END lines are not secret.
+            if (!line.StartsWith("-----", StringComparison.Ordinal) && line.Length >= 16)
+            {
+                secrets.Add(line);
+            }
         }
     }
 

@@ -6,19 +6,28 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using Lodestar.Discovery;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Kubernetes.Api.Internal;
 
 /// <summary>
 /// A lean client for one cluster: one shared <see cref="HttpClient"/>, bearer token or client certificate, the
-/// cluster's CA, gzip, a token-bucket limiter for non-watch requests, and errors that name the cluster but never a
-/// credential.
+/// cluster's CA, gzip, a token-bucket limiter for non-watch requests, size-capped reads, and errors that name the cluster
+/// but never a credential.
 /// </summary>
+/// <remarks>
+/// Every piece of text that came from the server (a Status message, a reason phrase, a continue token in a path, a
+/// certificate subject, a transport error) passes through <see cref="Redactor"/> before it reaches a message or a log:
+/// an API server or a proxy in front of it may echo the request's Authorization header back.
+/// </remarks>
 internal sealed partial class KubernetesApiClient : IDisposable
 {
     /// <summary>The deadline of one non-watch request.</summary>
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>The most bytes of an error answer read for its Status message; a longer body is not read.</summary>
+    internal const int MaxErrorBodyBytes = 64 * 1024;
 
     private readonly HttpClient _http;
     private readonly TokenBucket _limiter;
@@ -33,7 +42,8 @@ internal sealed partial class KubernetesApiClient : IDisposable
         _timeProvider = timeProvider;
         _logger = logger;
         _limiter = new TokenBucket(qps, burst, timeProvider);
-        _tokens = new BearerTokenSource(config, tokenRefreshInterval, timeProvider, logger);
+        Redactor = new SecretRedactor().Add([.. config.Secrets]);
+        _tokens = new BearerTokenSource(config, tokenRefreshInterval, timeProvider, logger, Redactor);
         var handler = new SocketsHttpHandler
         {
             AutomaticDecompression = DecompressionMethods.GZip,
@@ -64,36 +74,82 @@ internal sealed partial class KubernetesApiClient : IDisposable
 
     public ClusterConfig Config { get; }
 
-    /// <summary>GETs and decodes a resource or list, through the client-side limiter.</summary>
+    /// <summary>Gets the redactor of this cluster's secrets: the configured token and client key, and every token read since.</summary>
+    public SecretRedactor Redactor { get; }
+
+    /// <summary>Returns <paramref name="text"/> without this cluster's secrets or any recognisable credential.</summary>
+    public string Redact(string? text) => Redactor.Redact(text) ?? "";
+
+    /// <summary>
+    /// Returns <paramref name="error"/> when no message along its chain holds a secret, else an exception carrying only
+    /// the redacted message: an inner exception is written out whole by loggers, so it must be as clean as the outer one.
+    /// </summary>
+    public Exception? Sanitize(Exception? error)
+    {
+        for (var current = error; current is not null; current = current.InnerException)
+        {
+            if (!string.Equals(Redact(current.Message), current.Message, StringComparison.Ordinal))
+            {
+                return new KubernetesApiException(Redact(error!.Message)) { Server = Config.Server };
+            }
+        }
+
+        return error;
+    }
+
+    /// <summary>GETs and decodes a resource or list, through the client-side limiter, reading at most <paramref name="maxBytes"/>.</summary>
     /// <exception cref="KubernetesApiException">The request failed; <see cref="KubernetesApiException.StatusCode"/> says how.</exception>
-    public async Task<T> GetAsync<T>(string pathAndQuery, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken)
+    public async Task<T> GetAsync<T>(string pathAndQuery, JsonTypeInfo<T> typeInfo, long maxBytes, CancellationToken cancellationToken)
     {
         await _limiter.AcquireAsync(cancellationToken).ConfigureAwait(false);
         using var deadline = new CancellationTokenSource(RequestTimeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        var request = "GET " + Redact(pathAndQuery);
         try
         {
             using var response = await SendAsync(pathAndQuery, linked.Token).ConfigureAwait(false);
             await EnsureSuccessAsync(response, pathAndQuery, linked.Token).ConfigureAwait(false);
+            var description = $"{Config.DisplayName}, {request}";
+            if (response.Content.Headers.ContentLength is { } length && length > maxBytes)
+            {
+                throw TooLarge(new RegistryResponseTooLargeException(
+                    string.Create(CultureInfo.InvariantCulture, $"{description}: the answer is larger than the limit of {maxBytes} bytes (Content-Length {length}); it was not read."))
+                {
+                    Limit = maxBytes,
+                });
+            }
+
             var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {
-                return await JsonSerializer.DeserializeAsync(stream, typeInfo, linked.Token).ConfigureAwait(false)
-                       ?? throw new KubernetesApiException($"{Config.DisplayName} answered GET {pathAndQuery} with an empty body.") { Server = Config.Server };
+                // The limit counts decompressed bytes, so a small gzip body cannot expand without bound either.
+                using var limited = RegistryStreams.Limit(stream, maxBytes, description);
+                return await JsonSerializer.DeserializeAsync(limited, typeInfo, linked.Token).ConfigureAwait(false)
+                       ?? throw new KubernetesApiException($"{Config.DisplayName} answered {request} with an empty body.") { Server = Config.Server };
             }
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            throw new KubernetesApiException($"{Config.DisplayName} did not answer GET {pathAndQuery} within {RequestTimeout.TotalSeconds} s.") { Server = Config.Server };
+            throw new KubernetesApiException($"{Config.DisplayName} did not answer {request} within {RequestTimeout.TotalSeconds} s.") { Server = Config.Server };
+        }
+        catch (RegistryResponseTooLargeException ex)
+        {
+            throw TooLarge(ex);
         }
         catch (JsonException ex)
         {
-            throw new KubernetesApiException($"{Config.DisplayName} answered GET {pathAndQuery} with malformed JSON: {ex.Message}", ex) { Server = Config.Server };
+            throw new KubernetesApiException(Redact($"{Config.DisplayName} answered {request} with malformed JSON: {ex.Message}"), Sanitize(ex)) { Server = Config.Server };
         }
         catch (IOException ex)
         {
-            throw new KubernetesApiException($"The connection to {Config.DisplayName} broke while reading GET {pathAndQuery}: {ex.Message}", ex) { Server = Config.Server };
+            throw new KubernetesApiException(Redact($"The connection to {Config.DisplayName} broke while reading {request}: {ex.Message}"), Sanitize(ex)) { Server = Config.Server };
         }
+
+        KubernetesApiException TooLarge(RegistryResponseTooLargeException ex)
+            => new(Redact(ex.Message) + " Raise Lodestar:Kubernetes:MaxListResponseBytes or lower PageSize if the service is really this large.", Sanitize(ex))
+            {
+                Server = Config.Server,
+            };
     }
 
     /// <summary>Starts a watch and returns its open response; the body is read line by line by the caller.</summary>
@@ -126,21 +182,25 @@ internal sealed partial class KubernetesApiClient : IDisposable
         try
         {
             var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-            Log.Response(_logger, pathAndQuery, (int)response.StatusCode, Config.DisplayName);
+            if (_logger.IsEnabled(LogLevel.Debug))
+            {
+                Log.Response(_logger, Redact(pathAndQuery), (int)response.StatusCode, Config.DisplayName);
+            }
+
             return response;
         }
         catch (HttpRequestException ex) when (FindInner<AuthenticationException>(ex) is not null)
         {
             var problem = _lastTlsProblem ?? ex.Message;
             throw new KubernetesApiException(
-                $"The TLS connection to {Config.DisplayName} failed: {problem}. Check the cluster's certificate-authority (or ca.crt in a pod).", ex)
+                Redact($"The TLS connection to {Config.DisplayName} failed: {problem}. Check the cluster's certificate-authority (or ca.crt in a pod)."), Sanitize(ex))
             {
                 Server = Config.Server,
             };
         }
         catch (HttpRequestException ex)
         {
-            throw new KubernetesApiException($"Cannot reach {Config.DisplayName}: {ex.Message}", ex) { Server = Config.Server };
+            throw new KubernetesApiException(Redact($"Cannot reach {Config.DisplayName}: {ex.Message}"), Sanitize(ex)) { Server = Config.Server };
         }
     }
 
@@ -153,7 +213,7 @@ internal sealed partial class KubernetesApiClient : IDisposable
 
         var status = await ReadStatusAsync(response, cancellationToken).ConfigureAwait(false);
         var code = response.StatusCode;
-        var detail = string.IsNullOrEmpty(status?.Message) ? "" : ": " + status.Message;
+        var detail = string.IsNullOrEmpty(status?.Message) ? "" : ": " + Truncate(status.Message);
         var message = code switch
         {
             HttpStatusCode.Unauthorized =>
@@ -162,21 +222,29 @@ internal sealed partial class KubernetesApiClient : IDisposable
                 $"{Config.DisplayName} forbids GET {pathAndQuery} (403 Forbidden){detail}. Grant get, list and watch on endpointslices in discovery.k8s.io.",
             HttpStatusCode.Gone =>
                 $"{Config.DisplayName} answered 410 Gone to GET {pathAndQuery}: the resource version is too old{detail}.",
-            _ => $"{Config.DisplayName} answered {(int)code} {response.ReasonPhrase} to GET {pathAndQuery}{detail}",
+            _ => $"{Config.DisplayName} answered {(int)code} {Truncate(response.ReasonPhrase)} to GET {pathAndQuery}{detail}",
         };
-        throw new KubernetesApiException(message) { StatusCode = code, Server = Config.Server };
+
+        // The Status message, the reason phrase and the path's continue token all came from the server.
+        throw new KubernetesApiException(Redact(message)) { StatusCode = code, Server = Config.Server };
     }
 
-    private static async Task<ApiStatus?> ReadStatusAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    /// <summary>Shortens server text for a message: a proxy's error page should not become a page-long exception.</summary>
+    internal static string Truncate(string? text, int max = 1024)
+        => text is null ? "" : text.Length <= max ? text : string.Concat(text.AsSpan(0, max), "…");
+
+    private async Task<ApiStatus?> ReadStatusAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         try
         {
-            var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-            return bytes.Length is > 0 and < 64 * 1024 ? JsonSerializer.Deserialize(bytes, KubernetesJsonContext.Default.ApiStatus) : null;
+            // An error answer is read only up to a small cap: a server answering 500 with a gigabyte must not make the
+            // client buffer it to find a message.
+            var bytes = await RegistryStreams.ReadAsync(response.Content, MaxErrorBodyBytes, Config.DisplayName, cancellationToken).ConfigureAwait(false);
+            return bytes.Length > 0 ? JsonSerializer.Deserialize(bytes, KubernetesJsonContext.Default.ApiStatus) : null;
         }
         catch (Exception ex) when (ex is JsonException or IOException or HttpRequestException)
         {
-            // The status code already tells what happened; a body that is not a Status adds nothing.
+            // The status code already tells what happened; a body that is not a Status (or is too long) adds nothing.
             return null;
         }
     }

@@ -1,5 +1,3 @@
-using Lodestar.Internal;
-
 namespace Lodestar.Kubernetes.Api.Internal;
 
 /// <summary>
@@ -46,7 +44,7 @@ internal sealed class TokenBucket
 
         try
         {
-            await _timeProvider.DelayAsync(wait, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(wait, _timeProvider, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {

@@ -8,6 +8,11 @@ namespace Lodestar.Kubernetes.DependencyInjection.Internal;
 /// <summary>Checks <see cref="KubernetesSourceOptions"/> at startup, naming each bad option.</summary>
 internal sealed class KubernetesSourceOptionsValidator : IValidateOptions<KubernetesSourceOptions>
 {
+    internal const long MinimumBytes = 64 * 1024;
+    internal const long MaximumListBytes = 2L * 1024 * 1024 * 1024;
+    internal const long MaximumEventBytes = 1024L * 1024 * 1024;
+    internal static readonly TimeSpan MinimumStallTimeout = TimeSpan.FromSeconds(70);
+
     public ValidateOptionsResult Validate(string? name, KubernetesSourceOptions options)
     {
         const string Prefix = nameof(KubernetesSourceOptions) + ".";
@@ -32,19 +37,25 @@ internal sealed class KubernetesSourceOptionsValidator : IValidateOptions<Kubern
             failures.Add($"{Prefix}{nameof(options.TokenRefreshInterval)} is {options.TokenRefreshInterval}; it must be between 1 second and 1 hour.");
         }
 
-        if (options.RetryInitialDelay < TimeSpan.FromMilliseconds(10) || options.RetryInitialDelay > TimeSpan.FromMinutes(1))
+        if (options.Backoff.Validate(KubernetesSourceOptions.SectionName + ":" + nameof(options.Backoff)) is { } backoff)
         {
-            failures.Add($"{Prefix}{nameof(options.RetryInitialDelay)} is {options.RetryInitialDelay}; it must be between 10 ms and 1 minute.");
+            failures.Add(backoff);
         }
 
-        if (options.RetryMaxDelay < options.RetryInitialDelay || options.RetryMaxDelay > TimeSpan.FromMinutes(10))
+        if (options.MaxListResponseBytes is < MinimumBytes or > MaximumListBytes)
         {
-            failures.Add($"{Prefix}{nameof(options.RetryMaxDelay)} is {options.RetryMaxDelay}; it must be at least {nameof(options.RetryInitialDelay)} and at most 10 minutes.");
+            failures.Add($"{Prefix}{nameof(options.MaxListResponseBytes)} is {options.MaxListResponseBytes}; it must be between {MinimumBytes} (64 KiB) and {MaximumListBytes} (2 GiB).");
         }
 
-        if (options.BackoffResetAfter < TimeSpan.Zero || options.BackoffResetAfter > TimeSpan.FromHours(1))
+        if (options.MaxWatchEventBytes is < MinimumBytes or > MaximumEventBytes)
         {
-            failures.Add($"{Prefix}{nameof(options.BackoffResetAfter)} is {options.BackoffResetAfter}; it must be between 0 and 1 hour.");
+            failures.Add($"{Prefix}{nameof(options.MaxWatchEventBytes)} is {options.MaxWatchEventBytes}; it must be between {MinimumBytes} (64 KiB) and {MaximumEventBytes} (1 GiB).");
+        }
+
+        if (options.WatchStallTimeout != TimeSpan.Zero && (options.WatchStallTimeout < MinimumStallTimeout || options.WatchStallTimeout > TimeSpan.FromHours(1)))
+        {
+            failures.Add($"{Prefix}{nameof(options.WatchStallTimeout)} is {options.WatchStallTimeout}; it must be 0 (off) or between 70 seconds "
+                         + "(more than the API server's one-minute bookmark period) and 1 hour.");
         }
 
         if (options.Namespace is not null && !KubernetesServiceName.IsDnsLabel(options.Namespace))

@@ -81,12 +81,15 @@ internal sealed class EndpointSliceMerger
     public bool Remove(string sliceName)
         => _slices.TryGetValue(sliceName, out var previous) && Change(sliceName, previous, null);
 
-    /// <summary>Replaces every slice with a freshly listed set; slices not in it are removed.</summary>
+    /// <summary>Replaces every slice with a freshly listed set; slices not in it (nor in <paramref name="keep"/>) are removed.</summary>
+    /// <param name="slices">The slices listed.</param>
+    /// <param name="problems">Receives what is wrong with the slices, if anything.</param>
+    /// <param name="keep">Names of slices that were listed but could not be read: their previous contribution stays.</param>
     /// <returns><see langword="true"/> when <see cref="Current"/> changed.</returns>
-    public bool ReplaceAll(IReadOnlyList<EndpointSlice> slices, List<string>? problems)
+    public bool ReplaceAll(IReadOnlyList<EndpointSlice> slices, List<string>? problems, IReadOnlyCollection<string>? keep = null)
     {
         var changed = false;
-        var names = new HashSet<string>(StringComparer.Ordinal);
+        var names = new HashSet<string>(keep ?? [], StringComparer.Ordinal);
         foreach (var slice in slices)
         {
             names.Add(slice.Metadata?.Name ?? "");
@@ -99,6 +102,66 @@ internal sealed class EndpointSliceMerger
         }
 
         return changed;
+    }
+
+    /// <summary>
+    /// Checks that a slice as decoded can be read whole: a name, and no null where the API has an object or a string
+    /// (an endpoint, an address, a port, a zone hint). Returns what is wrong, naming the entry, or <see langword="null"/>.
+    /// </summary>
+    /// <remarks>
+    /// A slice with such a hole is not applied at all: applying the rest would drop an endpoint nobody removed, so its
+    /// previous contribution stays in force until the server sends a readable version.
+    /// </remarks>
+    public static string? Validate(EndpointSlice slice)
+    {
+        if (string.IsNullOrEmpty(slice.Metadata?.Name))
+        {
+            return "an EndpointSlice without metadata.name";
+        }
+
+        var name = slice.Metadata.Name;
+        if (slice.Endpoints is { } endpoints)
+        {
+            for (var i = 0; i < endpoints.Count; i++)
+            {
+                if (endpoints[i] is not { } endpoint)
+                {
+                    return Describe(name, i, "is null");
+                }
+
+                if (endpoint.Addresses is { } addresses)
+                {
+                    for (var j = 0; j < addresses.Count; j++)
+                    {
+                        if (string.IsNullOrEmpty(addresses[j]))
+                        {
+                            return Describe(name, i, string.Create(CultureInfo.InvariantCulture, $"has a null or empty addresses[{j}]"));
+                        }
+                    }
+                }
+
+                if (endpoint.Hints?.ForZones is { } zones && zones.Any(z => z is null))
+                {
+                    return Describe(name, i, "has a null hints.forZones entry");
+                }
+            }
+        }
+
+        if (slice.Ports is { } ports)
+        {
+            for (var i = 0; i < ports.Count; i++)
+            {
+                if (ports[i] is null)
+                {
+                    return string.Create(CultureInfo.InvariantCulture, $"EndpointSlice '{name}' has a null ports[{i}]");
+                }
+            }
+        }
+
+        return null;
+
+        static string Describe(string name, int index, string problem)
+            => string.Create(CultureInfo.InvariantCulture, $"EndpointSlice '{name}' endpoints[{index}] {problem}");
     }
 
     private bool Change(string sliceName, Contribution[]? previous, Contribution[]? next)

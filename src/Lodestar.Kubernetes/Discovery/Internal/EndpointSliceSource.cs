@@ -2,137 +2,139 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using Lodestar.Discovery;
-using Lodestar.Internal;
 using Lodestar.Kubernetes.Api.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Kubernetes.Discovery.Internal;
 
 /// <summary>
-/// Follows one service's EndpointSlices (<c>discovery.k8s.io/v1</c>) with client-go's reflector protocol: LIST in
-/// pages, then WATCH from the list's resourceVersion with bookmarks; re-watch from the last seen resourceVersion when a
-/// stream drops; re-list on 410 Gone; back off with jitter between failures.
+/// Follows one service's EndpointSlices (<c>discovery.k8s.io/v1</c>) with client-go's reflector protocol on the shared
+/// list/watch loop: LIST in pages, then WATCH from the list's resourceVersion with bookmarks; re-watch from the last
+/// seen resourceVersion when a stream ends or breaks; re-list on 410 Gone (an HTTP status or an ERROR event).
 /// </summary>
-internal sealed partial class EndpointSliceSource : IEndpointSource
+/// <remarks>
+/// <para>
+/// The loop, its backoff and the backoff's reset rule belong to <see cref="ListWatchEndpointSource{TCursor}"/>; the
+/// cursor is the resourceVersion. This class says how to list, how to watch from a resourceVersion and when to start
+/// over, and reads what the API server sends as untrusted: each LIST answer and each watch event is read under a byte
+/// cap, every piece of server text passes through the cluster's <see cref="SecretRedactor"/> before it reaches a
+/// message or a log, and an object that cannot be read is reported and skipped, never applied in part.
+/// </para>
+/// <para>
+/// Stalls: watches ask for bookmarks, which the API server sends about once a minute, so a stream silent for
+/// <see cref="KubernetesSourceOptions.WatchStallTimeout"/> is ended by the loop and resumed from the last
+/// resourceVersion. With detection off, the watch is ended 30 seconds after the timeout it asked the server for.
+/// </para>
+/// </remarks>
+internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<string>
 {
+    /// <summary>How often a kind of skipped watch event (unknown type, no object, malformed) is reported at most.</summary>
+    internal static readonly TimeSpan ReportInterval = TimeSpan.FromMinutes(1);
+
     private const string ServiceNameLabel = "kubernetes.io/service-name";
+
+    // A service's slices hold at most 1,000 endpoints each and a cluster at most some 150,000 pods: a list that keeps
+    // paging past these bounds is broken, not large.
+    private const int MaxPages = 10_000;
+    private const int MaxSlices = 50_000;
+
+    // Distinct kinds of skipped events tracked for rate limiting; a server inventing new type names falls into one.
+    private const int MaxReportKinds = 32;
+    private const string OtherKind = "(other)";
 
     // client-go's reflector asks the server to end a watch after a random 5 to 10 minutes, so that many clients do not
     // reconnect at the same moment.
     private static readonly TimeSpan s_minWatchTimeout = TimeSpan.FromMinutes(5);
 
-    // A watch that ends this soon without any event is treated as a failure (client-go's "very short watch").
-    private static readonly TimeSpan s_shortWatch = TimeSpan.FromSeconds(1);
+    // Without stall detection, a watch still open this long after its server-side timeout is ended by the client.
+    private static readonly TimeSpan s_guardMargin = TimeSpan.FromSeconds(30);
 
-    private readonly string _service;
     private readonly string? _namespace;
     private readonly KubernetesSourceOptions _options;
     private readonly KubernetesClientFactory _clients;
-    private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
-    private readonly ILogger _logger;
+    private readonly Func<double> _random;
+    private readonly EndpointSliceMerger _merger;
+    private readonly Dictionary<string, ReportState> _reports = new(StringComparer.Ordinal);
+    private KubernetesApiClient? _client;
+    private string _where;
+    private string _collection = "";
 
+    /// <summary>Initializes the source.</summary>
+    /// <param name="service">The service name.</param>
+    /// <param name="namespace">The namespace the name carried, or <see langword="null"/> for the configured one.</param>
+    /// <param name="options">The source's options; <see cref="KubernetesSourceOptions.Backoff"/> is copied.</param>
+    /// <param name="clients">The shared API clients.</param>
+    /// <param name="timeProvider">The clock of the loop, the stall detector and the report rate limit.</param>
+    /// <param name="logger">The source's logger.</param>
+    /// <param name="random">Numbers in [0, 1) for the backoff jitter and the watch timeout, or <see langword="null"/> for <see cref="Random.Shared"/>.</param>
     public EndpointSliceSource(string service, string? @namespace, KubernetesSourceOptions options, KubernetesClientFactory clients,
-        TimeProvider timeProvider, RandomSource random, ILogger logger)
+        TimeProvider timeProvider, ILogger logger, Func<double>? random = null)
+        : base(service, options.Backoff, timeProvider, logger, random)
     {
-        _service = service;
         _namespace = @namespace;
         _options = options;
         _clients = clients;
-        _timeProvider = timeProvider;
-        _random = random;
-        _logger = logger;
+        _random = random ?? Random.Shared.NextDouble;
+        _merger = new EndpointSliceMerger(options.PortName);
+        var ns = @namespace ?? options.Namespace;
+        _where = ns is null ? $"service '{service}'" : $"service '{service}' in namespace '{ns}'";
     }
 
-    public async Task RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
+    /// <inheritdoc/>
+    protected override TimeSpan? StallTimeout => _options.WatchStallTimeout > TimeSpan.Zero ? _options.WatchStallTimeout : null;
+
+    /// <inheritdoc/>
+    protected override async Task<string> ListAsync(WatchContext<string> context, CancellationToken cancellationToken)
     {
-        var backoff = new ExponentialBackoff(_options.RetryInitialDelay, _options.RetryMaxDelay, _random);
-        var state = new LoopState(new EndpointSliceMerger(_options.PortName));
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            var failed = false;
-            var where = $"service '{_service}'";
-            try
-            {
-                var client = _clients.GetClient(_options);
-                var ns = _namespace ?? _options.Namespace ?? client.Config.Namespace ?? "default";
-                where = $"service '{_service}' in namespace '{ns}'";
-                var collection = string.Concat("/apis/discovery.k8s.io/v1/namespaces/", Uri.EscapeDataString(ns), "/endpointslices?labelSelector=",
-                    Uri.EscapeDataString(ServiceNameLabel + "=" + _service));
-                if (state.ResourceVersion is null)
-                {
-                    await ListAsync(client, collection, state, observer, where, cancellationToken).ConfigureAwait(false);
-                }
-
-                failed = !await WatchAsync(client, collection, state, observer, where, backoff, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (KubernetesApiException ex) when (ex.StatusCode == HttpStatusCode.Gone)
-            {
-                // The resourceVersion we would resume from has been compacted away: only a fresh list is consistent.
-                Log.Relisting(_logger, _service, ex.Message);
-                state.ResourceVersion = null;
-                failed = state.GoneInARow++ > 0;
-            }
-            catch (Exception ex)
-            {
-                failed = true;
-                Log.Failed(_logger, _service, ex);
-                observer.OnError(ex is KubernetesApiException api
-                    ? new KubernetesApiException($"Kubernetes EndpointSlices of {where}: {api.Message}", api) { StatusCode = api.StatusCode, Server = api.Server }
-                    : new KubernetesApiException($"Kubernetes EndpointSlices of {where}: {ex.Message}", ex));
-            }
-
-            if (failed)
-            {
-                try
-                {
-                    await _timeProvider.DelayAsync(backoff.NextDelay(), cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
-        }
-    }
-
-    private async Task ListAsync(KubernetesApiClient client, string collection, LoopState state, IEndpointObserver observer, string where,
-        CancellationToken cancellationToken)
-    {
+        var (client, collection) = Connect();
         var slices = new List<EndpointSlice>();
         string? continueToken = null;
         string? resourceVersion = null;
         var paged = true;
+        var pageSize = _options.PageSize.ToString(CultureInfo.InvariantCulture);
         for (var page = 0; ; page++)
         {
-            if (page > 100_000)
+            if (page >= MaxPages)
             {
-                throw new KubernetesApiException($"Listing {where} from {client.Config.DisplayName} did not end after {page} pages.");
+                throw Failure(client, $"listing did not end after {page} pages; the list was not applied.");
             }
 
             var path = !paged ? collection
-                : continueToken is null ? string.Concat(collection, "&limit=", _options.PageSize.ToString(CultureInfo.InvariantCulture))
-                : string.Concat(collection, "&limit=", _options.PageSize.ToString(CultureInfo.InvariantCulture), "&continue=", Uri.EscapeDataString(continueToken));
+                : continueToken is null ? string.Concat(collection, "&limit=", pageSize)
+                : string.Concat(collection, "&limit=", pageSize, "&continue=", Uri.EscapeDataString(continueToken));
             EndpointSliceList list;
             try
             {
-                list = await client.GetAsync(path, KubernetesJsonContext.Default.EndpointSliceList, cancellationToken).ConfigureAwait(false);
+                list = await client.GetAsync(path, KubernetesJsonContext.Default.EndpointSliceList, _options.MaxListResponseBytes, cancellationToken).ConfigureAwait(false);
             }
             catch (KubernetesApiException ex) when (ex.StatusCode == HttpStatusCode.Gone && continueToken is not null)
             {
                 // The continue token expired mid-list; like client-go's pager, fall back to one unpaged list.
-                Log.ContinueExpired(_logger, _service);
+                Log.ContinueExpired(Logger, ServiceName);
                 slices.Clear();
                 continueToken = null;
                 paged = false;
                 continue;
             }
 
-            slices.AddRange(list.Items ?? []);
+            if (list.Items is { } items)
+            {
+                for (var i = 0; i < items.Count; i++)
+                {
+                    if (items[i] is null)
+                    {
+                        // A hole in the list hides which slice is gone: applying the rest could drop live endpoints.
+                        throw Failure(client, $"the list holds a null item at position {slices.Count + i}; the list was not applied.");
+                    }
+                }
+
+                slices.AddRange(items);
+                if (slices.Count > MaxSlices)
+                {
+                    throw Failure(client, $"the list holds more than {MaxSlices} EndpointSlices for one service; the list was not applied.");
+                }
+            }
+
             resourceVersion = list.Metadata?.ResourceVersion;
             continueToken = list.Metadata?.Continue;
             if (!paged || string.IsNullOrEmpty(continueToken))
@@ -143,96 +145,159 @@ internal sealed partial class EndpointSliceSource : IEndpointSource
 
         if (string.IsNullOrEmpty(resourceVersion))
         {
-            throw new KubernetesApiException($"{client.Config.DisplayName} listed {where} without a resourceVersion, so it cannot be watched.");
+            throw Failure(client, "the list has no resourceVersion, so it cannot be watched; the list was not applied.");
+        }
+
+        var readable = new List<EndpointSlice>(slices.Count);
+        List<string>? kept = null;
+        foreach (var slice in slices)
+        {
+            if (EndpointSliceMerger.Validate(slice) is not { } problem)
+            {
+                readable.Add(slice);
+                continue;
+            }
+
+            if (string.IsNullOrEmpty(slice.Metadata?.Name))
+            {
+                throw Failure(client, $"the list holds {problem}; the list was not applied.");
+            }
+
+            (kept ??= []).Add(slice.Metadata.Name);
+            context.ReportError(Problem(client, $"skipped {problem} in the list; its previous endpoints stay in force."));
         }
 
         var problems = new List<string>();
-        var changed = state.Merger.ReplaceAll(slices, problems);
-        Report(observer, problems, where);
-        Log.Listed(_logger, _service, slices.Count, state.Merger.Current.Count, resourceVersion);
-        state.ResourceVersion = resourceVersion;
-        state.GoneInARow = 0;
-        Publish(observer, state, changed);
+        var changed = _merger.ReplaceAll(readable, problems, kept);
+        ReportProblems(context, client, problems);
+        if (Logger.IsEnabled(LogLevel.Debug))
+        {
+            Log.Listed(Logger, ServiceName, slices.Count, _merger.Current.Count, client.Redact(resourceVersion));
+        }
+
+        if (changed || !context.HasPublished)
+        {
+            context.Publish(_merger.Current);
+        }
+
+        return resourceVersion;
     }
 
-    /// <summary>Watches until the stream ends; returns <see langword="false"/> when that counts as a failure to back off from.</summary>
-    private async Task<bool> WatchAsync(KubernetesApiClient client, string collection, LoopState state, IEndpointObserver observer, string where,
-        ExponentialBackoff backoff, CancellationToken cancellationToken)
+    /// <inheritdoc/>
+    protected override async Task<WatchOutcome> WatchAsync(string cursor, WatchContext<string> context, CancellationToken cancellationToken)
     {
-        var timeout = s_minWatchTimeout + TimeSpan.FromSeconds(_random.Next((int)s_minWatchTimeout.TotalSeconds));
-        var path = string.Concat(collection, "&watch=true&allowWatchBookmarks=true&resourceVersion=", Uri.EscapeDataString(state.ResourceVersion!),
+        var (client, collection) = Connect();
+        var timeout = s_minWatchTimeout + TimeSpan.FromSeconds(Math.Min(299, (int)(Math.Clamp(_random(), 0, 1) * s_minWatchTimeout.TotalSeconds)));
+        var path = string.Concat(collection, "&watch=true&allowWatchBookmarks=true&resourceVersion=", Uri.EscapeDataString(cursor),
             "&timeoutSeconds=", ((int)timeout.TotalSeconds).ToString(CultureInfo.InvariantCulture));
 
-        // The server ends the watch after timeoutSeconds; if a broken network leaves the stream silently open, end it here.
-        using var guard = new CancellationTokenSource(timeout + TimeSpan.FromSeconds(30), _timeProvider);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, guard.Token);
-        var started = _timeProvider.GetTimestamp();
-        var events = 0;
+        // The loop's stall detector ends a silent stream; without it, end one that outlives the timeout it asked for.
+        using var guard = StallTimeout is null ? new CancellationTokenSource(timeout + s_guardMargin, TimeProvider) : null;
+        using var linked = guard is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, guard.Token);
+        var token = linked?.Token ?? cancellationToken;
         WatchLineReader? reader = null;
         try
         {
-            using var response = await client.WatchAsync(path, linked.Token).ConfigureAwait(false);
-            Log.Watching(_logger, _service, state.ResourceVersion!);
-            var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
-            await using (stream.ConfigureAwait(false))
+            HttpResponseMessage response;
+            try
             {
-                reader = new WatchLineReader(stream);
-                while (true)
+                response = await client.WatchAsync(path, token).ConfigureAwait(false);
+            }
+            catch (KubernetesApiException ex) when (ex.StatusCode == HttpStatusCode.Gone)
+            {
+                // The resourceVersion to resume from has been compacted away: only a fresh list is consistent.
+                Log.Expired(Logger, ServiceName, ex.Message);
+                return WatchOutcome.Relist;
+            }
+
+            using (response)
+            {
+                if (Logger.IsEnabled(LogLevel.Debug))
                 {
-                    var (ok, line, truncated) = await reader.ReadLineAsync(linked.Token).ConfigureAwait(false);
-                    if (!ok)
+                    Log.Watching(Logger, ServiceName, client.Redact(cursor));
+                }
+
+                var stream = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
+                await using (stream.ConfigureAwait(false))
+                {
+                    reader = new WatchLineReader(stream, maxLineBytes: _options.MaxWatchEventBytes,
+                        description: $"{client.Config.DisplayName}, watch of EndpointSlices of {_where}");
+                    while (true)
                     {
-                        if (truncated)
+                        var (ok, line, truncated) = await reader.ReadLineAsync(token).ConfigureAwait(false);
+                        if (!ok)
                         {
-                            Log.StreamCut(_logger, _service, state.ResourceVersion!);
+                            if (truncated)
+                            {
+                                Log.StreamCut(Logger, ServiceName, client.Redact(context.Cursor));
+                            }
+
+                            return WatchOutcome.Reconnect;
                         }
 
-                        break;
-                    }
-
-                    events++;
-                    Handle(line.Span, state, observer, where, client);
-                    if (_timeProvider.GetElapsedTime(started) >= _options.BackoffResetAfter)
-                    {
-                        backoff.Reset();
+                        if (Handle(line.Span, context, client) is { } outcome)
+                        {
+                            return outcome;
+                        }
                     }
                 }
             }
         }
-        catch (OperationCanceledException) when (guard.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (guard is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
         {
-            Log.WatchGuardExpired(_logger, _service);
+            Log.WatchGuardExpired(Logger, ServiceName);
+            return WatchOutcome.Reconnect;
         }
-        catch (Exception ex) when (ex is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is not OperationCanceledException && token.IsCancellationRequested)
+        {
+            // Cancellation surfaced as a transport error: let the loop see it as what it is (a stop or a stall).
+            throw new OperationCanceledException(token);
+        }
+        catch (RegistryResponseTooLargeException ex)
+        {
+            // The reader stopped at the cap; the loop backs off and resumes from the last resourceVersion.
+            throw new KubernetesApiException(client.Redact(ex.Message), client.Sanitize(ex)) { Server = client.Config.Server };
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException)
         {
             // The connection broke mid-stream; resume from the last resourceVersion seen.
             if (reader?.HasPartialLine == true)
             {
-                Log.StreamCut(_logger, _service, state.ResourceVersion ?? "");
+                Log.StreamCut(Logger, ServiceName, client.Redact(context.Cursor));
             }
             else
             {
-                Log.StreamBroken(_logger, _service, state.ResourceVersion ?? "", ex.Message);
+                Log.StreamBroken(Logger, ServiceName, client.Redact(context.Cursor), client.Redact(ex.Message));
             }
 
-            return events > 0;
+            return WatchOutcome.Reconnect;
         }
         finally
         {
             reader?.Dispose();
         }
-
-        var lasted = _timeProvider.GetElapsedTime(started);
-        if (lasted >= _options.BackoffResetAfter)
-        {
-            backoff.Reset();
-        }
-
-        return events > 0 || lasted >= s_shortWatch;
     }
 
-    /// <summary>Applies one watch line. A malformed line is reported and skipped; the watch state is kept.</summary>
-    private void Handle(ReadOnlySpan<byte> line, LoopState state, IEndpointObserver observer, string where, KubernetesApiClient? client)
+    /// <inheritdoc/>
+    protected override Exception DescribeError(Exception error)
+    {
+        var client = _client;
+        var api = error as KubernetesApiException;
+        var message = error.Message;
+        if (client is not null && !message.Contains(client.Config.Server.GetLeftPart(UriPartial.Authority), StringComparison.Ordinal))
+        {
+            message = $"{message} ({client.Config.DisplayName})";
+        }
+
+        return new KubernetesApiException(Redact($"Kubernetes EndpointSlices of {_where}: {message}"), client?.Sanitize(error) ?? error)
+        {
+            StatusCode = api?.StatusCode,
+            Server = api?.Server ?? client?.Config.Server,
+        };
+    }
+
+    /// <summary>Applies one watch line; returns how the watch ends, or <see langword="null"/> to read on.</summary>
+    private WatchOutcome? Handle(ReadOnlySpan<byte> line, WatchContext<string> context, KubernetesApiClient client)
     {
         WatchEvent? watchEvent;
         try
@@ -241,87 +306,208 @@ internal sealed partial class EndpointSliceSource : IEndpointSource
         }
         catch (JsonException ex)
         {
-            Log.MalformedEvent(_logger, _service, ex.Message);
-            observer.OnError(new KubernetesApiException(
-                $"Kubernetes EndpointSlices of {where}: skipped a malformed watch event from {client?.Config.DisplayName ?? "the API server"} ({ex.Message}).", ex)
-            {
-                Server = client?.Config.Server,
-            });
-            return;
+            ReportSkipped(context, client, "malformed", $"skipped a malformed watch event ({ex.Message}).", malformed: true);
+            return null;
         }
 
+        var type = watchEvent?.Type;
         var item = watchEvent?.Object;
-        switch (watchEvent?.Type)
+        switch (type)
         {
-            case "ADDED" or "MODIFIED" when item is not null:
+            case "ADDED" or "MODIFIED" or "DELETED" or "BOOKMARK" when item is null:
+                ReportSkipped(context, client, type + "/no-object", $"skipped a {type} watch event without an object.");
+                return null;
+            case "ADDED" or "MODIFIED":
             {
+                if (WentBackwards(context, client, item!, type))
+                {
+                    return WatchOutcome.Relist;
+                }
+
+                if (EndpointSliceMerger.Validate(item!) is { } problem)
+                {
+                    // Not applied, and the cursor does not move: a resourceVersion from an object that cannot be read is
+                    // not trusted either.
+                    context.ReportError(Problem(client, $"skipped a {type} watch event of {problem}; its previous endpoints stay in force."));
+                    return null;
+                }
+
                 var problems = new List<string>();
-                var changed = state.Merger.Apply(item, problems);
-                Report(observer, problems, where);
-                Advance(state, item);
-                Publish(observer, state, changed);
-                break;
+                var changed = _merger.Apply(item!, problems);
+                ReportProblems(context, client, problems);
+                Advance(context, item!);
+                if (changed)
+                {
+                    context.Publish(_merger.Current);
+                }
+
+                return null;
             }
 
-            case "DELETED" when item is not null:
-                var removed = state.Merger.Remove(item.Metadata?.Name ?? "");
-                Advance(state, item);
-                Publish(observer, state, removed);
-                break;
-            case "BOOKMARK" when item is not null:
-                Advance(state, item);
-                break;
+            case "DELETED":
+            {
+                if (WentBackwards(context, client, item!, type))
+                {
+                    return WatchOutcome.Relist;
+                }
+
+                if (string.IsNullOrEmpty(item!.Metadata?.Name))
+                {
+                    context.ReportError(Problem(client, "skipped a DELETED watch event of an EndpointSlice without metadata.name."));
+                    return null;
+                }
+
+                var changed = _merger.Remove(item.Metadata.Name);
+                Advance(context, item);
+                if (changed)
+                {
+                    context.Publish(_merger.Current);
+                }
+
+                return null;
+            }
+
+            case "BOOKMARK":
+                if (WentBackwards(context, client, item!, type))
+                {
+                    return WatchOutcome.Relist;
+                }
+
+                // A bookmark is the API server's heartbeat: it moves the resume point and proves the stream alive.
+                context.KeepAlive();
+                Advance(context, item!);
+                if (Logger.IsEnabled(LogLevel.Trace))
+                {
+                    Log.Bookmark(Logger, ServiceName, client.Redact(context.Cursor));
+                }
+
+                return null;
             case "ERROR":
+            {
                 var code = item?.Code ?? 0;
-                var message = $"{client?.Config.DisplayName ?? "The API server"} ended the watch of {where} with an error ({code} {item?.Reason}): {item?.Message}";
-                throw new KubernetesApiException(message)
+                if (code == (int)HttpStatusCode.Gone)
+                {
+                    Log.Expired(Logger, ServiceName, client.Redact(item?.Message));
+                    return WatchOutcome.Relist;
+                }
+
+                var message = item is null
+                    ? $"{client.Config.DisplayName} ended the watch of {_where} with an ERROR event without a Status."
+                    : $"{client.Config.DisplayName} ended the watch of {_where} with an error ({code} {KubernetesApiClient.Truncate(item.Reason, 128)}): {KubernetesApiClient.Truncate(item.Message)}";
+                throw new KubernetesApiException(client.Redact(message))
                 {
                     StatusCode = code > 0 ? (HttpStatusCode)code : null,
-                    Server = client?.Config.Server,
+                    Server = client.Config.Server,
                 };
+            }
+
             default:
-                Log.UnknownEvent(_logger, _service, watchEvent?.Type ?? "(none)");
-                break;
+            {
+                var shown = type is null ? "(none)" : "'" + KubernetesApiClient.Truncate(type, 64) + "'";
+                ReportSkipped(context, client, "type/" + type, $"ignored a watch event of unknown type {shown}.");
+                return null;
+            }
         }
     }
 
-    private static void Advance(LoopState state, EndpointSlice item)
+    /// <summary>
+    /// Returns whether <paramref name="item"/> carries a resourceVersion lower than the cursor: the server's history went
+    /// backwards (a store restored from a backup, a different server behind the same address), and only a fresh list is
+    /// consistent. resourceVersions are opaque by the API's conventions; kube-apiserver's are etcd revisions, decimal
+    /// integers, so they are compared only when both read as such.
+    /// </summary>
+    private bool WentBackwards(WatchContext<string> context, KubernetesApiClient client, EndpointSlice item, string type)
+    {
+        var next = item.Metadata?.ResourceVersion;
+        if (context.Cursor is not { } cursor
+            || !ulong.TryParse(next, NumberStyles.None, CultureInfo.InvariantCulture, out var nextVersion)
+            || !ulong.TryParse(cursor, NumberStyles.None, CultureInfo.InvariantCulture, out var cursorVersion)
+            || nextVersion >= cursorVersion)
+        {
+            return false;
+        }
+
+        var what = string.IsNullOrEmpty(item.Metadata?.Name) ? "a " + type + " event" : $"a {type} event of EndpointSlice '{item.Metadata.Name}'";
+        context.ReportError(Problem(client,
+            $"resourceVersion {next} in {what} came after resourceVersion {cursor}: the server's history went backwards; listing again."));
+        return true;
+    }
+
+    private static void Advance(WatchContext<string> context, EndpointSlice item)
     {
         if (!string.IsNullOrEmpty(item.Metadata?.ResourceVersion))
         {
-            state.ResourceVersion = item.Metadata.ResourceVersion;
-            state.GoneInARow = 0;
+            context.Advance(item.Metadata.ResourceVersion);
         }
     }
 
-    private static void Publish(IEndpointObserver observer, LoopState state, bool changed)
+    /// <summary>Reports a skipped event at most once per <see cref="ReportInterval"/> per kind, counting the ones left out.</summary>
+    private void ReportSkipped(WatchContext<string> context, KubernetesApiClient client, string kind, string message, bool malformed = false)
     {
-        if (changed || !state.Published)
+        var now = TimeProvider.GetTimestamp();
+        if (!_reports.ContainsKey(kind) && _reports.Count >= MaxReportKinds)
         {
-            state.Published = true;
-            observer.OnEndpoints(state.Merger.Current);
+            kind = OtherKind;
         }
+
+        if (_reports.TryGetValue(kind, out var state) && TimeProvider.GetElapsedTime(state.LastReport, now) < ReportInterval)
+        {
+            state.Suppressed++;
+            return;
+        }
+
+        var suppressed = state?.Suppressed ?? 0;
+        _reports[kind] = new ReportState { LastReport = now };
+        var text = suppressed == 0 ? message : string.Create(CultureInfo.InvariantCulture, $"{message} {suppressed} more like it since the last report were not reported.");
+        var error = Problem(client, text);
+        if (malformed)
+        {
+            Log.MalformedEvent(Logger, ServiceName, error.Message);
+        }
+        else
+        {
+            Log.SkippedEvent(Logger, ServiceName, error.Message);
+        }
+
+        context.ReportError(error);
     }
 
-    private static void Report(IEndpointObserver observer, List<string> problems, string where)
+    private void ReportProblems(WatchContext<string> context, KubernetesApiClient client, List<string> problems)
     {
         foreach (var problem in problems)
         {
-            observer.OnError(new KubernetesApiException($"Kubernetes EndpointSlices of {where}: {problem}"));
+            context.ReportError(Problem(client, problem));
         }
     }
 
-    /// <summary>What one run of the loop carries between lists and watches.</summary>
-    internal sealed class LoopState(EndpointSliceMerger merger)
+    /// <summary>An error naming the service, its namespace and the API server, with server text redacted.</summary>
+    private KubernetesApiException Problem(KubernetesApiClient client, string text)
+        => new(client.Redact($"Kubernetes EndpointSlices of {_where} from {client.Config.DisplayName}: {text}")) { Server = client.Config.Server };
+
+    /// <summary>A failure of a list or a watch that the loop reports and backs off from.</summary>
+    private KubernetesApiException Failure(KubernetesApiClient client, string text)
+        => new(client.Redact($"{client.Config.DisplayName} sent an unusable list of EndpointSlices of {_where} (GET {_collection}): {text}")) { Server = client.Config.Server };
+
+    private string Redact(string? text) => (_client is { } client ? client.Redact(text) : SecretRedactor.Default.Redact(text)) ?? "";
+
+    private (KubernetesApiClient Client, string Collection) Connect()
     {
-        public EndpointSliceMerger Merger { get; } = merger;
+        var client = _clients.GetClient(_options);
+        _client = client;
+        var ns = _namespace ?? _options.Namespace ?? client.Config.Namespace ?? "default";
+        _where = $"service '{ServiceName}' in namespace '{ns}'";
+        var collection = string.Concat("/apis/discovery.k8s.io/v1/namespaces/", Uri.EscapeDataString(ns), "/endpointslices?labelSelector=",
+            Uri.EscapeDataString(ServiceNameLabel + "=" + ServiceName));
+        _collection = collection;
+        return (client, collection);
+    }
 
-        /// <summary>Gets or sets the resourceVersion to resume from, or <see langword="null"/> to list first.</summary>
-        public string? ResourceVersion { get; set; }
+    /// <summary>When a kind of skipped event was last reported, and how many were left out since.</summary>
+    private sealed class ReportState
+    {
+        public long LastReport { get; init; }
 
-        public bool Published { get; set; }
-
-        public int GoneInARow { get; set; }
+        public int Suppressed { get; set; }
     }
 
     private static partial class Log
@@ -339,19 +525,19 @@ internal sealed partial class EndpointSliceSource : IEndpointSource
         public static partial void StreamBroken(ILogger logger, string service, string resourceVersion, string error);
 
         [LoggerMessage(205, LogLevel.Information, "The resourceVersion of service {Service} expired; listing again: {Error}", EventName = "Relisting")]
-        public static partial void Relisting(ILogger logger, string service, string error);
+        public static partial void Expired(ILogger logger, string service, string error);
 
         [LoggerMessage(206, LogLevel.Warning, "Skipped a malformed watch event of service {Service}: {Error}", EventName = "MalformedEvent")]
         public static partial void MalformedEvent(ILogger logger, string service, string error);
 
-        [LoggerMessage(207, LogLevel.Debug, "Ignored a watch event of unknown type {Type} for service {Service}.", EventName = "UnknownEvent")]
-        public static partial void UnknownEvent(ILogger logger, string service, string type);
-
-        [LoggerMessage(208, LogLevel.Debug, "Listing or watching service {Service} failed; retrying with backoff.", EventName = "Failed")]
-        public static partial void Failed(ILogger logger, string service, Exception exception);
+        [LoggerMessage(207, LogLevel.Debug, "Skipped a watch event of service {Service}: {Error}", EventName = "UnknownEvent")]
+        public static partial void SkippedEvent(ILogger logger, string service, string error);
 
         [LoggerMessage(209, LogLevel.Information, "The continue token of service {Service} expired mid-list; listing again without paging.", EventName = "ContinueExpired")]
         public static partial void ContinueExpired(ILogger logger, string service);
+
+        [LoggerMessage(211, LogLevel.Trace, "Bookmark on the watch of service {Service}: resuming from resourceVersion {ResourceVersion}.", EventName = "Bookmark")]
+        public static partial void Bookmark(ILogger logger, string service, string resourceVersion);
 
         [LoggerMessage(210, LogLevel.Debug, "The watch of service {Service} outlived its timeout without ending; starting a new one.", EventName = "WatchGuardExpired")]
         public static partial void WatchGuardExpired(ILogger logger, string service);

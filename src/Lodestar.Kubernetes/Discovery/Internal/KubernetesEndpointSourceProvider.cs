@@ -1,6 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
 using Lodestar.Discovery;
-using Lodestar.Internal;
 using Lodestar.Kubernetes.Api.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -15,16 +14,14 @@ internal sealed class KubernetesEndpointSourceProvider : IEndpointSourceProvider
     private readonly KubernetesClientFactory _clients;
     private readonly IOptionsMonitor<KubernetesSourceOptions> _options;
     private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
     private readonly ILoggerFactory _loggerFactory;
 
     public KubernetesEndpointSourceProvider(KubernetesClientFactory clients, IOptionsMonitor<KubernetesSourceOptions> options, TimeProvider timeProvider,
-        RandomSource random, ILoggerFactory loggerFactory)
+        ILoggerFactory loggerFactory)
     {
         _clients = clients;
         _options = options;
         _timeProvider = timeProvider;
-        _random = random;
         _loggerFactory = loggerFactory;
     }
 
@@ -39,7 +36,7 @@ internal sealed class KubernetesEndpointSourceProvider : IEndpointSourceProvider
             return false;
         }
 
-        source = new EndpointSliceSource(service, ns, options, _clients, _timeProvider, _random, _loggerFactory.CreateLogger("Lodestar.Kubernetes"));
+        source = new EndpointSliceSource(service, ns, options, _clients, _timeProvider, _loggerFactory.CreateLogger("Lodestar.Kubernetes"));
         return true;
     }
 }
