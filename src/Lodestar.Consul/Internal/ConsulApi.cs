@@ -67,9 +67,10 @@ internal sealed class ConsulApi
     /// <summary>
     /// <c>GET /v1/health/service/:service</c>: a blocking query when <paramref name="index"/> is 1 or more, else an
     /// immediate read bounded by <see cref="ConsulOptions.RequestTimeout"/>. The caller bounds a blocking query (the
-    /// source ends one that outlives its wait as stalled). Entries are read one at a time as the answer streams in and
-    /// handed to <paramref name="onEntry"/> with their position; an entry that is <see langword="null"/> or of the wrong
-    /// shape arrives as <see langword="null"/> or with <see cref="HealthServiceEntry.Problem"/> set.
+    /// source ends one that outlives its wait as stalled). The answer is read with a bound on its size
+    /// (<see cref="HealthAnswerReader"/>) and its entries handed to <paramref name="onEntry"/> with their position; an
+    /// entry that is <see langword="null"/> or of the wrong shape arrives as <see langword="null"/> or with
+    /// <see cref="HealthServiceEntry.Problem"/> set.
     /// </summary>
     /// <exception cref="ConsulException">The agent failed, answered with an error, or sent an answer that is not a JSON
     /// array, is malformed or is larger than <see cref="ConsulOptions.MaxResponseBytes"/>.</exception>
@@ -102,7 +103,7 @@ internal sealed class ConsulApi
         {
             await EnsureSuccessAsync(response, HttpMethod.Get, path, token).ConfigureAwait(false);
             var nextIndex = ParseIndex(response, path);
-            var count = await ReadEntriesAsync(response.Content, maxBytes, $"Consul at {DisplayAddress}: GET {path}", onEntry, token).ConfigureAwait(false);
+            var count = await HealthAnswerReader.ReadAsync(response.Content, maxBytes, $"Consul at {DisplayAddress}: GET {path}", onEntry, token).ConfigureAwait(false);
             return new HealthQueryResult(nextIndex, count);
         }, cancellationToken);
     }
@@ -187,50 +188,6 @@ internal sealed class ConsulApi
             await EnsureSuccessAsync(response, HttpMethod.Get, path, token).ConfigureAwait(false);
             return true;
         }, cancellationToken);
-    }
-
-    /// <summary>
-    /// Reads a health answer entry by entry through a stream that refuses more than <paramref name="maxBytes"/> bytes,
-    /// so that memory follows the entries kept, never the size of the answer.
-    /// </summary>
-    /// <returns>The number of entries in the answer.</returns>
-    /// <exception cref="RegistryResponseTooLargeException">The answer is larger than <paramref name="maxBytes"/>.</exception>
-    /// <exception cref="JsonException">The answer is not a JSON array, or is malformed as a whole.</exception>
-    internal static async Task<int> ReadEntriesAsync(HttpContent content, long maxBytes, string description, Action<int, HealthServiceEntry?> onEntry,
-        CancellationToken cancellationToken)
-    {
-        if (content.Headers.ContentLength is { } length && length > maxBytes)
-        {
-            throw new RegistryResponseTooLargeException(string.Create(CultureInfo.InvariantCulture,
-                $"{description}: the answer is larger than the limit of {maxBytes} bytes (Content-Length {length}); it was not read."))
-            {
-                Limit = maxBytes,
-            };
-        }
-
-        var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        await using (stream.ConfigureAwait(false))
-        {
-            using var limited = RegistryStreams.Limit(stream, maxBytes, description);
-            return await ReadEntriesAsync(limited, onEntry, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <inheritdoc cref="ReadEntriesAsync(HttpContent, long, string, Action{int, HealthServiceEntry}, CancellationToken)"/>
-    internal static async Task<int> ReadEntriesAsync(Stream stream, Action<int, HealthServiceEntry?> onEntry, CancellationToken cancellationToken)
-    {
-        // Consul answers an array ("[]" when no instance passes), never null: anything else is not its answer, and must
-        // not be taken for an empty set that would replace the last good one.
-        var prefix = await JsonArrayStart.ReadAsync(stream, cancellationToken).ConfigureAwait(false);
-        var count = 0;
-        var entries = JsonSerializer.DeserializeAsyncEnumerable(new PrefixedStream(prefix, stream), TolerantHealthEntryConverter.TypeInfo, cancellationToken);
-        await foreach (var entry in entries.ConfigureAwait(false))
-        {
-            onEntry(count, entry);
-            count++;
-        }
-
-        return count;
     }
 
     internal static Uri BaseUri(ConsulOptions options)
