@@ -104,10 +104,11 @@ public sealed class ConsulOptions
     /// agent and this limit, and the last good endpoint set stays in force. Default 64 MiB; 1 KiB to 1 GiB.
     /// </summary>
     /// <remarks>
-    /// The answer is read as a stream and turned into endpoints entry by entry, so memory follows the number of
-    /// instances, not this limit. The default is far above what a real cluster sends: a health entry (node, service and
-    /// its checks) is 1 to 3 KB, so 64 MiB holds more than 20,000 instances, or 6,000 whose two checks both carry
-    /// Consul's largest check output (4 KB, <c>check_output_max_size</c>).
+    /// The answer is read through a stream that stops at this limit (a larger <c>Content-Length</c> is refused before
+    /// reading), into pooled segments, then parsed entry by entry: an answer over the limit costs about the limit once,
+    /// whatever its size. The default is far above what a real cluster sends: a health entry (node, service and its
+    /// checks) is 1 to 3 KB, so 64 MiB holds more than 20,000 instances, or 6,000 whose two checks both carry Consul's
+    /// largest check output (4 KB, <c>check_output_max_size</c>).
     /// </remarks>
     public long MaxResponseBytes { get; set; } = DefaultMaxResponseBytes;
 

@@ -298,8 +298,9 @@ internal sealed class ConsulApi
         {
             throw Fail($"Consul at {display}: {method} {path} failed while reading the answer: {ex.Message}", ex);
         }
-        catch (Exception ex) when (ex is InvalidOperationException or FormatException or NotSupportedException)
+        catch (Exception ex)
         {
+            // Anything else still leaves here named and redacted: the loop logs what it is given.
             throw Fail($"Consul at {display}: {method} {path} failed: {ex.GetType().Name}: {ex.Message}", ex);
         }
     }
