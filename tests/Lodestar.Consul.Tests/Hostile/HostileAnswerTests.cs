@@ -105,6 +105,28 @@ public sealed class HostileAnswerTests
     }
 
     [Fact]
+    public async Task Watch_EntryWhoseTextIsNotUtf8_SkipsItNamingPositionAndFieldAndPublishesTheRest()
+    {
+        // Arrange: the second entry's service ID holds bytes that are not UTF-8.
+        await using var scenario = await HostileScenario.StartAsync();
+        var bad = Encoding.UTF8.GetBytes("{\"Node\":{\"Node\":\"n1\"},\"Service\":{\"ID\":\"XX\",\"Address\":\"127.0.0.1\",\"Port\":80}}");
+        var at = Array.IndexOf(bad, (byte)'X');
+        bad[at] = 0xFF;
+        bad[at + 1] = 0xFE;
+        byte[] body = [.. "["u8, .. Encoding.UTF8.GetBytes(Good(7001)), .. ","u8, .. bad, .. ","u8, .. Encoding.UTF8.GetBytes(Good(7003)), .. "]"u8];
+
+        // Act
+        await scenario.InjectAsync(ConsulFault.Bytes("not UTF-8 inside an entry", body));
+        await Eventually.TrueAsync(() => scenario.Ports.SequenceEqual([7001, 7003]), HostileScenario.Timeout, "the good entries are published");
+        var error = await scenario.NextErrorAsync(0);
+
+        // Assert
+        Assert.Contains($"Consul at {scenario.Agent.Address}: 1 of 3 entries for service 'orders' were skipped (the others are published): entry 1 could not be read at $.Service.ID",
+            error.Message, StringComparison.Ordinal);
+        await scenario.RecoverAsync();
+    }
+
+    [Fact]
     public async Task Watch_NullEntryBesideValidOnesInTheFirstAnswer_PublishesTheValidOnesAndNamesTheEntryAndAgent()
     {
         // Arrange: the very first answer carries a null between two valid entries.
