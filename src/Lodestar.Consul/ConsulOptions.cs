@@ -1,3 +1,6 @@
+using System.ComponentModel;
+using Lodestar.Discovery;
+
 namespace Lodestar.Consul;
 
 /// <summary>
@@ -12,6 +15,9 @@ public sealed class ConsulOptions
 
     /// <summary>The address used when neither the options nor <c>CONSUL_HTTP_ADDR</c> give one.</summary>
     public const string DefaultAddress = "http://127.0.0.1:8500";
+
+    /// <summary>The default <see cref="MaxResponseBytes"/>: 64 MiB.</summary>
+    public const long DefaultMaxResponseBytes = 64L * 1024 * 1024;
 
     /// <summary>
     /// Gets or sets the agent's HTTP API address, for example <c>http://127.0.0.1:8500</c> or
@@ -59,16 +65,63 @@ public sealed class ConsulOptions
     /// </summary>
     public TimeSpan MinQueryInterval { get; set; } = TimeSpan.FromMilliseconds(20);
 
-    /// <summary>Gets or sets the first retry delay after an error; delays then double with full jitter. Default 200 ms; 10 ms to 1 minute.</summary>
-    public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMilliseconds(200);
-
-    /// <summary>Gets or sets the cap of the retry delay. Default 30 seconds; at least <see cref="RetryInitialDelay"/>, at most 10 minutes.</summary>
-    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// Gets or sets the first retry delay after an error. Obsolete: an alias of <see cref="BackoffOptions.InitialDelay"/>
+    /// of <see cref="Backoff"/>, kept for one release; it still binds from configuration (<c>Lodestar:Consul:RetryInitialDelay</c>),
+    /// and <c>Lodestar:Consul:Backoff:InitialDelay</c> wins when both are set.
+    /// </summary>
+    [Obsolete("Use Backoff.InitialDelay (configuration key Lodestar:Consul:Backoff:InitialDelay).")]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public TimeSpan RetryInitialDelay
+    {
+        get => Backoff.InitialDelay;
+        set => Backoff.InitialDelay = value;
+    }
 
     /// <summary>
-    /// Gets or sets the timeout of calls that do not block (registration, heartbeats) and of connecting; a blocking query
-    /// may take <see cref="WaitTime"/> plus Consul's jitter (wait/16) plus this. Default 10 seconds; 100 ms to 5 minutes.
+    /// Gets or sets the cap of the retry delay. Obsolete: an alias of <see cref="BackoffOptions.MaxDelay"/> of
+    /// <see cref="Backoff"/>, kept for one release; it still binds from configuration (<c>Lodestar:Consul:RetryMaxDelay</c>),
+    /// and <c>Lodestar:Consul:Backoff:MaxDelay</c> wins when both are set.
     /// </summary>
+    [Obsolete("Use Backoff.MaxDelay (configuration key Lodestar:Consul:Backoff:MaxDelay).")]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public TimeSpan RetryMaxDelay
+    {
+        get => Backoff.MaxDelay;
+        set => Backoff.MaxDelay = value;
+    }
+
+    /// <summary>
+    /// Gets how the source waits between failed queries and the registrar between failed heartbeats: capped exponential
+    /// backoff with full jitter that starts over after <see cref="BackoffOptions.ResetAfter"/> without a failure
+    /// (defaults 800 ms, 30 s and 2 minutes, client-go's). Bound from <c>Lodestar:Consul:Backoff</c>.
+    /// </summary>
+    /// <remarks>Declared after the obsolete aliases so that configuration binds it last: its keys win over theirs.</remarks>
+    public BackoffOptions Backoff { get; } = new();
+
+    /// <summary>
+    /// Gets or sets the most bytes one answer of the agent may have; a larger answer is not read, the error names the
+    /// agent and this limit, and the last good endpoint set stays in force. Default 64 MiB; 1 KiB to 1 GiB.
+    /// </summary>
+    /// <remarks>
+    /// The answer is read through a stream that stops at this limit (a larger <c>Content-Length</c> is refused before
+    /// reading), into pooled segments, then parsed entry by entry: an answer over the limit costs about the limit once,
+    /// whatever its size. The default is far above what a real cluster sends: a health entry (node, service and its
+    /// checks) is 1 to 3 KB, so 64 MiB holds more than 20,000 instances, or 6,000 whose two checks both carry Consul's
+    /// largest check output (4 KB, <c>check_output_max_size</c>).
+    /// </remarks>
+    public long MaxResponseBytes { get; set; } = DefaultMaxResponseBytes;
+
+    /// <summary>
+    /// Gets or sets the timeout of calls that do not block (the first read of a service, registration, heartbeats) and of
+    /// connecting. It is also the margin of a blocking query: one that has not answered within <see cref="WaitTime"/>, plus
+    /// Consul's jitter of up to wait/16, plus <see cref="MinQueryInterval"/>, plus this, is stalled; the source ends it and
+    /// resumes from the same index. Default 10 seconds; 100 ms to 5 minutes.
+    /// </summary>
+    /// <remarks>
+    /// The margin covers what lies between the agent and the answer: the agent forwards the query to a server, which
+    /// holds it up to Consul's <c>rpc_hold_timeout</c> (7 s by default) while a leader is elected, and the network.
+    /// </remarks>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>

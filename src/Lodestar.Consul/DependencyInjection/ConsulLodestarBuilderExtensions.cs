@@ -6,6 +6,8 @@ using Lodestar.DependencyInjection;
 using Lodestar.Discovery;
 using Lodestar.Registration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -44,7 +46,13 @@ public static class ConsulLodestarBuilderExtensions
         {
             services.AddOptions<ConsulOptions>().ValidateOnStart();
             services.AddHttpClient(ConsulApi.HttpClientName, static client => client.Timeout = Timeout.InfiniteTimeSpan)
-                .ConfigurePrimaryHttpMessageHandler(static sp => ConsulHttpHandlerFactory.Create(sp.GetRequiredService<IOptionsMonitor<ConsulOptions>>().CurrentValue));
+                .ConfigurePrimaryHttpMessageHandler(static sp => ConsulHttpHandlerFactory.Create(sp.GetRequiredService<IOptionsMonitor<ConsulOptions>>().CurrentValue))
+
+                // The default loggers write a failed request's exception whole, and its message can quote what the agent
+                // sent, the ACL token included: log through the redactor instead.
+                .RemoveAllLoggers()
+                .AddLogger(static sp => new ConsulHttpLogger(
+                    (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Lodestar.Consul.Http"), sp.GetRequiredService<ConsulApi>()));
             services.TryAddSingleton<ConsulApi>();
         }
 

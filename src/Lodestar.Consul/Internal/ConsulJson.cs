@@ -5,48 +5,44 @@ namespace Lodestar.Consul.Internal;
 // Models of the parts of Consul's HTTP API that Lodestar reads and writes. Consul uses PascalCase JSON names, which are
 // the C# property names, so no renaming is needed.
 
-/// <summary>One entry of <c>GET /v1/health/service/:service</c>.</summary>
+/// <summary>One entry of <c>GET /v1/health/service/:service</c>: only the fields Lodestar reads, so that unread ones cost nothing.</summary>
 internal sealed class HealthServiceEntry
 {
     public HealthNode? Node { get; set; }
 
     public HealthService? Service { get; set; }
 
-    public List<HealthCheck>? Checks { get; set; }
+    public List<HealthCheck?>? Checks { get; set; }
+
+    /// <summary>Gets why the entry could not be read (it is not an object, or a field has the wrong type), or <see langword="null"/>.</summary>
+    [JsonIgnore]
+    public string? Problem { get; init; }
 }
 
 internal sealed class HealthNode
 {
-    public string? ID { get; set; }
-
     public string? Node { get; set; }
 
     public string? Address { get; set; }
 
     public string? Datacenter { get; set; }
 
-    public Dictionary<string, string>? Meta { get; set; }
+    public Dictionary<string, string?>? Meta { get; set; }
 }
 
 internal sealed class HealthService
 {
     public string? ID { get; set; }
 
-    public string? Service { get; set; }
-
-    public List<string>? Tags { get; set; }
+    public List<string?>? Tags { get; set; }
 
     public string? Address { get; set; }
 
-    public Dictionary<string, string>? Meta { get; set; }
+    public Dictionary<string, string?>? Meta { get; set; }
 
     public int Port { get; set; }
 
     public ServiceWeights? Weights { get; set; }
-
-    public string? Namespace { get; set; }
-
-    public string? Partition { get; set; }
 }
 
 internal sealed class ServiceWeights
@@ -58,10 +54,6 @@ internal sealed class ServiceWeights
 
 internal sealed class HealthCheck
 {
-    public string? CheckID { get; set; }
-
-    public string? ServiceID { get; set; }
-
     public string? Status { get; set; }
 }
 
@@ -107,6 +99,6 @@ internal sealed class AgentServiceCheck
 }
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(List<HealthServiceEntry>))]
+[JsonSerializable(typeof(HealthServiceEntry))]
 [JsonSerializable(typeof(AgentServiceRegistration))]
 internal sealed partial class ConsulJsonContext : JsonSerializerContext;

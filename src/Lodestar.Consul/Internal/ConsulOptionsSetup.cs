@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -77,6 +78,9 @@ internal sealed class ConsulEnvironmentPostConfigure : IPostConfigureOptions<Con
 /// <summary>Checks <see cref="ConsulOptions"/> at startup, naming each bad setting.</summary>
 internal sealed class ConsulOptionsValidator : IValidateOptions<ConsulOptions>
 {
+    private const long MinResponseBytes = 1024;
+    private const long MaxResponseBytes = 1024L * 1024 * 1024;
+
     public ValidateOptionsResult Validate(string? name, ConsulOptions options)
     {
         var failures = new List<string>();
@@ -88,8 +92,17 @@ internal sealed class ConsulOptionsValidator : IValidateOptions<ConsulOptions>
 
         Range(nameof(ConsulOptions.WaitTime), options.WaitTime, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(10), failures);
         Range(nameof(ConsulOptions.MinQueryInterval), options.MinQueryInterval, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(10), failures);
-        Range(nameof(ConsulOptions.RetryInitialDelay), options.RetryInitialDelay, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(1), failures);
-        Range(nameof(ConsulOptions.RetryMaxDelay), options.RetryMaxDelay, options.RetryInitialDelay, TimeSpan.FromMinutes(10), failures);
+        if (options.Backoff.Validate(ConsulOptions.SectionName + ":" + nameof(ConsulOptions.Backoff)) is { } backoff)
+        {
+            failures.Add(backoff);
+        }
+
+        if (options.MaxResponseBytes is < MinResponseBytes or > MaxResponseBytes)
+        {
+            failures.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{nameof(ConsulOptions)}.{nameof(ConsulOptions.MaxResponseBytes)} is {options.MaxResponseBytes}; it must be between {MinResponseBytes} (1 KiB) and {MaxResponseBytes} (1 GiB)."));
+        }
+
         Range(nameof(ConsulOptions.RequestTimeout), options.RequestTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5), failures);
         Range(nameof(ConsulOptions.DeregisterCriticalServiceAfter), options.DeregisterCriticalServiceAfter, TimeSpan.FromSeconds(1), TimeSpan.FromDays(365), failures);
         Range(nameof(ConsulOptions.HttpCheckInterval), options.HttpCheckInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromHours(1), failures);

@@ -151,8 +151,8 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
         services.AddLodestarCore().AddConsul(o =>
         {
             o.Address = agent.Address;
-            o.RetryInitialDelay = TimeSpan.FromMilliseconds(50);
-            o.RetryMaxDelay = TimeSpan.FromMilliseconds(500);
+            o.Backoff.InitialDelay = TimeSpan.FromMilliseconds(50);
+            o.Backoff.MaxDelay = TimeSpan.FromMilliseconds(500);
         });
         services.AddHttpClient("orders").AddLodestar(o => o.Source = "consul");
         var provider = services.BuildServiceProvider();

@@ -35,8 +35,8 @@ internal sealed class ConsulClientHost : IAsyncDisposable
         {
             o.Address = agent.Address;
             o.WaitTime = TimeSpan.FromSeconds(5);
-            o.RetryInitialDelay = TimeSpan.FromMilliseconds(50);
-            o.RetryMaxDelay = TimeSpan.FromMilliseconds(500);
+            o.Backoff.InitialDelay = TimeSpan.FromMilliseconds(50);
+            o.Backoff.MaxDelay = TimeSpan.FromMilliseconds(500);
             o.RequestTimeout = TimeSpan.FromSeconds(3);
             configure?.Invoke(o);
         });

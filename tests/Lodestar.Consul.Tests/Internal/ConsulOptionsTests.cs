@@ -1,5 +1,7 @@
+using System.ComponentModel;
 using Lodestar.Consul.Internal;
 using Lodestar.Consul.Registration.Internal;
+using Lodestar.Discovery;
 using Lodestar.Registration;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -93,6 +95,106 @@ public sealed class ConsulOptionsTests
     }
 
     [Fact]
+    public void AddConsul_BackoffAndMaxResponseBytesInConfiguration_BindUnderTheConsulSection()
+    {
+        var options = Bind(new Dictionary<string, string?>
+        {
+            ["Lodestar:Consul:Backoff:InitialDelay"] = "00:00:00.250",
+            ["Lodestar:Consul:Backoff:MaxDelay"] = "00:00:05",
+            ["Lodestar:Consul:Backoff:ResetAfter"] = "00:01:00",
+            ["Lodestar:Consul:MaxResponseBytes"] = "1048576",
+        });
+
+        Assert.Equal(TimeSpan.FromMilliseconds(250), options.Backoff.InitialDelay);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.Backoff.MaxDelay);
+        Assert.Equal(TimeSpan.FromMinutes(1), options.Backoff.ResetAfter);
+        Assert.Equal(1048576, options.MaxResponseBytes);
+    }
+
+    [Fact]
+    public void AddConsul_Defaults_AreCoreBackoffAndA64MiBAnswerLimit()
+    {
+        var options = Bind([]);
+
+        Assert.Equal(BackoffOptions.DefaultInitialDelay, options.Backoff.InitialDelay);
+        Assert.Equal(BackoffOptions.DefaultMaxDelay, options.Backoff.MaxDelay);
+        Assert.Equal(BackoffOptions.DefaultResetAfter, options.Backoff.ResetAfter);
+        Assert.Equal(64L * 1024 * 1024, options.MaxResponseBytes);
+    }
+
+#pragma warning disable CS0618 // The obsolete aliases are what these tests are about.
+    [Fact]
+    public void AddConsul_ObsoleteRetryKeysInConfiguration_StillBindIntoBackoff()
+    {
+        var options = Bind(new Dictionary<string, string?>
+        {
+            ["Lodestar:Consul:RetryInitialDelay"] = "00:00:00.300",
+            ["Lodestar:Consul:RetryMaxDelay"] = "00:00:07",
+        });
+
+        Assert.Equal(TimeSpan.FromMilliseconds(300), options.Backoff.InitialDelay);
+        Assert.Equal(TimeSpan.FromSeconds(7), options.Backoff.MaxDelay);
+        Assert.Equal(options.Backoff.InitialDelay, options.RetryInitialDelay);
+        Assert.Equal(options.Backoff.MaxDelay, options.RetryMaxDelay);
+    }
+
+    [Fact]
+    public void AddConsul_ObsoleteAndNewKeysBothSet_NewKeysWin()
+    {
+        var options = Bind(new Dictionary<string, string?>
+        {
+            ["Lodestar:Consul:RetryInitialDelay"] = "00:00:00.300",
+            ["Lodestar:Consul:Backoff:InitialDelay"] = "00:00:00.100",
+            ["Lodestar:Consul:RetryMaxDelay"] = "00:00:07",
+            ["Lodestar:Consul:Backoff:MaxDelay"] = "00:00:02",
+        });
+
+        Assert.Equal(TimeSpan.FromMilliseconds(100), options.Backoff.InitialDelay);
+        Assert.Equal(TimeSpan.FromSeconds(2), options.Backoff.MaxDelay);
+    }
+
+    [Fact]
+    public void RetryInitialDelayAndRetryMaxDelay_SetInCode_ForwardToBackoff()
+    {
+        var options = new ConsulOptions { RetryInitialDelay = TimeSpan.FromMilliseconds(40), RetryMaxDelay = TimeSpan.FromSeconds(3) };
+
+        Assert.Equal(TimeSpan.FromMilliseconds(40), options.Backoff.InitialDelay);
+        Assert.Equal(TimeSpan.FromSeconds(3), options.Backoff.MaxDelay);
+    }
+
+    [Fact]
+    public void ObsoleteAliases_AreHiddenFromEditors()
+    {
+        foreach (var name in new[] { nameof(ConsulOptions.RetryInitialDelay), nameof(ConsulOptions.RetryMaxDelay) })
+        {
+            var property = typeof(ConsulOptions).GetProperty(name)!;
+            Assert.NotNull(property.GetCustomAttributes(typeof(ObsoleteAttribute), false).SingleOrDefault());
+            var browsable = Assert.IsType<EditorBrowsableAttribute>(property.GetCustomAttributes(typeof(EditorBrowsableAttribute), false).Single());
+            Assert.Equal(EditorBrowsableState.Never, browsable.State);
+        }
+    }
+#pragma warning restore CS0618
+
+    [Fact]
+    public async Task AddConsul_InvalidBackoffOrAnswerLimit_FailsAtStartupNamingTheSetting()
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(null);
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Lodestar:Consul:Backoff:InitialDelay"] = "00:00:10",
+            ["Lodestar:Consul:Backoff:MaxDelay"] = "00:00:01",
+            ["Lodestar:Consul:MaxResponseBytes"] = "100",
+        });
+        builder.Services.AddLodestarCore().AddConsul();
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains("Lodestar:Consul:Backoff:MaxDelay must be at least InitialDelay", error.Message, StringComparison.Ordinal);
+        Assert.Contains("ConsulOptions.MaxResponseBytes is 100", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void CreateBody_TtlAndHttpChecks_CarryConsulFields()
     {
         var options = new ConsulOptions { DeregisterCriticalServiceAfter = TimeSpan.FromSeconds(90), HttpCheckInterval = TimeSpan.FromMilliseconds(1500) };
@@ -108,5 +210,14 @@ public sealed class ConsulOptionsTests
         Assert.Equal("1500ms", http.Check.Interval);
         Assert.Null(http.Check.TTL);
         Assert.Equal("https", http.Meta!["scheme"]);
+    }
+
+    private static ConsulOptions Bind(Dictionary<string, string?> values)
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(values).Build());
+        services.AddLodestarCore().AddConsul();
+        using var provider = services.BuildServiceProvider();
+        return provider.GetRequiredService<IOptions<ConsulOptions>>().Value;
     }
 }

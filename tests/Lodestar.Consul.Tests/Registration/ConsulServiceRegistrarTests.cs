@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using Lodestar.Consul.Internal;
 using Lodestar.Consul.Registration.Internal;
 using Lodestar.Consul.Tests.Infrastructure;
 using Lodestar.Registration;
 using Lodestar.Testing;
 using Lodestar.Testing.Consul;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Lodestar.Consul.Tests.Registration;
@@ -16,9 +18,9 @@ public sealed class ConsulServiceRegistrarTests(ITestOutputHelper output)
     [Fact]
     public async Task Register_TtlCheck_SendsRegistrationAndHeartbeatsWellInsideTtl()
     {
-        // The registrar runs on a manual clock so the heartbeat cadence is exact, however loaded the machine is.
+        // The registrar runs on a recording clock so the heartbeat cadence is exact, however loaded the machine is.
         // The agent keeps real time; the 30 s TTL cannot lapse on it during the test.
-        var clock = new ManualTimeProvider();
+        var clock = new RecordingTimeProvider();
         await using var agent = await FakeConsulAgent.StartAsync();
         await using var host = ConsulClientHost.Create(
             agent, o => o.DeregisterCriticalServiceAfter = TimeSpan.FromSeconds(90), s => s.AddSingleton<TimeProvider>(clock));
@@ -37,8 +39,7 @@ public sealed class ConsulServiceRegistrarTests(ITestOutputHelper output)
 
         for (var pass = 1; pass <= 4; pass++)
         {
-            await Eventually.TrueAsync(() => clock.NextTimerDueIn is not null, s_timeout, "the next heartbeat is scheduled");
-            Assert.Equal(ttl / 3, clock.NextTimerDueIn); // a pass every TTL/3: two may be lost before the check lapses
+            Assert.Equal(ttl / 3, await clock.NextFiniteTimerAsync()); // a pass every TTL/3: two may be lost before the check lapses
             clock.Advance(ttl / 3 - TimeSpan.FromMilliseconds(1));
             Assert.Equal(pass - 1, agent.Find("orders-a")!.Passes);
             clock.Advance(TimeSpan.FromMilliseconds(1));
@@ -55,6 +56,41 @@ public sealed class ConsulServiceRegistrarTests(ITestOutputHelper output)
         Assert.Equal("2.3", instance.Meta["version"]);
         Assert.Equal("http", instance.Meta["scheme"]);
         Assert.Equal(1, instance.Registrations);
+    }
+
+    [Fact]
+    public async Task Register_HeartbeatsFail_RetriesOnTheBackoffScheduleButNeverLaterThanTheInterval()
+    {
+        // Arrange: a 30 s TTL (a heartbeat every 10 s), Backoff from 1 s, the jitter at its ceiling, a recording clock.
+        var clock = new RecordingTimeProvider();
+        await using var agent = await FakeConsulAgent.StartAsync();
+        await using var host = ConsulClientHost.Create(agent, o =>
+        {
+            o.Backoff.InitialDelay = TimeSpan.FromSeconds(1);
+            o.Backoff.MaxDelay = TimeSpan.FromSeconds(30);
+        });
+        var registrar = new ConsulServiceRegistrar(host.Services.GetRequiredService<ConsulApi>(), clock, host.Services.GetRequiredService<ILoggerFactory>(), random: () => 1.0);
+        await using var handle = await registrar.RegisterAsync(
+            new ServiceRegistration { ServiceName = "orders", InstanceId = "a", Host = "127.0.0.1", Port = 5001, Ttl = TimeSpan.FromSeconds(30) }, CancellationToken.None);
+        agent.FailWith500 = true;
+
+        // Act: each failed heartbeat arms the next try.
+        var delays = new List<double>();
+        for (var i = 0; i < 6; i++)
+        {
+            var delay = await clock.NextFiniteTimerAsync();
+            delays.Add(delay.TotalSeconds);
+            agent.FailWith500 = i < 5;
+            clock.Advance(delay);
+        }
+
+        await Eventually.TrueAsync(() => agent.Find("a")!.Passes == 1, s_timeout, "the heartbeat gets through once the agent recovers");
+        var next = await clock.NextFiniteTimerAsync();
+
+        // Assert: the schedule first, then 1 s doubling, capped by the 10 s interval; after a success, the schedule again.
+        Assert.Equal([10, 1, 2, 4, 8, 10], delays);
+        Assert.Equal(TimeSpan.FromSeconds(10), next);
+        Assert.Equal(5, host.Logs.Entries.Count(e => e.EventId.Name == "ConsulHeartbeatFailed"));
     }
 
     [Fact]

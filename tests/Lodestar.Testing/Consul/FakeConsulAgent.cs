@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Lodestar.Testing.Tls;
@@ -25,7 +26,10 @@ namespace Lodestar.Testing.Consul;
 /// ACL tokens (403 "ACL not found").
 /// Failure modes: 500s, refused connections, malformed answers, an agent restart that forgets local services, an
 /// index reset (snapshot restore: the index goes backwards and blocked queries return at once), and the known Consul
-/// bug of answering with index 0 without blocking.
+/// bug of answering with index 0 without blocking. Hostile answers (garbage, wrong shapes, oversized bodies, slow drips,
+/// stalled queries, odd indexes, echoed credentials, cut connections) are injected per query with
+/// <see cref="InjectHealthFault"/>; <see cref="CutParkedQueries"/> and <see cref="ReleaseParkedQueries"/> act on the
+/// blocking queries already parked.
 /// </summary>
 /// <remarks>
 /// Differences from a real agent, on purpose: the reaper runs every <see cref="ReaperInterval"/> (Consul: ~30 s) and
@@ -45,6 +49,10 @@ public sealed class FakeConsulAgent : IAsyncDisposable
     private readonly Dictionary<string, long> _serviceIndex = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentQueue<RecordedRequest> _requests = new();
     private readonly ConcurrentQueue<string> _clientSubjects = new();
+    private readonly ConcurrentQueue<ConsulFault> _faults = new();
+    private readonly ConcurrentDictionary<HttpContext, byte> _parked = new();
+    private readonly ConcurrentDictionary<HttpContext, byte> _stalled = new();
+    private static readonly ConcurrentDictionary<int, byte[]> s_oversized = new();
     private readonly TimeProvider _time;
     private readonly TlsFiles? _tls;
     private readonly bool _requireClientCertificate;
@@ -53,6 +61,7 @@ public sealed class FakeConsulAgent : IAsyncDisposable
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _index = InitialIndex;
     private long _generation;
+    private long _releases;
     private int _malformed;
     private WebApplication? _app;
     private Task _reaper = Task.CompletedTask;
@@ -134,6 +143,51 @@ public sealed class FakeConsulAgent : IAsyncDisposable
 
     /// <summary>Makes the next <paramref name="count"/> health queries answer with truncated JSON.</summary>
     public void SendMalformed(int count) => Interlocked.Exchange(ref _malformed, count);
+
+    /// <summary>Makes the next <paramref name="times"/> health queries that arrive answer with <paramref name="fault"/>, at once.</summary>
+    public void InjectHealthFault(ConsulFault fault, int times = 1)
+    {
+        ArgumentNullException.ThrowIfNull(fault);
+        for (var i = 0; i < times; i++)
+        {
+            _faults.Enqueue(fault);
+        }
+    }
+
+    /// <summary>Gets how many injected faults no query has taken yet.</summary>
+    public int PendingFaults => _faults.Count;
+
+    /// <summary>Gets how many blocking health queries are parked, waiting for a change or their wait.</summary>
+    public int ParkedQueries => _parked.Count;
+
+    /// <summary>Gets how many health queries a <see cref="ConsulFault.Stall"/> or <see cref="ConsulFault.Drip"/> is holding.</summary>
+    public int StalledQueries => _stalled.Count;
+
+    /// <summary>Closes the connections of the parked blocking queries, as a proxy or a network cut would; returns how many.</summary>
+    public int CutParkedQueries()
+    {
+        var cut = 0;
+        foreach (var context in _parked.Keys)
+        {
+            if (_parked.TryRemove(context, out _))
+            {
+                context.Abort();
+                cut++;
+            }
+        }
+
+        return cut;
+    }
+
+    /// <summary>Makes the parked blocking queries answer now with the unchanged data and index, as when their wait ends.</summary>
+    public void ReleaseParkedQueries()
+    {
+        lock (_gate)
+        {
+            _releases++;
+            WakeLocked();
+        }
+    }
 
     /// <summary>Stops listening: connections are refused until <see cref="StartAgainAsync"/>. State is kept.</summary>
     public async Task StopAsync()
@@ -389,6 +443,12 @@ public sealed class FakeConsulAgent : IAsyncDisposable
 
         var passing = query.ContainsKey("passing") && query["passing"].FirstOrDefault() is not ("false" or "0");
         var tags = query["tag"].Where(t => !string.IsNullOrEmpty(t)).Select(t => t!).ToArray();
+        if (_faults.TryDequeue(out var fault))
+        {
+            await ServeFaultAsync(context, fault, name, passing, tags);
+            return;
+        }
+
         if (BuggyZeroIndex)
         {
             context.Response.Headers["X-Consul-Index"] = "0";
@@ -415,32 +475,42 @@ public sealed class FakeConsulAgent : IAsyncDisposable
         {
             var started = _time.GetTimestamp();
             long generation;
+            long releases;
             lock (_gate)
             {
                 generation = _generation;
+                releases = _releases;
             }
 
-            while (true)
+            _parked[context] = 0;
+            try
             {
-                Task changed;
-                lock (_gate)
+                while (true)
                 {
-                    if (IndexForLocked(name) > minIndex || _generation != generation)
+                    Task changed;
+                    lock (_gate)
+                    {
+                        if (IndexForLocked(name) > minIndex || _generation != generation || _releases != releases)
+                        {
+                            break;
+                        }
+
+                        changed = _changed.Task;
+                    }
+
+                    var remaining = wait - _time.GetElapsedTime(started);
+                    if (remaining <= TimeSpan.Zero)
                     {
                         break;
                     }
 
-                    changed = _changed.Task;
+                    await Task.WhenAny(changed, Task.Delay(remaining, _time, context.RequestAborted));
+                    context.RequestAborted.ThrowIfCancellationRequested();
                 }
-
-                var remaining = wait - _time.GetElapsedTime(started);
-                if (remaining <= TimeSpan.Zero)
-                {
-                    break;
-                }
-
-                await Task.WhenAny(changed, Task.Delay(remaining, _time, context.RequestAborted));
-                context.RequestAborted.ThrowIfCancellationRequested();
+            }
+            finally
+            {
+                _parked.TryRemove(context, out _);
             }
         }
 
@@ -458,6 +528,180 @@ public sealed class FakeConsulAgent : IAsyncDisposable
 
         Interlocked.Exchange(ref _malformed, 0);
         await JsonAsync(context, Snapshot(name, passing, tags, context.Response.Headers));
+    }
+
+    private async Task ServeFaultAsync(HttpContext context, ConsulFault fault, string name, bool passing, string[] tags)
+    {
+        var response = context.Response;
+        var aborted = context.RequestAborted;
+        switch (fault.Kind)
+        {
+            case ConsulFaultKind.Body:
+                SetIndex(response, fault.IndexHeader, name);
+                response.StatusCode = fault.Status;
+                response.ContentType = "application/json";
+                await WriteInChunksAsync(response, fault.Payload, aborted);
+                break;
+            case ConsulFaultKind.RealAnswer:
+            {
+                var snapshot = Snapshot(name, passing, tags);
+                SetIndex(response, fault.IndexHeader, name);
+                await JsonAsync(context, snapshot);
+                break;
+            }
+
+            case ConsulFaultKind.EchoTokenInIndex:
+            {
+                var snapshot = Snapshot(name, passing, tags);
+                response.Headers["X-Consul-Index"] = context.Request.Headers["X-Consul-Token"].FirstOrDefault() ?? "";
+                await JsonAsync(context, snapshot);
+                break;
+            }
+
+            case ConsulFaultKind.Oversized:
+            {
+                var body = s_oversized.GetOrAdd(fault.Size, OversizedBody);
+                SetIndex(response, null, name);
+                response.StatusCode = 200;
+                response.ContentType = "application/json";
+                if (fault.DeclareLength)
+                {
+                    response.ContentLength = body.Length;
+                }
+
+                await WriteInChunksAsync(response, body, aborted);
+                break;
+            }
+
+            case ConsulFaultKind.Cut:
+                context.Abort();
+                break;
+            case ConsulFaultKind.CutMidBody:
+            {
+                var bytes = Encoding.UTF8.GetBytes(Snapshot(name, passing, tags).ToJsonString());
+                SetIndex(response, null, name);
+                response.StatusCode = 200;
+                response.ContentType = "application/json";
+                response.ContentLength = bytes.Length;
+                await response.Body.WriteAsync(bytes.AsMemory(0, Math.Max(1, bytes.Length / 2)), aborted);
+                await response.Body.FlushAsync(aborted);
+                context.Abort();
+                break;
+            }
+
+            case ConsulFaultKind.Stall:
+                _stalled[context] = 0;
+                try
+                {
+                    using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted, _stopping.Token);
+                    await Task.Delay(Timeout.Infinite, stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                finally
+                {
+                    _stalled.TryRemove(context, out _);
+                }
+
+                break;
+            case ConsulFaultKind.Drip:
+                _stalled[context] = 0;
+                try
+                {
+                    SetIndex(response, null, name);
+                    response.StatusCode = 200;
+                    response.ContentType = "application/json";
+                    await response.Body.WriteAsync("["u8.ToArray(), aborted);
+                    await response.Body.FlushAsync(aborted);
+                    for (var i = 0; i < 10_000 && !aborted.IsCancellationRequested && !_stopping.IsCancellationRequested; i++)
+                    {
+                        await Task.Delay(fault.Interval, _time, aborted);
+                        await response.Body.WriteAsync(" "u8.ToArray(), aborted);
+                        await response.Body.FlushAsync(aborted);
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                finally
+                {
+                    _stalled.TryRemove(context, out _);
+                }
+
+                break;
+            case ConsulFaultKind.EchoToken:
+            {
+                var token = context.Request.Headers["X-Consul-Token"].FirstOrDefault() ?? "";
+                response.Headers["X-Echo-Token"] = token;
+                response.StatusCode = fault.Status;
+                response.ContentType = "text/plain; charset=utf-8";
+
+                // The bare token starts 240 characters in: a client that cuts the body to 256 characters before masking
+                // the token would leave its first 16 characters in the message.
+                var body = new string('.', 200) + " permission denied for token " + token + " (X-Consul-Token: " + token + ") "
+                    + "{\"Token\":\"" + token + "\",\"Authorization\":\"Bearer " + token + "\"}";
+                await response.WriteAsync(body, aborted);
+                break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes a large body from an array built beforehand in 64 KB writes, each flushed: the server's buffers are reused
+    /// and the agent itself allocates next to nothing per answer, so a test can measure what the client allocates.
+    /// </summary>
+    private static async Task WriteInChunksAsync(HttpResponse response, byte[] body, CancellationToken aborted)
+    {
+        for (var offset = 0; offset < body.Length; offset += 64 * 1024)
+        {
+            await response.Body.WriteAsync(body.AsMemory(offset, Math.Min(64 * 1024, body.Length - offset)), aborted);
+            await response.Body.FlushAsync(aborted);
+        }
+    }
+
+    private void SetIndex(HttpResponse response, string? header, string name)
+    {
+        if (header == ConsulFault.OmitIndex)
+        {
+            return;
+        }
+
+        if (header is null)
+        {
+            lock (_gate)
+            {
+                header = IndexForLocked(name).ToString(CultureInfo.InvariantCulture);
+            }
+        }
+
+        response.Headers["X-Consul-Index"] = header;
+    }
+
+    private static byte[] OversizedBody(int size)
+    {
+        var text = new StringBuilder("[");
+        for (var i = 0; text.Length < size; i++)
+        {
+            if (i > 0)
+            {
+                text.Append(',');
+            }
+
+            var entry = new JsonObject
+            {
+                ["Node"] = new JsonObject { ["Node"] = "node-" + i, ["Address"] = "10.0.0.1", ["Datacenter"] = "dc1", ["Meta"] = new JsonObject { ["rack"] = "r1" } },
+                ["Service"] = new JsonObject
+                {
+                    ["ID"] = "bulk-" + i, ["Service"] = "bulk", ["Tags"] = new JsonArray("v2"), ["Address"] = "10.1.0.1", ["Port"] = 8080,
+                    ["Meta"] = new JsonObject { ["version"] = "2.3" }, ["Weights"] = new JsonObject { ["Passing"] = 1, ["Warning"] = 1 },
+                },
+                ["Checks"] = new JsonArray(new JsonObject { ["CheckID"] = "serfHealth", ["Status"] = "passing", ["Output"] = "Agent alive and reachable" }),
+            };
+            text.Append(entry.ToJsonString());
+        }
+
+        return Encoding.UTF8.GetBytes(text.Append(']').ToString());
     }
 
     private JsonArray Snapshot(string name, bool passingOnly, string[] tags, IHeaderDictionary? headers = null)

@@ -1,25 +1,37 @@
-using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
+using System.Text;
 using Lodestar.Consul.Internal;
 using Lodestar.Discovery;
 using Lodestar.Endpoints;
-using Lodestar.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Consul.Discovery.Internal;
 
 /// <summary>
-/// Follows one service through Consul's blocking health queries and publishes its passing instances.
+/// Follows one service through Consul's blocking health queries and publishes its passing instances, on the discovery
+/// loop of <see cref="ListWatchEndpointSource{TCursor}"/> with the blocking-query index as the cursor.
 /// </summary>
 /// <remarks>
-/// Index rules, from Consul's "Blocking Queries" implementation notes: the next index comes from
-/// <c>X-Consul-Index</c>; if it goes backwards (a restored snapshot, a new cluster) the old index is forgotten rather than
-/// kept as a high-water mark; an index below 1 is never sent (1 is always safe to wait on); and at least
-/// <see cref="ConsulOptions.MinQueryInterval"/> passes between the starts of two queries, so an index that keeps changing
-/// cannot make the loop spin. Errors are reported and retried with capped, jittered exponential backoff; the index is
-/// kept, and the last published set stays in force.
+/// <para>
+/// Index rules, from Consul's "Blocking Queries" implementation notes: the list is a read without an index; each watch
+/// is a blocking query on the last index, and the next index comes from <c>X-Consul-Index</c>. If it goes backwards (a
+/// restored snapshot, a new cluster) the index is forgotten rather than kept as a high-water mark: the answer is
+/// published and the loop lists again (<see cref="WatchOutcome.Relist"/>). An index below 1 is never sent (1 is always
+/// safe to wait on; a known Consul bug answers with index 0). At least <see cref="ConsulOptions.MinQueryInterval"/>
+/// passes between the starts of two queries, so an index that keeps changing cannot make the loop spin; a blocking query
+/// that returns is one polling round (<see cref="WatchOutcome.Continue"/>), not a reconnect.
+/// </para>
+/// <para>
+/// A blocking query that outlives its wait, plus Consul's jitter of up to wait/16, plus the margin
+/// (<see cref="ConsulOptions.RequestTimeout"/>), is stalled (<see cref="StallTimeout"/>): the base ends it and resumes
+/// from the same index. Failures (the agent unreachable, an error status, a malformed or oversized answer) are backed
+/// off from by the base with <see cref="ConsulOptions.Backoff"/>; the index is kept, and the last published set stays in
+/// force. Entries that are null, of the wrong shape or not routable are skipped and reported with their position; the
+/// others are published.
+/// </para>
 /// </remarks>
-internal sealed partial class ConsulEndpointSource : IEndpointSource
+internal sealed partial class ConsulEndpointSource : ListWatchEndpointSource<long>
 {
     public const string ServiceIdKey = "consul.service-id";
     public const string NodeKey = "consul.node";
@@ -28,126 +40,56 @@ internal sealed partial class ConsulEndpointSource : IEndpointSource
     public const string NodeMetaPrefix = "consul.node-meta.";
     public const string SchemeKey = "scheme";
 
-    private readonly string _serviceName;
+    // A report names this many skipped entries and counts the rest, so that an answer of a million bad entries does not
+    // become a message of a million lines.
+    private const int MaxProblemsNamed = 10;
+
     private readonly ConsulApi _api;
-    private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
-    private readonly ILogger _logger;
+    private bool _queried;
+    private long _lastQueryStart;
+    private long _watchedIndex;
 
-    public ConsulEndpointSource(string serviceName, ConsulApi api, TimeProvider timeProvider, RandomSource random, ILogger logger)
+    public ConsulEndpointSource(string serviceName, ConsulApi api, TimeProvider timeProvider, ILogger logger, Func<double>? random = null)
+        : base(serviceName, api.Options.Backoff, timeProvider, logger, random)
     {
-        _serviceName = serviceName;
         _api = api;
-        _timeProvider = timeProvider;
-        _random = random;
-        _logger = logger;
     }
 
-    /// <summary>Gets the number of queries sent, for tests.</summary>
-    internal long Queries { get; private set; }
+    /// <inheritdoc/>
+    protected override TimeSpan? StallTimeout => StallTimeoutOf(_api.Options);
 
-    public async Task RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
-    {
-        var options = _api.Options;
-        var backoff = new ExponentialBackoff(options.RetryInitialDelay, options.RetryMaxDelay, _random);
-        long index = 0;
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            var started = _timeProvider.GetTimestamp();
-            HealthQueryResult result;
-            try
-            {
-                Queries++;
-                result = await _api.GetHealthServiceAsync(_serviceName, index, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                var error = ex as ConsulException ?? new ConsulException($"Consul at {_api.DisplayAddress}: querying service '{_serviceName}' failed: {ex.Message}", ex);
-                observer.OnError(error);
-                var delay = backoff.NextDelay();
-                Log.QueryFailed(_logger, _serviceName, backoff.Failures, delay.TotalMilliseconds);
-                if (!await DelayAsync(delay, cancellationToken).ConfigureAwait(false))
-                {
-                    return;
-                }
-
-                continue;
-            }
-
-            backoff.Reset();
-            index = NextIndex(index, result.Index);
-            Publish(observer, result.Entries, options);
-
-            // Rate limit: however fast the agent answers, do not start queries closer together than the minimum.
-            var elapsed = _timeProvider.GetElapsedTime(started);
-            if (!await DelayAsync(options.MinQueryInterval - elapsed, cancellationToken).ConfigureAwait(false))
-            {
-                return;
-            }
-        }
-    }
-
-    /// <summary>Applies Consul's index rules to the index an answer carried.</summary>
-    internal long NextIndex(long sent, long received)
-    {
-        if (received < sent)
-        {
-            // The index went backwards: forget the old one. Resetting to 0 and then applying the "at least 1" rule
-            // below leaves the index the agent just reported, whose data this answer already holds.
-            Log.IndexReset(_logger, _serviceName, sent, received);
-        }
-
-        // Never block on an index below 1: an index of 0 would make every query return at once (a known Consul bug
-        // answers X-Consul-Index: 0), and 1 is always safe to wait on.
-        return Math.Max(received, 1);
-    }
-
-    internal void Publish(IEndpointObserver observer, List<HealthServiceEntry> entries, ConsulOptions options)
-    {
-        var endpoints = new List<DiscoveredEndpoint>(entries.Count);
-        List<string>? problems = null;
-        foreach (var entry in entries)
-        {
-            if (TryConvert(entry, options, out var endpoint, out var problem))
-            {
-                if (endpoint is not null)
-                {
-                    endpoints.Add(endpoint);
-                }
-            }
-            else
-            {
-                (problems ??= []).Add(problem);
-            }
-        }
-
-        if (problems is not null)
-        {
-            observer.OnError(new ConsulException(
-                $"Consul at {_api.DisplayAddress}: {problems.Count.ToString(CultureInfo.InvariantCulture)} instance(s) of service '{_serviceName}' were skipped: {string.Join("; ", problems)}"));
-        }
-
-        observer.OnEndpoints(endpoints);
-    }
+    /// <summary>
+    /// How long a blocking query may take before it is stalled: its wait, plus Consul's jitter of up to wait/16, plus
+    /// the wait before it starts (<see cref="ConsulOptions.MinQueryInterval"/>), plus the margin
+    /// (<see cref="ConsulOptions.RequestTimeout"/>).
+    /// </summary>
+    internal static TimeSpan StallTimeoutOf(ConsulOptions options)
+        => options.WaitTime + (options.WaitTime / 16) + options.MinQueryInterval + options.RequestTimeout;
 
     /// <summary>Turns an entry into an endpoint; a critical entry yields <see langword="true"/> and no endpoint.</summary>
-    internal static bool TryConvert(HealthServiceEntry entry, ConsulOptions options, out DiscoveredEndpoint? endpoint, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? problem)
+    internal static bool TryConvert(HealthServiceEntry entry, ConsulOptions options, out DiscoveredEndpoint? endpoint, [NotNullWhen(false)] out string? problem)
     {
         endpoint = null;
-        problem = null;
+        problem = entry.Problem;
+        if (problem is not null)
+        {
+            return false;
+        }
+
         var service = entry.Service;
         var node = entry.Node;
         if (service is null)
         {
-            problem = "an entry has no Service";
+            problem = "has no Service";
             return false;
         }
 
-        var status = WorstStatus(entry.Checks);
+        if (!TryWorstStatus(entry.Checks, out var status))
+        {
+            problem = $"(instance '{service.ID}' on node '{node?.Node}') has a null check";
+            return false;
+        }
+
         if (status == "critical" || (options.PassingOnly && status == "warning"))
         {
             // The agent filters with ?passing already; this guards against answers that did not.
@@ -165,7 +107,7 @@ internal sealed partial class ConsulEndpointSource : IEndpointSource
         {
             foreach (var pair in service.Meta)
             {
-                metadata[pair.Key] = pair.Value;
+                Add(metadata, pair.Key, pair.Value);
             }
         }
 
@@ -173,20 +115,23 @@ internal sealed partial class ConsulEndpointSource : IEndpointSource
         {
             foreach (var pair in node.Meta)
             {
-                metadata[NodeMetaPrefix + pair.Key] = pair.Value;
+                if (pair.Value is not null)
+                {
+                    metadata[NodeMetaPrefix + pair.Key] = pair.Value;
+                }
             }
         }
 
         Add(metadata, ServiceIdKey, service.ID);
         Add(metadata, NodeKey, node?.Node);
         Add(metadata, DatacenterKey, node?.Datacenter);
-        if (service.Tags is { Count: > 0 } tags)
+        if (service.Tags is { Count: > 0 } tags && tags.Any(static t => t is not null))
         {
-            metadata[TagsKey] = string.Join(',', tags);
+            metadata[TagsKey] = string.Join(',', tags.Where(static t => t is not null));
         }
 
         string? zone = null;
-        if (service.Meta?.TryGetValue(options.ZoneMetadataKey, out var serviceZone) == true)
+        if (service.Meta?.TryGetValue(options.ZoneMetadataKey, out var serviceZone) == true && serviceZone is not null)
         {
             zone = serviceZone;
         }
@@ -204,41 +149,130 @@ internal sealed partial class ConsulEndpointSource : IEndpointSource
 
         if (host is null)
         {
-            problem = $"instance '{service.ID}' on node '{node?.Node}': no address";
+            problem = $"(instance '{service.ID}' on node '{node?.Node}') has no address";
             return false;
         }
 
         if (!DiscoveredEndpoint.TryCreate(host, service.Port, scheme, weight, zone, metadata, 0, out endpoint, out var error))
         {
-            problem = $"instance '{service.ID}' on node '{node?.Node}': {error}";
+            problem = $"(instance '{service.ID}' on node '{node?.Node}'): {error}";
             return false;
         }
 
         return true;
     }
 
-    private static string WorstStatus(List<HealthCheck>? checks)
+    /// <inheritdoc/>
+    protected override async Task<long> ListAsync(WatchContext<long> context, CancellationToken cancellationToken)
     {
-        var worst = "passing";
+        var result = await QueryAsync(0, context, cancellationToken).ConfigureAwait(false);
+
+        // Never block on an index below 1: an index of 0 would make every query return at once.
+        return Math.Max(result.Index, 1);
+    }
+
+    /// <inheritdoc/>
+    protected override async Task<WatchOutcome> WatchAsync(long cursor, WatchContext<long> context, CancellationToken cancellationToken)
+    {
+        _watchedIndex = cursor;
+        var result = await QueryAsync(cursor, context, cancellationToken).ConfigureAwait(false);
+        var next = Math.Max(result.Index, 1);
+        if (next < cursor)
+        {
+            // The index went backwards: forget it and start over with a read without an index. The answer just
+            // published is already the agent's current data; the list confirms it and brings the index to block on.
+            Log.IndexReset(Logger, ServiceName, cursor, result.Index);
+            return WatchOutcome.Relist;
+        }
+
+        context.Advance(next);
+        return WatchOutcome.Continue;
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Errors of the agent's API already name the agent and the request, whose path names the service, and hold no
+    /// secret. A stalled blocking query is described with the times it was allowed.
+    /// </remarks>
+    protected override Exception DescribeError(Exception error)
+    {
+        switch (error)
+        {
+            case ConsulException:
+                return error;
+            case TimeoutException:
+                var options = _api.Options;
+                return new ConsulException(string.Create(CultureInfo.InvariantCulture,
+                    $"Consul at {_api.DisplayAddress}: the blocking query for service '{ServiceName}' at index {_watchedIndex} did not answer within {StallTimeoutOf(options).TotalSeconds:0.###} s (wait {options.WaitTime.TotalSeconds:0.###} s, plus up to wait/16 of Consul's jitter, plus {(options.MinQueryInterval + options.RequestTimeout).TotalSeconds:0.###} s of margin); it was ended and is resumed from the same index."));
+            default:
+                var redactor = _api.Redactor;
+                var text = error.ToString();
+                var inner = string.Equals(redactor.Redact(text), text, StringComparison.Ordinal) ? error : null;
+                return new ConsulException($"Consul at {_api.DisplayAddress}: following service '{ServiceName}' failed: {redactor.Redact(error.Message)}", inner);
+        }
+    }
+
+    private async Task<HealthQueryResult> QueryAsync(long index, WatchContext<long> context, CancellationToken cancellationToken)
+    {
+        await PaceAsync(cancellationToken).ConfigureAwait(false);
+        var options = _api.Options;
+        var batch = new Batch(options);
+        var result = await _api.GetHealthServiceAsync(ServiceName, index, batch.Add, cancellationToken).ConfigureAwait(false);
+        if (batch.Problems > 0)
+        {
+            context.ReportError(new ConsulException(_api.Redactor.Redact(batch.Describe(_api.DisplayAddress, ServiceName, result.Count))!));
+        }
+
+        // An answer none of whose entries could be read says nothing about the service: the last good set stays.
+        if (result.Count == 0 || batch.Problems < result.Count)
+        {
+            context.Publish(batch.Endpoints);
+        }
+
+        return result;
+    }
+
+    /// <summary>Keeps at least <see cref="ConsulOptions.MinQueryInterval"/> between the starts of two queries.</summary>
+    private async Task PaceAsync(CancellationToken cancellationToken)
+    {
+        if (_queried)
+        {
+            var wait = _api.Options.MinQueryInterval - TimeProvider.GetElapsedTime(_lastQueryStart);
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        _queried = true;
+        _lastQueryStart = TimeProvider.GetTimestamp();
+    }
+
+    private static bool TryWorstStatus(List<HealthCheck?>? checks, out string status)
+    {
+        status = "passing";
         if (checks is null)
         {
-            return worst;
+            return true;
         }
 
         foreach (var check in checks)
         {
-            switch (check.Status)
+            switch (check?.Status)
             {
+                case null when check is null:
+                    return false;
                 case "critical":
                 case "maintenance":
-                    return "critical";
+                    status = "critical";
+                    return true;
                 case "warning":
-                    worst = "warning";
+                    status = "warning";
                     break;
             }
         }
 
-        return worst;
+        return true;
     }
 
     private static void Add(Dictionary<string, string> metadata, string key, string? value)
@@ -249,25 +283,49 @@ internal sealed partial class ConsulEndpointSource : IEndpointSource
         }
     }
 
-    private async Task<bool> DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
+    /// <summary>The endpoints and problems of one answer, filled entry by entry as the answer streams in.</summary>
+    private sealed class Batch(ConsulOptions options)
     {
-        try
+        private readonly StringBuilder _named = new();
+
+        public List<DiscoveredEndpoint> Endpoints { get; } = [];
+
+        public int Problems { get; private set; }
+
+        public void Add(int position, HealthServiceEntry? entry)
         {
-            await _timeProvider.DelayAsync(delay, cancellationToken).ConfigureAwait(false);
-            return true;
+            string? problem;
+            if (entry is null)
+            {
+                problem = "is null";
+            }
+            else if (TryConvert(entry, options, out var endpoint, out problem))
+            {
+                if (endpoint is not null)
+                {
+                    Endpoints.Add(endpoint);
+                }
+
+                return;
+            }
+
+            if (++Problems <= MaxProblemsNamed)
+            {
+                _named.Append(Problems == 1 ? string.Empty : "; ").Append("entry ").Append(position.ToString(CultureInfo.InvariantCulture)).Append(' ').Append(problem);
+            }
         }
-        catch (OperationCanceledException)
+
+        public string Describe(string agent, string service, int count)
         {
-            Debug.Assert(cancellationToken.IsCancellationRequested, "Only the loop's own token cancels its delays.");
-            return false;
+            var more = Problems > MaxProblemsNamed ? $"; and {(Problems - MaxProblemsNamed).ToString(CultureInfo.InvariantCulture)} more" : string.Empty;
+            var kept = Problems < count ? "the others are published" : "the last good set stays in force";
+            return string.Create(CultureInfo.InvariantCulture,
+                $"Consul at {agent}: {Problems} of {count} entries for service '{service}' were skipped ({kept}): {_named}{more}");
         }
     }
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Debug, "Consul query for service {Service} failed ({Failures} in a row); retrying in {DelayMs} ms.", EventName = "ConsulQueryFailed")]
-        public static partial void QueryFailed(ILogger logger, string service, int failures, double delayMs);
-
         [LoggerMessage(2, LogLevel.Information, "Consul index for service {Service} went backwards from {Sent} to {Received}; starting over with a fresh read.", EventName = "ConsulIndexReset")]
         public static partial void IndexReset(ILogger logger, string service, long sent, long received);
     }

@@ -1,7 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using Lodestar.Consul.Internal;
 using Lodestar.Discovery;
-using Lodestar.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Consul.Discovery.Internal;
@@ -13,14 +12,12 @@ internal sealed class ConsulEndpointSourceProvider : IEndpointSourceProvider
 
     private readonly ConsulApi _api;
     private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
     private readonly ILoggerFactory _loggerFactory;
 
-    public ConsulEndpointSourceProvider(ConsulApi api, TimeProvider timeProvider, RandomSource random, ILoggerFactory loggerFactory)
+    public ConsulEndpointSourceProvider(ConsulApi api, TimeProvider timeProvider, ILoggerFactory loggerFactory)
     {
         _api = api;
         _timeProvider = timeProvider;
-        _random = random;
         _loggerFactory = loggerFactory;
     }
 
@@ -28,7 +25,7 @@ internal sealed class ConsulEndpointSourceProvider : IEndpointSourceProvider
 
     public bool TryCreateSource(string serviceName, [NotNullWhen(true)] out IEndpointSource? source)
     {
-        source = new ConsulEndpointSource(serviceName, _api, _timeProvider, _random, _loggerFactory.CreateLogger("Lodestar.Consul"));
+        source = new ConsulEndpointSource(serviceName, _api, _timeProvider, _loggerFactory.CreateLogger("Lodestar.Consul"));
         return true;
     }
 }

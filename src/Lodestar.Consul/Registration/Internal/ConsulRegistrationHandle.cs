@@ -1,5 +1,5 @@
 using Lodestar.Consul.Internal;
-using Lodestar.Internal;
+using Lodestar.Discovery;
 using Lodestar.Registration;
 using Microsoft.Extensions.Logging;
 
@@ -15,7 +15,7 @@ internal sealed partial class ConsulRegistrationHandle : IServiceRegistrationHan
     private readonly AgentServiceRegistration _body;
     private readonly ConsulApi _api;
     private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
+    private readonly Func<double>? _random;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _deregistering = new(1, 1);
@@ -24,7 +24,7 @@ internal sealed partial class ConsulRegistrationHandle : IServiceRegistrationHan
     private int _reregistrations;
 
     public ConsulRegistrationHandle(ServiceRegistration registration, AgentServiceRegistration body, ConsulApi api, TimeProvider timeProvider,
-        RandomSource random, ILogger logger)
+        Func<double>? random, ILogger logger)
     {
         Registration = registration;
         _body = body;
@@ -114,14 +114,14 @@ internal sealed partial class ConsulRegistrationHandle : IServiceRegistrationHan
 
     private async Task KeepAliveAsync(CancellationToken cancellationToken)
     {
-        var options = _api.Options;
-        var backoff = new ExponentialBackoff(options.RetryInitialDelay, options.RetryMaxDelay, _random);
+        // The heartbeat keeps its own schedule (a third of the TTL); only the retries after a failure back off.
+        var backoff = new Backoff(_api.Options.Backoff, _timeProvider, _random);
         var delay = Interval;
         while (true)
         {
             try
             {
-                await _timeProvider.DelayAsync(delay, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(delay, _timeProvider, cancellationToken).ConfigureAwait(false);
                 var known = IsTtlCheck
                     ? await _api.PassCheckAsync(ConsulServiceRegistrar.CheckIdOf(_body.ID), cancellationToken).ConfigureAwait(false)
                     : await _api.ServiceExistsAsync(_body.ID, cancellationToken).ConfigureAwait(false);

@@ -1,7 +1,6 @@
 using Lodestar.Consul.Discovery.Internal;
 using Lodestar.Consul.Internal;
 using Lodestar.Endpoints;
-using Lodestar.Internal;
 using Lodestar.Registration;
 using Microsoft.Extensions.Logging;
 
@@ -15,10 +14,16 @@ internal sealed partial class ConsulServiceRegistrar : IServiceRegistrar
 {
     private readonly ConsulApi _api;
     private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
+    private readonly Func<double>? _random;
     private readonly ILogger _logger;
 
-    public ConsulServiceRegistrar(ConsulApi api, TimeProvider timeProvider, RandomSource random, ILoggerFactory loggerFactory)
+    public ConsulServiceRegistrar(ConsulApi api, TimeProvider timeProvider, ILoggerFactory loggerFactory)
+        : this(api, timeProvider, loggerFactory, random: null)
+    {
+    }
+
+    /// <summary>Initializes a registrar whose heartbeat backoff draws its jitter from <paramref name="random"/> (for tests).</summary>
+    internal ConsulServiceRegistrar(ConsulApi api, TimeProvider timeProvider, ILoggerFactory loggerFactory, Func<double>? random)
     {
         _api = api;
         _timeProvider = timeProvider;
