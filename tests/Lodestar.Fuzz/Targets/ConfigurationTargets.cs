@@ -1,0 +1,41 @@
+using Lodestar.Discovery.Configuration;
+using Lodestar.Discovery.Configuration.Internal;
+using Microsoft.Extensions.Configuration;
+
+namespace Lodestar.Fuzz.Targets;
+
+internal static class ConfigurationTargets
+{
+    /// <summary>
+    /// An appsettings.json file, loaded by the JSON configuration provider, then every service it declares read through
+    /// the configuration source. The provider documents <see cref="FormatException"/> for a file that is not a JSON
+    /// object (the source never sees such a file); the source itself reports bad entries and must throw nothing.
+    /// </summary>
+    public static readonly FuzzTarget AppSettings = new(
+        "configuration",
+        "appsettings.json files read through the configuration endpoint source",
+        static input =>
+        {
+            IConfigurationRoot configuration;
+            try
+            {
+                configuration = new ConfigurationBuilder().AddJsonStream(new MemoryStream(input, writable: false)).Build();
+            }
+            catch (FormatException)
+            {
+                // The JSON provider's documented answer to a file that is not a JSON object; the source never sees it.
+                return;
+            }
+
+            var options = new ConfigurationSourceOptions();
+            var services = configuration.GetSection(options.SectionName).GetChildren()
+                .Concat(configuration.GetSection(options.CompatibilitySectionName!).GetChildren())
+                .Select(s => s.Key)
+                .Distinct(StringComparer.OrdinalIgnoreCase)
+                .Take(64);
+            foreach (var service in services)
+            {
+                new ConfigurationEndpointSource(service, configuration, options).Read(out _);
+            }
+        });
+}
