@@ -35,7 +35,7 @@ internal static class ConfigurationTargets
                 .Take(64);
             foreach (var service in services)
             {
-                new ConfigurationEndpointSource(service, configuration, options).Read(out _);
+                new ConfigurationEndpointSource(service, configuration, options).Read();
             }
         });
 }
