@@ -104,8 +104,11 @@ internal sealed class ConsulApi
         await EnsureSuccessAsync(response, HttpMethod.Put, Path, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary><c>PUT /v1/agent/service/deregister/:id</c>; an instance the agent does not know counts as removed.</summary>
-    public async Task DeregisterAsync(string serviceId, CancellationToken cancellationToken)
+    /// <summary>
+    /// <c>PUT /v1/agent/service/deregister/:id</c>. Returns <see langword="false"/> when the agent does not know the
+    /// instance (404 "Unknown service ID"): nothing was removed, and nothing is left to remove.
+    /// </summary>
+    public async Task<bool> DeregisterAsync(string serviceId, CancellationToken cancellationToken)
     {
         var path = "/v1/agent/service/deregister/" + Uri.EscapeDataString(serviceId);
         var query = new StringBuilder();
@@ -113,10 +116,11 @@ internal sealed class ConsulApi
         using var response = await SendAsync(HttpMethod.Put, path, query, null, Options.RequestTimeout, cancellationToken).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
-            return;
+            return false;
         }
 
         await EnsureSuccessAsync(response, HttpMethod.Put, path, cancellationToken).ConfigureAwait(false);
+        return true;
     }
 
     /// <summary>
