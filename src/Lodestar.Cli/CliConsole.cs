@@ -51,9 +51,17 @@ internal sealed class CliConsole
     /// <summary>Writes a note to standard error (progress, confirmations), leaving standard output to results.</summary>
     public void WriteNote(string message) => Error.WriteLine(OneLine(message));
 
-    /// <summary>Returns <paramref name="text"/> on one line: registries put newlines in their error bodies.</summary>
+    /// <summary>
+    /// Returns <paramref name="text"/> on one line without control characters: registries put newlines in their error
+    /// bodies, and an escape sequence from a hostile one must not reach the terminal.
+    /// </summary>
     public static string OneLine(string text)
-        => text.Contains('\n', StringComparison.Ordinal) || text.Contains('\r', StringComparison.Ordinal)
-            ? string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            : text;
+    {
+        if (text.Contains('\n', StringComparison.Ordinal) || text.Contains('\r', StringComparison.Ordinal))
+        {
+            text = string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        }
+
+        return text.Any(char.IsControl) ? new string([.. text.Select(static c => c == '\t' ? ' ' : char.IsControl(c) ? '?' : c)]) : text;
+    }
 }

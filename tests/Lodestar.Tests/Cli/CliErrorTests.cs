@@ -97,6 +97,23 @@ public sealed class CliErrorTests
     }
 
     [Fact]
+    public async Task Register_AgentAnswersWithEscapeSequences_ErrorLineCarriesNone()
+    {
+        await using var agent = await ScriptedServer.StartAsync(context => ScriptedServer.WriteAsync(context, 500, "\u001b]0;pwned\u0007\u001b[2Jinternal\r\nerror"));
+        using var cli = new CliHarness { Terminal = true };
+
+        var result = await cli.RunAsync("register", "orders", "--source", "consul", "--address", agent.Url, "--endpoint", "127.0.0.1:5000");
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Single(result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("internal error", result.Error, StringComparison.Ordinal);
+        // The only escape codes are the CLI's own colour around "error:".
+        Assert.Equal("\u001b[31merror:\u001b[0m ", result.Error[..15]);
+        Assert.DoesNotContain('\u001b', result.Error[15..]);
+        Assert.DoesNotContain('\u0007', result.Error);
+    }
+
+    [Fact]
     public async Task Register_AgentUnreachableAtCtrlC_ExitsTwoNamingWhatIsLeftBehind()
     {
         await using var agent = await FakeConsulAgent.StartAsync();
