@@ -108,8 +108,8 @@ public sealed class CliErrorTests
         Assert.Single(result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("internal error", result.Error, StringComparison.Ordinal);
         // The only escape codes are the CLI's own colour around "error:".
-        Assert.Equal("\u001b[31merror:\u001b[0m ", result.Error[..15]);
-        Assert.DoesNotContain('\u001b', result.Error[15..]);
+        Assert.Equal("\u001b[31merror:\u001b[0m ", result.Error[..16]);
+        Assert.DoesNotContain('\u001b', result.Error[16..]);
         Assert.DoesNotContain('\u0007', result.Error);
     }
 
