@@ -137,7 +137,8 @@ internal static class RegisterCommand
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            throw new CliException($"Could not deregister {id} from {source.Name}: {ex.Message}. Nothing was removed.", ex);
+            throw new CliException(
+                $"Could not deregister {id} from {source.Name}: {ex.Message}. Nothing was removed: if {source.Name} holds instance '{id}' of service '{service}', it stays there.", ex);
         }
 
         if (!removed)

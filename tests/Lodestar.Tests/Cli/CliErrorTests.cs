@@ -162,7 +162,7 @@ public sealed class CliErrorTests
         Assert.Equal(2, result.ExitCode);
         AssertOneErrorLine(result);
         Assert.StartsWith("error: Could not deregister orders-1 from consul: ", result.Error, StringComparison.Ordinal);
-        Assert.EndsWith("Nothing was removed.\n", result.Error, StringComparison.Ordinal);
+        Assert.EndsWith("Nothing was removed: if consul holds instance 'orders-1' of service 'orders', it stays there.\n", result.Error, StringComparison.Ordinal);
     }
 
     [Fact]
