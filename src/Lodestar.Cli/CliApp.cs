@@ -38,7 +38,10 @@ internal static class CliApp
         {
             var command = parseResult.CommandResult.Command;
             var usage = ReferenceEquals(command, root) ? Name : Name + " " + command.Name;
-            console.WriteError($"{parseResult.Errors[0].Message} Run '{usage} --help' for usage.");
+            // "Unrecognized command or argument 'x'" says more than the "Required command was not provided" that comes with it.
+            var messages = parseResult.Errors.Select(e => e.Message.TrimEnd('.')).Distinct(StringComparer.Ordinal)
+                .OrderBy(m => m.StartsWith("Unrecognized", StringComparison.Ordinal) ? 0 : 1);
+            console.WriteError($"{string.Join("; ", messages)}. Run '{usage} --help' for usage.");
             return ErrorExitCode;
         }
 
