@@ -7,8 +7,9 @@
 # tests/Lodestar.Fuzz into artifacts/fuzz/bin, instruments the Lodestar assemblies there, then runs afl-fuzz on each
 # target (or the one named) for <seconds>, one after the other. New interesting inputs are copied into
 # tests/Lodestar.Fuzz/Corpus/<target>/ (named by content hash, so reruns add only what is new); an input that makes a
-# parser throw an undocumented exception is kept there too as crash-<hash>, listed in Corpus/known-crashes.txt, and its
-# stack is written next to the run's findings. Ends with one line per target: executions, paths, crashes, hangs.
+# parser throw an undocumented exception is kept there too as crash-<hash> (one per distinct exception and frame), listed
+# with that signature in Corpus/known-crashes.txt, and its stack is written next to the run's findings. Ends with one line
+# per target: executions, paths, crashes (as afl-fuzz counts them, and how many distinct new ones), hangs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,13 +78,18 @@ for target in "${targets[@]}"; do
   for input in "$findings"/default/crashes/id:*; do
     [ -f "$input" ] || continue
     name="crash-$(sha1sum "$input" | cut -c1-16)"
-    # Keep only inputs that still throw an undocumented exception outside afl-fuzz, with the stack beside them.
-    if ! dotnet "$plain/Lodestar.Fuzz.dll" "$target" "$input" >"$findings/$name.txt" 2>&1; then
-      crashes=$((crashes + 1))
-      cp "$input" "$seeds/$name"
-      grep -qx "$target/$name" "$known" 2>/dev/null || echo "$target/$name" >>"$known"
-      echo "   crash: tests/Lodestar.Fuzz/Corpus/$target/$name (stack: ${findings#"$root"/}/$name.txt)"
+    # Keep only inputs that still throw an undocumented exception outside afl-fuzz, one per distinct exception and
+    # frame (afl-fuzz saves many inputs per bug), with the stack beside them and the signature in known-crashes.txt.
+    stack="$findings/$name.txt"
+    dotnet "$plain/Lodestar.Fuzz.dll" "$target" "$input" >"$stack" 2>&1 && continue
+    signature="$(sed -n '2p' "$stack" | cut -d: -f1) at $(grep -m1 '^   at Lodestar\.' "$stack" | sed -e 's/^   at //' -e 's/(.*) in .*:line /:/')"
+    if grep -qF "# $signature" "$known" 2>/dev/null; then
+      continue
     fi
+    crashes=$((crashes + 1))
+    cp "$input" "$seeds/$name"
+    echo "$target/$name  # $signature" >>"$known"
+    echo "   crash: tests/Lodestar.Fuzz/Corpus/$target/$name: $signature (stack: ${stack#"$root"/})"
   done
 
   execs="$(stat_of "$findings" execs_done)"
@@ -91,8 +97,10 @@ for target in "${targets[@]}"; do
   [ -n "$paths" ] || paths="$(stat_of "$findings" paths_total)"
   hangs="$(stat_of "$findings" saved_hangs)"
   [ -n "$hangs" ] || hangs="$(stat_of "$findings" unique_hangs)"
-  summary+=("$(printf '%-18s %12s executions %6s paths %4s crashes %4s hangs %5s new corpus files' \
-    "$target" "${execs:-0}" "${paths:-0}" "$crashes" "${hangs:-0}" "$added")")
+  saved="$(stat_of "$findings" saved_crashes)"
+  [ -n "$saved" ] || saved="$(stat_of "$findings" unique_crashes)"
+  summary+=("$(printf '%-18s %12s executions %6s paths %4s crashes (%s distinct, new) %4s hangs %5s new corpus files' \
+    "$target" "${execs:-0}" "${paths:-0}" "${saved:-0}" "$crashes" "${hangs:-0}" "$added")")
 done
 
 echo
