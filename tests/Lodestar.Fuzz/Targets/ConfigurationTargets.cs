@@ -1,5 +1,6 @@
 using Lodestar.Discovery.Configuration;
 using Lodestar.Discovery.Configuration.Internal;
+using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 
 namespace Lodestar.Fuzz.Targets;
@@ -8,8 +9,9 @@ internal static class ConfigurationTargets
 {
     /// <summary>
     /// An appsettings.json file, loaded by the JSON configuration provider, then every service it declares read through
-    /// the configuration source. The provider documents <see cref="FormatException"/> for a file that is not a JSON
-    /// object (the source never sees such a file); the source itself reports bad entries and must throw nothing.
+    /// the configuration source. The provider documents <see cref="FormatException"/> (from a stream, the parser's
+    /// <see cref="JsonException"/>) for a file that is not a JSON object, and the source never sees such a file; the
+    /// source itself reports bad entries and must throw nothing.
     /// </summary>
     public static readonly FuzzTarget AppSettings = new(
         "configuration",
@@ -21,9 +23,10 @@ internal static class ConfigurationTargets
             {
                 configuration = new ConfigurationBuilder().AddJsonStream(new MemoryStream(input, writable: false)).Build();
             }
-            catch (FormatException)
+            catch (Exception ex) when (ex is FormatException or JsonException)
             {
-                // The JSON provider's documented answer to a file that is not a JSON object; the source never sees it.
+                // The JSON provider's documented answer to a file that is not a JSON object (the stream provider lets
+                // the parser's JsonException through where the file provider wraps it); the source never sees it.
                 return;
             }
 
@@ -32,6 +35,8 @@ internal static class ConfigurationTargets
                 .Concat(configuration.GetSection(options.CompatibilitySectionName!).GetChildren())
                 .Select(s => s.Key)
                 .Distinct(StringComparer.OrdinalIgnoreCase)
+                // The endpoint cache never asks for a service without a name ("Services": {"": ...} declares none).
+                .Where(static name => name.Length > 0)
                 .Take(64);
             foreach (var service in services)
             {
