@@ -18,6 +18,8 @@ internal static class ConfigurationTargets
         "appsettings.json files read through the configuration endpoint source",
         static input =>
         {
+            // Lodestar code first, for every input: afl-fuzz refuses a seed whose run reaches no instrumented code.
+            var options = new ConfigurationSourceOptions();
             IConfigurationRoot configuration;
             try
             {
@@ -30,7 +32,6 @@ internal static class ConfigurationTargets
                 return;
             }
 
-            var options = new ConfigurationSourceOptions();
             var services = configuration.GetSection(options.SectionName).GetChildren()
                 .Concat(configuration.GetSection(options.CompatibilitySectionName!).GetChildren())
                 .Select(s => s.Key)
