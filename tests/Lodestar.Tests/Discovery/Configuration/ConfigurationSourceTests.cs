@@ -62,19 +62,20 @@ public sealed class ConfigurationSourceTests
     }
 
     [Fact]
-    public async Task Watch_Reload_PublishesNewVersionsAndKeepsLastGoodOnBadReload()
+    public async Task Watch_Reload_PublishesAddedAndRemovedEndpointsAsNewVersions()
     {
         await using var client = LodestarClient.Create();
         client.Configuration.SetEndpoints("orders", "10.0.0.1:80");
         var resolver = client.Services.GetRequiredService<IEndpointResolver>();
-        var seen = new List<int>();
-        using var subscription = resolver.Watch("orders", null, set => { lock (seen) { seen.Add(set.Count); } });
+        // By version: a subscription made while a set is being published may be handed that set twice.
+        var seen = new SortedDictionary<long, int>();
+        using var subscription = resolver.Watch("orders", null, set => { lock (seen) { seen[set.Version] = set.Count; } });
         await Eventually.TrueAsync(() => { lock (seen) { return seen.Count == 1; } }, TimeSpan.FromSeconds(5), "first set");
 
         client.Configuration.SetEndpoints("orders", "10.0.0.1:80", "10.0.0.2:80");
-        await Eventually.TrueAsync(() => { lock (seen) { return seen.LastOrDefault() == 2; } }, TimeSpan.FromSeconds(5), "added");
+        await Eventually.TrueAsync(() => { lock (seen) { return seen.GetValueOrDefault(2) == 2; } }, TimeSpan.FromSeconds(5), "added");
         client.Configuration.SetEndpoints("orders", "10.0.0.2:80");
-        await Eventually.TrueAsync(() => { lock (seen) { return seen.Count == 3 && seen[2] == 1; } }, TimeSpan.FromSeconds(5), "removed");
+        await Eventually.TrueAsync(() => { lock (seen) { return seen.GetValueOrDefault(3) == 1; } }, TimeSpan.FromSeconds(5), "removed");
 
         var current = await resolver.GetEndpointsAsync("orders");
         Assert.Equal(3, current.Version);
@@ -226,11 +227,15 @@ public sealed class ConfigurationSourceTests
         return watch;
     }
 
-    /// <summary>A subscription whose sets and errors arrive in order on one channel.</summary>
+    /// <summary>
+    /// A subscription whose sets and errors arrive in order on one channel. A set already seen (same version) is
+    /// skipped: a subscription made while a set is being published may be handed that set twice.
+    /// </summary>
     private sealed class Watch : IAsyncDisposable
     {
         private readonly Channel<object> _events = Channel.CreateUnbounded<object>();
         private readonly IDisposable _subscription;
+        private long _lastVersion;
 
         public Watch(IEndpointResolver resolver, string service)
         {
@@ -245,8 +250,9 @@ public sealed class ConfigurationSourceTests
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             while (true)
             {
-                if (await _events.Reader.ReadAsync(timeout.Token) is EndpointSet set)
+                if (await _events.Reader.ReadAsync(timeout.Token) is EndpointSet set && set.Version > _lastVersion)
                 {
+                    _lastVersion = set.Version;
                     return set;
                 }
             }
@@ -261,7 +267,7 @@ public sealed class ConfigurationSourceTests
                 {
                     case Exception error when error.Message.Contains(containing, StringComparison.Ordinal):
                         return error.Message;
-                    case EndpointSet set:
+                    case EndpointSet set when set.Version > _lastVersion:
                         Assert.Fail($"A set (version {set.Version}, {set.Count} endpoints) was published where the previous one should have stayed.");
                         break;
                 }
