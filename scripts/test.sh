@@ -6,27 +6,42 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
+services=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
-have etcd || missing+=(etcd-server)
-have dnsmasq || missing+=(dnsmasq)
-have haproxy || missing+=(haproxy)
+have etcd || { missing+=(etcd-server); services+=(etcd); }
+have dnsmasq || { missing+=(dnsmasq); services+=(dnsmasq); }
+have haproxy || { missing+=(haproxy); services+=(haproxy); }
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "Installing missing test dependencies: ${missing[*]}"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  # Keep package scripts from starting the daemons system-wide: the tests start their own on loopback.
+  # Keep package scripts from starting the daemons system-wide: the tests start their own on loopback ports they
+  # pick. A policy the machine already has is left as it is; one made here is removed however the install ends.
   policy=/usr/sbin/policy-rc.d
-  created_policy=0
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
     $sudo chmod +x "$policy"
-    created_policy=1
+    trap '$sudo rm -f "$policy"' EXIT
   fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ "$created_policy" -eq 0 ] || $sudo rm -f "$policy"
-  # Packages may still have started a daemon; the tests want none running on the default ports.
-  for daemon in etcd dnsmasq haproxy; do $sudo pkill -x "$daemon" 2>/dev/null || true; done
+  if [ -n "$(trap -p EXIT)" ]; then
+    $sudo rm -f "$policy"
+    trap - EXIT
+  fi
+  # Should a package have started its daemon anyway, stop that service, which did not exist before this install.
+  # Only the package's own service is touched: servers of the same name started any other way keep running.
+  for service in "${services[@]}"; do
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      if systemctl is-active --quiet "$service" 2>/dev/null; then
+        echo "Stopping the $service service that installing its package started"
+        $sudo systemctl stop "$service" || true
+      fi
+    elif [ -x "/etc/init.d/$service" ] && $sudo "/etc/init.d/$service" status >/dev/null 2>&1; then
+      echo "Stopping the $service service that installing its package started"
+      $sudo "/etc/init.d/$service" stop >/dev/null || true
+    fi
+  done
 fi
 
 results="artifacts/test-results"

@@ -1,6 +1,6 @@
 namespace Lodestar.Cli;
 
-/// <summary>A user error: printed without a stack trace, exit code 2.</summary>
+/// <summary>A user or registry error: printed as one line without a stack trace, with <see cref="ExitCode"/> (2 by default).</summary>
 internal sealed class CliException : Exception
 {
     public CliException()
@@ -16,4 +16,7 @@ internal sealed class CliException : Exception
         : base(message, innerException)
     {
     }
+
+    /// <summary>Gets the process exit code: 2 for errors.</summary>
+    public int ExitCode { get; init; } = CliApp.ErrorExitCode;
 }

@@ -1,6 +1,9 @@
 using System.CommandLine;
 using Lodestar.DependencyInjection;
+using Lodestar.Dns;
+using Lodestar.Registration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace Lodestar.Cli.Sources;
 
@@ -12,17 +15,21 @@ internal sealed class DnsCliSource : ICliSource
 {
     private static readonly Option<string[]> s_server = new("--server")
     {
-        Description = "DNS server as ip or ip:port (repeatable; tried in order). Default: the nameservers of /etc/resolv.conf.",
+        Description = "DNS: server as ip or ip:port (repeatable; tried in order). Default: the nameservers of /etc/resolv.conf.",
     };
 
     private static readonly Option<int?> s_port = new("--port")
     {
-        Description = "Port for the addresses of a plain DNS host name (A/AAAA records carry none). Default 80.",
+        Description = "DNS: port for the addresses of a plain host name (A/AAAA records carry none). Default 80.",
     };
 
     public string Name => "dns";
 
-    public IReadOnlyList<Option> Options => [s_server, s_port];
+    public IReadOnlyList<Option> ResolveOptions => [s_server, s_port];
+
+    public IReadOnlyList<Option> RegisterOptions => [];
+
+    public bool CanRegister => false;
 
     public void Configure(ILodestarBuilder builder, ParseResult parseResult)
     {
@@ -41,4 +48,10 @@ internal sealed class DnsCliSource : ICliSource
             }
         });
     }
+
+    public void Check(IServiceProvider services, CliConsole console) => _ = services.GetRequiredService<IOptionsMonitor<DnsSourceOptions>>().CurrentValue;
+
+    public IEnumerable<string?> Secrets(IServiceProvider services) => [];
+
+    public string LeftBehind(IServiceProvider services, ServiceRegistration registration) => throw new NotSupportedException();
 }

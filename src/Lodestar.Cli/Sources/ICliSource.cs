@@ -1,45 +1,40 @@
 using System.CommandLine;
 using Lodestar.DependencyInjection;
+using Lodestar.Registration;
 
 namespace Lodestar.Cli.Sources;
 
 /// <summary>
-/// Plugs one registry into the CLI: the options it needs on <c>resolve</c>, <c>watch</c> and <c>register</c>, and how
-/// to add it to the service collection from those options.
+/// Plugs one registry into the CLI: the options it adds to each command, how to add it to the service collection from
+/// them, what to check before anything is sent, and what a failed deregistration leaves behind.
 /// </summary>
 internal interface ICliSource
 {
     /// <summary>Gets the source name accepted by <c>--source</c>.</summary>
     string Name { get; }
 
-    /// <summary>Gets the options this source adds to the commands (shared options such as <c>--address</c> live in <see cref="CommonOptions"/>).</summary>
-    IReadOnlyList<Option> Options { get; }
+    /// <summary>Gets the options this source adds to <c>resolve</c> and <c>watch</c>.</summary>
+    IReadOnlyList<Option> ResolveOptions { get; }
+
+    /// <summary>Gets the options this source adds to <c>register</c> and <c>deregister</c>; empty when it cannot register.</summary>
+    IReadOnlyList<Option> RegisterOptions { get; }
+
+    /// <summary>Gets whether the source can register instances.</summary>
+    bool CanRegister { get; }
 
     /// <summary>Adds the source (and its registrar, if any) to Lodestar from the parsed options.</summary>
     void Configure(ILodestarBuilder builder, ParseResult parseResult);
-}
 
-/// <summary>Options shared by several sources.</summary>
-internal static class CommonOptions
-{
-    public static readonly Option<string?> Address = new("--address")
-    {
-        Description = "Registry URL, for example http://127.0.0.1:2379 (etcd; several members separated by commas, as etcdctl's --endpoints) or http://127.0.0.1:8500 (Consul).",
-    };
-}
+    /// <summary>
+    /// Checks the source's settings before anything is sent, so a wrong address or a missing file fails at start with
+    /// one line: materialises its options (running their validators) and checks what they name.
+    /// </summary>
+    /// <exception cref="CliException">A setting is wrong.</exception>
+    void Check(IServiceProvider services, CliConsole console);
 
-/// <summary>Every source the CLI knows. Add one line per source.</summary>
-internal static class CliSources
-{
-    public static readonly IReadOnlyList<ICliSource> All =
-    [
-        new ConfigurationCliSource(),
-        new EtcdCliSource(),
-        new DnsCliSource(),
-        new ConsulCliSource(),
-        new KubernetesCliSource(),
-    ];
+    /// <summary>Returns the secrets the source was configured with, to keep out of the output.</summary>
+    IEnumerable<string?> Secrets(IServiceProvider services);
 
-    public static ICliSource? Find(string? name)
-        => name is null ? null : All.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase));
+    /// <summary>Describes what stays in the registry when a registration could not be removed.</summary>
+    string LeftBehind(IServiceProvider services, ServiceRegistration registration);
 }

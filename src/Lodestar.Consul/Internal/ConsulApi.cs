@@ -122,19 +122,23 @@ internal sealed class ConsulApi
         }, cancellationToken);
     }
 
-    /// <summary><c>PUT /v1/agent/service/deregister/:id</c>; an instance the agent does not know counts as removed.</summary>
-    public Task DeregisterAsync(string serviceId, CancellationToken cancellationToken)
+    /// <summary>
+    /// <c>PUT /v1/agent/service/deregister/:id</c>. Returns <see langword="false"/> when the agent does not know the
+    /// instance (404 "Unknown service ID"): nothing was removed, and nothing is left to remove.
+    /// </summary>
+    public Task<bool> DeregisterAsync(string serviceId, CancellationToken cancellationToken)
     {
         var path = "/v1/agent/service/deregister/" + Uri.EscapeDataString(serviceId);
         var query = new StringBuilder();
         AppendScope(query, Options, includeDatacenter: false);
         return ExecuteAsync(HttpMethod.Put, path, query, null, Options.RequestTimeout, async (response, token) =>
         {
-            if (response.StatusCode != HttpStatusCode.NotFound)
+            if (response.StatusCode == HttpStatusCode.NotFound)
             {
-                await EnsureSuccessAsync(response, HttpMethod.Put, path, token).ConfigureAwait(false);
+                return false;
             }
 
+            await EnsureSuccessAsync(response, HttpMethod.Put, path, token).ConfigureAwait(false);
             return true;
         }, cancellationToken);
     }

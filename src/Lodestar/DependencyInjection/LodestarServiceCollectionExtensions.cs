@@ -123,7 +123,9 @@ public static class LodestarServiceCollectionExtensions
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IEndpointSourceProvider, ConfigurationEndpointSourceProvider>(static sp =>
             new ConfigurationEndpointSourceProvider(
                 sp.GetService<IConfiguration>() ?? new ConfigurationBuilder().Build(),
-                sp.GetRequiredService<IOptionsMonitor<ConfigurationSourceOptions>>())));
+                sp.GetRequiredService<IOptionsMonitor<ConfigurationSourceOptions>>(),
+                sp.GetService<TimeProvider>(),
+                sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>())));
         return builder;
     }
 

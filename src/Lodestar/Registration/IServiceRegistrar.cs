@@ -19,8 +19,11 @@ public interface IServiceRegistrar
     /// <param name="serviceName">The service name.</param>
     /// <param name="instanceId">The instance ID.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>A task that completes when the registry has removed it.</returns>
-    Task DeregisterAsync(string serviceName, string instanceId, CancellationToken cancellationToken);
+    /// <returns>
+    /// <see langword="true"/> when the registry held the instance and removed it; <see langword="false"/> when it held
+    /// no such instance, so nothing was removed.
+    /// </returns>
+    Task<bool> DeregisterAsync(string serviceName, string instanceId, CancellationToken cancellationToken);
 }
 
 /// <summary>A live registration; disposing it deregisters the instance.</summary>

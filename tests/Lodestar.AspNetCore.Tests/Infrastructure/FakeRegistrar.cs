@@ -57,7 +57,7 @@ internal sealed class FakeRegistrar : IServiceRegistrar
         return new Handle(this, registration);
     }
 
-    public async Task DeregisterAsync(string serviceName, string instanceId, CancellationToken cancellationToken)
+    public async Task<bool> DeregisterAsync(string serviceName, string instanceId, CancellationToken cancellationToken)
     {
         if (Registered.TryRemove(instanceId, out var registration))
         {
@@ -67,7 +67,10 @@ internal sealed class FakeRegistrar : IServiceRegistrar
             }
 
             Events.Enqueue(("deregistered", instanceId, Stopwatch.GetTimestamp()));
+            return true;
         }
+
+        return false;
     }
 
     private sealed class Handle(FakeRegistrar owner, ServiceRegistration registration) : IServiceRegistrationHandle

@@ -55,12 +55,13 @@ internal sealed partial class ConsulServiceRegistrar : IServiceRegistrar
         return handle;
     }
 
-    public async Task DeregisterAsync(string serviceName, string instanceId, CancellationToken cancellationToken)
+    public async Task<bool> DeregisterAsync(string serviceName, string instanceId, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(serviceName);
         ArgumentException.ThrowIfNullOrWhiteSpace(instanceId);
-        await _api.DeregisterAsync(instanceId, cancellationToken).ConfigureAwait(false);
+        var removed = await _api.DeregisterAsync(instanceId, cancellationToken).ConfigureAwait(false);
         Log.Deregistered(_logger, serviceName, instanceId, _api.DisplayAddress);
+        return removed;
     }
 
     internal static AgentServiceRegistration CreateBody(ServiceRegistration registration, ConsulOptions options)

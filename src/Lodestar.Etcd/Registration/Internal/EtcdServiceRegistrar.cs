@@ -35,12 +35,13 @@ internal sealed class EtcdServiceRegistrar : IServiceRegistrar
     public async Task<IServiceRegistrationHandle> RegisterAsync(ServiceRegistration registration, CancellationToken cancellationToken)
         => await RegisterCoreAsync(registration, cancellationToken).ConfigureAwait(false);
 
-    public Task DeregisterAsync(string serviceName, string instanceId, CancellationToken cancellationToken)
+    public async Task<bool> DeregisterAsync(string serviceName, string instanceId, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(serviceName);
         ArgumentException.ThrowIfNullOrEmpty(instanceId);
         // Deleting the key is enough: its lease, if any, dies with its owner or is revoked by it.
-        return _client.DeleteAsync(EtcdNamingFormat.InstanceKey(_options.Value.Prefix, serviceName, instanceId), cancellationToken);
+        var deleted = await _client.DeleteAsync(EtcdNamingFormat.InstanceKey(_options.Value.Prefix, serviceName, instanceId), cancellationToken).ConfigureAwait(false);
+        return deleted > 0;
     }
 
     internal async Task<EtcdRegistrationHandle> RegisterCoreAsync(ServiceRegistration registration, CancellationToken cancellationToken)

@@ -1,104 +1,197 @@
 using System.Globalization;
 using Lodestar.Endpoints;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
 
 namespace Lodestar.Discovery.Configuration.Internal;
 
-/// <summary>One service's endpoints read from configuration; re-read on every configuration reload.</summary>
-internal sealed class ConfigurationEndpointSource : IEndpointSource
+/// <summary>
+/// One service's endpoints read from configuration. Its list is a read of the configuration; its watch is the reload
+/// token, and a reload lists again.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A read that leaves nothing to route to by mistake keeps the previous set: a non-empty list none of whose entries is
+/// valid, a value of the wrong shape (a single string where a list belongs, a service section without
+/// <c>Endpoints</c>), or a service that is no longer declared at all (an appsettings.json that failed to parse on
+/// reload leaves its provider empty). Each says why, naming the key path. Only an explicitly empty list
+/// (<c>"Endpoints": []</c>, or an empty value as an environment variable sets it) removes every endpoint.
+/// </para>
+/// <para>
+/// The reload token is taken before the configuration is read, so a reload that lands between the read and the wait
+/// is not lost; a burst of reloads during one read costs one more read.
+/// </para>
+/// </remarks>
+internal sealed class ConfigurationEndpointSource : ListWatchEndpointSource<IChangeToken>
 {
-    private readonly string _serviceName;
+    private const string EndpointsKey = "Endpoints";
+
     private readonly IConfiguration _configuration;
     private readonly ConfigurationSourceOptions _options;
 
-    public ConfigurationEndpointSource(string serviceName, IConfiguration configuration, ConfigurationSourceOptions options)
+    public ConfigurationEndpointSource(string serviceName, IConfiguration configuration, ConfigurationSourceOptions options, TimeProvider? timeProvider = null, ILogger? logger = null)
+        : base(serviceName, new BackoffOptions(), timeProvider ?? TimeProvider.System, logger)
     {
-        _serviceName = serviceName;
         _configuration = configuration;
         _options = options;
     }
 
-    public async Task RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
+    /// <inheritdoc/>
+    protected override Task<IChangeToken> ListAsync(WatchContext<IChangeToken> context, CancellationToken cancellationToken)
     {
-        using var changed = new SemaphoreSlim(0, 1);
-        using var registration = ChangeToken.OnChange(_configuration.GetReloadToken, () =>
+        var token = _configuration.GetReloadToken();
+        var read = Read();
+        // Publish first: entry errors are then reported beside the set they were left out of.
+        if (read.Endpoints is { } endpoints)
         {
-            // Coalesce bursts of reloads into one re-read.
-            try
-            {
-                changed.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-            }
-            catch (ObjectDisposedException)
-            {
-            }
-        });
-
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            var endpoints = Read(out var errors);
-            foreach (var error in errors)
-            {
-                observer.OnError(error);
-            }
-
-            observer.OnEndpoints(endpoints);
-            try
-            {
-                await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+            context.Publish(endpoints);
         }
+
+        foreach (var error in read.Errors)
+        {
+            context.ReportError(error);
+        }
+
+        return Task.FromResult(token);
     }
 
-    internal List<DiscoveredEndpoint> Read(out List<Exception> errors)
+    /// <inheritdoc/>
+    protected override async Task<WatchOutcome> WatchAsync(IChangeToken cursor, WatchContext<IChangeToken> context, CancellationToken cancellationToken)
     {
-        errors = [];
-        var endpoints = new List<DiscoveredEndpoint>();
-        ReadOwn(_configuration.GetSection(_options.SectionName).GetSection(_serviceName), endpoints, errors);
+        if (!cursor.HasChanged)
+        {
+            var changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            using var registration = cursor.RegisterChangeCallback(static state => ((TaskCompletionSource)state!).TrySetResult(), changed);
+            await changed.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return WatchOutcome.Refresh;
+    }
+
+    /// <summary>Reads the service's declaration once.</summary>
+    /// <returns>The endpoints to publish, or none to keep the previous set, and every problem found.</returns>
+    internal ConfigurationRead Read()
+    {
+        var state = new ReadState();
+        var own = _configuration.GetSection(_options.SectionName).GetSection(ServiceName);
+        ReadOwn(own, state);
         if (!string.IsNullOrEmpty(_options.CompatibilitySectionName))
         {
-            ReadCompatible(_configuration.GetSection(_options.CompatibilitySectionName).GetSection(_serviceName), endpoints, errors);
+            ReadCompatible(_configuration.GetSection(_options.CompatibilitySectionName).GetSection(ServiceName), state);
         }
 
-        return endpoints;
+        if (!state.Declared)
+        {
+            var where = string.IsNullOrEmpty(_options.CompatibilitySectionName) ? $"'{own.Path}'" : $"'{own.Path}' nor '{_options.CompatibilitySectionName}:{ServiceName}'";
+            state.Errors.Add(new FormatException(
+                $"Service '{ServiceName}' is no longer declared in configuration (neither {where}); the previous endpoint set stays in force. "
+                + $"An empty list ('{own.Path}:{EndpointsKey}': []) removes every endpoint."));
+            return new ConfigurationRead(null, state.Errors);
+        }
+
+        if (state.WrongShape)
+        {
+            return new ConfigurationRead(null, state.Errors);
+        }
+
+        if (state.Entries > 0 && state.Endpoints.Count == 0)
+        {
+            state.Errors.Add(new FormatException(string.Create(CultureInfo.InvariantCulture,
+                $"None of the {state.Entries} entries of {string.Join(" and ", state.Lists.Select(l => "'" + l + "'"))} is a valid endpoint; the previous endpoint set stays in force. An empty list ([]) removes every endpoint.")));
+            return new ConfigurationRead(null, state.Errors);
+        }
+
+        return new ConfigurationRead(state.Endpoints, state.Errors);
     }
 
-    private static void ReadOwn(IConfigurationSection service, List<DiscoveredEndpoint> endpoints, List<Exception> errors)
+    private static void ReadOwn(IConfigurationSection service, ReadState state)
     {
-        foreach (var entry in service.GetSection("Endpoints").GetChildren())
+        if (service.Value is not null)
         {
+            state.Declared = true;
+            state.WrongShape = true;
+            state.Errors.Add(new FormatException(
+                $"Configuration value '{service.Path}' is a single value where a section with an '{EndpointsKey}' list is expected; the previous endpoint set stays in force."));
+            return;
+        }
+
+        var children = service.GetChildren().ToList();
+        if (children.Count == 0)
+        {
+            return;
+        }
+
+        state.Declared = true;
+        var list = children.FirstOrDefault(c => string.Equals(c.Key, EndpointsKey, StringComparison.OrdinalIgnoreCase));
+        if (list is null)
+        {
+            state.WrongShape = true;
+            state.Errors.Add(new FormatException(
+                $"Configuration section '{service.Path}' has no '{EndpointsKey}' list (it has {string.Join(", ", children.Select(c => "'" + c.Key + "'"))}); the previous endpoint set stays in force."));
+            return;
+        }
+
+        if (list.Value is { } value)
+        {
+            // An empty value is how an environment variable or an INI file says "no endpoints".
+            if (value.Trim().Length > 0)
+            {
+                state.WrongShape = true;
+                state.Errors.Add(new FormatException(
+                    $"Configuration value '{list.Path}' is a single string where a list of endpoints is expected (write [\"...\"] or '{list.Path}:0'); the previous endpoint set stays in force."));
+            }
+
+            return;
+        }
+
+        state.Lists.Add(list.Path);
+        foreach (var entry in list.GetChildren())
+        {
+            state.Entries++;
             if (entry.Value is not null)
             {
-                Add(entry.Path, entry.Value, null, null, endpoints, errors);
+                Add(entry.Path, entry.Value, null, null, state);
                 continue;
             }
 
             var address = entry["Address"] ?? entry["Uri"] ?? entry["Url"];
             if (address is null)
             {
-                errors.Add(new FormatException($"Configuration entry '{entry.Path}' has no Address."));
+                state.Errors.Add(new FormatException($"Configuration entry '{entry.Path}' has no Address."));
                 continue;
             }
 
-            Add(entry.Path, address, entry, null, endpoints, errors);
+            Add(entry.Path, address, entry, null, state);
         }
     }
 
-    private static void ReadCompatible(IConfigurationSection service, List<DiscoveredEndpoint> endpoints, List<Exception> errors)
+    private static void ReadCompatible(IConfigurationSection service, ReadState state)
     {
+        if (service.Value is not null)
+        {
+            state.Declared = true;
+            state.WrongShape = true;
+            state.Errors.Add(new FormatException(
+                $"Configuration value '{service.Path}' is a single value where a section such as '{service.Path}:http' is expected; the previous endpoint set stays in force."));
+            return;
+        }
+
+        var listed = false;
         foreach (var child in service.GetChildren())
         {
+            state.Declared = true;
             if (child.Value is not null)
             {
                 // Services:orders:0 = "host:port"
-                Add(child.Path, child.Value, null, null, endpoints, errors);
+                if (!listed)
+                {
+                    state.Lists.Add(service.Path);
+                    listed = true;
+                }
+
+                state.Entries++;
+                Add(child.Path, child.Value, null, null, state);
                 continue;
             }
 
@@ -109,21 +202,27 @@ internal sealed class ConfigurationEndpointSource : IEndpointSource
                 continue;
             }
 
+            state.Lists.Add(child.Path);
             foreach (var item in child.GetChildren())
             {
+                state.Entries++;
                 if (item.Value is not null)
                 {
-                    Add(item.Path, item.Value, null, scheme, endpoints, errors);
+                    Add(item.Path, item.Value, null, scheme, state);
+                }
+                else
+                {
+                    state.Errors.Add(new FormatException($"Configuration entry '{item.Path}' is a section; an address string is expected."));
                 }
             }
         }
     }
 
-    private static void Add(string path, string address, IConfigurationSection? attributes, string? scheme, List<DiscoveredEndpoint> endpoints, List<Exception> errors)
+    private static void Add(string path, string address, IConfigurationSection? attributes, string? scheme, ReadState state)
     {
         if (!DiscoveredEndpoint.TryParse(address, 0, out var parsed, out var error))
         {
-            errors.Add(new FormatException($"Configuration entry '{path}' is not a valid endpoint: {error}."));
+            state.Errors.Add(new FormatException($"Configuration entry '{path}' is not a valid endpoint: {error}."));
             return;
         }
 
@@ -133,7 +232,7 @@ internal sealed class ConfigurationEndpointSource : IEndpointSource
         Dictionary<string, string>? metadata = null;
         if (attributes is not null)
         {
-            if (!TryReadInt(attributes, "Weight", 1, ref weight, errors) || !TryReadInt(attributes, "Priority", 0, ref priority, errors))
+            if (!TryReadInt(attributes, "Weight", 1, ref weight, state.Errors) || !TryReadInt(attributes, "Priority", 0, ref priority, state.Errors))
             {
                 return;
             }
@@ -150,11 +249,11 @@ internal sealed class ConfigurationEndpointSource : IEndpointSource
 
         if (!DiscoveredEndpoint.TryCreate(parsed.Host, parsed.Port, parsed.Scheme ?? scheme, weight, zone, metadata, priority, out var endpoint, out error))
         {
-            errors.Add(new FormatException($"Configuration entry '{path}' is not a valid endpoint: {error}."));
+            state.Errors.Add(new FormatException($"Configuration entry '{path}' is not a valid endpoint: {error}."));
             return;
         }
 
-        endpoints.Add(endpoint);
+        state.Endpoints.Add(endpoint);
     }
 
     private static bool TryReadInt(IConfigurationSection section, string key, int fallback, ref int value, List<Exception> errors)
@@ -174,4 +273,28 @@ internal sealed class ConfigurationEndpointSource : IEndpointSource
 
         return true;
     }
+
+    private sealed class ReadState
+    {
+        public List<DiscoveredEndpoint> Endpoints { get; } = [];
+
+        public List<Exception> Errors { get; } = [];
+
+        /// <summary>Gets the key paths of the lists read, for messages.</summary>
+        public List<string> Lists { get; } = [];
+
+        /// <summary>Gets or sets how many entries the lists hold, valid or not.</summary>
+        public int Entries { get; set; }
+
+        /// <summary>Gets or sets whether either section declares the service.</summary>
+        public bool Declared { get; set; }
+
+        /// <summary>Gets or sets whether a value has the wrong shape, which keeps the previous set.</summary>
+        public bool WrongShape { get; set; }
+    }
 }
+
+/// <summary>What one read of a service's configuration found.</summary>
+/// <param name="Endpoints">The endpoints to publish, or <see langword="null"/> to keep the previous set.</param>
+/// <param name="Errors">Every problem found, each naming its key path.</param>
+internal readonly record struct ConfigurationRead(IReadOnlyList<DiscoveredEndpoint>? Endpoints, IReadOnlyList<Exception> Errors);

@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Lodestar.Discovery.Configuration.Internal;
@@ -11,11 +12,16 @@ internal sealed class ConfigurationEndpointSourceProvider : IEndpointSourceProvi
 
     private readonly IConfiguration _configuration;
     private readonly IOptionsMonitor<ConfigurationSourceOptions> _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger? _logger;
 
-    public ConfigurationEndpointSourceProvider(IConfiguration configuration, IOptionsMonitor<ConfigurationSourceOptions> options)
+    public ConfigurationEndpointSourceProvider(IConfiguration configuration, IOptionsMonitor<ConfigurationSourceOptions> options, TimeProvider? timeProvider = null,
+        ILoggerFactory? loggerFactory = null)
     {
         _configuration = configuration;
         _options = options;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        _logger = loggerFactory?.CreateLogger("Lodestar.Discovery.Configuration");
     }
 
     public string Name => SourceName;
@@ -28,7 +34,7 @@ internal sealed class ConfigurationEndpointSourceProvider : IEndpointSourceProvi
         var exists = _configuration.GetSection(options.SectionName).GetSection(serviceName).GetSection("Endpoints").Exists()
                      || (!string.IsNullOrEmpty(options.CompatibilitySectionName)
                          && _configuration.GetSection(options.CompatibilitySectionName).GetSection(serviceName).Exists());
-        source = exists ? new ConfigurationEndpointSource(serviceName, _configuration, options) : null;
+        source = exists ? new ConfigurationEndpointSource(serviceName, _configuration, options, _timeProvider, _logger) : null;
         return exists;
     }
 }
