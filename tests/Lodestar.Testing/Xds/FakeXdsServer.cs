@@ -62,6 +62,12 @@ public sealed class FakeXdsServer : IAsyncDisposable
     /// <summary>Gets or sets whether the next response is replaced by a reset of its stream.</summary>
     public bool ResetOnNextResponse { get; set; }
 
+    /// <summary>
+    /// Gets or sets a status every new stream is failed with at once (a control plane refusing the client, whose detail
+    /// may echo what the client sent), or <see langword="null"/> (default) to serve streams.
+    /// </summary>
+    public Status? RejectStreams { get; set; }
+
     /// <summary>Gets or sets the prefix of the nonces the server sends (default <c>nonce-</c>).</summary>
     public string NoncePrefix { get; set; } = "nonce-";
 
@@ -531,6 +537,17 @@ public sealed class FakeXdsServer : IAsyncDisposable
 
     private StreamState Open(ServerCallContext context, bool delta)
     {
+        if (RejectStreams is { } reject)
+        {
+            lock (_gate)
+            {
+                _authorizations.Add(context.RequestHeaders.GetValue("authorization") ?? string.Empty);
+            }
+
+            Interlocked.Increment(ref _streamCount);
+            throw new RpcException(reject);
+        }
+
         var stream = new StreamState(Interlocked.Increment(ref _streamCount), delta, context.CancellationToken);
         lock (_gate)
         {

@@ -178,7 +178,6 @@ internal sealed partial class XdsClient : IAsyncDisposable
         }
 
         await _callbacks.DisposeAsync().ConfigureAwait(false);
-        _transport.Dispose();
         _disposed.Dispose();
     }
 
@@ -228,14 +227,16 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 streams++;
                 Log.StreamOpening(_logger, _transport.DisplayName, delta ? "delta" : "state-of-the-world", streams);
                 StreamOpened?.Invoke(streams);
+                using var channel = _transport.OpenChannel();
+                var invoker = channel.CreateCallInvoker();
                 if (delta)
                 {
-                    using var call = _transport.CallInvoker.AsyncDuplexStreamingCall(s_deltaMethod, null, options);
+                    using var call = invoker.AsyncDuplexStreamingCall(s_deltaMethod, null, options);
                     received = await RunStreamAsync(call.RequestStream, call.ResponseStream, stall, delta: true, backoff, streamCts.Token).ConfigureAwait(false);
                 }
                 else
                 {
-                    using var call = _transport.CallInvoker.AsyncDuplexStreamingCall(s_sotwMethod, null, options);
+                    using var call = invoker.AsyncDuplexStreamingCall(s_sotwMethod, null, options);
                     received = await RunStreamAsync(call.RequestStream, call.ResponseStream, stall, delta: false, backoff, streamCts.Token).ConfigureAwait(false);
                 }
 

@@ -10,10 +10,14 @@ using Lodestar.Xds.Bootstrap;
 namespace Lodestar.Xds.Client.Internal;
 
 /// <summary>
-/// The gRPC channel to one management server (TCP with or without TLS, or a unix socket as Istio's agent offers) and
-/// the headers of each stream, with the bearer token read again from its file for every stream.
+/// Opens gRPC channels to one management server (TCP with or without TLS, or a unix socket as Istio's agent offers) and
+/// builds the headers of each stream, with the bearer token read again from its file for every stream.
 /// </summary>
-internal sealed class XdsTransport : IDisposable
+/// <remarks>
+/// Each stream gets a channel of its own: grpc-dotnet's channel keeps a reconnect backoff of its own on the wall clock,
+/// which would otherwise decide, instead of the client's backoff, when a server that came back is tried again.
+/// </remarks>
+internal sealed class XdsTransport
 {
     /// <summary>The largest response accepted: an EDS answer for 10,000 endpoints is about 1 MB.</summary>
     private const int MaxReceiveMessageSize = 64 * 1024 * 1024;
@@ -21,7 +25,6 @@ internal sealed class XdsTransport : IDisposable
     private readonly XdsServerConfig _server;
     private readonly string? _tokenFile;
     private readonly SecretRedactor _redactor;
-    private readonly GrpcChannel _channel;
 
     public XdsTransport(XdsServerConfig server, string? tokenFileOverride, SecretRedactor redactor)
     {
@@ -32,7 +35,14 @@ internal sealed class XdsTransport : IDisposable
         {
             throw new XdsClientException(problem);
         }
+    }
 
+    public string DisplayName => _server.DisplayName;
+
+    /// <summary>Opens a new channel for one stream; the caller disposes it when the stream ends.</summary>
+    public GrpcChannel OpenChannel()
+    {
+        var server = _server;
         var handler = new SocketsHttpHandler
         {
             EnableMultipleHttp2Connections = false,
@@ -70,7 +80,7 @@ internal sealed class XdsTransport : IDisposable
             ConfigureTls(handler, server);
         }
 
-        _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        return GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
             HttpHandler = handler,
             DisposeHttpClient = true,
@@ -79,9 +89,6 @@ internal sealed class XdsTransport : IDisposable
         });
     }
 
-    public CallInvoker CallInvoker => _channel.CreateCallInvoker();
-
-    public string DisplayName => _server.DisplayName;
 
     /// <summary>Builds the headers of a new stream, reading the token file again.</summary>
     public Metadata BuildHeaders()
@@ -111,8 +118,6 @@ internal sealed class XdsTransport : IDisposable
         headers.Add("authorization", "Bearer " + token);
         return headers;
     }
-
-    public void Dispose() => _channel.Dispose();
 
     /// <summary>
     /// Returns why a token may not be sent to <paramref name="server"/>, or <see langword="null"/>: a bearer token goes
