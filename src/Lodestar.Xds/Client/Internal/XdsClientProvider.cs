@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace Lodestar.Xds.Client.Internal;
 
 /// <summary>Creates the process's one xDS client on first use, from the bootstrap the options point to, and disposes it.</summary>
-internal sealed class XdsClientProvider : IAsyncDisposable
+internal sealed class XdsClientProvider : IAsyncDisposable, IDisposable
 {
     private readonly Lazy<XdsClient> _client;
 
@@ -22,6 +22,9 @@ internal sealed class XdsClientProvider : IAsyncDisposable
 
     /// <summary>Gets the client, creating it on first use.</summary>
     public XdsClient Client => _client.Value;
+
+    /// <summary>Disposes the client for containers disposed synchronously; it waits for the stream loop to stop.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     public async ValueTask DisposeAsync()
     {
