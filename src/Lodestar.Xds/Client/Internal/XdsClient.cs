@@ -90,9 +90,6 @@ internal sealed partial class XdsClient : IAsyncDisposable
     /// <summary>Gets whether the current or next stream is incremental.</summary>
     public bool UsesDelta => Volatile.Read(ref _useDelta);
 
-    /// <summary>Test seam: observes each stream the client opens (1, 2, ...).</summary>
-    internal Action<int>? StreamOpened { get; set; }
-
     /// <summary>Watches one resource, or every resource of the type when <paramref name="name"/> is <see cref="Wildcard"/>.</summary>
     /// <returns>A handle that ends the watch (and the subscription, when it was the last watcher) when disposed.</returns>
     public IDisposable Watch(XdsResourceType type, string name, IXdsWatcher watcher)
@@ -226,7 +223,6 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 var options = new CallOptions(headers, cancellationToken: streamCts.Token);
                 streams++;
                 Log.StreamOpening(_logger, _transport.DisplayName, delta ? "delta" : "state-of-the-world", streams);
-                StreamOpened?.Invoke(streams);
                 using var channel = _transport.OpenChannel();
                 var invoker = channel.CreateCallInvoker();
                 if (delta)

@@ -119,7 +119,8 @@ internal sealed class EndpointAssignmentDecoder : XdsResourceType
             expected++;
         }
 
-        // First pass: validate endpoints and find the largest weight product for scaling.
+        // First pass: validate endpoints and find the largest weight product for scaling. Paths for messages are
+        // built only when something is wrong: a large assignment must not pay for them.
         var addresses = new HashSet<(string, int)>();
         ulong maxProduct = 1;
         for (var l = 0; l < localities.Count; l++)
@@ -129,23 +130,22 @@ internal sealed class EndpointAssignmentDecoder : XdsResourceType
             for (var e = 0; e < entry.LbEndpoints.Count; e++)
             {
                 var lb = entry.LbEndpoints[e];
-                var path = $"endpoints[{message.Endpoints.IndexOf(entry)}].lb_endpoints[{e}]";
-                var (host, port) = ReadAddress(lb, path);
-                if (!addresses.Add((host.ToLowerInvariant(), port)))
+                var (host, port) = ReadAddress(lb, entry, e, message);
+                if (!addresses.Add((host, port)))
                 {
-                    throw new XdsResourceException($"{path}: address {DiscoveredEndpointAddress(host, port)} appears more than once");
+                    throw new XdsResourceException($"{Path(message, entry, e)}: address {DiscoveredEndpointAddress(host, port)} appears more than once");
                 }
 
                 var weight = lb.LoadBalancingWeight ?? 1;
                 if (weight == 0)
                 {
-                    throw new XdsResourceException($"{path}: load_balancing_weight is 0");
+                    throw new XdsResourceException($"{Path(message, entry, e)}: load_balancing_weight is 0");
                 }
 
                 endpointSum += weight;
                 if (endpointSum > uint.MaxValue)
                 {
-                    throw new XdsResourceException($"{path}: the endpoint weights of the locality add up to more than {uint.MaxValue}");
+                    throw new XdsResourceException($"{Path(message, entry, e)}: the endpoint weights of the locality add up to more than {uint.MaxValue}");
                 }
 
                 maxProduct = Math.Max(maxProduct, (ulong)weight * localityWeight);
@@ -159,14 +159,32 @@ internal sealed class EndpointAssignmentDecoder : XdsResourceType
         {
             var locality = entry.Locality;
             var endpoints = new List<XdsEndpoint>(entry.LbEndpoints.Count);
-            foreach (var lb in entry.LbEndpoints)
+
+            // Endpoints of one locality with one health status and no metadata of their own describe themselves the
+            // same way: one dictionary serves them all (the endpoint keeps its own frozen copy).
+            var shared = new Dictionary<HealthStatus, Dictionary<string, string>>();
+            for (var e = 0; e < entry.LbEndpoints.Count; e++)
             {
-                var (host, port) = ReadAddress(lb, "lb_endpoint");
+                var lb = entry.LbEndpoints[e];
+                var (host, port) = ReadAddress(lb, entry, e, message);
                 var weight = lb.LoadBalancingWeight ?? 1;
                 var product = (ulong)weight * localityWeight;
                 var effective = scale == 1.0 ? (int)product : Math.Max(1, (int)Math.Round(product * scale));
-                var health = lb.HealthStatus.ToString().ToUpperInvariant();
-                var metadata = BuildMetadata(locality, health, lb);
+                var health = HealthName(lb.HealthStatus);
+                Dictionary<string, string> metadata;
+                if (lb.Endpoint.Hostname.Length == 0 && lb.Metadata is null)
+                {
+                    if (!shared.TryGetValue(lb.HealthStatus, out metadata!))
+                    {
+                        metadata = BuildMetadata(locality, health, lb);
+                        shared[lb.HealthStatus] = metadata;
+                    }
+                }
+                else
+                {
+                    metadata = BuildMetadata(locality, health, lb);
+                }
+
                 if (!DiscoveredEndpoint.TryCreate(host, port, null, effective, locality.Zone, metadata, (int)entry.Priority, out var endpoint, out var error))
                 {
                     throw new XdsResourceException($"endpoint {DiscoveredEndpointAddress(host, port)}: {error}");
@@ -218,27 +236,41 @@ internal sealed class EndpointAssignmentDecoder : XdsResourceType
         return Math.Min(1.0, percent.Numerator / denominator);
     }
 
-    private static (string Host, int Port) ReadAddress(LbEndpoint lb, string path)
+    private static (string Host, int Port) ReadAddress(LbEndpoint lb, LocalityLbEndpoints entry, int index, ClusterLoadAssignment message)
     {
         var socket = lb.Endpoint?.Address?.SocketAddress
-                     ?? throw new XdsResourceException($"{path}: the endpoint has no socket address");
+                     ?? throw new XdsResourceException($"{Path(message, entry, index)}: the endpoint has no socket address");
         if (socket.PortSpecifierCase != Envoy.Config.Core.V3.SocketAddress.PortSpecifierOneofCase.PortValue)
         {
-            throw new XdsResourceException($"{path}: the socket address has no port_value");
+            throw new XdsResourceException($"{Path(message, entry, index)}: the socket address has no port_value");
         }
 
         if (socket.PortValue is 0 or > 65535)
         {
-            throw new XdsResourceException($"{path}: port {socket.PortValue} is outside 1-65535");
+            throw new XdsResourceException($"{Path(message, entry, index)}: port {socket.PortValue} is outside 1-65535");
         }
 
         if (string.IsNullOrEmpty(socket.Address))
         {
-            throw new XdsResourceException($"{path}: the socket address is empty");
+            throw new XdsResourceException($"{Path(message, entry, index)}: the socket address is empty");
         }
 
         return (socket.Address, (int)socket.PortValue);
     }
+
+    private static string Path(ClusterLoadAssignment message, LocalityLbEndpoints entry, int index)
+        => $"endpoints[{message.Endpoints.IndexOf(entry)}].lb_endpoints[{index}]";
+
+    private static string HealthName(HealthStatus status) => status switch
+    {
+        HealthStatus.Unknown => "UNKNOWN",
+        HealthStatus.Healthy => "HEALTHY",
+        HealthStatus.Unhealthy => "UNHEALTHY",
+        HealthStatus.Draining => "DRAINING",
+        HealthStatus.Timeout => "TIMEOUT",
+        HealthStatus.Degraded => "DEGRADED",
+        _ => ((int)status).ToString(CultureInfo.InvariantCulture),
+    };
 
     private static Dictionary<string, string> BuildMetadata(Locality locality, string health, LbEndpoint lb)
     {
