@@ -1,6 +1,7 @@
 using Envoy.Config.Cluster.V3;
 using Envoy.Config.Core.V3;
 using Envoy.Type.V3;
+using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Lodestar.Xds.Clusters;
 using Lodestar.Xds.Clusters.Internal;
@@ -133,5 +134,19 @@ public sealed class ClusterDecoderTests
         Assert.Equal("bad", result.Name);
         Assert.Null(result.Resource);
         Assert.StartsWith($"Cluster 'bad': {expected}", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_FieldsUnknownToLodestar_AreKeptAndIgnored()
+    {
+        // Field 998 is not declared by Lodestar's subset of the API (a newer control plane, or a field not read).
+        var bytes = EdsCluster("c").ToByteArray().Concat(new byte[] { 0xB2, 0x3E, 0x03, 0x61, 0x62, 0x63 }).ToArray();
+        var any = new Any { TypeUrl = "type.googleapis.com/envoy.config.cluster.v3.Cluster", Value = ByteString.CopyFrom(bytes) };
+
+        var result = ClusterDecoder.Instance.Decode(any);
+
+        Assert.Null(result.Error);
+        Assert.Equal("c", ((XdsClusterSettings)result.Resource!).Name);
+        Assert.Equal(bytes, Cluster.Parser.ParseFrom(bytes).ToByteArray());
     }
 }

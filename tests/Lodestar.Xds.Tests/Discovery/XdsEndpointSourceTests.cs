@@ -99,11 +99,42 @@ public sealed class XdsEndpointSourceTests
         Assert.Equal("10.9.9.9:443", Assert.Single(set.Endpoints).Address);
     }
 
-    private static ServiceProvider BuildProvider(FakeXdsServer server)
+    [Fact]
+    public async Task Resolver_ServerGoesAwayAndComesBack_FollowsTheUpdateMadeMeanwhile()
+    {
+        await using var server = await FakeXdsServer.StartAsync();
+        server.SetResource(XdsTypeUrls.Cluster, Cluster, EdsCluster(Cluster));
+        server.SetResource(XdsTypeUrls.ClusterLoadAssignment, Cluster, Assignment(Cluster, ("10.0.0.1", 80)));
+
+        // Real time here, with short delays: the outage lasts 300 ms of wall clock.
+        await using var provider = BuildProvider(server, o =>
+        {
+            o.Backoff.InitialDelay = TimeSpan.FromMilliseconds(20);
+            o.Backoff.MaxDelay = TimeSpan.FromMilliseconds(100);
+        });
+        var resolver = provider.GetRequiredService<IEndpointResolver>();
+        Assert.Equal("10.0.0.1", Assert.Single((await resolver.GetEndpointsAsync(Cluster, "xds")).Endpoints).Host);
+        var updates = Channel.CreateUnbounded<EndpointSet>();
+        using var watch = resolver.Watch(Cluster, "xds", s => updates.Writer.TryWrite(s));
+
+        var outage = server.GoAwayAsync(TimeSpan.FromMilliseconds(300));
+        server.SetResource(XdsTypeUrls.ClusterLoadAssignment, Cluster, Assignment(Cluster, ("10.0.0.2", 80)));
+        await outage;
+
+        var updated = await NextAsync(updates, s => s.Endpoints.Any(e => e.Host == "10.0.0.2"));
+        Assert.Equal("10.0.0.2", Assert.Single(updated.Endpoints).Host);
+        Assert.True(server.StreamsOpened >= 2);
+    }
+
+    private static ServiceProvider BuildProvider(FakeXdsServer server, Action<XdsOptions>? configure = null)
     {
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddLodestarCore().AddXds(o => o.BootstrapJson = server.Bootstrap());
+        services.AddLodestarCore().AddXds(o =>
+        {
+            o.BootstrapJson = server.Bootstrap();
+            configure?.Invoke(o);
+        });
         return services.BuildServiceProvider();
     }
 

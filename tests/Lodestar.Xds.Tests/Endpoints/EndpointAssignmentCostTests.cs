@@ -15,6 +15,7 @@ namespace Lodestar.Xds.Tests.Endpoints;
 /// an accepted assignment holds; the measured figures (with CPU time, which is reported, never asserted) go to the test
 /// output for docs/xds.md.
 /// </summary>
+[Collection(MeasurementCollection.Name)]
 public sealed class EndpointAssignmentCostTests(ITestOutputHelper output)
 {
     [Theory]
@@ -88,4 +89,11 @@ public sealed class EndpointAssignmentCostTests(ITestOutputHelper output)
         response.Resources.Add(Any.Pack(Assignment("orders", [.. localities])));
         return response;
     }
+}
+
+/// <summary>Tests that read process-wide memory figures run alone, after the parallel ones.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class MeasurementCollection
+{
+    public const string Name = "Measurements";
 }

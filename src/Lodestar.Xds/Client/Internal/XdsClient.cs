@@ -195,6 +195,12 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
             resource.StopTimer();
             state.Resources.Remove(name);
+            if (name == Wildcard)
+            {
+                state.Unwatched.Clear();
+                state.UnwatchedVersions.Clear();
+            }
+
             QueueSubscriptionChange_NeedsLock(state, name, subscribe: false);
         }
     }
@@ -441,7 +447,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
         foreach (var resource in state.Resources.Values)
         {
             request.ResourceNamesSubscribe.Add(resource.Name);
-            if (resource.Version is { } version && resource.Value is not null)
+            if (resource.Name != Wildcard && resource.Version is { } version && resource.Value is not null)
             {
                 request.InitialResourceVersions[resource.Name] = version;
             }
@@ -449,9 +455,12 @@ internal sealed partial class XdsClient : IAsyncDisposable
             StartTimerIfMissing_NeedsLock(state, resource.Name);
         }
 
-        foreach (var (name, version) in state.UnwatchedVersions)
+        if (state.Resources.ContainsKey(Wildcard))
         {
-            request.InitialResourceVersions[name] = version;
+            foreach (var (name, version) in state.UnwatchedVersions)
+            {
+                request.InitialResourceVersions[name] = version;
+            }
         }
 
         return request;
@@ -585,7 +594,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
                     }
                 }
 
-                foreach (var name in state.Unwatched.Keys.Where(n => !seen.Contains(n)).ToArray())
+                foreach (var name in state.Unwatched.Keys.Where(n => !seen.Contains(n) && !_server.IgnoreResourceDeletion).ToArray())
                 {
                     state.Unwatched.Remove(name);
                     changed = true;
@@ -723,15 +732,15 @@ internal sealed partial class XdsClient : IAsyncDisposable
         var name = result.Name!;
         if (!state.Resources.TryGetValue(name, out var resource))
         {
+            // Not asked for by name: kept only under a wildcard subscription (with its delta version for a resume).
             if (!state.Resources.ContainsKey(Wildcard))
             {
-                // Not asked for (or no longer): keep its version for a delta resume, nothing more.
-                if (version is not null)
-                {
-                    state.UnwatchedVersions[name] = version;
-                }
-
                 return false;
+            }
+
+            if (version is not null)
+            {
+                state.UnwatchedVersions[name] = version;
             }
 
             var changedUnwatched = !state.Unwatched.TryGetValue(name, out var previous) || !previous.Bytes.Equals(bytes);
@@ -866,7 +875,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
         /// <summary>Resources received under a wildcard subscription that no named watcher asked for.</summary>
         public Dictionary<string, (object Value, ByteString Bytes)> Unwatched { get; } = new(StringComparer.Ordinal);
 
-        /// <summary>Delta versions of resources received but not watched, for <c>initial_resource_versions</c>.</summary>
+        /// <summary>Delta versions of the resources in <see cref="Unwatched"/>, for <c>initial_resource_versions</c>.</summary>
         public Dictionary<string, string> UnwatchedVersions { get; } = new(StringComparer.Ordinal);
 
         public string AcceptedVersion { get; set; } = string.Empty;
