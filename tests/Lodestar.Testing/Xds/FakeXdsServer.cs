@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
 using Envoy.Service.Discovery.V3;
 using Google.Protobuf;
@@ -42,14 +43,18 @@ public sealed class FakeXdsServer : IAsyncDisposable
     private readonly List<string> _authorizations = [];
     private readonly List<TaskCompletionSource> _requestWaiters = [];
     private readonly string? _unixSocketPath;
+    private readonly X509Certificate2? _certificate;
+    private readonly X509Certificate2Collection? _chain;
     private WebApplication? _app;
     private int _streamCount;
     private int _nonceCounter;
     private int _port;
 
-    private FakeXdsServer(string? unixSocketPath, bool supportsDelta)
+    private FakeXdsServer(string? unixSocketPath, bool supportsDelta, X509Certificate2? certificate, X509Certificate2Collection? chain)
     {
         _unixSocketPath = unixSocketPath;
+        _certificate = certificate;
+        _chain = chain;
         SupportsDelta = supportsDelta;
     }
 
@@ -128,22 +133,32 @@ public sealed class FakeXdsServer : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts a server on a free loopback port, or on <paramref name="unixSocketPath"/> when given.</summary>
-    public static async Task<FakeXdsServer> StartAsync(string? unixSocketPath = null, bool supportsDelta = true)
+    /// <summary>
+    /// Starts a server on a free loopback port, or on <paramref name="unixSocketPath"/> when given; with
+    /// <paramref name="certificate"/> (with its private key) it speaks TLS, sending <paramref name="chain"/> as
+    /// intermediates, else HTTP/2 in clear text.
+    /// </summary>
+    public static async Task<FakeXdsServer> StartAsync(string? unixSocketPath = null, bool supportsDelta = true, X509Certificate2? certificate = null, X509Certificate2Collection? chain = null)
     {
-        var server = new FakeXdsServer(unixSocketPath, supportsDelta);
+        var server = new FakeXdsServer(unixSocketPath, supportsDelta, certificate, chain);
         await server.StartListeningAsync(0);
         return server;
     }
 
-    /// <summary>Returns a gRPC xDS bootstrap pointing at this server.</summary>
-    public string Bootstrap(string nodeId = "lodestar-test~127.0.0.1~test.default~default.svc.cluster.local", IEnumerable<string>? serverFeatures = null, string? tokenFile = null)
+    /// <summary>
+    /// Returns a gRPC xDS bootstrap pointing at this server: <c>insecure</c> channel credentials, or <c>tls</c> trusting
+    /// <paramref name="caCertificateFile"/> when the server speaks TLS.
+    /// </summary>
+    public string Bootstrap(string nodeId = "lodestar-test~127.0.0.1~test.default~default.svc.cluster.local", IEnumerable<string>? serverFeatures = null, string? tokenFile = null, string? caCertificateFile = null)
     {
+        var channelCreds = _certificate is null
+            ? """{ "type": "insecure" }"""
+            : $$"""{ "type": "tls", "config": { "ca_certificate_file": "{{caCertificateFile}}" } }""";
         var features = string.Join(", ", (serverFeatures ?? ["xds_v3"]).Select(static f => "\"" + f + "\""));
         var callCreds = tokenFile is null ? string.Empty : $$""", "call_creds": [ { "type": "jwt_token_file", "config": { "jwt_token_file": "{{tokenFile}}" } } ]""";
         return $$"""
             {
-              "xds_servers": [ { "server_uri": "{{Target}}", "channel_creds": [ { "type": "insecure" } ], "server_features": [ {{features}} ]{{callCreds}} } ],
+              "xds_servers": [ { "server_uri": "{{Target}}", "channel_creds": [ {{channelCreds}} ], "server_features": [ {{features}} ]{{callCreds}} } ],
               "node": { "id": "{{nodeId}}", "cluster": "test", "locality": { "zone": "zone-a" }, "metadata": { "GENERATOR": "grpc" } }
             }
             """;
@@ -364,15 +379,29 @@ public sealed class FakeXdsServer : IAsyncDisposable
                     File.Delete(_unixSocketPath);
                 }
 
-                kestrel.ListenUnixSocket(_unixSocketPath, o => o.Protocols = HttpProtocols.Http2);
+                kestrel.ListenUnixSocket(_unixSocketPath, Configure);
             }
             else
             {
-                kestrel.Listen(IPAddress.Loopback, port, o => o.Protocols = HttpProtocols.Http2);
+                kestrel.Listen(IPAddress.Loopback, port, Configure);
             }
         });
         var app = builder.Build();
         app.MapGrpcService<FakeAdsService>();
+
+        void Configure(ListenOptions options)
+        {
+            options.Protocols = HttpProtocols.Http2;
+            if (_certificate is not null)
+            {
+                options.UseHttps(https =>
+                {
+                    https.ServerCertificate = _certificate;
+                    https.ServerCertificateChain = _chain;
+                });
+            }
+        }
+
         await app.StartAsync();
         if (_unixSocketPath is null)
         {
