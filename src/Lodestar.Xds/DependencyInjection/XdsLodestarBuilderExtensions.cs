@@ -21,6 +21,10 @@ public static class XdsLodestarBuilderExtensions
     /// <c>Lodestar:Xds</c> configuration section and are validated at startup together with the bootstrap. Safe to call
     /// more than once.
     /// </summary>
+    /// <remarks>
+    /// The source accepts every service name: clients that name no source ask the registered sources in order, so add
+    /// it after the sources that should be asked first, or name it.
+    /// </remarks>
     /// <param name="builder">The Lodestar builder.</param>
     /// <param name="configure">Configures the options after configuration is bound, or <see langword="null"/>.</param>
     /// <returns>The builder.</returns>
