@@ -1,0 +1,49 @@
+using Lodestar.DependencyInjection;
+using Lodestar.Discovery;
+using Lodestar.Xds;
+using Lodestar.Xds.Client.Internal;
+using Lodestar.Xds.DependencyInjection.Internal;
+using Lodestar.Xds.Discovery.Internal;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Adds xDS to Lodestar.</summary>
+public static class XdsLodestarBuilderExtensions
+{
+    /// <summary>The name of the endpoint source that follows xDS clusters.</summary>
+    public const string SourceName = XdsEndpointSourceProvider.SourceName;
+
+    /// <summary>
+    /// Adds the <c>xds</c> endpoint source: a service name is an xDS cluster name, whose endpoints come from the control
+    /// plane named in the gRPC xDS bootstrap over one aggregated discovery stream. Options bind from the
+    /// <c>Lodestar:Xds</c> configuration section and are validated at startup together with the bootstrap. Safe to call
+    /// more than once.
+    /// </summary>
+    /// <remarks>
+    /// The source accepts every service name: clients that name no source ask the registered sources in order, so add
+    /// it after the sources that should be asked first, or name it.
+    /// </remarks>
+    /// <param name="builder">The Lodestar builder.</param>
+    /// <param name="configure">Configures the options after configuration is bound, or <see langword="null"/>.</param>
+    /// <returns>The builder.</returns>
+    public static ILodestarBuilder AddXds(this ILodestarBuilder builder, Action<XdsOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<XdsOptions>, XdsOptionsSetup>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<XdsOptions>, XdsOptionsValidator>());
+        var options = services.AddOptions<XdsOptions>();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.ValidateOnStart();
+        services.TryAddSingleton<XdsClientProvider>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IEndpointSourceProvider, XdsEndpointSourceProvider>());
+        return builder;
+    }
+}

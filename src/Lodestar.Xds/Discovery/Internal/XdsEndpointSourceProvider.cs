@@ -1,0 +1,29 @@
+using System.Diagnostics.CodeAnalysis;
+using Lodestar.Discovery;
+using Lodestar.Xds.Client.Internal;
+using Microsoft.Extensions.Logging;
+
+namespace Lodestar.Xds.Discovery.Internal;
+
+/// <summary>Serves any service name as the xDS cluster of that name.</summary>
+internal sealed class XdsEndpointSourceProvider : IEndpointSourceProvider
+{
+    public const string SourceName = "xds";
+
+    private readonly XdsClientProvider _clients;
+    private readonly ILogger<XdsEndpointSource> _logger;
+
+    public XdsEndpointSourceProvider(XdsClientProvider clients, ILogger<XdsEndpointSource> logger)
+    {
+        _clients = clients;
+        _logger = logger;
+    }
+
+    public string Name => SourceName;
+
+    public bool TryCreateSource(string serviceName, [NotNullWhen(true)] out IEndpointSource? source)
+    {
+        source = string.IsNullOrEmpty(serviceName) ? null : new XdsEndpointSource(serviceName, _clients, _logger);
+        return source is not null;
+    }
+}
