@@ -64,7 +64,7 @@ public sealed class LimitedStream : Stream
         => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     /// <inheritdoc/>
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         var cap = Cap(buffer.Length);
         var read = await _inner.ReadAsync(cap < buffer.Length ? buffer[..cap] : buffer, cancellationToken).ConfigureAwait(false);

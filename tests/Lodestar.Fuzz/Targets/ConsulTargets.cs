@@ -2,6 +2,7 @@ using System.Net;
 using Lodestar.Consul;
 using Lodestar.Consul.Discovery.Internal;
 using Lodestar.Consul.Internal;
+using Lodestar.Endpoints;
 
 namespace Lodestar.Fuzz.Targets;
 
@@ -18,11 +19,13 @@ internal static class ConsulTargets
         {
             var options = new ConsulOptions { Address = "http://127.0.0.1:8500" };
             var api = new ConsulApi(new FixedAnswer(input, static response => response.Headers.Add("X-Consul-Index", "7")), new FixedOptions<ConsulOptions>(options));
-            var result = api.GetHealthServiceAsync("orders", 0, CancellationToken.None).GetAwaiter().GetResult();
-            foreach (var entry in result.Entries)
+            api.GetHealthServiceAsync("orders", 0, (_, entry) =>
             {
-                ConsulEndpointSource.TryConvert(entry, options, out _, out _);
-            }
+                if (entry is { Problem: null })
+                {
+                    ConsulEndpointSource.TryConvert(entry, options, out DiscoveredEndpoint? _, out string? _);
+                }
+            }, CancellationToken.None).GetAwaiter().GetResult();
         },
         typeof(ConsulException));
 }

@@ -29,7 +29,7 @@ internal static class EtcdTargets
         static input =>
         {
             var response = new HttpResponseMessage(System.Net.HttpStatusCode.OK) { Content = new ByteArrayContent(input) };
-            var stream = new EtcdWatchStream(response, "http://127.0.0.1:2379", static text => text);
+            var stream = new EtcdWatchStream(response, "http://127.0.0.1:2379", static text => text, 1024 * 1024);
             try
             {
                 for (var i = 0; i < 10_000; i++)
