@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using Lodestar.Consul;
+using Lodestar.Etcd;
 using Lodestar.Kubernetes;
 
 namespace Lodestar.Cli.Commands;
@@ -34,6 +35,8 @@ internal static class FailFast
                 case AuthenticationException:
                     return true;
                 case ConsulException { StatusCode: HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden }:
+                    return true;
+                case EtcdException { IsUnreachable: true } or EtcdException { GrpcCode: 16 }:
                     return true;
                 case KubernetesApiException { StatusCode: HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden }:
                     return true;

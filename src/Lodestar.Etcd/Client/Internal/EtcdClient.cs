@@ -310,7 +310,11 @@ internal sealed partial class EtcdClient : IDisposable
         {
             problem = $"has a key that is {EtcdWatchStream.DescribeKind(k.ValueKind)}, not a base64 string";
         }
-        else if (!TryFromBase64(k.GetString()!, out var keyBytes) || keyBytes.Length == 0)
+        else if (EtcdWatchStream.TextOf(k) is not { } keyText)
+        {
+            problem = "has a key that is not valid UTF-8";
+        }
+        else if (!TryFromBase64(keyText, out var keyBytes) || keyBytes.Length == 0)
         {
             problem = "has a key that is not valid base64";
         }
@@ -326,7 +330,11 @@ internal sealed partial class EtcdClient : IDisposable
             {
                 problem = $"has a value that is {EtcdWatchStream.DescribeKind(v.ValueKind)}, not a base64 string";
             }
-            else if (!TryFromBase64(v.GetString()!, out value))
+            else if (EtcdWatchStream.TextOf(v) is not { } valueText)
+            {
+                problem = "has a value that is not valid UTF-8";
+            }
+            else if (!TryFromBase64(valueText, out value))
             {
                 problem = "has a value that is not valid base64";
                 value = [];
@@ -361,14 +369,14 @@ internal sealed partial class EtcdClient : IDisposable
 
         return value.ValueKind switch
         {
-            JsonValueKind.String => long.TryParse(value.GetString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0,
+            JsonValueKind.String => long.TryParse(EtcdWatchStream.TextOf(value), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0,
             JsonValueKind.Number => value.TryGetInt64(out var number) ? number : 0,
             _ => 0,
         };
     }
 
     internal static string? ReadString(JsonElement element, string name)
-        => element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+        => element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? EtcdWatchStream.TextOf(value) : null;
 
     private static string Base64(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
 

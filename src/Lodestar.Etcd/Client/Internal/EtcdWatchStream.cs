@@ -287,7 +287,7 @@ internal sealed class EtcdWatchStream : IAsyncDisposable
         bool? isDelete = item.TryGetProperty("type", out var type) ? type.ValueKind switch
         {
             JsonValueKind.Null => false,
-            JsonValueKind.String => type.GetString() switch
+            JsonValueKind.String => TextOf(type) switch
             {
                 "PUT" => false,
                 "DELETE" => true,
@@ -317,6 +317,22 @@ internal sealed class EtcdWatchStream : IAsyncDisposable
     }
 
     private static EtcdKeyValue Unreadable(string problem) => new(string.Empty, [], 0, 0) { Problem = problem };
+
+    /// <summary>
+    /// Gets a JSON string's text, or <see langword="null"/> when it holds bytes that are not UTF-8 (which
+    /// <see cref="JsonElement.GetString"/> would throw on): a server's bad bytes are the server's problem, reported as such.
+    /// </summary>
+    internal static string? TextOf(JsonElement element)
+    {
+        try
+        {
+            return element.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
 
     internal static string DescribeKind(JsonValueKind kind) => kind switch
     {

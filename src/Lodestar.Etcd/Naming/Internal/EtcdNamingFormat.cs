@@ -94,89 +94,105 @@ internal static class EtcdNamingFormat
 
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            try
             {
-                error = "the value is not a JSON object";
+                return TryRead(document.RootElement, out endpoint, out error);
+            }
+            catch (InvalidOperationException)
+            {
+                // JsonElement.GetString throws on a string that is not UTF-8.
+                endpoint = null;
+                error = "the value holds a string that is not valid UTF-8";
                 return false;
             }
+        }
+    }
 
-            var op = OpAdd;
-            if (root.TryGetProperty("Op", out var opElement) && !(opElement.ValueKind == JsonValueKind.Number && opElement.TryGetInt32(out op)))
-            {
-                error = "Op is not a number";
-                return false;
-            }
+    private static bool TryRead(JsonElement root, out DiscoveredEndpoint? endpoint, out string? error)
+    {
+        endpoint = null;
+        error = null;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            error = "the value is not a JSON object";
+            return false;
+        }
 
-            if (op == OpDelete)
-            {
-                return true;
-            }
+        var op = OpAdd;
+        if (root.TryGetProperty("Op", out var opElement) && !(opElement.ValueKind == JsonValueKind.Number && opElement.TryGetInt32(out op)))
+        {
+            error = "Op is not a number";
+            return false;
+        }
 
-            if (op != OpAdd)
-            {
-                error = $"Op is {op.ToString(CultureInfo.InvariantCulture)}, expected 0 (Add) or 1 (Delete)";
-                return false;
-            }
-
-            if (!root.TryGetProperty("Addr", out var addrElement) || addrElement.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(addrElement.GetString()))
-            {
-                error = "Addr is missing or not a string";
-                return false;
-            }
-
-            if (!DiscoveredEndpoint.TryParse(addrElement.GetString(), 0, out var parsed, out var addressError))
-            {
-                error = "Addr " + addressError;
-                return false;
-            }
-
-            var weight = 1;
-            string? zone = null;
-            var scheme = parsed.Scheme;
-            Dictionary<string, string>? metadata = null;
-            if (root.TryGetProperty("Metadata", out var meta) && meta.ValueKind == JsonValueKind.Object)
-            {
-                foreach (var member in meta.EnumerateObject())
-                {
-                    var text = member.Value.ValueKind switch
-                    {
-                        JsonValueKind.String => member.Value.GetString(),
-                        JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => member.Value.GetRawText(),
-                        _ => null,
-                    };
-                    if (text is null)
-                    {
-                        continue;
-                    }
-
-                    (metadata ??= new(StringComparer.Ordinal))[member.Name] = text;
-                    if (string.Equals(member.Name, "weight", StringComparison.OrdinalIgnoreCase))
-                    {
-                        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out weight))
-                        {
-                            error = $"Metadata.weight is '{text}', not a whole number";
-                            return false;
-                        }
-                    }
-                    else if (string.Equals(member.Name, "zone", StringComparison.OrdinalIgnoreCase))
-                    {
-                        zone = text;
-                    }
-                    else if (string.Equals(member.Name, "scheme", StringComparison.OrdinalIgnoreCase) && scheme is null)
-                    {
-                        scheme = text;
-                    }
-                }
-            }
-
-            if (!DiscoveredEndpoint.TryCreate(parsed.Host, parsed.Port, scheme, weight, zone, metadata, 0, out endpoint, out var createError))
-            {
-                error = createError;
-                return false;
-            }
-
+        if (op == OpDelete)
+        {
             return true;
         }
+
+        if (op != OpAdd)
+        {
+            error = $"Op is {op.ToString(CultureInfo.InvariantCulture)}, expected 0 (Add) or 1 (Delete)";
+            return false;
+        }
+
+        if (!root.TryGetProperty("Addr", out var addrElement) || addrElement.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(addrElement.GetString()))
+        {
+            error = "Addr is missing or not a string";
+            return false;
+        }
+
+        if (!DiscoveredEndpoint.TryParse(addrElement.GetString(), 0, out var parsed, out var addressError))
+        {
+            error = "Addr " + addressError;
+            return false;
+        }
+
+        var weight = 1;
+        string? zone = null;
+        var scheme = parsed.Scheme;
+        Dictionary<string, string>? metadata = null;
+        if (root.TryGetProperty("Metadata", out var meta) && meta.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var member in meta.EnumerateObject())
+            {
+                var text = member.Value.ValueKind switch
+                {
+                    JsonValueKind.String => member.Value.GetString(),
+                    JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => member.Value.GetRawText(),
+                    _ => null,
+                };
+                if (text is null)
+                {
+                    continue;
+                }
+
+                (metadata ??= new(StringComparer.Ordinal))[member.Name] = text;
+                if (string.Equals(member.Name, "weight", StringComparison.OrdinalIgnoreCase))
+                {
+                    if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out weight))
+                    {
+                        error = $"Metadata.weight is '{text}', not a whole number";
+                        return false;
+                    }
+                }
+                else if (string.Equals(member.Name, "zone", StringComparison.OrdinalIgnoreCase))
+                {
+                    zone = text;
+                }
+                else if (string.Equals(member.Name, "scheme", StringComparison.OrdinalIgnoreCase) && scheme is null)
+                {
+                    scheme = text;
+                }
+            }
+        }
+
+        if (!DiscoveredEndpoint.TryCreate(parsed.Host, parsed.Port, scheme, weight, zone, metadata, 0, out endpoint, out var createError))
+        {
+            error = createError;
+            return false;
+        }
+
+        return true;
     }
 }

@@ -49,14 +49,14 @@ internal static class KubeconfigLoader
             var file = Parse(File.ReadAllText(path), path);
             var directory = Path.GetDirectoryName(Path.GetFullPath(path)) ?? "";
             merged.CurrentContext ??= string.IsNullOrEmpty(file.CurrentContext) ? null : file.CurrentContext;
-            foreach (var cluster in file.Clusters ?? [])
+            foreach (var cluster in NonEmpty(file.Clusters, "clusters", path))
             {
                 cluster.Directory = directory;
                 merged.Clusters!.Add(cluster);
             }
 
-            merged.Contexts!.AddRange(file.Contexts ?? []);
-            foreach (var user in file.Users ?? [])
+            merged.Contexts!.AddRange(NonEmpty(file.Contexts, "contexts", path));
+            foreach (var user in NonEmpty(file.Users, "users", path))
             {
                 user.Directory = directory;
                 merged.Users!.Add(user);
@@ -69,6 +69,20 @@ internal static class KubeconfigLoader
         }
 
         return Resolve(merged, contextName, string.Join(", ", paths));
+    }
+
+    /// <summary>Returns a list's items, or fails naming the file, the list and the position of an empty item (<c>- </c> alone in YAML).</summary>
+    private static List<T> NonEmpty<T>(List<T>? items, string list, string path)
+        where T : class
+    {
+        var result = new List<T>(items?.Count ?? 0);
+        for (var i = 0; i < (items?.Count ?? 0); i++)
+        {
+            // YAML gives null for an empty item, whatever the declared element type says.
+            result.Add((T?)items![i] ?? throw new KubernetesApiException($"Kubeconfig file {path} has an empty item at position {i} of '{list}'."));
+        }
+
+        return result;
     }
 
     /// <summary>Parses one file's text.</summary>

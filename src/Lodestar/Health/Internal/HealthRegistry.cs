@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
-using Lodestar.Discovery.Internal;
 using Lodestar.Http;
 using Lodestar.Http.Internal;
 using Lodestar.Internal;
@@ -108,12 +107,9 @@ internal sealed partial class HealthRegistry : IDisposable
             var set = await _resolver.GetEndpointsAsync(serviceName, sourceName, cancellationToken).ConfigureAwait(false);
             stage.Update(set);
         }
-        else if (entry.Watcher?.Current is { } current && current.Version > stage.SetVersion)
+        else
         {
-            // The watcher publishes a set before it calls its subscribers, in the order they subscribed; a stage created
-            // on a service's first request usually subscribes after the application's own observers. A request that
-            // starts after a set became visible anywhere must pick from that set or a newer one, so apply it here.
-            stage.Update(current);
+            stage.CatchUp();
         }
 
         return stage;
@@ -155,13 +151,10 @@ internal sealed partial class HealthRegistry : IDisposable
             throw;
         }
 
-        return new Entry(stage, requester, (_resolver as EndpointCache)?.GetWatcher(key.Service, key.Source));
+        return new Entry(stage, requester);
     }
 
-    /// <param name="Stage">The stage.</param>
-    /// <param name="Requester">The client whose request created it.</param>
-    /// <param name="Watcher">The watcher feeding the stage, read on every request; <see langword="null"/> when the resolver is not the endpoint cache.</param>
-    private sealed record Entry(HealthStage Stage, string? Requester, EndpointWatcher? Watcher);
+    private sealed record Entry(HealthStage Stage, string? Requester);
 
     private static partial class Log
     {

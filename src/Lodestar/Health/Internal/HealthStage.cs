@@ -1,5 +1,6 @@
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
+using Lodestar.Discovery.Internal;
 using Lodestar.Endpoints;
 using Lodestar.Http.Internal;
 using Lodestar.Internal;
@@ -42,6 +43,7 @@ internal sealed partial class HealthStage : IDisposable
     private Action[] _subscribers = [];
     private ActiveHealthChecker? _checker;
     private IDisposable? _subscription;
+    private EndpointWatcher? _watcher;
     private long _version;
     private volatile bool _disposed;
 
@@ -97,6 +99,21 @@ internal sealed partial class HealthStage : IDisposable
         }
 
         _subscription = resolver.Watch(ServiceName, SourceName, Update);
+        _watcher = (resolver as EndpointCache)?.GetWatcher(ServiceName, SourceName);
+    }
+
+    /// <summary>
+    /// Applies the watcher's current set if this stage has not been told of it yet. The watcher publishes a set before
+    /// it calls its subscribers, in the order they subscribed, and a stage created on a service's first request usually
+    /// subscribes after the application's own observers; called at the start of every request, this makes a request
+    /// that starts after a set became visible anywhere pick from that set or a newer one. One volatile read when current.
+    /// </summary>
+    public void CatchUp()
+    {
+        if (_watcher?.Current is { } current && current.Version > _snapshot.SetVersion)
+        {
+            Update(current);
+        }
     }
 
     /// <summary>

@@ -31,6 +31,7 @@ internal sealed class ResilienceRegistry : IDisposable
     {
         if (_routes.TryGetValue((clientName, serviceName), out var route) && route.Balancer.SetVersion > 0)
         {
+            route.Stage.CatchUp();
             return new ValueTask<ServiceRoute>(route);
         }
 

@@ -1,21 +1,27 @@
-namespace Lodestar.Etcd.Client.Internal;
+namespace Lodestar.Etcd;
 
 /// <summary>An etcd request failed: transport error, HTTP error or an error the gateway reported. Never carries secrets.</summary>
 /// <remarks>
 /// Transport failures are not kept as inner exceptions: .NET's messages may quote what the server sent (an invalid
 /// status or header line), so only their redacted text travels, in the message and in <see cref="Cause"/>.
 /// </remarks>
-internal sealed class EtcdException : Exception
+public sealed class EtcdException : Exception
 {
+    /// <summary>Initializes a new instance of the <see cref="EtcdException"/> class.</summary>
     public EtcdException()
     {
     }
 
+    /// <summary>Initializes a new instance of the <see cref="EtcdException"/> class with a message.</summary>
+    /// <param name="message">What failed, naming the member.</param>
     public EtcdException(string message)
         : base(message)
     {
     }
 
+    /// <summary>Initializes a new instance of the <see cref="EtcdException"/> class with a message and a cause.</summary>
+    /// <param name="message">What failed, naming the member.</param>
+    /// <param name="innerException">The cause; never one whose message may quote what the server sent.</param>
     public EtcdException(string message, Exception? innerException)
         : base(message, innerException)
     {
