@@ -30,7 +30,6 @@ public static class LodestarServingServiceCollectionExtensions
         services.AddOptions();
         services.AddHealthChecks();
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton(RandomSource.Shared);
         services.TryAddSingleton<ServingState>();
         services.TryAddSingleton<ReadinessProbe>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LodestarServingOptions>, LodestarServingOptionsSetup>());

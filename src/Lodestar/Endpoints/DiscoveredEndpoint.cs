@@ -303,7 +303,11 @@ public sealed class DiscoveredEndpoint : IEquatable<DiscoveredEndpoint>
     /// <inheritdoc/>
     public override string ToString() => Scheme is null ? Address : string.Concat(Scheme, "://", Address);
 
-    internal static string FormatAddress(string host, int port)
+    /// <summary>Formats a host and port as <c>host:port</c>, with an IPv6 literal in brackets (<c>[::1]:8080</c>).</summary>
+    /// <param name="host">A host name or an IP address (IPv6 without brackets).</param>
+    /// <param name="port">The port.</param>
+    /// <returns>The address as an authority, as <see cref="Address"/> spells it.</returns>
+    public static string FormatAddress(string host, int port)
     {
         var portText = port.ToString(CultureInfo.InvariantCulture);
         return host.Contains(':', StringComparison.Ordinal) ? string.Concat("[", host, "]:", portText) : string.Concat(host, ":", portText);

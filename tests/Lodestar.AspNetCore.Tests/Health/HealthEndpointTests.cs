@@ -5,6 +5,7 @@ using Lodestar.AspNetCore.Tests.Infrastructure;
 using Lodestar.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.AspNetCore.Tests.Health;
 
@@ -132,7 +133,7 @@ public sealed class HealthEndpointTests
     public async Task Readiness_ProbeStorm_RunsChecksOncePerCacheWindow()
     {
         // Arrange
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var dependency = new SwitchableCheck { Healthy = true };
         await using var app = await ServingApp.StartAsync(configure: b =>
         {

@@ -1,3 +1,4 @@
+using Lodestar.Discovery;
 using Lodestar.Internal;
 using Lodestar.Registration;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -18,12 +19,14 @@ namespace Lodestar.AspNetCore.Registration.Internal;
 /// </remarks>
 internal sealed partial class RegistrationHost
 {
+    /// <summary>Registration retries: 500 ms doubling to 30 s with full jitter.</summary>
+    private static readonly BackoffOptions s_registerBackoff = new() { InitialDelay = TimeSpan.FromMilliseconds(500), MaxDelay = TimeSpan.FromSeconds(30) };
+
     private readonly IServiceRegistrar[] _registrars;
     private readonly IOptions<LodestarRegistrationOptions> _options;
     private readonly IServer _server;
     private readonly IConfiguration? _configuration;
     private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private readonly List<IServiceRegistrationHandle> _handles = [];
@@ -32,7 +35,7 @@ internal sealed partial class RegistrationHost
     private int _deregistered;
 
     public RegistrationHost(IEnumerable<IServiceRegistrar> registrars, IOptions<LodestarRegistrationOptions> options, IServer server,
-        TimeProvider timeProvider, RandomSource random, ILogger<RegistrationHost> logger, IConfiguration? configuration = null)
+        TimeProvider timeProvider, ILogger<RegistrationHost> logger, IConfiguration? configuration = null)
     {
         _options = options;
         var wanted = options.Value.Registrars;
@@ -40,7 +43,6 @@ internal sealed partial class RegistrationHost
         _server = server;
         _configuration = configuration;
         _timeProvider = timeProvider;
-        _random = random;
         _logger = logger;
     }
 
@@ -117,7 +119,7 @@ internal sealed partial class RegistrationHost
 
     private async Task RegisterLoopAsync(IServiceRegistrar registrar, ServiceRegistration registration, CancellationToken cancellationToken)
     {
-        var backoff = new ExponentialBackoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(30), _random);
+        var backoff = new Backoff(s_registerBackoff, _timeProvider);
         while (!cancellationToken.IsCancellationRequested)
         {
             try

@@ -1,4 +1,5 @@
 using Lodestar.Etcd.Client.Internal;
+using Lodestar.Discovery;
 using Lodestar.Internal;
 using Lodestar.Registration;
 using Microsoft.Extensions.Logging;
@@ -16,7 +17,6 @@ internal sealed partial class EtcdRegistrationHandle : IServiceRegistrationHandl
     private readonly EtcdClient _client;
     private readonly EtcdOptions _options;
     private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private Task _loop = Task.CompletedTask;
@@ -25,7 +25,7 @@ internal sealed partial class EtcdRegistrationHandle : IServiceRegistrationHandl
     private int _stopped;
 
     public EtcdRegistrationHandle(ServiceRegistration registration, string key, string value, EtcdClient client, EtcdOptions options,
-        TimeProvider timeProvider, RandomSource random, ILogger logger)
+        TimeProvider timeProvider, ILogger logger)
     {
         Registration = registration;
         _key = key;
@@ -33,7 +33,6 @@ internal sealed partial class EtcdRegistrationHandle : IServiceRegistrationHandl
         _client = client;
         _options = options;
         _timeProvider = timeProvider;
-        _random = random;
         _logger = logger;
     }
 
@@ -140,7 +139,7 @@ internal sealed partial class EtcdRegistrationHandle : IServiceRegistrationHandl
     private async Task KeepAliveLoopAsync(CancellationToken cancellationToken)
     {
         var interval = KeepAliveInterval;
-        var backoff = new ExponentialBackoff(TimeSpan.FromMilliseconds(100), interval, _random);
+        var backoff = new Backoff(new BackoffOptions { InitialDelay = TimeSpan.FromMilliseconds(100), MaxDelay = interval }, _timeProvider);
         var delay = interval;
         while (!cancellationToken.IsCancellationRequested)
         {

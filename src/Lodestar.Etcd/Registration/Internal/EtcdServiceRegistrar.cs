@@ -18,15 +18,13 @@ internal sealed class EtcdServiceRegistrar : IServiceRegistrar
     private readonly EtcdClient _client;
     private readonly IOptions<EtcdOptions> _options;
     private readonly TimeProvider _timeProvider;
-    private readonly RandomSource _random;
     private readonly ILogger<EtcdRegistrationHandle> _logger;
 
-    public EtcdServiceRegistrar(EtcdClient client, IOptions<EtcdOptions> options, TimeProvider timeProvider, RandomSource random, ILogger<EtcdRegistrationHandle> logger)
+    public EtcdServiceRegistrar(EtcdClient client, IOptions<EtcdOptions> options, TimeProvider timeProvider, ILogger<EtcdRegistrationHandle> logger)
     {
         _client = client;
         _options = options;
         _timeProvider = timeProvider;
-        _random = random;
         _logger = logger;
     }
 
@@ -54,7 +52,7 @@ internal sealed class EtcdServiceRegistrar : IServiceRegistrar
         ArgumentOutOfRangeException.ThrowIfLessThan(registration.Ttl, TimeSpan.FromSeconds(1));
 
         var key = EtcdNamingFormat.InstanceKey(_options.Value.Prefix, registration.ServiceName, registration.EffectiveInstanceId);
-        var handle = new EtcdRegistrationHandle(registration, key, EtcdNamingFormat.Format(registration), _client, _options.Value, _timeProvider, _random, _logger);
+        var handle = new EtcdRegistrationHandle(registration, key, EtcdNamingFormat.Format(registration), _client, _options.Value, _timeProvider, _logger);
         await handle.StartAsync(cancellationToken).ConfigureAwait(false);
         return handle;
     }

@@ -188,7 +188,8 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
 
     private async Task RunLoopAsync(CancellationToken cancellationToken)
     {
-        var backoff = new ExponentialBackoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10));
+        // Restarts of a source that returned or threw (which the contract forbids): 200 ms doubling to 10 s.
+        var backoff = new Backoff(new BackoffOptions { InitialDelay = TimeSpan.FromMilliseconds(200), MaxDelay = TimeSpan.FromSeconds(10) }, _timeProvider);
         while (!cancellationToken.IsCancellationRequested)
         {
             try
