@@ -165,8 +165,11 @@ public abstract partial class ListWatchEndpointSource<TCursor> : IEndpointSource
             catch (Exception ex)
             {
                 var delay = backoff.NextDelay();
-                Log.Failed(Logger, ServiceName, backoff.Failures, delay.TotalMilliseconds, ex);
-                Report(observer, ex);
+
+                // Only the described error is logged: the raw one may quote what the registry sent, secrets and all.
+                var described = Describe(ex);
+                Log.Failed(Logger, ServiceName, backoff.Failures, delay.TotalMilliseconds, described);
+                observer.OnError(described);
                 reconnecting = true;
                 try
                 {
@@ -213,20 +216,19 @@ public abstract partial class ListWatchEndpointSource<TCursor> : IEndpointSource
     /// <returns>The error to report.</returns>
     protected virtual Exception DescribeError(Exception error) => error;
 
-    private void Report(IEndpointObserver observer, Exception error)
+    private void Report(IEndpointObserver observer, Exception error) => observer.OnError(Describe(error));
+
+    private Exception Describe(Exception error)
     {
-        Exception described;
         try
         {
-            described = DescribeError(error) ?? error;
+            return DescribeError(error) ?? error;
         }
         catch (Exception ex)
         {
             Debug.Fail("DescribeError threw: " + ex.Message);
-            described = error;
+            return error;
         }
-
-        observer.OnError(described);
     }
 
     private static partial class Log

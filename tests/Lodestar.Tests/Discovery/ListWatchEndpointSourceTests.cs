@@ -3,6 +3,7 @@ using Lodestar.Discovery;
 using Lodestar.Discovery.Internal;
 using Lodestar.Endpoints;
 using Lodestar.Testing;
+using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Tests.Discovery;
 
@@ -319,8 +320,46 @@ public sealed class ListWatchEndpointSourceTests
         await run;
     }
 
-    private sealed class ScriptedSource(TimeProvider clock, Func<double>? random = null)
-        : ListWatchEndpointSource<int>("orders", new BackoffOptions(), clock, null, random)
+    [Fact]
+    public async Task Run_FailureQuotingASecret_LogsAndReportsOnlyTheDescribedError()
+    {
+        // The raw error quotes what the registry echoed; the source's DescribeError redacts it. Nothing else may reach a log.
+        const string Secret = "s3cr3t-token-42";
+        var clock = new RecordingTimeProvider();
+        using var logs = new CapturingLoggerProvider();
+        var source = new ScriptedSource(clock, random: () => 0.5, logger: logs.CreateLogger("source"))
+        {
+            Describe = static error => new InvalidOperationException(error.Message.Replace(Secret, SecretRedactor.Mask, StringComparison.Ordinal)),
+        };
+        var observer = new RecordingObserver();
+        using var cts = new CancellationTokenSource();
+        source.Lists.Enqueue(static (_, _) => throw new InvalidOperationException($"registry answered 401: Authorization: Bearer {Secret}"));
+        source.Lists.Enqueue(static (context, _) =>
+        {
+            context.Publish([DiscoveredEndpoint.Create("10.0.0.1", 80)]);
+            return Task.FromResult(1);
+        });
+        source.Watches.Enqueue(static (_, _, token) => Task.Delay(Timeout.Infinite, token).ContinueWith(static _ => WatchOutcome.Continue, TaskScheduler.Default));
+        var run = source.RunAsync(observer, cts.Token);
+
+        clock.Advance(await clock.NextFiniteTimerAsync());
+        var call = await source.NextCallAsync();
+        while (call.Kind != "watch")
+        {
+            call = await source.NextCallAsync();
+        }
+
+        Assert.Contains(logs.Entries, e => e.EventId.Name == "DiscoveryFailed");
+        Assert.DoesNotContain(Secret, logs.AllText, StringComparison.Ordinal);
+        Assert.Contains(SecretRedactor.Mask, logs.AllText, StringComparison.Ordinal);
+        var error = Assert.Single(observer.Errors);
+        Assert.DoesNotContain(Secret, error.ToString(), StringComparison.Ordinal);
+        await cts.CancelAsync();
+        await run;
+    }
+
+    private sealed class ScriptedSource(TimeProvider clock, Func<double>? random = null, ILogger? logger = null)
+        : ListWatchEndpointSource<int>("orders", new BackoffOptions(), clock, logger, random)
     {
         private readonly Channel<(string Kind, int Cursor)> _calls = Channel.CreateUnbounded<(string, int)>();
 
@@ -350,8 +389,10 @@ public sealed class ListWatchEndpointSourceTests
             return Watches.Dequeue()(cursor, context, cancellationToken);
         }
 
+        public Func<Exception, Exception>? Describe { get; init; }
+
         protected override Exception DescribeError(Exception error)
-            => error is TimeoutException ? error : new InvalidOperationException("described: " + error.Message, error);
+            => Describe?.Invoke(error) ?? (error is TimeoutException ? error : new InvalidOperationException("described: " + error.Message, error));
     }
 
     private sealed class RecordingObserver : IEndpointObserver, IReconnectObserver
