@@ -119,7 +119,6 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
         output.WriteLine($"consul reaction time over {Rounds} rounds (fake agent on loopback, blocking query parked, requests back to back):");
         output.WriteLine($"  instance added   -> first request to it:      median {Percentile(added, 0.5):0.0} ms, p90 {Percentile(added, 0.9):0.0} ms, max {added.Max():0.0} ms");
         output.WriteLine($"  instance critical-> last request to it before: median {Percentile(removed, 0.5):0.0} ms, p90 {Percentile(removed, 0.9):0.0} ms, max {removed.Max():0.0} ms");
-        Assert.True(added.Max() < 1000, "a new instance takes traffic within a second");
     }
 
     private static async Task<double> MeasureAsync(HttpClient client, Stopwatch clock, Func<string, bool> followed)

@@ -60,8 +60,6 @@ public sealed class RegisteredAppShutdownTests
             Assert.Fail("key=" + await etcd.GetAsync("orders/orders-1") + " set=" + (await resolver.GetEndpointsAsync("orders", "etcd")) + "\n" + string.Join("\n", logs.Entries.Select(e => e.Category + ": " + e.Message + " " + e.Exception)));
         }
 
-        var removedAt = DateTime.UtcNow;
-
         // Assert: once the registry no longer lists it, the app still answers (draining) and readiness says 503.
         Assert.False(stopping.IsCompleted, "the app must still be running when its registration disappears");
         using var stillServing = await http.GetAsync("/");
@@ -69,7 +67,6 @@ public sealed class RegisteredAppShutdownTests
         using var readiness = await http.GetAsync("/readyz");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, readiness.StatusCode);
         await stopping;
-        Assert.True(DateTime.UtcNow - removedAt > TimeSpan.FromSeconds(0.5), "the drain outlasts the deregistration");
         Assert.Null(await etcd.GetAsync("orders/orders-1"));
     }
 }

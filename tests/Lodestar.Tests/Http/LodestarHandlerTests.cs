@@ -123,12 +123,12 @@ public sealed class LodestarHandlerTests
         await using var client = LodestarClient.Create();
         client.Configuration.Replace([new("Lodestar:Services:orders:Endpoints", "")]);
 
-        var started = DateTime.UtcNow;
+        // A request that waited for endpoints would end with the resolution timeout's EndpointResolutionException; the
+        // empty set is an answer, so the request fails with NoEndpointsException at once.
         var error = await Assert.ThrowsAsync<NoEndpointsException>(() => client.Http.GetAsync("http://orders/"));
 
         Assert.Equal("orders", error.ServiceName);
         Assert.Contains("'orders' has no endpoints", error.Message, StringComparison.Ordinal);
-        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(1.5), "fails fast rather than waiting for the resolution timeout");
     }
 
     [Fact]
