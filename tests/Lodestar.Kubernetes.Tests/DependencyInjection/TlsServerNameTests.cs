@@ -75,7 +75,7 @@ public sealed class TlsServerNameTests : IAsyncLifetime
     {
         var services = new ServiceCollection();
         services.AddLogging(b => b.AddProvider(_logs).SetMinimumLevel(LogLevel.Trace));
-        services.AddLodestar(o => o.ResolutionTimeout = TimeSpan.FromSeconds(2)).AddKubernetes(o =>
+        services.AddLodestar(o => o.ResolutionTimeout = TimeSpan.FromSeconds(5)).AddKubernetes(o =>
         {
             o.KubeconfigPath = kubeconfig;
             o.Namespace = "shop";
