@@ -37,6 +37,9 @@ public readonly struct EndpointAttempt
     /// <summary>Gets whether <see cref="Start"/> produced this value.</summary>
     public bool IsStarted => _started != 0;
 
+    /// <summary>Gets the time since <see cref="Start"/>; zero for an attempt not started.</summary>
+    public TimeSpan Elapsed => IsStarted ? _stage!.TimeProvider.GetElapsedTime(_started) : TimeSpan.Zero;
+
     /// <summary>Counts the attempt in flight on its endpoint and starts its clock.</summary>
     /// <returns>The started attempt, to complete later.</returns>
     /// <exception cref="InvalidOperationException">The attempt is a default instance or already started.</exception>
