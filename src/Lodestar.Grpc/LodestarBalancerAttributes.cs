@@ -3,9 +3,10 @@ using Grpc.Net.Client.Balancer;
 namespace Lodestar.Grpc;
 
 /// <summary>
-/// The attribute keys the <c>lodestar</c> resolver sets: on each <see cref="BalancerAddress"/> the endpoint's metadata
-/// from the registry, and on the resolver result (the balancer's <see cref="ChannelState.Attributes"/>) the service and
-/// source it resolved, so that any balancer (Lodestar's or a custom one) can read them.
+/// The attribute keys the <c>lodestar</c> resolver sets on each <see cref="BalancerAddress"/>: the endpoint's metadata
+/// from the registry, and the service and source it resolved, so that any balancer (Lodestar's or a custom one) can read
+/// them. The service and source are also on the <see cref="ResolverResult.Attributes"/>; grpc-dotnet does not pass
+/// those on to balancers, which is why each address carries them too.
 /// </summary>
 public static class LodestarBalancerAttributes
 {
@@ -24,9 +25,9 @@ public static class LodestarBalancerAttributes
     /// <summary>The endpoint as Lodestar describes it.</summary>
     public static readonly BalancerAttributesKey<Endpoints.DiscoveredEndpoint> Endpoint = new("lodestar.endpoint");
 
-    /// <summary>On the resolver result: the logical service name the channel resolves.</summary>
+    /// <summary>The logical service name the channel resolves.</summary>
     public static readonly BalancerAttributesKey<string> Service = new("lodestar.service");
 
-    /// <summary>On the resolver result: the endpoint source named in the address (<c>?source=</c>); absent for the default.</summary>
+    /// <summary>The endpoint source named in the channel address (<c>?source=</c>); absent for the default.</summary>
     public static readonly BalancerAttributesKey<string> Source = new("lodestar.source");
 }

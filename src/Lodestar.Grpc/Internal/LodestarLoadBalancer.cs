@@ -41,7 +41,17 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
 
     public override void UpdateChannelState(ChannelState state)
     {
-        var service = state.Attributes.TryGetValue(LodestarBalancerAttributes.Service, out var named) ? named : _settings.Service;
+        if (state.Status.StatusCode != StatusCode.OK || state.Addresses is not { Count: > 0 } addresses)
+        {
+            // A resolver error or no endpoints: the base reports it to the calls (and keeps ready subchannels on an error).
+            base.UpdateChannelState(state);
+            return;
+        }
+
+        // grpc-dotnet does not hand the resolver result's attributes to the balancer, so the resolver puts the service
+        // and source on every address as well.
+        var first = addresses[0].Attributes;
+        var service = first.TryGetValue(LodestarBalancerAttributes.Service, out var named) ? named : _settings.Service;
         if (service is null)
         {
             Controller.UpdateState(new BalancerState(ConnectivityState.TransientFailure, new FailurePicker(new Status(StatusCode.Unavailable,
@@ -49,7 +59,7 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
             return;
         }
 
-        var source = state.Attributes.TryGetValue(LodestarBalancerAttributes.Source, out var sourceName) ? sourceName : _clientOptions?.Source;
+        var source = first.TryGetValue(LodestarBalancerAttributes.Source, out var sourceName) ? sourceName : _clientOptions?.Source;
         var target = (service, source);
         bool start;
         lock (_gate)

@@ -77,7 +77,7 @@ internal sealed class LodestarPicker : SubchannelPicker
         }
     }
 
-    /// <summary>Hashes a header's value (FNV-1a, 64 bits) without allocating; no header gives <see langword="null"/> (a random pick).</summary>
+    /// <summary>Hashes a header's value (FNV-1a, 64 bits, then a finalizer) without allocating; no header gives <see langword="null"/> (a random pick).</summary>
     internal static ulong? HashHeader(HttpRequestMessage? request, string header)
     {
         if (request is null || !request.Headers.NonValidated.TryGetValues(header, out var values))
@@ -97,6 +97,13 @@ internal sealed class LodestarPicker : SubchannelPicker
             hash = (hash ^ ',') * 1099511628211UL;
         }
 
+        // FNV-1a leaves keys that differ in their last characters close together in the high bits, where a ring
+        // looks; MurmurHash3's 64-bit finalizer spreads every input bit over the whole value.
+        hash ^= hash >> 33;
+        hash *= 0xff51afd7ed558ccdUL;
+        hash ^= hash >> 33;
+        hash *= 0xc4ceb9fe1a85ec53UL;
+        hash ^= hash >> 33;
         return hash;
     }
 

@@ -103,7 +103,14 @@ internal sealed partial class LodestarResolver : Resolver
         var addresses = new List<BalancerAddress>(set.Count);
         foreach (var endpoint in set.Endpoints)
         {
-            addresses.Add(ToAddress(endpoint));
+            var address = ToAddress(endpoint);
+            address.Attributes.Set(LodestarBalancerAttributes.Service, _service);
+            if (_source is not null)
+            {
+                address.Attributes.Set(LodestarBalancerAttributes.Source, _source);
+            }
+
+            addresses.Add(address);
         }
 
         var result = ResolverResult.ForResult(addresses);
