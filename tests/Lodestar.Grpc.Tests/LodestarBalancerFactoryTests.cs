@@ -293,12 +293,26 @@ public sealed class LodestarBalancerFactoryTests
     {
         // Until every instance has a ready connection, picks skip the ones still connecting.
         var seen = new HashSet<string>();
-        await Eventually.TrueAsync(async () =>
+        try
         {
-            var reply = await client.UnaryAsync(new EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10));
-            seen.Add(reply.Instance);
-            return seen.Count == host.Backends.Count;
-        }, s_wait, "every instance answers");
+            await Eventually.TrueAsync(async () =>
+            {
+                var reply = await client.UnaryAsync(new EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10));
+                seen.Add(reply.Instance);
+                return seen.Count == host.Backends.Count;
+            }, s_wait, "every instance answers");
+        }
+        catch (TimeoutException ex)
+        {
+            var states = new List<string>();
+            foreach (var backend in host.Backends)
+            {
+                var s = await EndpointOf(host, backend);
+                states.Add($"{backend.Name}: calls {backend.Calls}, requests {s.Requests}, in flight {s.InFlight}, failures {s.Failures}, estimate {s.LatencyEstimate}, healthy {s.IsHealthy}");
+            }
+
+            throw new TimeoutException(ex.Message + " " + string.Join("; ", states), ex);
+        }
     }
 
     internal static async Task<EndpointState> EndpointOf(GrpcTestHost host, GrpcBackend backend, string policy = LoadBalancingPolicies.WeightedRoundRobin)

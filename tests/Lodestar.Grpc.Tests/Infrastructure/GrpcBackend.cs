@@ -38,6 +38,9 @@ internal sealed class GrpcBackend : IAsyncDisposable
     /// <summary>Gets the number of calls received (unary and streaming).</summary>
     public int Calls => Volatile.Read(ref _calls);
 
+    /// <summary>Forgets the calls received so far.</summary>
+    public void ResetCalls() => Volatile.Write(ref _calls, 0);
+
     /// <summary>Gets or sets a delay before each answer.</summary>
     public TimeSpan Delay { get; set; }
 
