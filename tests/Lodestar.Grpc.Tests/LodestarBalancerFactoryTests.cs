@@ -63,8 +63,9 @@ public sealed class LodestarBalancerFactoryTests
     [InlineData(LodestarGrpcPolicies.PeakEwma)]
     public async Task LoadAwarePolicy_SlowInstance_GetsFewerCalls(string balancer)
     {
-        // Arrange: one instance answers in 150 ms, the others at once.
-        await using var host = await GrpcTestHost.StartAsync(3);
+        // Arrange: one instance answers in 150 ms, the others at once. A short peak-EWMA decay: a call slowed by a busy
+        // machine during warm-up must not keep an instance out of the warm-up's reach for a minute.
+        await using var host = await GrpcTestHost.StartAsync(3, settings: [new("Lodestar:LoadBalancing:Services:echo:PeakEwmaDecay", "00:00:01")]);
         var client = host.CreateClient(balancer);
         await WarmUpAsync(host, client);
         var slow = host.Backends[0];
