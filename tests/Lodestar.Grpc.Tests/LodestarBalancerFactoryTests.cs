@@ -290,6 +290,25 @@ public sealed class LodestarBalancerFactoryTests
         channel.Dispose();
     }
 
+    [Fact]
+    public async Task Balancer_MisspeltConfigKey_FailsCallsNamingTheKey()
+    {
+        // Arrange: "hashheader" instead of "hashHeader" would otherwise make a ring hash pick at random.
+        await using var host = await GrpcTestHost.StartAsync(1);
+        var options = new global::Grpc.Net.Client.GrpcChannelOptions { Credentials = ChannelCredentials.Insecure }.UseLodestar(host.Services, LodestarGrpcPolicies.RingHash);
+        var config = options.ServiceConfig!.LoadBalancingConfigs[0];
+        ((IDictionary<string, object>)config.Inner[LodestarGrpcPolicies.RingHash])["hashheader"] = "x-user";
+        using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress("lodestar:///echo", options);
+
+        // Act
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await new Echo.EchoClient(channel).UnaryAsync(new EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10)));
+
+        // Assert
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Contains("'hashheader'", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains(LodestarGrpcPolicies.RingHash, error.Status.Detail, StringComparison.Ordinal);
+    }
+
     internal static async Task WarmUpAsync(GrpcTestHost host, Echo.EchoClient client)
     {
         // Until every instance has a ready connection, picks skip the ones still connecting.

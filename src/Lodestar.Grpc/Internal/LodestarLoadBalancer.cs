@@ -41,6 +41,12 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
 
     public override void UpdateChannelState(ChannelState state)
     {
+        if (_settings.Error is { } error)
+        {
+            Controller.UpdateState(new BalancerState(ConnectivityState.TransientFailure, new FailurePicker(new Status(StatusCode.Unavailable, error))));
+            return;
+        }
+
         if (state.Status.StatusCode != StatusCode.OK || state.Addresses is not { Count: > 0 } addresses)
         {
             // A resolver error or no endpoints: the base reports it to the calls (and keeps ready subchannels on an error).
