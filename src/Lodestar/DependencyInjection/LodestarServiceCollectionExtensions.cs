@@ -81,6 +81,8 @@ public static class LodestarServiceCollectionExtensions
             sp.GetRequiredService<RandomSource>(),
             sp.GetRequiredService<IOptionsMonitor<LoadBalancingOptions>>()));
         services.TryAddSingleton<ResilienceRegistry>();
+        services.TryAddSingleton<IServiceBalancing>(static sp => new ServiceBalancing(
+            sp.GetRequiredService<BalancerRegistry>(), sp.GetRequiredService<HealthRegistry>(), sp.GetRequiredService<LodestarMetrics>()));
         services.TryAddSingleton<LodestarMetrics>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LodestarOptions>, LodestarOptionsSetup>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarOptions>, LodestarOptionsValidator>());

@@ -51,6 +51,9 @@ public sealed class LodestarClientOptions
     /// </summary>
     public CircuitBreakerOptions CircuitBreaker { get; } = new();
 
+    /// <summary>Gets which gRPC statuses count as a failure of the endpoint for outlier detection and breakers (<c>UNAVAILABLE</c> by default).</summary>
+    public GrpcStatusOptions Grpc { get; } = new();
+
     /// <summary>Gets the hedging settings (off by default).</summary>
     public HedgingOptions Hedging { get; } = new();
 

@@ -84,9 +84,39 @@ internal sealed partial class AttemptRunner
             var elapsed = _timeProvider.GetElapsedTime(started);
             var status = (int)response.StatusCode;
             var outcome = FailureClassifier.Classify(status);
+            var deferred = false;
+            if (outcome == AttemptOutcome.Success && FailureClassifier.IsGrpc(response))
+            {
+                // gRPC answers 200 whatever happens: the outcome is grpc-status, in the headers of a Trailers-Only
+                // response, otherwise in the trailers, which the health stage hears about when the body ends.
+                if (FailureClassifier.ClassifyGrpcHeaders(response, context.Options.Grpc) is { } grpcOutcome)
+                {
+                    outcome = grpcOutcome;
+                }
+                else
+                {
+                    deferred = true;
+                    GrpcTrailers.Watch(response, context.Options.Grpc, static (trailerOutcome, s) =>
+                    {
+                        var (stage, endpoint, admission) = ((HealthStage, EndpointState, long))s!;
+                        if (trailerOutcome is { } result)
+                        {
+                            stage.OnAttemptCompleted(endpoint, admission, result);
+                        }
+                        else
+                        {
+                            HealthStage.OnAttemptAbandoned(endpoint, admission);
+                        }
+                    }, (route.Stage, state, ticket));
+                }
+            }
+
             var success = outcome == AttemptOutcome.Success;
             state.OnRequestCompleted(success, elapsed, countedLoad);
-            route.Stage.OnAttemptCompleted(state, ticket, outcome);
+            if (!deferred)
+            {
+                route.Stage.OnAttemptCompleted(state, ticket, outcome);
+            }
             if (success)
             {
                 route.Resilience.Latency?.Record(elapsed);

@@ -1,5 +1,7 @@
 using System.Net.Sockets;
 using Lodestar.Health.Internal;
+using Lodestar.Http;
+using Lodestar.LoadBalancing;
 
 namespace Lodestar.Resilience.Internal;
 
@@ -51,10 +53,76 @@ internal static class FailureClassifier
     public static AttemptOutcome Classify(int statusCode)
         => statusCode < 500 ? AttemptOutcome.Success : statusCode is 502 or 503 or 504 ? AttemptOutcome.GatewayFailure : AttemptOutcome.ServerError;
 
+    /// <summary>Gets whether a response is a gRPC call's (<c>content-type: application/grpc</c>, with or without a suffix).</summary>
+    public static bool IsGrpc(HttpResponseMessage response)
+        => response.Content.Headers.ContentType?.MediaType is { } media && media.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Reads a <c>grpc-status</c> as outlier detection and breakers count it.</summary>
+    public static AttemptOutcome ClassifyGrpc(int grpcStatus, GrpcStatusOptions options)
+        => !options.IsFailure(grpcStatus) ? AttemptOutcome.Success
+            : grpcStatus == GrpcStatusOptions.Unavailable ? AttemptOutcome.GatewayFailure : AttemptOutcome.ServerError;
+
+    /// <summary>
+    /// Reads a gRPC response's outcome from what arrived with its headers: the HTTP status when it is not 200, the
+    /// <c>grpc-status</c> header of a Trailers-Only response; <see langword="null"/> when the status comes in the trailers.
+    /// </summary>
+    public static AttemptOutcome? ClassifyGrpcHeaders(HttpResponseMessage response, GrpcStatusOptions options)
+    {
+        var status = (int)response.StatusCode;
+        if (status != 200)
+        {
+            return status >= 500 ? Classify(status) : AttemptOutcome.Success;
+        }
+
+        return TryGetGrpcStatus(response.Headers, out var grpcStatus) ? ClassifyGrpc(grpcStatus, options) : null;
+    }
+
+    /// <summary>
+    /// Reads a gRPC response's outcome from its trailers once the body was read to its end; a response without a
+    /// <c>grpc-status</c> ended badly (a proxy cut it, the server died) and counts as a gateway failure.
+    /// </summary>
+    public static AttemptOutcome ClassifyGrpcTrailers(HttpResponseMessage response, GrpcStatusOptions options)
+        => TryGetGrpcStatus(response.TrailingHeaders, out var grpcStatus) ? ClassifyGrpc(grpcStatus, options)
+            : TryGetGrpcStatus(response.Headers, out grpcStatus) ? ClassifyGrpc(grpcStatus, options) : AttemptOutcome.GatewayFailure;
+
+    /// <summary>Maps an outcome to the public form.</summary>
+    public static EndpointOutcome ToPublic(AttemptOutcome outcome) => outcome switch
+    {
+        AttemptOutcome.Success => EndpointOutcome.Success,
+        AttemptOutcome.ServerError => EndpointOutcome.ServerError,
+        AttemptOutcome.ConnectFailure => EndpointOutcome.ConnectFailure,
+        _ => EndpointOutcome.GatewayFailure,
+    };
+
     /// <summary>Gets whether a method may be sent twice without harm (RFC 9110 §9.2.2).</summary>
     public static bool IsIdempotent(HttpMethod method)
         => method == HttpMethod.Get || method == HttpMethod.Head || method == HttpMethod.Options || method == HttpMethod.Put
            || method == HttpMethod.Delete || method == HttpMethod.Trace;
+
+    /// <summary>Reads the public outcome of a failed attempt whose caller saw only the exception (a gRPC channel's balancer).</summary>
+    public static EndpointOutcome ClassifyPublic(Exception exception)
+    {
+        var failure = Classify(exception, perTryTimedOut: false, abandoned: false);
+
+        // A cancellation that is not the handler's connect timeout is the caller's (deadline, cancelled call).
+        return exception is OperationCanceledException && failure.Reason is null ? EndpointOutcome.Abandoned
+            : failure.Outcome is { } outcome ? ToPublic(outcome) : EndpointOutcome.Abandoned;
+    }
+
+    private static bool TryGetGrpcStatus(System.Net.Http.Headers.HttpHeaders headers, out int status)
+    {
+        // NonValidated: reading a header this way neither parses nor allocates.
+        if (headers.NonValidated.TryGetValues("grpc-status", out var values))
+        {
+            foreach (var value in values)
+            {
+                return int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out status);
+            }
+        }
+
+        status = 0;
+        return false;
+    }
 
     private static string? ClassifyException(Exception exception, out bool neverSent)
     {

@@ -35,6 +35,15 @@ internal sealed class ResilienceOptionsValidator : IValidateOptions<LodestarClie
             }
         }
 
+        if (options.Grpc.FailureStatusCodes is { } grpcCodes)
+        {
+            foreach (var code in grpcCodes)
+            {
+                Check(code is >= 1 and <= 16, failures,
+                    $"{prefix}: {nameof(options.Grpc)}.{nameof(options.Grpc.FailureStatusCodes)} contains {code}; gRPC status codes that count as failures are 1 to 16.");
+            }
+        }
+
         Range(retry.BackoffBase, TimeSpan.FromMilliseconds(1), TimeSpan.FromMinutes(1), $"{p}{nameof(retry.BackoffBase)}", failures);
         Range(retry.BackoffMax, retry.BackoffBase, TimeSpan.FromMinutes(5), $"{p}{nameof(retry.BackoffMax)}", failures);
         Range(retry.MaxRetryAfter, TimeSpan.Zero, TimeSpan.FromMinutes(5), $"{p}{nameof(retry.MaxRetryAfter)}", failures);

@@ -1,0 +1,127 @@
+using Grpc.Core;
+using Grpc.Net.Client.Balancer;
+using Lodestar.Http;
+using Lodestar.LoadBalancing;
+
+namespace Lodestar.Grpc.Internal;
+
+/// <summary>
+/// Picks with Lodestar's balancer of the service and returns the picked endpoint's ready subchannel, with a call
+/// tracker that starts the attempt when the call is sent and reports its outcome when it ends.
+/// </summary>
+/// <remarks>
+/// Built whenever the set of ready subchannels changes; health changes need no rebuild because every pick reads the
+/// Lodestar balancer's current picker. The pick itself takes no lock; it allocates grpc-dotnet's
+/// <see cref="PickResult"/> and the tracker, which carries the call's own state.
+/// </remarks>
+internal sealed class LodestarPicker : SubchannelPicker
+{
+    private readonly BalancedService _service;
+    private readonly Dictionary<(string Host, int Port), Subchannel> _ready;
+    private readonly GrpcStatusOptions _grpc;
+    private readonly string? _hashHeader;
+
+    public LodestarPicker(BalancedService service, IReadOnlyList<Subchannel> ready, GrpcStatusOptions grpc, string? hashHeader)
+    {
+        _service = service;
+        _grpc = grpc;
+        _hashHeader = hashHeader;
+        _ready = new Dictionary<(string, int), Subchannel>(ready.Count, HostPortComparer.Instance);
+        foreach (var subchannel in ready)
+        {
+            var address = subchannel.CurrentAddress ?? (subchannel.GetAddresses() is { Count: > 0 } all ? all[0] : null);
+            if (address is not null)
+            {
+                _ready[(address.EndPoint.Host, address.EndPoint.Port)] = subchannel;
+            }
+        }
+    }
+
+    /// <summary>Gets the number of ready subchannels the picker maps endpoints to.</summary>
+    public int ReadyCount => _ready.Count;
+
+    public override PickResult Pick(global::Grpc.Net.Client.Balancer.PickContext context)
+    {
+        var request = context.Request;
+        var pick = new Lodestar.LoadBalancing.PickContext(request);
+        if (_hashHeader is not null)
+        {
+            pick = pick with { RequestHash = HashHeader(request, _hashHeader) };
+        }
+
+        if (!_service.TryPick(pick, out var attempt))
+        {
+            return NoEndpoint();
+        }
+
+        if (TryGetSubchannel(attempt, out var subchannel))
+        {
+            return PickResult.ForSubchannel(subchannel, new CallTracker(attempt, _grpc, request));
+        }
+
+        // The endpoint has no ready connection yet (or the channel's addresses lag the balancer's set): try the others.
+        var tried = new List<EndpointState>(4);
+        while (true)
+        {
+            attempt.Cancel();
+            tried.Add(attempt.Endpoint!);
+            if (tried.Count > _service.Endpoints.Count || !_service.TryPick(pick with { Attempted = tried }, out attempt))
+            {
+                return NoEndpoint();
+            }
+
+            if (TryGetSubchannel(attempt, out subchannel))
+            {
+                return PickResult.ForSubchannel(subchannel, new CallTracker(attempt, _grpc, request));
+            }
+        }
+    }
+
+    /// <summary>Hashes a header's value (FNV-1a, 64 bits, then a finalizer) without allocating; no header gives <see langword="null"/> (a random pick).</summary>
+    internal static ulong? HashHeader(HttpRequestMessage? request, string header)
+    {
+        if (request is null || !request.Headers.NonValidated.TryGetValues(header, out var values))
+        {
+            return null;
+        }
+
+        var hash = 14695981039346656037UL;
+        foreach (var value in values)
+        {
+            foreach (var c in value)
+            {
+                hash = (hash ^ c) * 1099511628211UL;
+            }
+
+            // Multiple values are separated as they would be joined.
+            hash = (hash ^ ',') * 1099511628211UL;
+        }
+
+        // FNV-1a leaves keys that differ in their last characters close together in the high bits, where a ring
+        // looks; MurmurHash3's 64-bit finalizer spreads every input bit over the whole value.
+        hash ^= hash >> 33;
+        hash *= 0xff51afd7ed558ccdUL;
+        hash ^= hash >> 33;
+        hash *= 0xc4ceb9fe1a85ec53UL;
+        hash ^= hash >> 33;
+        return hash;
+    }
+
+    private bool TryGetSubchannel(in EndpointAttempt attempt, out Subchannel subchannel)
+    {
+        var endpoint = attempt.Endpoint!.Endpoint;
+        return _ready.TryGetValue((endpoint.Host, endpoint.Port), out subchannel!);
+    }
+
+    private PickResult NoEndpoint() => PickResult.ForFailure(new Status(StatusCode.Unavailable,
+        $"Service '{_service.ServiceName}' has no endpoint to take the call: {_service.Routable.Count} routable, {_ready.Count} with a ready connection."));
+
+    private sealed class HostPortComparer : IEqualityComparer<(string Host, int Port)>
+    {
+        public static readonly HostPortComparer Instance = new();
+
+        public bool Equals((string Host, int Port) x, (string Host, int Port) y) => x.Port == y.Port && string.Equals(x.Host, y.Host, StringComparison.OrdinalIgnoreCase);
+
+        public int GetHashCode((string Host, int Port) obj) => HashCode.Combine(StringComparer.OrdinalIgnoreCase.GetHashCode(obj.Host), obj.Port);
+    }
+}
