@@ -45,6 +45,28 @@ public sealed class EndpointCacheTests
     }
 
     [Fact]
+    public async Task Watch_SubscribedAfterASetAndAnError_StartsFromBoth_AndNoVersionTwice()
+    {
+        // A subscriber that arrives after the source reported must not miss the error standing beside the set.
+        var provider = new ScriptedProvider();
+        await using var services = Build(provider);
+        var resolver = services.GetRequiredService<IEndpointResolver>();
+        var first = resolver.GetEndpointsAsync("orders").AsTask();
+        await Eventually.TrueAsync(() => provider.Sources.ContainsKey("orders") && provider.Sources["orders"].Running, TimeSpan.FromSeconds(5), "source started");
+        provider.Sources["orders"].Publish(DiscoveredEndpoint.Create("10.0.0.1", 80));
+        await first;
+        provider.Sources["orders"].Fail(new InvalidOperationException("entry 1 is null"));
+
+        var versions = new List<long>();
+        var errors = new List<Exception>();
+        using var late = resolver.Watch("orders", null, set => versions.Add(set.Version), errors.Add);
+        provider.Sources["orders"].Publish(DiscoveredEndpoint.Create("10.0.0.1", 80), DiscoveredEndpoint.Create("10.0.0.2", 80));
+
+        Assert.Equal([1L, 2L], versions);
+        Assert.Equal("entry 1 is null", Assert.Single(errors).Message);
+    }
+
+    [Fact]
     public async Task Errors_AfterASnapshot_KeepTheLastGoodSet()
     {
         var provider = new ScriptedProvider();

@@ -80,9 +80,16 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
             _subscriptions = _subscriptions.Add(subscription);
         }
 
+        // A subscriber starts from the current state: the last good set, and the error standing beside it (or before the
+        // first set). A publication racing this call may hand it the same set too; Deliver keeps each version to once.
         if (_current is { } current)
         {
-            subscription.OnChange(current);
+            subscription.Deliver(current);
+        }
+
+        if (_lastError is { } error)
+        {
+            subscription.OnError?.Invoke(error);
         }
 
         return subscription;
@@ -118,7 +125,7 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
         {
             try
             {
-                subscription.OnChange(set);
+                subscription.Deliver(set);
             }
             catch (Exception ex)
             {
@@ -250,7 +257,24 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
 
     private sealed class Subscription(EndpointWatcher owner, Action<EndpointSet> onChange, Action<Exception>? onError) : IDisposable
     {
-        public Action<EndpointSet> OnChange { get; } = onChange;
+        private long _delivered;
+
+        /// <summary>Hands the subscriber a set newer than any it was handed; an equal or older version is dropped.</summary>
+        public void Deliver(EndpointSet set)
+        {
+            long seen;
+            do
+            {
+                seen = Volatile.Read(ref _delivered);
+                if (set.Version <= seen)
+                {
+                    return;
+                }
+            }
+            while (Interlocked.CompareExchange(ref _delivered, set.Version, seen) != seen);
+
+            onChange(set);
+        }
 
         public Action<Exception>? OnError { get; } = onError;
 
