@@ -361,7 +361,15 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     public Task RestartAsync() => ListenAsync(Port);
 
     /// <summary>Writes a kubeconfig for this server and returns its path.</summary>
-    public string WriteKubeconfig(string directory, string? token = null, string context = "fake", string? ns = null, string? caPem = null, string? tlsServerName = null)
+    /// <param name="directory">The folder to write it in.</param>
+    /// <param name="token">The user's token; default <see cref="Token"/>.</param>
+    /// <param name="context">The context's name.</param>
+    /// <param name="ns">The context's namespace.</param>
+    /// <param name="caPem">The CA to trust; default <see cref="AuthorityPem"/>.</param>
+    /// <param name="tlsServerName">The cluster's <c>tls-server-name</c>.</param>
+    /// <param name="user">The user's section, each line indented four spaces, in place of the token, such as an <c>exec</c> block.</param>
+    public string WriteKubeconfig(string directory, string? token = null, string context = "fake", string? ns = null, string? caPem = null, string? tlsServerName = null,
+        string? user = null)
     {
         var ca = Convert.ToBase64String(Encoding.UTF8.GetBytes(caPem ?? AuthorityPem));
         var yaml = $"""
@@ -383,7 +391,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             users:
             - name: fake-user
               user:
-                token: {token ?? Token}
+            {user ?? "    token: " + (token ?? Token)}
             """;
         var path = Path.Combine(directory, "kubeconfig-" + Guid.NewGuid().ToString("N")[..8]);
         File.WriteAllText(path, yaml);

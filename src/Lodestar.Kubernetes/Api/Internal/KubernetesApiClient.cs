@@ -29,9 +29,13 @@ internal sealed partial class KubernetesApiClient : IDisposable
     /// <summary>The most bytes of an error answer read for its Status message; a longer body is not read.</summary>
     internal const int MaxErrorBodyBytes = 64 * 1024;
 
-    private readonly HttpClient _http;
+    private readonly Lock _clientGate = new();
     private readonly TokenBucket _limiter;
     private readonly BearerTokenSource _tokens;
+    private readonly ExecCredentialPlugin? _exec;
+    private volatile HttpClient _http;
+    private HttpClient? _retired;
+    private X509Certificate2? _execCertificate;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private volatile string? _lastTlsProblem;
@@ -44,6 +48,21 @@ internal sealed partial class KubernetesApiClient : IDisposable
         _limiter = new TokenBucket(qps, burst, timeProvider);
         Redactor = new SecretRedactor().Add([.. config.Secrets]);
         _tokens = new BearerTokenSource(config, tokenRefreshInterval, timeProvider, logger, Redactor);
+        _exec = config.Exec is { } exec ? new ExecCredentialPlugin(exec, config.DisplayName, Redactor, timeProvider, logger) : null;
+        _http = CreateHttpClient(config.ClientCertificate);
+    }
+
+    public ClusterConfig Config { get; }
+
+    /// <summary>Gets the exec credential plugin of the cluster's user, when it has one.</summary>
+    internal ExecCredentialPlugin? ExecPlugin => _exec;
+
+    /// <summary>Gets the redactor of this cluster's secrets: the configured token and client key, and every token read since.</summary>
+    public SecretRedactor Redactor { get; }
+
+    private HttpClient CreateHttpClient(X509Certificate2? clientCertificate)
+    {
+        var config = Config;
         var handler = new SocketsHttpHandler
         {
             AutomaticDecompression = DecompressionMethods.GZip,
@@ -55,27 +74,49 @@ internal sealed partial class KubernetesApiClient : IDisposable
             UseProxy = false,
         };
         handler.SslOptions.RemoteCertificateValidationCallback = ValidateServerCertificate;
-        if (config.ClientCertificate is { } certificate)
+        if (clientCertificate is { } certificate)
         {
             handler.SslOptions.ClientCertificates = new X509CertificateCollection { certificate };
         }
 
-        _http = new HttpClient(handler, disposeHandler: true) { BaseAddress = config.Server, Timeout = Timeout.InfiniteTimeSpan };
-        _http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
-        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("lodestar", "0.1"));
+        var http = new HttpClient(handler, disposeHandler: true) { BaseAddress = config.Server, Timeout = Timeout.InfiniteTimeSpan };
+        http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("lodestar", "0.1"));
         if (config.TlsServerName is { } serverName && config.Server.Scheme == Uri.UriSchemeHttps)
         {
             // SocketsHttpHandler takes the TLS target host (SNI and the certificate name check) from the Host header,
             // so naming the server there is what makes the handshake ask for and accept tls-server-name.
             var host = Uri.CheckHostName(serverName) == UriHostNameType.IPv6 && !serverName.StartsWith('[') ? $"[{serverName}]" : serverName;
-            _http.DefaultRequestHeaders.Host = config.Server.IsDefaultPort ? host : string.Create(CultureInfo.InvariantCulture, $"{host}:{config.Server.Port}");
+            http.DefaultRequestHeaders.Host = config.Server.IsDefaultPort ? host : string.Create(CultureInfo.InvariantCulture, $"{host}:{config.Server.Port}");
         }
+
+        return http;
     }
 
-    public ClusterConfig Config { get; }
+    /// <summary>
+    /// Makes new connections present the exec plugin's current client certificate. Pooled connections keep the
+    /// certificate of their handshake, so a new certificate gets a new client; the one before is disposed at the next
+    /// change (its watches have ended or broken by then) or with this client.
+    /// </summary>
+    private HttpClient UseExecCertificate(X509Certificate2 certificate)
+    {
+        HttpClient? dispose = null;
+        lock (_clientGate)
+        {
+            if (ReferenceEquals(certificate, _execCertificate))
+            {
+                return _http;
+            }
 
-    /// <summary>Gets the redactor of this cluster's secrets: the configured token and client key, and every token read since.</summary>
-    public SecretRedactor Redactor { get; }
+            _execCertificate = certificate;
+            dispose = _retired;
+            _retired = _http;
+            _http = CreateHttpClient(certificate);
+        }
+
+        dispose?.Dispose();
+        return _http;
+    }
 
     /// <summary>Returns <paramref name="text"/> without this cluster's secrets or any recognisable credential.</summary>
     public string Redact(string? text) => Redactor.Redact(text) ?? "";
@@ -169,19 +210,61 @@ internal sealed partial class KubernetesApiClient : IDisposable
         }
     }
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        lock (_clientGate)
+        {
+            _http.Dispose();
+            _retired?.Dispose();
+        }
+
+        _exec?.Dispose();
+    }
 
     private async Task<HttpResponseMessage> SendAsync(string pathAndQuery, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, pathAndQuery);
-        if (_tokens.GetToken() is { } token)
+        // With an exec plugin, a 401 means the credential it gave was revoked or expired early: as client-go does, the
+        // plugin runs again and the request is sent once more with what it gives.
+        for (var attempt = 0; ; attempt++)
         {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        }
+            using var request = new HttpRequestMessage(HttpMethod.Get, pathAndQuery);
+            var http = _http;
+            ExecCredential? credential = null;
+            if (_exec is not null)
+            {
+                credential = await _exec.GetAsync(cancellationToken).ConfigureAwait(false);
+                if (credential.Token is { } execToken)
+                {
+                    request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", execToken);
+                }
 
+                if (credential.Certificate is { } certificate)
+                {
+                    http = UseExecCertificate(certificate);
+                }
+            }
+            else if (_tokens.GetToken() is { } token)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            }
+
+            var response = await SendOnceAsync(http, request, pathAndQuery, cancellationToken).ConfigureAwait(false);
+            if (response.StatusCode == HttpStatusCode.Unauthorized && credential is not null && attempt == 0)
+            {
+                response.Dispose();
+                _exec!.Invalidate(credential);
+                continue;
+            }
+
+            return response;
+        }
+    }
+
+    private async Task<HttpResponseMessage> SendOnceAsync(HttpClient http, HttpRequestMessage request, string pathAndQuery, CancellationToken cancellationToken)
+    {
         try
         {
-            var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
             if (_logger.IsEnabled(LogLevel.Debug))
             {
                 Log.Response(_logger, Redact(pathAndQuery), (int)response.StatusCode, Config.DisplayName);
