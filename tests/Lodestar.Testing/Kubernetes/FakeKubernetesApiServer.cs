@@ -76,6 +76,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private volatile bool _unavailable;
     private Func<HttpContext, Task>? _nextList;
     private long _drippedBytes;
+    private int _protobufResponses;
+    private int _jsonResponses;
 
     private FakeKubernetesApiServer(X509Certificate2 authority, X509Certificate2 serverCertificate)
     {
@@ -169,6 +171,19 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     /// <summary>Gets how many responses were gzip-compressed.</summary>
     public int GzipResponses { get; private set; }
 
+    /// <summary>
+    /// Gets or sets whether the server answers in protobuf (<c>application/vnd.kubernetes.protobuf</c>) when the client
+    /// accepts it, as kube-apiserver does for built-in types; <see langword="false"/> answers JSON only, as a server or
+    /// proxy without protobuf does. Default <see langword="true"/>.
+    /// </summary>
+    public bool ServeProtobuf { get; set; } = true;
+
+    /// <summary>Gets how many lists and watches were answered in protobuf.</summary>
+    public int ProtobufResponses => Volatile.Read(ref _protobufResponses);
+
+    /// <summary>Gets how many lists and watches were answered in JSON.</summary>
+    public int JsonResponses => Volatile.Read(ref _jsonResponses);
+
     /// <summary>Starts a server on 127.0.0.1 with a fresh CA and server certificate.</summary>
     /// <param name="certificateNames">
     /// The only DNS names the server certificate carries, as for an API server reached by an address its certificate
@@ -257,8 +272,14 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
     }
 
-    /// <summary>Writes <paramref name="line"/> as it is (plus a newline) on every open watch.</summary>
+    /// <summary>
+    /// Writes <paramref name="line"/> as it is (plus a newline) on every open watch; a protobuf watch gets it as a frame
+    /// (a line that is not JSON as a frame no parser accepts).
+    /// </summary>
     public void SendRawLine(string line) => SendMalformedLine(line);
+
+    /// <summary>Writes <paramref name="bytes"/> as they are on every open protobuf watch (a frame, part of one, or garbage).</summary>
+    public void SendRawProtobufBytes(byte[] bytes) => Deliver(new Delivery("", DeliveryKind.Frame) { Bytes = bytes });
 
     /// <summary>Answers the next <paramref name="count"/> requests of <paramref name="kind"/> with <paramref name="status"/> and a Status body.</summary>
     public void FailNext(FakeRequestKind kind, int status, int count = 1)
@@ -486,21 +507,51 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             return;
         }
 
+        if (Negotiate(context) is not { } protobuf)
+        {
+            Log("REJECTED 406 " + description);
+            await WriteStatusAsync(context, 406, "NotAcceptable", "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf");
+            return;
+        }
+
+        if (protobuf)
+        {
+            Interlocked.Increment(ref _protobufResponses);
+        }
+        else
+        {
+            Interlocked.Increment(ref _jsonResponses);
+        }
+
         Log(description);
         var ns = (string)context.Request.RouteValues["ns"]!;
         var selector = query["labelSelector"].ToString();
         var service = selector.StartsWith("kubernetes.io/service-name=", StringComparison.Ordinal) ? selector["kubernetes.io/service-name=".Length..] : null;
         if (watch)
         {
-            await WatchAsync(context, ns, service);
+            await WatchAsync(context, ns, service, protobuf);
         }
         else
         {
-            await ListAsync(context);
+            await ListAsync(context, protobuf);
         }
     }
 
-    private async Task ListAsync(HttpContext context)
+    /// <summary>Chooses the answer's encoding from the Accept header: protobuf, JSON, or neither (null).</summary>
+    private bool? Negotiate(HttpContext context)
+    {
+        var accept = context.Request.Headers.Accept.ToString();
+        if (ServeProtobuf && accept.Contains(FakeProtobuf.MediaType, StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        return accept.Length == 0 || accept.Contains("application/json", StringComparison.OrdinalIgnoreCase) || accept.Contains("*/*", StringComparison.Ordinal)
+            ? false
+            : null;
+    }
+
+    private async Task ListAsync(HttpContext context, bool protobuf)
     {
         Func<HttpContext, Task>? replacement;
         lock (_gate)
@@ -530,8 +581,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             return;
         }
 
-        context.Response.ContentType = "application/json";
-        var bytes = Encoding.UTF8.GetBytes(body);
+        context.Response.ContentType = protobuf ? FakeProtobuf.MediaType : "application/json";
+        var bytes = protobuf ? FakeProtobuf.List((JsonObject)JsonNode.Parse(body)!) : Encoding.UTF8.GetBytes(body);
         if (context.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase))
         {
             GzipResponses++;
@@ -607,7 +658,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }.ToJsonString();
     }
 
-    private async Task WatchAsync(HttpContext context, string ns, string? service)
+    private async Task WatchAsync(HttpContext context, string ns, string? service, bool protobuf)
     {
         var query = context.Request.Query;
         var bookmarks = query["allowWatchBookmarks"] == "true";
@@ -618,7 +669,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             from = long.TryParse(query["resourceVersion"], NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : _resourceVersion;
         }
 
-        var watcher = new Watcher(ns, service, bookmarks, context.Request.Headers.Authorization.ToString());
+        var watcher = new Watcher(ns, service, bookmarks, context.Request.Headers.Authorization.ToString()) { Protobuf = protobuf };
         bool expired;
         lock (_gate)
         {
@@ -641,7 +692,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
 
         context.Response.StatusCode = 200;
-        context.Response.ContentType = "application/json";
+        context.Response.ContentType = protobuf ? FakeProtobuf.WatchMediaType : "application/json";
         await context.Response.StartAsync();
         // The API server sends the headers at once, so a client knows the watch is established before any event.
         await context.Response.Body.FlushAsync();
@@ -660,7 +711,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
                     ["code"] = 410,
                 },
             }.ToJsonString();
-            await WriteLineAsync(context, error);
+            await WriteLineAsync(context, error, protobuf);
             return;
         }
 
@@ -683,10 +734,10 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
                 switch (delivery.Kind)
                 {
                     case DeliveryKind.Line:
-                        await WriteLineAsync(context, delivery.Line);
+                        await WriteLineAsync(context, delivery.Line, protobuf);
                         break;
                     case DeliveryKind.Cut:
-                        var half = Encoding.UTF8.GetBytes(delivery.Line);
+                        var half = protobuf ? FakeProtobuf.Frame(delivery.Line) : Encoding.UTF8.GetBytes(delivery.Line);
                         await context.Response.Body.WriteAsync(half.AsMemory(0, half.Length / 2));
                         await context.Response.Body.FlushAsync();
                         // Give the half line time to reach the client before the reset, which would discard unread data.
@@ -699,15 +750,25 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
                     case DeliveryKind.End:
                         return;
                     case DeliveryKind.Error:
-                        await WriteLineAsync(context, ErrorEventLine(delivery, watcher.Authorization));
+                        await WriteLineAsync(context, ErrorEventLine(delivery, watcher.Authorization), protobuf);
+                        break;
+                    case DeliveryKind.Oversized when protobuf:
+                        // The frame announces its full length first, then the padding follows: a client checks the length.
+                        await context.Response.Body.WriteAsync(FakeProtobuf.Header((uint)Math.Min(delivery.Size, uint.MaxValue)), linked.Token);
+                        await WritePaddingAsync(context, delivery.Size, linked.Token);
                         break;
                     case DeliveryKind.Oversized:
                         await context.Response.Body.WriteAsync("{\"type\":\"MODIFIED\",\"object\":{\"padding\":\""u8.ToArray(), linked.Token);
                         await WritePaddingAsync(context, delivery.Size, linked.Token);
-                        await WriteLineAsync(context, "\"}}");
+                        await WriteLineAsync(context, "\"}}", protobuf: false);
+                        break;
+                    case DeliveryKind.Frame:
+                        await context.Response.Body.WriteAsync(delivery.Bytes!, linked.Token);
+                        await context.Response.Body.FlushAsync(linked.Token);
                         break;
                     case DeliveryKind.Drip:
-                        var bytes = Encoding.UTF8.GetBytes(delivery.Line);
+                        // A protobuf frame drips all but its last byte, so it never completes either.
+                        var bytes = protobuf ? FakeProtobuf.Frame(delivery.Line)[..^1] : Encoding.UTF8.GetBytes(delivery.Line);
                         for (var i = 0; i < bytes.Length; i += (int)delivery.Size)
                         {
                             await context.Response.Body.WriteAsync(bytes.AsMemory(i, Math.Min((int)delivery.Size, bytes.Length - i)), linked.Token);
@@ -746,9 +807,9 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
     }
 
-    private static async Task WriteLineAsync(HttpContext context, string line)
+    private static async Task WriteLineAsync(HttpContext context, string line, bool protobuf)
     {
-        await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(line + "\n"));
+        await context.Response.Body.WriteAsync(protobuf ? FakeProtobuf.Frame(line) : Encoding.UTF8.GetBytes(line + "\n"));
         await context.Response.Body.FlushAsync();
     }
 
@@ -766,6 +827,14 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
 
         context.Response.StatusCode = code;
+        if (ServeProtobuf && context.Request.Headers.Accept.ToString().Contains(FakeProtobuf.MediaType, StringComparison.OrdinalIgnoreCase))
+        {
+            // The API server encodes its Status in the encoding the client asked for.
+            context.Response.ContentType = FakeProtobuf.MediaType;
+            await context.Response.Body.WriteAsync(FakeProtobuf.Status(code, reason, message));
+            return;
+        }
+
         context.Response.ContentType = "application/json";
         var body = JsonSerializer.Serialize(new JsonObject
         {
@@ -865,6 +934,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         Oversized,
         Drip,
         Stall,
+        Frame,
     }
 
     private readonly record struct Delivery(string Line, DeliveryKind Kind)
@@ -876,6 +946,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         public int Code { get; init; }
 
         public string Reason { get; init; } = "";
+
+        public byte[]? Bytes { get; init; }
     }
 
     private sealed record HistoryEntry(long Version, string Namespace, string Service, string Line);
@@ -889,6 +961,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         public string? Service { get; } = service;
 
         public bool Bookmarks { get; } = bookmarks;
+
+        public bool Protobuf { get; init; }
 
         public Channel<Delivery> Channel { get; } = System.Threading.Channels.Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true });
     }

@@ -29,6 +29,9 @@ internal sealed partial class KubernetesApiClient : IDisposable
     /// <summary>The most bytes of an error answer read for its Status message; a longer body is not read.</summary>
     internal const int MaxErrorBodyBytes = 64 * 1024;
 
+    /// <summary>The media type of the JSON encoding.</summary>
+    public const string JsonMediaType = "application/json";
+
     private readonly Lock _clientGate = new();
     private readonly TokenBucket _limiter;
     private readonly BearerTokenSource _tokens;
@@ -80,7 +83,6 @@ internal sealed partial class KubernetesApiClient : IDisposable
         }
 
         var http = new HttpClient(handler, disposeHandler: true) { BaseAddress = config.Server, Timeout = Timeout.InfiniteTimeSpan };
-        http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("lodestar", "0.1"));
         if (config.TlsServerName is { } serverName && config.Server.Scheme == Uri.UriSchemeHttps)
         {
@@ -138,9 +140,39 @@ internal sealed partial class KubernetesApiClient : IDisposable
         return error;
     }
 
-    /// <summary>GETs and decodes a resource or list, through the client-side limiter, reading at most <paramref name="maxBytes"/>.</summary>
+    /// <summary>Returns the Accept header that asks for <paramref name="encoding"/>.</summary>
+    public static string Accept(KubernetesEncoding encoding) => encoding switch
+    {
+        KubernetesEncoding.Protobuf => KubernetesProtobuf.MediaType,
+        KubernetesEncoding.Json => JsonMediaType,
+        _ => KubernetesProtobuf.MediaType + ", " + JsonMediaType,
+    };
+
+    /// <summary>
+    /// LISTs EndpointSlices in <paramref name="encoding"/> through the client-side limiter, reading at most
+    /// <paramref name="maxBytes"/>, and decodes the answer in the encoding the server chose.
+    /// </summary>
     /// <exception cref="KubernetesApiException">The request failed; <see cref="KubernetesApiException.StatusCode"/> says how.</exception>
-    public async Task<T> GetAsync<T>(string pathAndQuery, JsonTypeInfo<T> typeInfo, long maxBytes, CancellationToken cancellationToken)
+    public Task<EndpointSliceList> ListAsync(string pathAndQuery, KubernetesEncoding encoding, long maxBytes, CancellationToken cancellationToken)
+        => GetAsync(pathAndQuery, Accept(encoding), maxBytes, static async (stream, mediaType, token) =>
+        {
+            if (KubernetesProtobuf.IsProtobuf(mediaType))
+            {
+                using var buffer = new MemoryStream();
+                await stream.CopyToAsync(buffer, token).ConfigureAwait(false);
+                return KubernetesProtobuf.DecodeList(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+            }
+
+            return await JsonSerializer.DeserializeAsync(stream, KubernetesJsonContext.Default.EndpointSliceList, token).ConfigureAwait(false);
+        }, cancellationToken);
+
+    /// <summary>GETs and decodes a resource or list as JSON, through the client-side limiter, reading at most <paramref name="maxBytes"/>.</summary>
+    /// <exception cref="KubernetesApiException">The request failed; <see cref="KubernetesApiException.StatusCode"/> says how.</exception>
+    public Task<T> GetAsync<T>(string pathAndQuery, JsonTypeInfo<T> typeInfo, long maxBytes, CancellationToken cancellationToken)
+        => GetAsync(pathAndQuery, JsonMediaType, maxBytes, async (stream, _, token) => await JsonSerializer.DeserializeAsync(stream, typeInfo, token).ConfigureAwait(false), cancellationToken);
+
+    private async Task<T> GetAsync<T>(string pathAndQuery, string accept, long maxBytes, Func<Stream, string?, CancellationToken, ValueTask<T?>> decode,
+        CancellationToken cancellationToken)
     {
         await _limiter.AcquireAsync(cancellationToken).ConfigureAwait(false);
         using var deadline = new CancellationTokenSource(RequestTimeout, _timeProvider);
@@ -148,7 +180,7 @@ internal sealed partial class KubernetesApiClient : IDisposable
         var request = "GET " + Redact(pathAndQuery);
         try
         {
-            using var response = await SendAsync(pathAndQuery, linked.Token).ConfigureAwait(false);
+            using var response = await SendAsync(pathAndQuery, accept, linked.Token).ConfigureAwait(false);
             await EnsureSuccessAsync(response, pathAndQuery, linked.Token).ConfigureAwait(false);
             var description = $"{Config.DisplayName}, {request}";
             if (response.Content.Headers.ContentLength is { } length && length > maxBytes)
@@ -160,12 +192,13 @@ internal sealed partial class KubernetesApiClient : IDisposable
                 });
             }
 
+            var mediaType = MediaTypeOf(response, request);
             var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {
                 // The limit counts decompressed bytes, so a small gzip body cannot expand without bound either.
                 using var limited = RegistryStreams.Limit(stream, maxBytes, description);
-                return await JsonSerializer.DeserializeAsync(limited, typeInfo, linked.Token).ConfigureAwait(false)
+                return await decode(limited, mediaType, linked.Token).ConfigureAwait(false)
                        ?? throw new KubernetesApiException($"{Config.DisplayName} answered {request} with an empty body.") { Server = Config.Server };
             }
         }
@@ -181,6 +214,10 @@ internal sealed partial class KubernetesApiClient : IDisposable
         {
             throw new KubernetesApiException(Redact($"{Config.DisplayName} answered {request} with malformed JSON: {ex.Message}"), Sanitize(ex)) { Server = Config.Server };
         }
+        catch (InvalidDataException ex)
+        {
+            throw new KubernetesApiException(Redact($"{Config.DisplayName} answered {request} with unreadable protobuf: {ex.Message}."), Sanitize(ex)) { Server = Config.Server };
+        }
         catch (IOException ex)
         {
             throw new KubernetesApiException(Redact($"The connection to {Config.DisplayName} broke while reading {request}: {ex.Message}"), Sanitize(ex)) { Server = Config.Server };
@@ -193,11 +230,29 @@ internal sealed partial class KubernetesApiClient : IDisposable
             };
     }
 
+    /// <summary>
+    /// Returns the media type of a successful answer: protobuf or JSON (also assumed when none is given).
+    /// </summary>
+    /// <exception cref="KubernetesApiException">The answer is in another media type.</exception>
+    public string? MediaTypeOf(HttpResponseMessage response, string request)
+    {
+        var mediaType = response.Content.Headers.ContentType?.MediaType;
+        if (mediaType is null || KubernetesProtobuf.IsProtobuf(mediaType) || string.Equals(mediaType, JsonMediaType, StringComparison.OrdinalIgnoreCase))
+        {
+            return mediaType;
+        }
+
+        throw new KubernetesApiException(Redact($"{Config.DisplayName} answered {request} with content type '{Truncate(mediaType, 128)}'; Lodestar reads {KubernetesProtobuf.MediaType} and {JsonMediaType}."))
+        {
+            Server = Config.Server,
+        };
+    }
+
     /// <summary>Starts a watch and returns its open response; the body is read line by line by the caller.</summary>
     /// <exception cref="KubernetesApiException">The watch could not start (410 Gone included).</exception>
-    public async Task<HttpResponseMessage> WatchAsync(string pathAndQuery, CancellationToken cancellationToken)
+    public async Task<HttpResponseMessage> WatchAsync(string pathAndQuery, KubernetesEncoding encoding, CancellationToken cancellationToken)
     {
-        var response = await SendAsync(pathAndQuery, cancellationToken).ConfigureAwait(false);
+        var response = await SendAsync(pathAndQuery, Accept(encoding), cancellationToken).ConfigureAwait(false);
         try
         {
             await EnsureSuccessAsync(response, pathAndQuery, cancellationToken).ConfigureAwait(false);
@@ -221,13 +276,14 @@ internal sealed partial class KubernetesApiClient : IDisposable
         _exec?.Dispose();
     }
 
-    private async Task<HttpResponseMessage> SendAsync(string pathAndQuery, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> SendAsync(string pathAndQuery, string accept, CancellationToken cancellationToken)
     {
         // With an exec plugin, a 401 means the credential it gave was revoked or expired early: as client-go does, the
         // plugin runs again and the request is sent once more with what it gives.
         for (var attempt = 0; ; attempt++)
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, pathAndQuery);
+            request.Headers.TryAddWithoutValidation("Accept", accept);
             var http = _http;
             ExecCredential? credential = null;
             if (_exec is not null)
@@ -323,6 +379,12 @@ internal sealed partial class KubernetesApiClient : IDisposable
             // An error answer is read only up to a small cap: a server answering 500 with a gigabyte must not make the
             // client buffer it to find a message.
             var bytes = await RegistryStreams.ReadAsync(response.Content, MaxErrorBodyBytes, Config.DisplayName, cancellationToken).ConfigureAwait(false);
+            if (KubernetesProtobuf.HasMagic(bytes))
+            {
+                // Asked for protobuf, the API server sends its Status in protobuf too.
+                return KubernetesProtobuf.DecodeStatus(bytes);
+            }
+
             return bytes.Length > 0 ? JsonSerializer.Deserialize(bytes, KubernetesJsonContext.Default.ApiStatus) : null;
         }
         catch (Exception ex) when (ex is JsonException or IOException or HttpRequestException)
