@@ -110,6 +110,42 @@ public sealed class WatchFrameReaderTests
     }
 
     [Fact]
+    public void DecodeWatchEvent_FieldsOfNewerServers_SkippedWhateverTheirWireType()
+    {
+        var slice = new Wire.Discovery.EndpointSlice
+        {
+            Metadata = new Wire.Meta.ObjectMeta { Name = "orders-a", ResourceVersion = "7" },
+            Ports = { new Wire.Discovery.EndpointPort { Port = 8080 } },
+        }.ToByteArray();
+
+        // Field 90 varint, 91 fixed64, 92 length-delimited, 93 fixed32: fields this reader does not know.
+        byte[] unknown = [0xD0, 0x05, 0x96, 0x01, 0xD9, 0x05, 1, 2, 3, 4, 5, 6, 7, 8, 0xE2, 0x05, 0x02, 0x41, 0x42, 0xED, 0x05, 9, 9, 9, 9];
+        var frame = new Wire.Meta.WatchEvent
+        {
+            Type = "ADDED",
+            Object = new Wire.Runtime.RawExtension { Raw = ByteString.CopyFrom(Envelope("EndpointSlice", Wire.Discovery.EndpointSlice.Parser.ParseFrom(Concat(unknown, slice, unknown)))) },
+        };
+
+        var decoded = KubernetesProtobuf.DecodeWatchEvent(Concat(frame.ToByteArray(), unknown));
+
+        Assert.Equal("orders-a", decoded.Object!.Metadata!.Name);
+        Assert.Equal(8080, decoded.Object.Ports![0].Port);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0x0A, 0x05, 0x41 }, "a length that runs past the end at byte 2")]
+    [InlineData(new byte[] { 0x18, 0xFF, 0xFF }, "a truncated varint at byte 3")]
+    [InlineData(new byte[] { 0x0B }, "wire type 3")]
+    [InlineData(new byte[] { 0x00 }, "a field number out of range")]
+    public void DecodeWatchEvent_MalformedWireFormat_FailsNamingTheProblemAndByte(byte[] frame, string expected)
+    {
+        var error = Assert.Throws<InvalidDataException>(() => KubernetesProtobuf.DecodeWatchEvent(frame));
+
+        Assert.Contains("not a valid protobuf WatchEvent", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void DecodeList_WithoutMagic_FailsNamingTheMagic()
     {
         var list = new Wire.Discovery.EndpointSliceList().ToByteArray();

@@ -1,7 +1,4 @@
 using System.Buffers.Binary;
-using Google.Protobuf;
-using Google.Protobuf.Collections;
-using Wire = Lodestar.Kubernetes.Protobuf;
 
 namespace Lodestar.Kubernetes.Api.Internal;
 
@@ -10,9 +7,18 @@ namespace Lodestar.Kubernetes.Api.Internal;
 /// reader fills, so everything after decoding is shared.
 /// </summary>
 /// <remarks>
+/// <para>
 /// An object or list is the 4-byte magic <c>k8s\0</c> followed by a <c>runtime.Unknown</c> whose <c>raw</c> holds the
 /// object's message and whose <c>typeMeta.kind</c> names it. A watch stream (<c>;stream=watch</c>) is a sequence of
 /// frames, each a 4-byte big-endian length and a <c>metav1.WatchEvent</c> whose <c>object.raw</c> is such an envelope.
+/// </para>
+/// <para>
+/// The messages are read field by field with <see cref="ProtobufReader"/>, straight into the models: parsing into the
+/// generated message types first and copying would build every slice twice. The generated types (from the subset of
+/// the API's <c>.proto</c> files under <c>Protos/</c>) serve encoders: tests, the fake API server and benchmarks.
+/// Field numbers are the API's, as in <c>k8s.io/api/discovery/v1</c>, <c>k8s.io/api/core/v1</c>,
+/// <c>k8s.io/apimachinery/pkg/apis/meta/v1</c> and <c>pkg/runtime</c>.
+/// </para>
 /// </remarks>
 internal static class KubernetesProtobuf
 {
@@ -38,66 +44,98 @@ internal static class KubernetesProtobuf
     /// <exception cref="InvalidDataException">The bytes are not a protobuf EndpointSliceList; the message says where.</exception>
     public static EndpointSliceList DecodeList(ReadOnlySpan<byte> data)
     {
-        var envelope = Unwrap(data, "the list");
-        var kind = Kind(envelope);
+        var kind = Unwrap(data, "the list", out var raw);
         if (kind is { Length: > 0 } && kind != "EndpointSliceList")
         {
             throw new InvalidDataException($"the list is a protobuf {Shorten(kind)}, not an EndpointSliceList");
         }
 
-        Wire.Discovery.EndpointSliceList list;
         try
         {
-            list = Wire.Discovery.EndpointSliceList.Parser.ParseFrom(envelope.Raw.Span);
+            var list = new EndpointSliceList { Items = [] };
+            var reader = new ProtobufReader(raw);
+            while (reader.Next(out var field, out var wireType))
+            {
+                switch (field)
+                {
+                    case 1:
+                        reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                        list.Metadata = ReadListMeta(reader.ReadMessage());
+                        break;
+                    case 2:
+                        reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                        list.Items.Add(ReadSlice(reader.ReadMessage()));
+                        break;
+                    default:
+                        reader.Skip(wireType);
+                        break;
+                }
+            }
+
+            return list;
         }
-        catch (InvalidProtocolBufferException ex)
+        catch (InvalidDataException ex)
         {
             throw new InvalidDataException($"the list is not a valid protobuf EndpointSliceList ({ex.Message})", ex);
         }
-
-        var items = new List<EndpointSlice>(list.Items.Count);
-        foreach (var item in list.Items)
-        {
-            items.Add(ToModel(item));
-        }
-
-        return new EndpointSliceList
-        {
-            Metadata = list.Metadata is { } meta
-                ? new ListMeta { ResourceVersion = meta.HasResourceVersion ? meta.ResourceVersion : null, Continue = meta.HasContinue ? meta.Continue : null }
-                : null,
-            Items = items,
-        };
     }
 
     /// <summary>Decodes one watch frame (without its length prefix).</summary>
     /// <exception cref="InvalidDataException">The frame is not a protobuf WatchEvent or its object cannot be read.</exception>
     public static WatchEvent DecodeWatchEvent(ReadOnlySpan<byte> frame)
     {
-        Wire.Meta.WatchEvent watchEvent;
+        var result = new WatchEvent();
+        ReadOnlySpan<byte> raw = default;
         try
         {
-            watchEvent = Wire.Meta.WatchEvent.Parser.ParseFrom(frame);
+            var reader = new ProtobufReader(frame);
+            while (reader.Next(out var field, out var wireType))
+            {
+                switch (field)
+                {
+                    case 1:
+                        reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                        result.Type = reader.ReadString();
+                        break;
+                    case 2:
+                        reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                        var extension = reader.ReadMessage();
+                        while (extension.Next(out var inner, out var innerType))
+                        {
+                            if (inner == 1)
+                            {
+                                extension.Expect(innerType, ProtobufReader.LengthDelimited);
+                                raw = extension.ReadBytes();
+                            }
+                            else
+                            {
+                                extension.Skip(innerType);
+                            }
+                        }
+
+                        break;
+                    default:
+                        reader.Skip(wireType);
+                        break;
+                }
+            }
         }
-        catch (InvalidProtocolBufferException ex)
+        catch (InvalidDataException ex)
         {
             throw new InvalidDataException($"the frame is not a valid protobuf WatchEvent ({ex.Message})", ex);
         }
 
-        var result = new WatchEvent { Type = watchEvent.HasType ? watchEvent.Type : null };
-        if (watchEvent.Object is not { HasRaw: true } rawObject || rawObject.Raw.IsEmpty)
+        if (raw.IsEmpty)
         {
             return result;
         }
 
-        var envelope = Unwrap(rawObject.Raw.Span, "the event's object");
-        var kind = Kind(envelope);
+        var kind = Unwrap(raw, "the event's object", out var body);
         try
         {
-            var raw = envelope.Raw.Span;
-            result.Object = kind == "Status" ? ToModel(Wire.Meta.Status.Parser.ParseFrom(raw)) : ToModel(Wire.Discovery.EndpointSlice.Parser.ParseFrom(raw));
+            result.Object = kind == "Status" ? ReadStatus(new ProtobufReader(body)) : ReadSlice(new ProtobufReader(body));
         }
-        catch (InvalidProtocolBufferException ex)
+        catch (InvalidDataException ex)
         {
             throw new InvalidDataException($"the event's object is not a valid protobuf {(kind == "Status" ? "Status" : "EndpointSlice")} ({ex.Message})", ex);
         }
@@ -110,166 +148,394 @@ internal static class KubernetesProtobuf
     {
         try
         {
-            var envelope = Unwrap(data, "the error answer");
-            var kind = Kind(envelope);
+            var kind = Unwrap(data, "the error answer", out var raw);
             if (kind != "Status")
             {
                 return null;
             }
 
-            var status = Wire.Meta.Status.Parser.ParseFrom(envelope.Raw.Span);
-            return new ApiStatus
-            {
-                Kind = kind,
-                Code = status.HasCode ? status.Code : null,
-                Reason = status.HasReason ? status.Reason : null,
-                Message = status.HasMessage ? status.Message : null,
-            };
+            var status = ReadStatus(new ProtobufReader(raw));
+            return new ApiStatus { Kind = kind, Code = status.Code, Reason = status.Reason, Message = status.Message };
         }
-        catch (Exception ex) when (ex is InvalidDataException or InvalidProtocolBufferException)
+        catch (InvalidDataException)
         {
             return null;
         }
     }
 
-    private static string? Kind(Wire.Runtime.Unknown envelope) => envelope.TypeMeta is { HasKind: true } type ? type.Kind : null;
-
-    /// <summary>Checks the magic and returns the envelope, which carries the object's kind and bytes.</summary>
-    private static Wire.Runtime.Unknown Unwrap(ReadOnlySpan<byte> data, string what)
+    /// <summary>Checks the magic and the envelope; returns the object's kind and bytes (a slice of <paramref name="data"/>).</summary>
+    private static string? Unwrap(ReadOnlySpan<byte> data, string what, out ReadOnlySpan<byte> raw)
     {
         if (!HasMagic(data))
         {
             throw new InvalidDataException($"{what} does not start with the protobuf envelope's magic bytes 'k8s\\0'");
         }
 
-        Wire.Runtime.Unknown unknown;
+        string? kind = null;
+        string? contentEncoding = null;
+        string? contentType = null;
+        raw = default;
         try
         {
-            unknown = Wire.Runtime.Unknown.Parser.ParseFrom(data[Magic.Length..]);
+            var reader = new ProtobufReader(data[Magic.Length..]);
+            while (reader.Next(out var field, out var wireType))
+            {
+                switch (field)
+                {
+                    case 1:
+                        reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                        var typeMeta = reader.ReadMessage();
+                        while (typeMeta.Next(out var inner, out var innerType))
+                        {
+                            if (inner == 2)
+                            {
+                                typeMeta.Expect(innerType, ProtobufReader.LengthDelimited);
+                                kind = typeMeta.ReadString();
+                            }
+                            else
+                            {
+                                typeMeta.Skip(innerType);
+                            }
+                        }
+
+                        break;
+                    case 2:
+                        reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                        raw = reader.ReadBytes();
+                        break;
+                    case 3:
+                        reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                        contentEncoding = reader.ReadString();
+                        break;
+                    case 4:
+                        reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                        contentType = reader.ReadString();
+                        break;
+                    default:
+                        reader.Skip(wireType);
+                        break;
+                }
+            }
         }
-        catch (InvalidProtocolBufferException ex)
+        catch (InvalidDataException ex)
         {
             throw new InvalidDataException($"{what} is not a valid protobuf envelope (runtime.Unknown: {ex.Message})", ex);
         }
 
-        if (unknown.HasContentEncoding && unknown.ContentEncoding.Length > 0)
+        if (contentEncoding is { Length: > 0 })
         {
-            throw new InvalidDataException($"{what} has content encoding '{Shorten(unknown.ContentEncoding)}', which Lodestar does not read");
+            throw new InvalidDataException($"{what} has content encoding '{Shorten(contentEncoding)}', which Lodestar does not read");
         }
 
-        if (unknown.HasContentType && unknown.ContentType.Length > 0 && !IsProtobuf(unknown.ContentType))
+        if (contentType is { Length: > 0 } && !IsProtobuf(contentType))
         {
-            throw new InvalidDataException($"{what} holds content of type '{Shorten(unknown.ContentType)}' in a protobuf envelope");
+            throw new InvalidDataException($"{what} holds content of type '{Shorten(contentType)}' in a protobuf envelope");
         }
 
-        return unknown;
+        return kind;
     }
 
     private static string Shorten(string text) => KubernetesApiClient.Truncate(text, 64);
 
-    private static EndpointSlice ToModel(Wire.Meta.Status status)
-        => new()
-        {
-            Kind = "Status",
-            Code = status.HasCode ? status.Code : null,
-            Reason = status.HasReason ? status.Reason : null,
-            Message = status.HasMessage ? status.Message : null,
-        };
-
-    private static EndpointSlice ToModel(Wire.Discovery.EndpointSlice slice)
+    private static ListMeta ReadListMeta(ProtobufReader reader)
     {
-        var endpoints = new List<SliceEndpoint>(slice.Endpoints.Count);
-        foreach (var endpoint in slice.Endpoints)
+        var meta = new ListMeta();
+        while (reader.Next(out var field, out var wireType))
         {
-            endpoints.Add(ToModel(endpoint));
-        }
-
-        var ports = new List<SlicePort>(slice.Ports.Count);
-        foreach (var port in slice.Ports)
-        {
-            ports.Add(new SlicePort
+            switch (field)
             {
-                Name = port.HasName ? port.Name : null,
-                Port = port.HasPort ? port.Port : null,
-                Protocol = port.HasProtocol ? port.Protocol : null,
-                AppProtocol = port.HasAppProtocol ? port.AppProtocol : null,
-            });
+                case 2:
+                    reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                    meta.ResourceVersion = reader.ReadString();
+                    break;
+                case 3:
+                    reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                    meta.Continue = reader.ReadString();
+                    break;
+                default:
+                    reader.Skip(wireType);
+                    break;
+            }
         }
 
-        return new EndpointSlice
-        {
-            Kind = "EndpointSlice",
-            Metadata = slice.Metadata is { } meta
-                ? new ObjectMeta
-                {
-                    Name = meta.HasName ? meta.Name : null,
-                    Namespace = meta.HasNamespace ? meta.Namespace : null,
-                    ResourceVersion = meta.HasResourceVersion ? meta.ResourceVersion : null,
-                    Labels = ToDictionary(meta.Labels),
-                }
-                : null,
-            AddressType = slice.HasAddressType ? slice.AddressType : null,
-            Endpoints = endpoints,
-            Ports = ports,
-        };
+        return meta;
     }
 
-    private static SliceEndpoint ToModel(Wire.Discovery.Endpoint endpoint)
+    private static EndpointSlice ReadStatus(ProtobufReader reader)
     {
-        var result = new SliceEndpoint
+        var status = new EndpointSlice { Kind = "Status" };
+        while (reader.Next(out var field, out var wireType))
         {
-            Addresses = [.. endpoint.Addresses],
-            Hostname = endpoint.HasHostname ? endpoint.Hostname : null,
-            NodeName = endpoint.HasNodeName ? endpoint.NodeName : null,
-            Zone = endpoint.HasZone ? endpoint.Zone : null,
-        };
-        if (endpoint.Conditions is { } conditions)
-        {
-            result.Conditions = new EndpointConditions
+            switch (field)
             {
-                Ready = conditions.HasReady ? conditions.Ready : null,
-                Serving = conditions.HasServing ? conditions.Serving : null,
-                Terminating = conditions.HasTerminating ? conditions.Terminating : null,
-            };
+                case 3:
+                    reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                    status.Message = reader.ReadString();
+                    break;
+                case 4:
+                    reader.Expect(wireType, ProtobufReader.LengthDelimited);
+                    status.Reason = reader.ReadString();
+                    break;
+                case 6:
+                    reader.Expect(wireType, ProtobufReader.Varint);
+                    status.Code = reader.ReadInt32();
+                    break;
+                default:
+                    reader.Skip(wireType);
+                    break;
+            }
         }
 
-        if (endpoint.Hints is { } hints)
+        return status;
+    }
+
+    private static EndpointSlice ReadSlice(ProtobufReader reader)
+    {
+        var slice = new EndpointSlice { Kind = "EndpointSlice", Endpoints = [], Ports = [] };
+        while (reader.Next(out var field, out var wireType))
         {
-            var zones = new List<ForZone>(hints.ForZones.Count);
-            foreach (var zone in hints.ForZones)
+            if (wireType != ProtobufReader.LengthDelimited)
             {
-                zones.Add(new ForZone { Name = zone.HasName ? zone.Name : null });
+                reader.Skip(wireType);
+                continue;
             }
 
-            result.Hints = new EndpointHints { ForZones = zones };
-        }
-
-        if (endpoint.TargetRef is { } target)
-        {
-            result.TargetRef = new ObjectReference
+            switch (field)
             {
-                Kind = target.HasKind ? target.Kind : null,
-                Name = target.HasName ? target.Name : null,
-                Namespace = target.HasNamespace ? target.Namespace : null,
-            };
+                case 1:
+                    slice.Metadata = ReadObjectMeta(reader.ReadMessage());
+                    break;
+                case 2:
+                    slice.Endpoints.Add(ReadEndpoint(reader.ReadMessage()));
+                    break;
+                case 3:
+                    slice.Ports.Add(ReadPort(reader.ReadMessage()));
+                    break;
+                case 4:
+                    slice.AddressType = reader.ReadString();
+                    break;
+                default:
+                    reader.Skip(wireType);
+                    break;
+            }
         }
 
-        return result;
+        return slice;
     }
 
-    private static Dictionary<string, string>? ToDictionary(MapField<string, string> map)
+    private static ObjectMeta ReadObjectMeta(ProtobufReader reader)
     {
-        if (map.Count == 0)
+        var meta = new ObjectMeta();
+        while (reader.Next(out var field, out var wireType))
         {
-            return null;
+            if (wireType != ProtobufReader.LengthDelimited)
+            {
+                reader.Skip(wireType);
+                continue;
+            }
+
+            switch (field)
+            {
+                case 1:
+                    meta.Name = reader.ReadString();
+                    break;
+                case 3:
+                    meta.Namespace = reader.ReadString();
+                    break;
+                case 6:
+                    meta.ResourceVersion = reader.ReadString();
+                    break;
+                case 11:
+                    // A map entry: key = 1, value = 2.
+                    var entry = reader.ReadMessage();
+                    string? key = null;
+                    var value = "";
+                    while (entry.Next(out var inner, out var innerType))
+                    {
+                        if (inner is 1 or 2 && innerType == ProtobufReader.LengthDelimited)
+                        {
+                            if (inner == 1)
+                            {
+                                key = entry.ReadString();
+                            }
+                            else
+                            {
+                                value = entry.ReadString();
+                            }
+                        }
+                        else
+                        {
+                            entry.Skip(innerType);
+                        }
+                    }
+
+                    (meta.Labels ??= new Dictionary<string, string>(StringComparer.Ordinal))[key ?? ""] = value;
+                    break;
+                default:
+                    reader.Skip(wireType);
+                    break;
+            }
         }
 
-        var result = new Dictionary<string, string>(map.Count, StringComparer.Ordinal);
-        foreach (var (key, value) in map)
+        return meta;
+    }
+
+    private static SliceEndpoint ReadEndpoint(ProtobufReader reader)
+    {
+        var endpoint = new SliceEndpoint { Addresses = [] };
+        while (reader.Next(out var field, out var wireType))
         {
-            result[key] = value;
+            if (wireType != ProtobufReader.LengthDelimited)
+            {
+                reader.Skip(wireType);
+                continue;
+            }
+
+            switch (field)
+            {
+                case 1:
+                    endpoint.Addresses.Add(reader.ReadString());
+                    break;
+                case 2:
+                    endpoint.Conditions = ReadConditions(reader.ReadMessage());
+                    break;
+                case 3:
+                    endpoint.Hostname = reader.ReadString();
+                    break;
+                case 4:
+                    endpoint.TargetRef = ReadReference(reader.ReadMessage());
+                    break;
+                case 6:
+                    endpoint.NodeName = reader.ReadString();
+                    break;
+                case 7:
+                    endpoint.Zone = reader.ReadString();
+                    break;
+                case 8:
+                    endpoint.Hints = ReadHints(reader.ReadMessage());
+                    break;
+                default:
+                    reader.Skip(wireType);
+                    break;
+            }
         }
 
-        return result;
+        return endpoint;
+    }
+
+    private static EndpointConditions ReadConditions(ProtobufReader reader)
+    {
+        // proto2 optional fields: a condition the server did not set stays null (unknown), apart from false.
+        var conditions = new EndpointConditions();
+        while (reader.Next(out var field, out var wireType))
+        {
+            if (field is >= 1 and <= 3 && wireType == ProtobufReader.Varint)
+            {
+                var value = reader.ReadBool();
+                _ = field switch
+                {
+                    1 => conditions.Ready = value,
+                    2 => conditions.Serving = value,
+                    _ => conditions.Terminating = value,
+                };
+            }
+            else
+            {
+                reader.Skip(wireType);
+            }
+        }
+
+        return conditions;
+    }
+
+    private static EndpointHints ReadHints(ProtobufReader reader)
+    {
+        var hints = new EndpointHints { ForZones = [] };
+        while (reader.Next(out var field, out var wireType))
+        {
+            if (field == 1 && wireType == ProtobufReader.LengthDelimited)
+            {
+                var zone = new ForZone();
+                var item = reader.ReadMessage();
+                while (item.Next(out var inner, out var innerType))
+                {
+                    if (inner == 1 && innerType == ProtobufReader.LengthDelimited)
+                    {
+                        zone.Name = item.ReadString();
+                    }
+                    else
+                    {
+                        item.Skip(innerType);
+                    }
+                }
+
+                hints.ForZones.Add(zone);
+            }
+            else
+            {
+                reader.Skip(wireType);
+            }
+        }
+
+        return hints;
+    }
+
+    private static ObjectReference ReadReference(ProtobufReader reader)
+    {
+        var reference = new ObjectReference();
+        while (reader.Next(out var field, out var wireType))
+        {
+            if (wireType != ProtobufReader.LengthDelimited)
+            {
+                reader.Skip(wireType);
+                continue;
+            }
+
+            switch (field)
+            {
+                case 1:
+                    reference.Kind = reader.ReadString();
+                    break;
+                case 2:
+                    reference.Namespace = reader.ReadString();
+                    break;
+                case 3:
+                    reference.Name = reader.ReadString();
+                    break;
+                default:
+                    reader.Skip(wireType);
+                    break;
+            }
+        }
+
+        return reference;
+    }
+
+    private static SlicePort ReadPort(ProtobufReader reader)
+    {
+        var port = new SlicePort();
+        while (reader.Next(out var field, out var wireType))
+        {
+            switch (field)
+            {
+                case 1 when wireType == ProtobufReader.LengthDelimited:
+                    port.Name = reader.ReadString();
+                    break;
+                case 2 when wireType == ProtobufReader.LengthDelimited:
+                    port.Protocol = reader.ReadString();
+                    break;
+                case 3 when wireType == ProtobufReader.Varint:
+                    port.Port = reader.ReadInt32();
+                    break;
+                case 4 when wireType == ProtobufReader.LengthDelimited:
+                    port.AppProtocol = reader.ReadString();
+                    break;
+                default:
+                    reader.Skip(wireType);
+                    break;
+            }
+        }
+
+        return port;
     }
 }
