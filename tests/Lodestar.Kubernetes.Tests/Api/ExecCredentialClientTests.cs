@@ -1,6 +1,7 @@
 using Lodestar.Kubernetes.Tests.Infrastructure;
 using Lodestar.Testing;
 using Lodestar.Testing.Kubernetes;
+using Lodestar.Testing.Tls;
 
 namespace Lodestar.Kubernetes.Tests.Api;
 
@@ -58,6 +59,34 @@ public sealed class ExecCredentialClientTests : IAsyncLifetime
         Assert.Single(_server.Requests, r => r.StartsWith("REJECTED 401", StringComparison.Ordinal));
         Assert.Empty(harness.Observer.Errors);
     }
+
+    [Fact]
+    public async Task RunAsync_ClientCertificateRotated_NewConnectionsPresentTheNewCertificate()
+    {
+        using var authority = TestCertificates.CreateAuthority();
+        using var first = TestCertificates.CreateClient(authority, "exec-client-one");
+        using var second = TestCertificates.CreateClient(authority, "exec-client-two");
+        _server.Token = "no-token-is-sent";
+        _server.AcceptedClientCertificate = first.Thumbprint;
+        var script = ExecPlugins.WriteFilePrinter(_directory, CertificateCredential(first));
+        await using var harness = await SourceHarness.StartAsync(_server, configure: o => o.KubeconfigPath = Kubeconfig(script));
+        await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080") && _server.OpenWatches == 1, s_wait, "listed and watching with the first certificate");
+        Assert.All(_server.ClientCertificateSubjects, s => Assert.Equal("CN=exec-client-one", s));
+
+        // The server now trusts only the second certificate, which the plugin hands out from now on.
+        _server.AcceptedClientCertificate = second.Thumbprint;
+        _directory.Write("credential.json", CertificateCredential(second));
+        _server.EndWatches(abort: true);
+        _server.Upsert(FakeEndpointSlice.Create("shop", "orders-b", "orders", 8080, FakeEndpoint.ReadyAt("10.0.0.2")));
+
+        await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080", "10.0.0.2:8080"), s_wait, "the re-watch succeeds with the second certificate");
+        Assert.Equal("CN=exec-client-two", _server.ClientCertificateSubjects.Last());
+        Assert.Equal(2, ExecPlugins.Runs(_directory));
+        Assert.Empty(harness.Observer.Errors);
+    }
+
+    private static string CertificateCredential(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
+        => ExecPlugins.Credential(null, certificatePem: certificate.ExportCertificatePem(), keyPem: TestCertificates.ExportPrivateKeyPem(certificate));
 
     [Fact]
     public async Task RunAsync_PluginFails_ErrorNamesPluginAndContextAndSourceRetries()

@@ -66,6 +66,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private readonly Dictionary<int, (long Version, List<JsonObject> Items)> _listSnapshots = [];
     private readonly List<string> _requests = [];
     private readonly ConcurrentQueue<string> _serverNames = new();
+    private readonly ConcurrentQueue<string> _clientCertificateSubjects = new();
     private readonly X509Certificate2 _serverCertificate;
     private WebApplication? _app;
     private long _resourceVersion = 100;
@@ -102,6 +103,15 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
     /// <summary>Gets or sets the bearer token the server accepts.</summary>
     public string Token { get; set; } = "fake-token-0123456789";
+
+    /// <summary>
+    /// Gets or sets the thumbprint of a client certificate the server accepts in place of the token, or
+    /// <see langword="null"/> (default) to accept the token only.
+    /// </summary>
+    public string? AcceptedClientCertificate { get; set; }
+
+    /// <summary>Gets the subject of the client certificate of each request that presented one, in order.</summary>
+    public IReadOnlyCollection<string> ClientCertificateSubjects => _clientCertificateSubjects;
 
     /// <summary>
     /// Gets or sets whether error answers echo the request's <c>Authorization</c> header and its bare token: in the
@@ -438,6 +448,10 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
                 _serverNames.Enqueue(name ?? "");
                 return _serverCertificate;
             },
+
+            // Clients may authenticate with a certificate instead of a token; which one is accepted is checked per request.
+            ClientCertificateMode = ClientCertificateMode.AllowCertificate,
+            ClientCertificateValidation = static (_, _, _) => true,
         })));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
         var app = builder.Build();
@@ -491,7 +505,14 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
 
         var authorization = context.Request.Headers.Authorization.ToString();
-        if (authorization != "Bearer " + Token)
+        var certificate = context.Connection.ClientCertificate;
+        if (certificate is not null)
+        {
+            _clientCertificateSubjects.Enqueue(certificate.Subject);
+        }
+
+        var byCertificate = AcceptedClientCertificate is { } thumbprint && string.Equals(certificate?.Thumbprint, thumbprint, StringComparison.OrdinalIgnoreCase);
+        if (!byCertificate && authorization != "Bearer " + Token)
         {
             Log("REJECTED 401 " + description);
             await WriteStatusAsync(context, 401, "Unauthorized", "Unauthorized");

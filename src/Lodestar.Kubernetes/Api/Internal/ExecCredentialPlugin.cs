@@ -19,7 +19,7 @@ namespace Lodestar.Kubernetes.Api.Internal;
 /// <para>
 /// Lodestar runs unattended: the plugin gets no terminal and no standard input, and <c>KUBERNETES_EXEC_INFO</c> says
 /// <c>interactive: false</c>. A plugin that fails, prints something that is not an ExecCredential, prints more than
-/// <see cref="MaxOutputBytes"/> or runs longer than <see cref="Timeout"/> (on the injected clock) gives an error naming
+/// <see cref="MaxOutputBytes"/> or runs longer than <see cref="DefaultTimeout"/> (on the injected clock) gives an error naming
 /// the command and the kubeconfig context; a plugin still running then is killed, with the processes it started. What
 /// the plugin printed is never quoted: only its standard error, through the cluster's redactor, which learns every
 /// token and key the plugin hands out before anything else sees them.
@@ -53,12 +53,6 @@ internal sealed partial class ExecCredentialPlugin : IDisposable
         _logger = logger;
         _description = $"The exec credential plugin '{config.Command}' of kubeconfig context '{config.ContextName}' for {displayName}";
     }
-
-    /// <summary>Gets or sets how long one run may take (a seam for tests; default <see cref="DefaultTimeout"/>).</summary>
-    public TimeSpan Timeout { get; init; } = DefaultTimeout;
-
-    /// <summary>Gets how many times the plugin has been started.</summary>
-    public int Runs { get; private set; }
 
     /// <summary>Returns the cached credential while it is valid, else runs the plugin (once, whatever the number of callers).</summary>
     /// <exception cref="KubernetesApiException">The plugin could not be run, failed, hung or printed no usable credential.</exception>
@@ -106,7 +100,7 @@ internal sealed partial class ExecCredentialPlugin : IDisposable
     private async Task<ExecCredential> RunAsync(CancellationToken cancellationToken)
     {
         using var process = new Process { StartInfo = CreateStartInfo() };
-        using var deadline = new CancellationTokenSource(Timeout, _timeProvider);
+        using var deadline = new CancellationTokenSource(DefaultTimeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         try
         {
@@ -118,7 +112,6 @@ internal sealed partial class ExecCredentialPlugin : IDisposable
             throw Error($"could not be started ({ex.Message}); is it installed and on the PATH?{hint}");
         }
 
-        Runs++;
         Log.Running(_logger, _config.Command, _config.ContextName);
         try
         {
@@ -139,7 +132,7 @@ internal sealed partial class ExecCredentialPlugin : IDisposable
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            throw Error(string.Create(CultureInfo.InvariantCulture, $"did not finish within {Timeout.TotalSeconds:0.###} s and was stopped"));
+            throw Error(string.Create(CultureInfo.InvariantCulture, $"did not finish within {DefaultTimeout.TotalSeconds:0.###} s and was stopped"));
         }
         finally
         {

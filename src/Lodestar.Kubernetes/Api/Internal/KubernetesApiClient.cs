@@ -57,9 +57,6 @@ internal sealed partial class KubernetesApiClient : IDisposable
 
     public ClusterConfig Config { get; }
 
-    /// <summary>Gets the exec credential plugin of the cluster's user, when it has one.</summary>
-    internal ExecCredentialPlugin? ExecPlugin => _exec;
-
     /// <summary>Gets the redactor of this cluster's secrets: the configured token and client key, and every token read since.</summary>
     public SecretRedactor Redactor { get; }
 
