@@ -1,3 +1,4 @@
+using Lodestar.Kubernetes.Api.Internal;
 using Lodestar.Kubernetes.Tests.Infrastructure;
 using Lodestar.Testing;
 using Lodestar.Testing.Kubernetes;
@@ -87,6 +88,26 @@ public sealed class ExecCredentialClientTests : IAsyncLifetime
 
     private static string CertificateCredential(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
         => ExecPlugins.Credential(null, certificatePem: certificate.ExportCertificatePem(), keyPem: TestCertificates.ExportPrivateKeyPem(certificate));
+
+    [Fact]
+    public async Task RunAsync_PluginSlowerThanTheRequestDeadline_ListStillSucceeds()
+    {
+        // The plugin answers only once the test lets it, after the clock has passed the API request deadline.
+        var gate = Path.Combine(_directory.Path, "go");
+        _directory.Write("credential.json", ExecPlugins.Credential(_server.Token));
+        var script = ExecPlugins.WriteScript(_directory, "slow.sh",
+            $"while [ ! -f '{gate}' ]; do sleep 0.05; done\ncat '{_directory.Path}/credential.json'");
+        var clock = new RecordingTimeProvider();
+        await using var harness = await SourceHarness.StartAsync(_server, configure: o => o.KubeconfigPath = Kubeconfig(script), timeProvider: clock, random: () => 0.5);
+
+        Assert.Equal(ExecCredentialPlugin.DefaultTimeout, await clock.NextFiniteTimerAsync());
+        clock.Advance(KubernetesApiClient.RequestTimeout + TimeSpan.FromSeconds(1));
+        File.WriteAllText(gate, "");
+
+        Assert.Equal(KubernetesApiClient.RequestTimeout, await clock.NextFiniteTimerAsync());
+        await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080"), s_wait, "the list goes out once the plugin answers");
+        Assert.Empty(harness.Observer.Errors);
+    }
 
     [Fact]
     public async Task RunAsync_PluginFails_ErrorNamesPluginAndContextAndSourceRetries()

@@ -172,6 +172,13 @@ internal sealed partial class KubernetesApiClient : IDisposable
         CancellationToken cancellationToken)
     {
         await _limiter.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        if (_exec is not null)
+        {
+            // An exec plugin has its own, longer bound: a slow plugin must not spend the API server's request deadline
+            // (nor be reported as the server not answering).
+            await _exec.GetAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         using var deadline = new CancellationTokenSource(RequestTimeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var request = "GET " + Redact(pathAndQuery);
