@@ -167,4 +167,14 @@ public sealed class KubernetesSourceOptions
     /// </remarks>
     public TimeSpan WatchStallTimeout { get; set; } = DefaultWatchStallTimeout;
 
+    /// <summary>
+    /// Gets or sets how lists and watch events are encoded on the wire. Default <see cref="KubernetesEncoding.Auto"/>:
+    /// protobuf when the API server offers it (every kube-apiserver does for EndpointSlices), else JSON.
+    /// </summary>
+    /// <remarks>
+    /// Protobuf makes a list or an event several times smaller than JSON and faster to read (see the Kubernetes page of
+    /// the documentation for figures). <see cref="KubernetesEncoding.Json"/> suits a proxy or an aggregated server that
+    /// mishandles protobuf; <see cref="MaxListResponseBytes"/> and <see cref="MaxWatchEventBytes"/> apply to either.
+    /// </remarks>
+    public KubernetesEncoding Encoding { get; set; } = KubernetesEncoding.Auto;
 }

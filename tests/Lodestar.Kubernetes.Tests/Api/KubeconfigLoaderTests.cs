@@ -139,13 +139,62 @@ public sealed class KubeconfigLoaderTests : IDisposable
     }
 
     [Fact]
-    public void Load_ExecPlugin_FailsNamingThePluginAndContext()
+    public void Load_ExecPlugin_ReadsCommandArgsEnvAndClusterInfo()
     {
-        var path = Write("    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws-iam-authenticator\n      args: [token, -i, prod]");
+        var path = Write("""
+                exec:
+                  apiVersion: client.authentication.k8s.io/v1beta1
+                  command: aws
+                  args: [eks, get-token, --cluster-name, prod]
+                  env:
+                  - name: AWS_PROFILE
+                    value: ops
+                  installHint: Install the AWS CLI.
+                  provideClusterInfo: true
+                  interactiveMode: IfAvailable
+            """, "    server: https://10.1.2.3:6443\n    tls-server-name: api.internal");
+
+        var config = KubeconfigLoader.Load([path], null);
+
+        var exec = Assert.IsType<ExecCredentialConfig>(config.Exec);
+        Assert.Equal("aws", exec.Command);
+        Assert.Equal("aws", exec.ResolvedCommand);
+        Assert.Equal(["eks", "get-token", "--cluster-name", "prod"], exec.Args);
+        Assert.Equal([new KeyValuePair<string, string>("AWS_PROFILE", "ops")], exec.Environment);
+        Assert.Equal(ExecCredentialConfig.V1Beta1, exec.ApiVersion);
+        Assert.Equal("Install the AWS CLI.", exec.InstallHint);
+        Assert.True(exec.ProvideClusterInfo);
+        Assert.Equal("dev", exec.ContextName);
+        Assert.Equal("https://10.1.2.3:6443", exec.Server);
+        Assert.Equal("api.internal", exec.TlsServerName);
+        Assert.Null(config.Token);
+    }
+
+    [Fact]
+    public void Load_ExecPluginRelativePathWithSeparator_ResolvedAgainstTheKubeconfigFolder()
+    {
+        var path = Write("    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./bin/get-token\n      interactiveMode: Never");
+
+        var exec = KubeconfigLoader.Load([path], null).Exec!;
+
+        Assert.Equal("./bin/get-token", exec.Command);
+        Assert.Equal(Path.Combine(_directory.Path, "bin", "get-token"), exec.ResolvedCommand);
+    }
+
+    [Theory]
+    [InlineData("      apiVersion: client.authentication.k8s.io/v1\n      command: kubelogin\n      interactiveMode: Always", "interactiveMode: Always")]
+    [InlineData("      apiVersion: client.authentication.k8s.io/v1alpha1\n      command: kubelogin", "apiVersion 'client.authentication.k8s.io/v1alpha1'")]
+    [InlineData("      command: kubelogin", "has no apiVersion")]
+    [InlineData("      apiVersion: client.authentication.k8s.io/v1\n      command: kubelogin\n      interactiveMode: Sometimes", "interactiveMode 'Sometimes'")]
+    [InlineData("      apiVersion: client.authentication.k8s.io/v1\n      command: kubelogin\n      env:\n      - value: x", "env entry without a name at position 0")]
+    public void Load_UnusableExecPlugin_FailsNamingThePluginAndContext(string exec, string expected)
+    {
+        var path = Write("    exec:\n" + exec);
 
         var error = Assert.Throws<KubernetesApiException>(() => KubeconfigLoader.Load([path], null));
 
-        Assert.Contains("exec credential plugin 'aws-iam-authenticator'", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.Contains("exec credential plugin 'kubelogin'", error.Message, StringComparison.Ordinal);
         Assert.Contains("context 'dev'", error.Message, StringComparison.Ordinal);
         Assert.Contains("https://10.1.2.3:6443", error.Message, StringComparison.Ordinal);
     }

@@ -6,14 +6,44 @@ using Lodestar.Testing.Kubernetes;
 
 namespace Lodestar.Kubernetes.Tests.Discovery;
 
-public sealed class EndpointSliceSourceTests : IAsyncLifetime
+/// <summary>The source against the fake API server in JSON.</summary>
+public sealed class EndpointSliceSourceJsonTests : EndpointSliceSourceTests
+{
+    protected override KubernetesEncoding Encoding => KubernetesEncoding.Json;
+}
+
+/// <summary>The source against the fake API server in protobuf.</summary>
+public sealed class EndpointSliceSourceProtobufTests : EndpointSliceSourceTests
+{
+    protected override KubernetesEncoding Encoding => KubernetesEncoding.Protobuf;
+}
+
+/// <summary>The source's list/watch behaviour, run once per wire encoding by the derived classes.</summary>
+public abstract class EndpointSliceSourceTests : IAsyncLifetime
 {
     private static readonly TimeSpan s_wait = SourceHarness.Wait;
     private FakeKubernetesApiServer _server = null!;
 
+    /// <summary>Gets the encoding every source of the suite asks for.</summary>
+    protected abstract KubernetesEncoding Encoding { get; }
+
     public async Task InitializeAsync() => _server = await FakeKubernetesApiServer.StartAsync();
 
-    public async Task DisposeAsync() => await _server.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        var (protobuf, json) = (_server.ProtobufResponses, _server.JsonResponses);
+        await _server.DisposeAsync();
+
+        // Every answer of the suite was in its encoding, so each test really ran in it.
+        Assert.Equal(0, Encoding == KubernetesEncoding.Json ? protobuf : json);
+    }
+
+    private Task<SourceHarness> StartAsync(string service = "orders", Action<KubernetesSourceOptions>? configure = null)
+        => SourceHarness.StartAsync(_server, service, o =>
+        {
+            o.Encoding = Encoding;
+            configure?.Invoke(o);
+        });
 
     private static FakeEndpointSlice Slice(string name, params string[] addresses)
         => FakeEndpointSlice.Create("shop", name, "orders", 8080, addresses.Select(a => FakeEndpoint.ReadyAt(a)).ToArray());
@@ -29,7 +59,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
         }
 
         _server.Upsert(FakeEndpointSlice.Create("shop", "payments-1", "payments", 8080, FakeEndpoint.ReadyAt("10.9.9.9")));
-        await using var harness = await SourceHarness.StartAsync(_server, configure: o => o.PageSize = 2);
+        await using var harness = await StartAsync(configure: o => o.PageSize = 2);
 
         await Eventually.TrueAsync(() => harness.Observer.Addresses.Length == 5 && _server.OpenWatches == 1, s_wait, "all five slices are listed and a watch is open");
         Assert.Equal(3, Count("LIST"));
@@ -47,7 +77,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     public async Task RunAsync_WatchEvents_FollowsAddModifyAndDelete()
     {
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
-        await using var harness = await SourceHarness.StartAsync(_server);
+        await using var harness = await StartAsync();
         await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080") && _server.OpenWatches == 1, s_wait, "initial list");
 
         _server.Upsert(Slice("orders-b", "10.0.0.2"));
@@ -63,7 +93,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     public async Task RunAsync_StreamCutMidEvent_RewatchesFromLastVersionWithoutLosingTheEvent()
     {
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
-        await using var harness = await SourceHarness.StartAsync(_server);
+        await using var harness = await StartAsync();
         await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080") && harness.Logs.Entries.Any(e => e.EventId.Name == "Watching"), s_wait, "the client reads the watch stream");
         var seen = _server.ResourceVersion;
 
@@ -86,7 +116,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
         _server.ExpiredWatchAnswer = answer;
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
         _server.Upsert(Slice("orders-b", "10.0.0.2"));
-        await using var harness = await SourceHarness.StartAsync(_server);
+        await using var harness = await StartAsync();
         await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080", "10.0.0.2:8080") && _server.OpenWatches == 1, s_wait, "initial list");
 
         // While the client cannot watch, one slice is added, one deleted, and the history is compacted.
@@ -110,7 +140,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     {
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
         _server.Upsert(Slice("orders-b", "10.0.0.2"));
-        await using var harness = await SourceHarness.StartAsync(_server);
+        await using var harness = await StartAsync();
         await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080", "10.0.0.2:8080") && _server.OpenWatches == 1, s_wait, "initial list");
         var snapshots = harness.Observer.SnapshotCount;
 
@@ -134,7 +164,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     public async Task RunAsync_Bookmark_RewatchResumesFromBookmarkVersion()
     {
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
-        await using var harness = await SourceHarness.StartAsync(_server);
+        await using var harness = await StartAsync();
         await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080") && _server.OpenWatches == 1, s_wait, "initial list");
 
         // Changes to other services move the resourceVersion without sending this watch an event.
@@ -155,7 +185,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     public async Task RunAsync_MalformedEventLine_ReportedAndSkippedWatchContinues()
     {
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
-        await using var harness = await SourceHarness.StartAsync(_server);
+        await using var harness = await StartAsync();
         await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080") && _server.OpenWatches == 1, s_wait, "initial list");
 
         _server.SendMalformedLine();
@@ -175,7 +205,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     {
         _server.Upsert(FakeEndpointSlice.Create("shop", "orders-a", "orders", 8080,
             FakeEndpoint.ReadyAt("10.0.0.1"), new FakeEndpoint("10.0.0.2") { Ready = false, Serving = false }, new FakeEndpoint("10.0.0.3") { Ready = null, Serving = null }));
-        await using var harness = await SourceHarness.StartAsync(_server);
+        await using var harness = await StartAsync();
 
         await Eventually.TrueAsync(() => harness.Observer.Latest is not null, s_wait, "initial list");
         Assert.Equal(["10.0.0.1:8080", "10.0.0.3:8080"], harness.Observer.Addresses);
@@ -190,7 +220,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     {
         _server.Upsert(FakeEndpointSlice.Create("shop", "orders-a", "orders", 8080,
             FakeEndpoint.ReadyAt("10.0.0.1"), FakeEndpoint.TerminatingAt("10.0.0.2"), FakeEndpoint.TerminatingAt("10.0.0.3", serving: false)));
-        await using var harness = await SourceHarness.StartAsync(_server);
+        await using var harness = await StartAsync();
         await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080") && _server.OpenWatches == 1, s_wait, "only the ready endpoint while one is ready");
 
         _server.Upsert(FakeEndpointSlice.Create("shop", "orders-a", "orders", 8080,
@@ -207,7 +237,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     {
         _server.Upsert(Slice("orders-a", "10.0.0.1", "10.0.0.2"));
         _server.Upsert(Slice("orders-b", "10.0.0.2", "10.0.0.3"));
-        await using var harness = await SourceHarness.StartAsync(_server);
+        await using var harness = await StartAsync();
 
         await Eventually.TrueAsync(() => harness.Observer.Latest is not null && _server.OpenWatches == 1, s_wait, "initial list");
         Assert.Equal(["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"], harness.Observer.Addresses);
@@ -223,7 +253,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     {
         _server.Upsert(FakeEndpointSlice.Create("shop", "orders-a", "orders", 8080,
             new FakeEndpoint("10.0.0.1") { Zone = "eu-1a", NodeName = "node-7", PodName = "orders-5f9c", HintZones = ["eu-1a", "eu-1b"] }));
-        await using var harness = await SourceHarness.StartAsync(_server);
+        await using var harness = await StartAsync();
 
         await Eventually.TrueAsync(() => harness.Observer.Latest is { Count: 1 }, s_wait, "initial list");
         var endpoint = harness.Observer.Latest![0];
@@ -238,8 +268,8 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     public async Task RunAsync_PortName_ChoosesNamedPortOrReportsTheChoices()
     {
         _server.Upsert(new FakeEndpointSlice("shop", "orders-a", "orders", [FakeEndpoint.ReadyAt("10.0.0.1")], [new FakePort("http", 8080), new FakePort("grpc", 9090)]));
-        await using var named = await SourceHarness.StartAsync(_server, configure: o => o.PortName = "grpc");
-        await using var unnamed = await SourceHarness.StartAsync(_server);
+        await using var named = await StartAsync(configure: o => o.PortName = "grpc");
+        await using var unnamed = await StartAsync();
 
         await Eventually.TrueAsync(() => named.Observer.Has("10.0.0.1:9090"), s_wait, "the named port is used");
         await Eventually.TrueAsync(() => unnamed.Observer.Errors.Count > 0, s_wait, "two ports without a name is reported");
@@ -252,7 +282,7 @@ public sealed class EndpointSliceSourceTests : IAsyncLifetime
     {
         _server.Upsert(FakeEndpointSlice.Create("billing", "orders-x", "orders", 8080, FakeEndpoint.ReadyAt("10.1.0.1")));
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
-        await using var harness = await SourceHarness.StartAsync(_server, "orders.billing.svc.cluster.local");
+        await using var harness = await StartAsync("orders.billing.svc.cluster.local");
 
         await Eventually.TrueAsync(() => harness.Observer.Has("10.1.0.1:8080"), s_wait, "the namespace comes from the name, not the options");
     }

@@ -148,9 +148,12 @@ public sealed class HostileStreamTests(ITestOutputHelper output) : IAsyncLifetim
         await AssertRecoversAsync(harness);
     }
 
-    [Fact]
-    public async Task RunAsync_OversizedWatchEvent_FailsAtTheCapNamingServerAndLimitThenResumes()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_OversizedWatchEvent_FailsAtTheCapNamingServerAndLimitThenResumes(bool protobuf)
     {
+        _server.ServeProtobuf = protobuf;
         await using var harness = await SourceHarness.StartAsync(_server, configure: o => o.MaxWatchEventBytes = Cap);
         await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080") && _server.OpenWatches == 1, s_wait, "listed and watching");
         var lastSeen = _server.ResourceVersion;
@@ -171,6 +174,7 @@ public sealed class HostileStreamTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.Contains("resourceVersion=" + lastSeen + "&", _server.Requests.Last(r => r.StartsWith("WATCH", StringComparison.Ordinal)), StringComparison.Ordinal);
         Assert.Equal(1, Count("LIST"));
         await AssertRecoversAsync(harness);
+        Assert.Equal(0, protobuf ? _server.JsonResponses : _server.ProtobufResponses);
     }
 }
 

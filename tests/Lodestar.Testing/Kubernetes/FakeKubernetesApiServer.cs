@@ -66,6 +66,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private readonly Dictionary<int, (long Version, List<JsonObject> Items)> _listSnapshots = [];
     private readonly List<string> _requests = [];
     private readonly ConcurrentQueue<string> _serverNames = new();
+    private readonly ConcurrentQueue<string> _clientCertificateSubjects = new();
     private readonly X509Certificate2 _serverCertificate;
     private WebApplication? _app;
     private long _resourceVersion = 100;
@@ -76,6 +77,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private volatile bool _unavailable;
     private Func<HttpContext, Task>? _nextList;
     private long _drippedBytes;
+    private int _protobufResponses;
+    private int _jsonResponses;
 
     private FakeKubernetesApiServer(X509Certificate2 authority, X509Certificate2 serverCertificate)
     {
@@ -100,6 +103,15 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
     /// <summary>Gets or sets the bearer token the server accepts.</summary>
     public string Token { get; set; } = "fake-token-0123456789";
+
+    /// <summary>
+    /// Gets or sets the thumbprint of a client certificate the server accepts in place of the token, or
+    /// <see langword="null"/> (default) to accept the token only.
+    /// </summary>
+    public string? AcceptedClientCertificate { get; set; }
+
+    /// <summary>Gets the subject of the client certificate of each request that presented one, in order.</summary>
+    public IReadOnlyCollection<string> ClientCertificateSubjects => _clientCertificateSubjects;
 
     /// <summary>
     /// Gets or sets whether error answers echo the request's <c>Authorization</c> header and its bare token: in the
@@ -168,6 +180,19 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
     /// <summary>Gets how many responses were gzip-compressed.</summary>
     public int GzipResponses { get; private set; }
+
+    /// <summary>
+    /// Gets or sets whether the server answers in protobuf (<c>application/vnd.kubernetes.protobuf</c>) when the client
+    /// accepts it, as kube-apiserver does for built-in types; <see langword="false"/> answers JSON only, as a server or
+    /// proxy without protobuf does. Default <see langword="true"/>.
+    /// </summary>
+    public bool ServeProtobuf { get; set; } = true;
+
+    /// <summary>Gets how many lists and watches were answered in protobuf.</summary>
+    public int ProtobufResponses => Volatile.Read(ref _protobufResponses);
+
+    /// <summary>Gets how many lists and watches were answered in JSON.</summary>
+    public int JsonResponses => Volatile.Read(ref _jsonResponses);
 
     /// <summary>Starts a server on 127.0.0.1 with a fresh CA and server certificate.</summary>
     /// <param name="certificateNames">
@@ -257,8 +282,14 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
     }
 
-    /// <summary>Writes <paramref name="line"/> as it is (plus a newline) on every open watch.</summary>
+    /// <summary>
+    /// Writes <paramref name="line"/> as it is (plus a newline) on every open watch; a protobuf watch gets it as a frame
+    /// (a line that is not JSON as a frame no parser accepts).
+    /// </summary>
     public void SendRawLine(string line) => SendMalformedLine(line);
+
+    /// <summary>Writes <paramref name="bytes"/> as they are on every open protobuf watch (a frame, part of one, or garbage).</summary>
+    public void SendRawProtobufBytes(byte[] bytes) => Deliver(new Delivery("", DeliveryKind.Frame) { Bytes = bytes });
 
     /// <summary>Answers the next <paramref name="count"/> requests of <paramref name="kind"/> with <paramref name="status"/> and a Status body.</summary>
     public void FailNext(FakeRequestKind kind, int status, int count = 1)
@@ -361,7 +392,15 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     public Task RestartAsync() => ListenAsync(Port);
 
     /// <summary>Writes a kubeconfig for this server and returns its path.</summary>
-    public string WriteKubeconfig(string directory, string? token = null, string context = "fake", string? ns = null, string? caPem = null, string? tlsServerName = null)
+    /// <param name="directory">The folder to write it in.</param>
+    /// <param name="token">The user's token; default <see cref="Token"/>.</param>
+    /// <param name="context">The context's name.</param>
+    /// <param name="ns">The context's namespace.</param>
+    /// <param name="caPem">The CA to trust; default <see cref="AuthorityPem"/>.</param>
+    /// <param name="tlsServerName">The cluster's <c>tls-server-name</c>.</param>
+    /// <param name="user">The user's section, each line indented four spaces, in place of the token, such as an <c>exec</c> block.</param>
+    public string WriteKubeconfig(string directory, string? token = null, string context = "fake", string? ns = null, string? caPem = null, string? tlsServerName = null,
+        string? user = null)
     {
         var ca = Convert.ToBase64String(Encoding.UTF8.GetBytes(caPem ?? AuthorityPem));
         var yaml = $"""
@@ -383,7 +422,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             users:
             - name: fake-user
               user:
-                token: {token ?? Token}
+            {user ?? "    token: " + (token ?? Token)}
             """;
         var path = Path.Combine(directory, "kubeconfig-" + Guid.NewGuid().ToString("N")[..8]);
         File.WriteAllText(path, yaml);
@@ -409,6 +448,10 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
                 _serverNames.Enqueue(name ?? "");
                 return _serverCertificate;
             },
+
+            // Clients may authenticate with a certificate instead of a token; which one is accepted is checked per request.
+            ClientCertificateMode = ClientCertificateMode.AllowCertificate,
+            ClientCertificateValidation = static (_, _, _) => true,
         })));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
         var app = builder.Build();
@@ -462,7 +505,14 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
 
         var authorization = context.Request.Headers.Authorization.ToString();
-        if (authorization != "Bearer " + Token)
+        var certificate = context.Connection.ClientCertificate;
+        if (certificate is not null)
+        {
+            _clientCertificateSubjects.Enqueue(certificate.Subject);
+        }
+
+        var byCertificate = AcceptedClientCertificate is { } thumbprint && string.Equals(certificate?.Thumbprint, thumbprint, StringComparison.OrdinalIgnoreCase);
+        if (!byCertificate && authorization != "Bearer " + Token)
         {
             Log("REJECTED 401 " + description);
             await WriteStatusAsync(context, 401, "Unauthorized", "Unauthorized");
@@ -478,21 +528,51 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             return;
         }
 
+        if (Negotiate(context) is not { } protobuf)
+        {
+            Log("REJECTED 406 " + description);
+            await WriteStatusAsync(context, 406, "NotAcceptable", "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf");
+            return;
+        }
+
+        if (protobuf)
+        {
+            Interlocked.Increment(ref _protobufResponses);
+        }
+        else
+        {
+            Interlocked.Increment(ref _jsonResponses);
+        }
+
         Log(description);
         var ns = (string)context.Request.RouteValues["ns"]!;
         var selector = query["labelSelector"].ToString();
         var service = selector.StartsWith("kubernetes.io/service-name=", StringComparison.Ordinal) ? selector["kubernetes.io/service-name=".Length..] : null;
         if (watch)
         {
-            await WatchAsync(context, ns, service);
+            await WatchAsync(context, ns, service, protobuf);
         }
         else
         {
-            await ListAsync(context);
+            await ListAsync(context, protobuf);
         }
     }
 
-    private async Task ListAsync(HttpContext context)
+    /// <summary>Chooses the answer's encoding from the Accept header: protobuf, JSON, or neither (null).</summary>
+    private bool? Negotiate(HttpContext context)
+    {
+        var accept = context.Request.Headers.Accept.ToString();
+        if (ServeProtobuf && accept.Contains(FakeProtobuf.MediaType, StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        return accept.Length == 0 || accept.Contains("application/json", StringComparison.OrdinalIgnoreCase) || accept.Contains("*/*", StringComparison.Ordinal)
+            ? false
+            : null;
+    }
+
+    private async Task ListAsync(HttpContext context, bool protobuf)
     {
         Func<HttpContext, Task>? replacement;
         lock (_gate)
@@ -522,8 +602,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             return;
         }
 
-        context.Response.ContentType = "application/json";
-        var bytes = Encoding.UTF8.GetBytes(body);
+        context.Response.ContentType = protobuf ? FakeProtobuf.MediaType : "application/json";
+        var bytes = protobuf ? FakeProtobuf.List((JsonObject)JsonNode.Parse(body)!) : Encoding.UTF8.GetBytes(body);
         if (context.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase))
         {
             GzipResponses++;
@@ -599,7 +679,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }.ToJsonString();
     }
 
-    private async Task WatchAsync(HttpContext context, string ns, string? service)
+    private async Task WatchAsync(HttpContext context, string ns, string? service, bool protobuf)
     {
         var query = context.Request.Query;
         var bookmarks = query["allowWatchBookmarks"] == "true";
@@ -610,7 +690,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             from = long.TryParse(query["resourceVersion"], NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : _resourceVersion;
         }
 
-        var watcher = new Watcher(ns, service, bookmarks, context.Request.Headers.Authorization.ToString());
+        var watcher = new Watcher(ns, service, bookmarks, context.Request.Headers.Authorization.ToString()) { Protobuf = protobuf };
         bool expired;
         lock (_gate)
         {
@@ -633,7 +713,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
 
         context.Response.StatusCode = 200;
-        context.Response.ContentType = "application/json";
+        context.Response.ContentType = protobuf ? FakeProtobuf.WatchMediaType : "application/json";
         await context.Response.StartAsync();
         // The API server sends the headers at once, so a client knows the watch is established before any event.
         await context.Response.Body.FlushAsync();
@@ -652,7 +732,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
                     ["code"] = 410,
                 },
             }.ToJsonString();
-            await WriteLineAsync(context, error);
+            await WriteLineAsync(context, error, protobuf);
             return;
         }
 
@@ -675,10 +755,10 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
                 switch (delivery.Kind)
                 {
                     case DeliveryKind.Line:
-                        await WriteLineAsync(context, delivery.Line);
+                        await WriteLineAsync(context, delivery.Line, protobuf);
                         break;
                     case DeliveryKind.Cut:
-                        var half = Encoding.UTF8.GetBytes(delivery.Line);
+                        var half = protobuf ? FakeProtobuf.Frame(delivery.Line) : Encoding.UTF8.GetBytes(delivery.Line);
                         await context.Response.Body.WriteAsync(half.AsMemory(0, half.Length / 2));
                         await context.Response.Body.FlushAsync();
                         // Give the half line time to reach the client before the reset, which would discard unread data.
@@ -691,15 +771,25 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
                     case DeliveryKind.End:
                         return;
                     case DeliveryKind.Error:
-                        await WriteLineAsync(context, ErrorEventLine(delivery, watcher.Authorization));
+                        await WriteLineAsync(context, ErrorEventLine(delivery, watcher.Authorization), protobuf);
+                        break;
+                    case DeliveryKind.Oversized when protobuf:
+                        // The frame announces its full length first, then the padding follows: a client checks the length.
+                        await context.Response.Body.WriteAsync(FakeProtobuf.Header((uint)Math.Min(delivery.Size, uint.MaxValue)), linked.Token);
+                        await WritePaddingAsync(context, delivery.Size, linked.Token);
                         break;
                     case DeliveryKind.Oversized:
                         await context.Response.Body.WriteAsync("{\"type\":\"MODIFIED\",\"object\":{\"padding\":\""u8.ToArray(), linked.Token);
                         await WritePaddingAsync(context, delivery.Size, linked.Token);
-                        await WriteLineAsync(context, "\"}}");
+                        await WriteLineAsync(context, "\"}}", protobuf: false);
+                        break;
+                    case DeliveryKind.Frame:
+                        await context.Response.Body.WriteAsync(delivery.Bytes!, linked.Token);
+                        await context.Response.Body.FlushAsync(linked.Token);
                         break;
                     case DeliveryKind.Drip:
-                        var bytes = Encoding.UTF8.GetBytes(delivery.Line);
+                        // A protobuf frame drips all but its last byte, so it never completes either.
+                        var bytes = protobuf ? FakeProtobuf.Frame(delivery.Line)[..^1] : Encoding.UTF8.GetBytes(delivery.Line);
                         for (var i = 0; i < bytes.Length; i += (int)delivery.Size)
                         {
                             await context.Response.Body.WriteAsync(bytes.AsMemory(i, Math.Min((int)delivery.Size, bytes.Length - i)), linked.Token);
@@ -738,9 +828,9 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
     }
 
-    private static async Task WriteLineAsync(HttpContext context, string line)
+    private static async Task WriteLineAsync(HttpContext context, string line, bool protobuf)
     {
-        await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(line + "\n"));
+        await context.Response.Body.WriteAsync(protobuf ? FakeProtobuf.Frame(line) : Encoding.UTF8.GetBytes(line + "\n"));
         await context.Response.Body.FlushAsync();
     }
 
@@ -758,6 +848,14 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
 
         context.Response.StatusCode = code;
+        if (ServeProtobuf && context.Request.Headers.Accept.ToString().Contains(FakeProtobuf.MediaType, StringComparison.OrdinalIgnoreCase))
+        {
+            // The API server encodes its Status in the encoding the client asked for.
+            context.Response.ContentType = FakeProtobuf.MediaType;
+            await context.Response.Body.WriteAsync(FakeProtobuf.Status(code, reason, message));
+            return;
+        }
+
         context.Response.ContentType = "application/json";
         var body = JsonSerializer.Serialize(new JsonObject
         {
@@ -857,6 +955,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         Oversized,
         Drip,
         Stall,
+        Frame,
     }
 
     private readonly record struct Delivery(string Line, DeliveryKind Kind)
@@ -868,6 +967,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         public int Code { get; init; }
 
         public string Reason { get; init; } = "";
+
+        public byte[]? Bytes { get; init; }
     }
 
     private sealed record HistoryEntry(long Version, string Namespace, string Service, string Line);
@@ -881,6 +982,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         public string? Service { get; } = service;
 
         public bool Bookmarks { get; } = bookmarks;
+
+        public bool Protobuf { get; init; }
 
         public Channel<Delivery> Channel { get; } = System.Threading.Channels.Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true });
     }

@@ -32,6 +32,9 @@ internal sealed class ClusterConfig
 
     public bool InsecureSkipTlsVerify { get; init; }
 
+    /// <summary>Gets the exec credential plugin that supplies the token or client certificate, when the user has one.</summary>
+    public ExecCredentialConfig? Exec { get; init; }
+
     /// <summary>
     /// Gets the name the server certificate must carry and the client sends in TLS SNI, when it differs from the host of
     /// <see cref="Server"/> (kubeconfig's <c>tls-server-name</c>), or <see langword="null"/> to use that host.

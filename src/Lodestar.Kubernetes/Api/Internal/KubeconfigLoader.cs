@@ -142,11 +142,10 @@ internal static class KubeconfigLoader
 
         var user = userEntry?.User ?? new KubeconfigUser();
         var userDirectory = userEntry?.Directory ?? "";
+        ExecCredentialConfig? execConfig = null;
         if (user.Exec is { } exec)
         {
-            throw new KubernetesApiException(
-                $"User '{context.User}' of context '{name}' for {displayName} authenticates with the exec credential plugin '{exec.Command}', "
-                + "which Lodestar does not run. Use a service-account token (token or tokenFile) or a client certificate for this context.");
+            execConfig = ReadExec(exec, userDirectory, name, context.User, displayName, cluster.Cluster, authorities);
         }
 
         if (user.AuthProvider is { } provider)
@@ -176,6 +175,83 @@ internal static class KubeconfigLoader
             CertificateAuthorities = authorities,
             InsecureSkipTlsVerify = cluster.Cluster.InsecureSkipTlsVerify,
             TlsServerName = tlsServerName,
+            Exec = execConfig,
+        };
+    }
+
+    /// <summary>Checks and resolves a user's <c>exec</c> section as client-go's clientcmd does.</summary>
+    private static ExecCredentialConfig ReadExec(KubeconfigExec exec, string directory, string contextName, string? userName, string displayName,
+        KubeconfigCluster cluster, X509Certificate2Collection? authorities)
+    {
+        var where = $"The exec credential plugin of user '{userName}' of context '{contextName}' for {displayName}";
+        if (string.IsNullOrWhiteSpace(exec.Command))
+        {
+            throw new KubernetesApiException($"{where} has no command.");
+        }
+
+        var command = exec.Command.Trim();
+        where = $"The exec credential plugin '{command}' of user '{userName}' of context '{contextName}' for {displayName}";
+        if (exec.ApiVersion is not (ExecCredentialConfig.V1 or ExecCredentialConfig.V1Beta1))
+        {
+            throw new KubernetesApiException(string.IsNullOrEmpty(exec.ApiVersion)
+                ? $"{where} has no apiVersion; use {ExecCredentialConfig.V1} (or {ExecCredentialConfig.V1Beta1})."
+                : $"{where} has apiVersion '{exec.ApiVersion}', which Lodestar does not speak; use {ExecCredentialConfig.V1} (or {ExecCredentialConfig.V1Beta1}).");
+        }
+
+        switch (exec.InteractiveMode)
+        {
+            case null or "" or "Never" or "IfAvailable":
+                break;
+            case "Always":
+                throw new KubernetesApiException(
+                    $"{where} has interactiveMode: Always, so it needs a terminal to prompt on; Lodestar runs unattended and never offers one. "
+                    + "Use a plugin mode that does not prompt (interactiveMode: Never or IfAvailable), or log in beforehand so the plugin has a cached credential.");
+            default:
+                throw new KubernetesApiException($"{where} has interactiveMode '{exec.InteractiveMode}'; expected Never, IfAvailable or Always.");
+        }
+
+        var environment = new List<KeyValuePair<string, string>>();
+        for (var i = 0; i < (exec.Env?.Count ?? 0); i++)
+        {
+            var variable = exec.Env![i];
+            if (variable is null || string.IsNullOrEmpty(variable.Name))
+            {
+                throw new KubernetesApiException($"{where} has an env entry without a name at position {i}.");
+            }
+
+            environment.Add(new(variable.Name, variable.Value ?? ""));
+        }
+
+        // As client-go does: a relative command with a separator is relative to the kubeconfig; a bare name is looked up on PATH.
+        var resolved = !Path.IsPathRooted(command) && command.Contains(Path.DirectorySeparatorChar, StringComparison.Ordinal)
+            ? Path.GetFullPath(Path.Combine(directory, command))
+            : command;
+        string? authorityPem = null;
+        if (authorities is { Count: > 0 })
+        {
+            var pem = new StringBuilder();
+            foreach (var authority in authorities)
+            {
+                pem.Append(authority.ExportCertificatePem()).Append('\n');
+            }
+
+            authorityPem = pem.ToString();
+        }
+
+        return new ExecCredentialConfig
+        {
+            Command = command,
+            ResolvedCommand = resolved,
+            Args = exec.Args is { } args ? [.. args.Select(a => a ?? "")] : [],
+            Environment = environment,
+            ApiVersion = exec.ApiVersion,
+            InstallHint = exec.InstallHint,
+            ProvideClusterInfo = exec.ProvideClusterInfo,
+            ContextName = contextName,
+            Server = cluster.Server!,
+            CertificateAuthorityPem = authorityPem,
+            TlsServerName = string.IsNullOrWhiteSpace(cluster.TlsServerName) ? null : cluster.TlsServerName.Trim(),
+            InsecureSkipTlsVerify = cluster.InsecureSkipTlsVerify,
         };
     }
 

@@ -120,6 +120,30 @@ internal sealed class KubeconfigExec
 
     [YamlMember(Alias = "apiVersion")]
     public string? ApiVersion { get; set; }
+
+    [YamlMember(Alias = "args")]
+    public List<string>? Args { get; set; }
+
+    [YamlMember(Alias = "env")]
+    public List<KubeconfigExecEnv>? Env { get; set; }
+
+    [YamlMember(Alias = "installHint")]
+    public string? InstallHint { get; set; }
+
+    [YamlMember(Alias = "provideClusterInfo")]
+    public bool ProvideClusterInfo { get; set; }
+
+    [YamlMember(Alias = "interactiveMode")]
+    public string? InteractiveMode { get; set; }
+}
+
+internal sealed class KubeconfigExecEnv
+{
+    [YamlMember(Alias = "name")]
+    public string? Name { get; set; }
+
+    [YamlMember(Alias = "value")]
+    public string? Value { get; set; }
 }
 
 internal sealed class KubeconfigAuthProvider

@@ -29,9 +29,16 @@ internal sealed partial class KubernetesApiClient : IDisposable
     /// <summary>The most bytes of an error answer read for its Status message; a longer body is not read.</summary>
     internal const int MaxErrorBodyBytes = 64 * 1024;
 
-    private readonly HttpClient _http;
+    /// <summary>The media type of the JSON encoding.</summary>
+    public const string JsonMediaType = "application/json";
+
+    private readonly Lock _clientGate = new();
     private readonly TokenBucket _limiter;
     private readonly BearerTokenSource _tokens;
+    private readonly ExecCredentialPlugin? _exec;
+    private volatile HttpClient _http;
+    private HttpClient? _retired;
+    private X509Certificate2? _execCertificate;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private volatile string? _lastTlsProblem;
@@ -44,6 +51,18 @@ internal sealed partial class KubernetesApiClient : IDisposable
         _limiter = new TokenBucket(qps, burst, timeProvider);
         Redactor = new SecretRedactor().Add([.. config.Secrets]);
         _tokens = new BearerTokenSource(config, tokenRefreshInterval, timeProvider, logger, Redactor);
+        _exec = config.Exec is { } exec ? new ExecCredentialPlugin(exec, config.DisplayName, Redactor, timeProvider, logger) : null;
+        _http = CreateHttpClient(config.ClientCertificate);
+    }
+
+    public ClusterConfig Config { get; }
+
+    /// <summary>Gets the redactor of this cluster's secrets: the configured token and client key, and every token read since.</summary>
+    public SecretRedactor Redactor { get; }
+
+    private HttpClient CreateHttpClient(X509Certificate2? clientCertificate)
+    {
+        var config = Config;
         var handler = new SocketsHttpHandler
         {
             AutomaticDecompression = DecompressionMethods.GZip,
@@ -55,27 +74,48 @@ internal sealed partial class KubernetesApiClient : IDisposable
             UseProxy = false,
         };
         handler.SslOptions.RemoteCertificateValidationCallback = ValidateServerCertificate;
-        if (config.ClientCertificate is { } certificate)
+        if (clientCertificate is { } certificate)
         {
             handler.SslOptions.ClientCertificates = new X509CertificateCollection { certificate };
         }
 
-        _http = new HttpClient(handler, disposeHandler: true) { BaseAddress = config.Server, Timeout = Timeout.InfiniteTimeSpan };
-        _http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
-        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("lodestar", "0.1"));
+        var http = new HttpClient(handler, disposeHandler: true) { BaseAddress = config.Server, Timeout = Timeout.InfiniteTimeSpan };
+        http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("lodestar", "0.1"));
         if (config.TlsServerName is { } serverName && config.Server.Scheme == Uri.UriSchemeHttps)
         {
             // SocketsHttpHandler takes the TLS target host (SNI and the certificate name check) from the Host header,
             // so naming the server there is what makes the handshake ask for and accept tls-server-name.
             var host = Uri.CheckHostName(serverName) == UriHostNameType.IPv6 && !serverName.StartsWith('[') ? $"[{serverName}]" : serverName;
-            _http.DefaultRequestHeaders.Host = config.Server.IsDefaultPort ? host : string.Create(CultureInfo.InvariantCulture, $"{host}:{config.Server.Port}");
+            http.DefaultRequestHeaders.Host = config.Server.IsDefaultPort ? host : string.Create(CultureInfo.InvariantCulture, $"{host}:{config.Server.Port}");
         }
+
+        return http;
     }
 
-    public ClusterConfig Config { get; }
+    /// <summary>
+    /// Makes new connections present the exec plugin's current client certificate. Pooled connections keep the
+    /// certificate of their handshake, so a new certificate gets a new client; the one before is disposed at the next
+    /// change (its watches have ended or broken by then) or with this client.
+    /// </summary>
+    private HttpClient UseExecCertificate(X509Certificate2 certificate)
+    {
+        HttpClient? dispose = null;
+        lock (_clientGate)
+        {
+            if (ReferenceEquals(certificate, _execCertificate))
+            {
+                return _http;
+            }
 
-    /// <summary>Gets the redactor of this cluster's secrets: the configured token and client key, and every token read since.</summary>
-    public SecretRedactor Redactor { get; }
+            _execCertificate = certificate;
+            dispose = _retired;
+            _retired = _http;
+            _http = CreateHttpClient(certificate);
+        }
+
+        dispose?.Dispose();
+        return _http;
+    }
 
     /// <summary>Returns <paramref name="text"/> without this cluster's secrets or any recognisable credential.</summary>
     public string Redact(string? text) => Redactor.Redact(text) ?? "";
@@ -97,17 +137,54 @@ internal sealed partial class KubernetesApiClient : IDisposable
         return error;
     }
 
-    /// <summary>GETs and decodes a resource or list, through the client-side limiter, reading at most <paramref name="maxBytes"/>.</summary>
+    /// <summary>Returns the Accept header that asks for <paramref name="encoding"/>.</summary>
+    public static string Accept(KubernetesEncoding encoding) => encoding switch
+    {
+        KubernetesEncoding.Protobuf => KubernetesProtobuf.MediaType,
+        KubernetesEncoding.Json => JsonMediaType,
+        _ => KubernetesProtobuf.MediaType + ", " + JsonMediaType,
+    };
+
+    /// <summary>
+    /// LISTs EndpointSlices in <paramref name="encoding"/> through the client-side limiter, reading at most
+    /// <paramref name="maxBytes"/>, and decodes the answer in the encoding the server chose.
+    /// </summary>
     /// <exception cref="KubernetesApiException">The request failed; <see cref="KubernetesApiException.StatusCode"/> says how.</exception>
-    public async Task<T> GetAsync<T>(string pathAndQuery, JsonTypeInfo<T> typeInfo, long maxBytes, CancellationToken cancellationToken)
+    public Task<EndpointSliceList> ListAsync(string pathAndQuery, KubernetesEncoding encoding, long maxBytes, CancellationToken cancellationToken)
+        => GetAsync(pathAndQuery, Accept(encoding), maxBytes, static async (stream, mediaType, token) =>
+        {
+            if (KubernetesProtobuf.IsProtobuf(mediaType))
+            {
+                using var buffer = new MemoryStream();
+                await stream.CopyToAsync(buffer, token).ConfigureAwait(false);
+                return KubernetesProtobuf.DecodeList(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+            }
+
+            return await JsonSerializer.DeserializeAsync(stream, KubernetesJsonContext.Default.EndpointSliceList, token).ConfigureAwait(false);
+        }, cancellationToken);
+
+    /// <summary>GETs and decodes a resource or list as JSON, through the client-side limiter, reading at most <paramref name="maxBytes"/>.</summary>
+    /// <exception cref="KubernetesApiException">The request failed; <see cref="KubernetesApiException.StatusCode"/> says how.</exception>
+    public Task<T> GetAsync<T>(string pathAndQuery, JsonTypeInfo<T> typeInfo, long maxBytes, CancellationToken cancellationToken)
+        => GetAsync(pathAndQuery, JsonMediaType, maxBytes, async (stream, _, token) => await JsonSerializer.DeserializeAsync(stream, typeInfo, token).ConfigureAwait(false), cancellationToken);
+
+    private async Task<T> GetAsync<T>(string pathAndQuery, string accept, long maxBytes, Func<Stream, string?, CancellationToken, ValueTask<T?>> decode,
+        CancellationToken cancellationToken)
     {
         await _limiter.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        if (_exec is not null)
+        {
+            // An exec plugin has its own, longer bound: a slow plugin must not spend the API server's request deadline
+            // (nor be reported as the server not answering).
+            await _exec.GetAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         using var deadline = new CancellationTokenSource(RequestTimeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var request = "GET " + Redact(pathAndQuery);
         try
         {
-            using var response = await SendAsync(pathAndQuery, linked.Token).ConfigureAwait(false);
+            using var response = await SendAsync(pathAndQuery, accept, linked.Token).ConfigureAwait(false);
             await EnsureSuccessAsync(response, pathAndQuery, linked.Token).ConfigureAwait(false);
             var description = $"{Config.DisplayName}, {request}";
             if (response.Content.Headers.ContentLength is { } length && length > maxBytes)
@@ -119,12 +196,13 @@ internal sealed partial class KubernetesApiClient : IDisposable
                 });
             }
 
+            var mediaType = MediaTypeOf(response, request);
             var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {
                 // The limit counts decompressed bytes, so a small gzip body cannot expand without bound either.
                 using var limited = RegistryStreams.Limit(stream, maxBytes, description);
-                return await JsonSerializer.DeserializeAsync(limited, typeInfo, linked.Token).ConfigureAwait(false)
+                return await decode(limited, mediaType, linked.Token).ConfigureAwait(false)
                        ?? throw new KubernetesApiException($"{Config.DisplayName} answered {request} with an empty body.") { Server = Config.Server };
             }
         }
@@ -140,6 +218,10 @@ internal sealed partial class KubernetesApiClient : IDisposable
         {
             throw new KubernetesApiException(Redact($"{Config.DisplayName} answered {request} with malformed JSON: {ex.Message}"), Sanitize(ex)) { Server = Config.Server };
         }
+        catch (InvalidDataException ex)
+        {
+            throw new KubernetesApiException(Redact($"{Config.DisplayName} answered {request} with unreadable protobuf: {ex.Message}."), Sanitize(ex)) { Server = Config.Server };
+        }
         catch (IOException ex)
         {
             throw new KubernetesApiException(Redact($"The connection to {Config.DisplayName} broke while reading {request}: {ex.Message}"), Sanitize(ex)) { Server = Config.Server };
@@ -152,11 +234,29 @@ internal sealed partial class KubernetesApiClient : IDisposable
             };
     }
 
+    /// <summary>
+    /// Returns the media type of a successful answer: protobuf or JSON (also assumed when none is given).
+    /// </summary>
+    /// <exception cref="KubernetesApiException">The answer is in another media type.</exception>
+    public string? MediaTypeOf(HttpResponseMessage response, string request)
+    {
+        var mediaType = response.Content.Headers.ContentType?.MediaType;
+        if (mediaType is null || KubernetesProtobuf.IsProtobuf(mediaType) || string.Equals(mediaType, JsonMediaType, StringComparison.OrdinalIgnoreCase))
+        {
+            return mediaType;
+        }
+
+        throw new KubernetesApiException(Redact($"{Config.DisplayName} answered {request} with content type '{Truncate(mediaType, 128)}'; Lodestar reads {KubernetesProtobuf.MediaType} and {JsonMediaType}."))
+        {
+            Server = Config.Server,
+        };
+    }
+
     /// <summary>Starts a watch and returns its open response; the body is read line by line by the caller.</summary>
     /// <exception cref="KubernetesApiException">The watch could not start (410 Gone included).</exception>
-    public async Task<HttpResponseMessage> WatchAsync(string pathAndQuery, CancellationToken cancellationToken)
+    public async Task<HttpResponseMessage> WatchAsync(string pathAndQuery, KubernetesEncoding encoding, CancellationToken cancellationToken)
     {
-        var response = await SendAsync(pathAndQuery, cancellationToken).ConfigureAwait(false);
+        var response = await SendAsync(pathAndQuery, Accept(encoding), cancellationToken).ConfigureAwait(false);
         try
         {
             await EnsureSuccessAsync(response, pathAndQuery, cancellationToken).ConfigureAwait(false);
@@ -169,19 +269,62 @@ internal sealed partial class KubernetesApiClient : IDisposable
         }
     }
 
-    public void Dispose() => _http.Dispose();
-
-    private async Task<HttpResponseMessage> SendAsync(string pathAndQuery, CancellationToken cancellationToken)
+    public void Dispose()
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, pathAndQuery);
-        if (_tokens.GetToken() is { } token)
+        lock (_clientGate)
         {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            _http.Dispose();
+            _retired?.Dispose();
         }
 
+        _exec?.Dispose();
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(string pathAndQuery, string accept, CancellationToken cancellationToken)
+    {
+        // With an exec plugin, a 401 means the credential it gave was revoked or expired early: as client-go does, the
+        // plugin runs again and the request is sent once more with what it gives.
+        for (var attempt = 0; ; attempt++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, pathAndQuery);
+            request.Headers.TryAddWithoutValidation("Accept", accept);
+            var http = _http;
+            ExecCredential? credential = null;
+            if (_exec is not null)
+            {
+                credential = await _exec.GetAsync(cancellationToken).ConfigureAwait(false);
+                if (credential.Token is { } execToken)
+                {
+                    request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", execToken);
+                }
+
+                if (credential.Certificate is { } certificate)
+                {
+                    http = UseExecCertificate(certificate);
+                }
+            }
+            else if (_tokens.GetToken() is { } token)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            }
+
+            var response = await SendOnceAsync(http, request, pathAndQuery, cancellationToken).ConfigureAwait(false);
+            if (response.StatusCode == HttpStatusCode.Unauthorized && credential is not null && attempt == 0)
+            {
+                response.Dispose();
+                _exec!.Invalidate(credential);
+                continue;
+            }
+
+            return response;
+        }
+    }
+
+    private async Task<HttpResponseMessage> SendOnceAsync(HttpClient http, HttpRequestMessage request, string pathAndQuery, CancellationToken cancellationToken)
+    {
         try
         {
-            var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
             if (_logger.IsEnabled(LogLevel.Debug))
             {
                 Log.Response(_logger, Redact(pathAndQuery), (int)response.StatusCode, Config.DisplayName);
@@ -240,6 +383,12 @@ internal sealed partial class KubernetesApiClient : IDisposable
             // An error answer is read only up to a small cap: a server answering 500 with a gigabyte must not make the
             // client buffer it to find a message.
             var bytes = await RegistryStreams.ReadAsync(response.Content, MaxErrorBodyBytes, Config.DisplayName, cancellationToken).ConfigureAwait(false);
+            if (KubernetesProtobuf.HasMagic(bytes))
+            {
+                // Asked for protobuf, the API server sends its Status in protobuf too.
+                return KubernetesProtobuf.DecodeStatus(bytes);
+            }
+
             return bytes.Length > 0 ? JsonSerializer.Deserialize(bytes, KubernetesJsonContext.Default.ApiStatus) : null;
         }
         catch (Exception ex) when (ex is JsonException or IOException or HttpRequestException)

@@ -12,6 +12,8 @@ internal sealed class ObjectMeta
     public string? Namespace { get; set; }
 
     public string? ResourceVersion { get; set; }
+
+    public Dictionary<string, string>? Labels { get; set; }
 }
 
 /// <summary><c>metav1.ListMeta</c>.</summary>

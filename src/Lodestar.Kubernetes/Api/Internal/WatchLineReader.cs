@@ -11,7 +11,7 @@ namespace Lodestar.Kubernetes.Api.Internal;
 /// at most the line being read. It grows for a long line, but never beyond the line cap: a line longer than the cap
 /// fails as soon as the cap is crossed, so a hostile or broken server cannot make the reader hold more than that.
 /// </summary>
-internal sealed class WatchLineReader : IDisposable
+internal sealed class WatchLineReader : IWatchEventReader
 {
     /// <summary>The line cap when none is given.</summary>
     public const int DefaultMaxLineBytes = 16 * 1024 * 1024;
@@ -97,6 +97,16 @@ internal sealed class WatchLineReader : IDisposable
 
     /// <summary>Gets whether part of a line has arrived without its end (a cut now is a cut mid-event).</summary>
     public bool HasPartialLine => _end > _start;
+
+    /// <inheritdoc/>
+    int IWatchEventReader.MaxEventBytes => _maxLineBytes;
+
+    /// <inheritdoc/>
+    bool IWatchEventReader.HasPartialEvent => HasPartialLine;
+
+    /// <inheritdoc/>
+    ValueTask<(bool Ok, ReadOnlyMemory<byte> Event, bool Truncated)> IWatchEventReader.ReadEventAsync(CancellationToken cancellationToken)
+        => ReadLineAsync(cancellationToken);
 
     public void Dispose()
     {

@@ -58,6 +58,11 @@ internal sealed class KubernetesSourceOptionsValidator : IValidateOptions<Kubern
                          + "(more than the API server's one-minute bookmark period) and 1 hour.");
         }
 
+        if (!Enum.IsDefined(options.Encoding))
+        {
+            failures.Add($"{Prefix}{nameof(options.Encoding)} is {(int)options.Encoding}; it must be Auto, Protobuf or Json.");
+        }
+
         if (options.Namespace is not null && !KubernetesServiceName.IsDnsLabel(options.Namespace))
         {
             failures.Add($"{Prefix}{nameof(options.Namespace)} is '{options.Namespace}', which is not a valid namespace name (lowercase letters, digits and '-', at most 63).");

@@ -105,7 +105,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
             EndpointSliceList list;
             try
             {
-                list = await client.GetAsync(path, KubernetesJsonContext.Default.EndpointSliceList, _options.MaxListResponseBytes, cancellationToken).ConfigureAwait(false);
+                list = await client.ListAsync(path, _options.Encoding, _options.MaxListResponseBytes, cancellationToken).ConfigureAwait(false);
             }
             catch (KubernetesApiException ex) when (ex.StatusCode == HttpStatusCode.Gone && continueToken is not null)
             {
@@ -195,13 +195,13 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
         using var guard = StallTimeout is null ? new CancellationTokenSource(timeout + s_guardMargin, TimeProvider) : null;
         using var linked = guard is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, guard.Token);
         var token = linked?.Token ?? cancellationToken;
-        WatchLineReader? reader = null;
+        IWatchEventReader? reader = null;
         try
         {
             HttpResponseMessage response;
             try
             {
-                response = await client.WatchAsync(path, token).ConfigureAwait(false);
+                response = await client.WatchAsync(path, _options.Encoding, token).ConfigureAwait(false);
             }
             catch (KubernetesApiException ex) when (ex.StatusCode == HttpStatusCode.Gone)
             {
@@ -217,14 +217,17 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
                     Log.Watching(Logger, ServiceName, client.Redact(cursor));
                 }
 
+                var protobuf = KubernetesProtobuf.IsProtobuf(client.MediaTypeOf(response, "WATCH " + client.Redact(path)));
                 var stream = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
                 await using (stream.ConfigureAwait(false))
                 {
-                    reader = new WatchLineReader(stream, maxLineBytes: _options.MaxWatchEventBytes,
-                        description: $"{client.Config.DisplayName}, watch of EndpointSlices of {_where}");
+                    var description = $"{client.Config.DisplayName}, watch of EndpointSlices of {_where}";
+                    reader = protobuf
+                        ? new WatchFrameReader(stream, _options.MaxWatchEventBytes, description)
+                        : new WatchLineReader(stream, maxLineBytes: _options.MaxWatchEventBytes, description: description);
                     while (true)
                     {
-                        var (ok, line, truncated) = await reader.ReadLineAsync(token).ConfigureAwait(false);
+                        var (ok, line, truncated) = await reader.ReadEventAsync(token).ConfigureAwait(false);
                         if (!ok)
                         {
                             if (truncated)
@@ -235,7 +238,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
                             return WatchOutcome.Reconnect;
                         }
 
-                        if (Handle(line.Span, context, client) is { } outcome)
+                        if (Handle(line.Span, protobuf, context, client) is { } outcome)
                         {
                             return outcome;
                         }
@@ -261,7 +264,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
         catch (Exception ex) when (ex is IOException or HttpRequestException)
         {
             // The connection broke mid-stream; resume from the last resourceVersion seen.
-            if (reader?.HasPartialLine == true)
+            if (reader?.HasPartialEvent == true)
             {
                 Log.StreamCut(Logger, ServiceName, client.Redact(context.Cursor));
             }
@@ -297,14 +300,14 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
     }
 
     /// <summary>Applies one watch line; returns how the watch ends, or <see langword="null"/> to read on.</summary>
-    private WatchOutcome? Handle(ReadOnlySpan<byte> line, WatchContext<string> context, KubernetesApiClient client)
+    private WatchOutcome? Handle(ReadOnlySpan<byte> line, bool protobuf, WatchContext<string> context, KubernetesApiClient client)
     {
         WatchEvent? watchEvent;
         try
         {
-            watchEvent = JsonSerializer.Deserialize(line, KubernetesJsonContext.Default.WatchEvent);
+            watchEvent = protobuf ? KubernetesProtobuf.DecodeWatchEvent(line) : JsonSerializer.Deserialize(line, KubernetesJsonContext.Default.WatchEvent);
         }
-        catch (JsonException ex)
+        catch (Exception ex) when (ex is JsonException or InvalidDataException)
         {
             ReportSkipped(context, client, "malformed", $"skipped a malformed watch event ({ex.Message}).", malformed: true);
             return null;
