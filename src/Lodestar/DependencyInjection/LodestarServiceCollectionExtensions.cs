@@ -1,6 +1,7 @@
 using Lodestar;
 using Lodestar.DependencyInjection;
 using Lodestar.DependencyInjection.Internal;
+using Lodestar.Diagnostics;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
 using Lodestar.Discovery.Configuration;
@@ -81,7 +82,13 @@ public static class LodestarServiceCollectionExtensions
             sp.GetRequiredService<RandomSource>(),
             sp.GetRequiredService<IOptionsMonitor<LoadBalancingOptions>>()));
         services.TryAddSingleton<ResilienceRegistry>();
+        services.TryAddSingleton(static sp => new LodestarEventLog(sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<LodestarMetrics>();
+        services.TryAddSingleton<ILodestarInspector>(static sp => new LodestarInspector(
+            sp.GetRequiredService<BalancerRegistry>(),
+            sp.GetRequiredService<HealthRegistry>(),
+            sp.GetRequiredService<LodestarMetrics>(),
+            sp.GetRequiredService<TimeProvider>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LodestarOptions>, LodestarOptionsSetup>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarOptions>, LodestarOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarClientOptions>, LodestarOptionsValidator>());

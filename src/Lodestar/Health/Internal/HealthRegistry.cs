@@ -119,6 +119,20 @@ internal sealed partial class HealthRegistry : IDisposable
         return stage;
     }
 
+    /// <summary>Gets the watcher that feeds <paramref name="stage"/>, for diagnostics; <see langword="null"/> when the resolver is not the endpoint cache.</summary>
+    internal EndpointWatcher? GetWatcher(HealthStage stage)
+    {
+        foreach (var lazy in _stages.Values)
+        {
+            if (lazy.IsValueCreated && ReferenceEquals(lazy.Value.Stage, stage))
+            {
+                return lazy.Value.Watcher;
+            }
+        }
+
+        return null;
+    }
+
     public void Dispose()
     {
         _disposed = true;

@@ -1,3 +1,4 @@
+using Lodestar.Diagnostics;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
 using Lodestar.Endpoints;
@@ -376,6 +377,8 @@ internal sealed partial class HealthStage : IDisposable
         }
 
         _metrics?.RecordEjection(ServiceName, state.Endpoint.Address, reason);
+        _metrics?.Events?.Append(LodestarEventKind.EndpointEjected, ServiceName, SourceName, state.Endpoint.Address,
+            $"{reason} for {ejection.Duration.TotalSeconds:0.###} s");
         Log.Ejected(_logger, ServiceName, state.Endpoint.Address, reason, ejection.Duration.TotalSeconds);
         return true;
     }
@@ -445,6 +448,7 @@ internal sealed partial class HealthStage : IDisposable
             foreach (var address in returned)
             {
                 Log.Returned(_logger, ServiceName, address);
+                _metrics?.Events?.Append(LodestarEventKind.EndpointReturned, ServiceName, SourceName, address);
             }
         }
 
@@ -513,6 +517,7 @@ internal sealed partial class HealthStage : IDisposable
     {
         var address = state.Endpoint.Address;
         _metrics?.RecordBreakerTransition(ServiceName, address, transition);
+        _metrics?.Events?.Append(BreakerEvent(transition), ServiceName, SourceName, address);
         Log.BreakerTransition(_logger, ServiceName, address, transition);
         if (transition != CircuitState.Open)
         {
@@ -538,6 +543,13 @@ internal sealed partial class HealthStage : IDisposable
         return true;
     }
 
+    private static LodestarEventKind BreakerEvent(CircuitState state) => state switch
+    {
+        CircuitState.Open => LodestarEventKind.BreakerOpened,
+        CircuitState.HalfOpen => LodestarEventKind.BreakerHalfOpened,
+        _ => LodestarEventKind.BreakerClosed,
+    };
+
     private void OnBreakDurationElapsed(EndpointState state)
     {
         try
@@ -548,6 +560,7 @@ internal sealed partial class HealthStage : IDisposable
             }
 
             _metrics?.RecordBreakerTransition(ServiceName, state.Endpoint.Address, CircuitState.HalfOpen);
+            _metrics?.Events?.Append(LodestarEventKind.BreakerHalfOpened, ServiceName, SourceName, state.Endpoint.Address);
             Log.BreakerTransition(_logger, ServiceName, state.Endpoint.Address, CircuitState.HalfOpen);
             PublishHealth();
         }
@@ -571,6 +584,7 @@ internal sealed partial class HealthStage : IDisposable
             {
                 state.SetActiveHealthy(true);
                 _metrics?.RecordHealthTransition(ServiceName, state.Endpoint.Address, healthy: true);
+                _metrics?.Events?.Append(LodestarEventKind.HealthCheckPassed, ServiceName, SourceName, state.Endpoint.Address);
                 Log.ActiveHealthChanged(_logger, ServiceName, state.Endpoint.Address, true);
                 return true;
             }
@@ -584,6 +598,7 @@ internal sealed partial class HealthStage : IDisposable
         {
             state.SetActiveHealthy(false);
             _metrics?.RecordHealthTransition(ServiceName, state.Endpoint.Address, healthy: false);
+            _metrics?.Events?.Append(LodestarEventKind.HealthCheckFailed, ServiceName, SourceName, state.Endpoint.Address);
             Log.ActiveHealthChanged(_logger, ServiceName, state.Endpoint.Address, false);
             return true;
         }
