@@ -21,6 +21,7 @@ public sealed class AdminApiTests
         // Arrange
         await using var app = await AdminApp.StartAsync();
         var bad = app.Backends[0];
+        var servedBefore = bad.Requests; // the warm-up request may have landed here
         bad.Status = 503;
 
         // Act
@@ -34,7 +35,8 @@ public sealed class AdminApiTests
         Assert.False(ejected.GetProperty("healthy").GetBoolean());
         Assert.Equal(EjectionReasons.Consecutive5xx, ejected.GetProperty("ejection").GetProperty("reason").GetString());
         Assert.Equal(30_000, ejected.GetProperty("ejection").GetProperty("timeLeft").GetDouble());
-        Assert.Equal(0, ejected.GetProperty("successRate").GetDouble());
+        Assert.Equal(servedBefore + 5, ejected.GetProperty("requests").GetInt64()); // ejected on the fifth 503 in a row
+        Assert.Equal(servedBefore / (servedBefore + 5.0), ejected.GetProperty("successRate").GetDouble(), 6);
         Assert.Equal(JsonValueKind.Null, returned.GetProperty("ejection").ValueKind);
         Assert.True(returned.GetProperty("healthy").GetBoolean());
         Assert.Equal(["EndpointAdded", "EndpointEjected", "EndpointReturned"], AdminApp.EventKinds(json, bad));
