@@ -72,9 +72,22 @@ internal static class DemoCommand
         {
             // Not a terminal (CI, pipes): plain lines every few seconds; with --json they go to stderr.
             var progress = options.Json ? Console.Error : Console.Out;
+            var adminShown = options.AdminPort is null;
             while (!run.IsCompleted)
             {
-                await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None));
+                await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(adminShown ? 5 : 0.25), CancellationToken.None));
+                if (!adminShown)
+                {
+                    // Said as soon as it listens, so that a browser or `lodestar top` can follow the whole run.
+                    if (runner.AdminUrl is { } admin)
+                    {
+                        adminShown = true;
+                        await progress.WriteLineAsync("admin page at " + admin);
+                    }
+
+                    continue;
+                }
+
                 await progress.WriteLineAsync(DemoReport.PlainLine(runner));
             }
 
