@@ -1,3 +1,4 @@
+using System.Globalization;
 using Lodestar.Diagnostics;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
@@ -378,7 +379,7 @@ internal sealed partial class HealthStage : IDisposable
 
         _metrics?.RecordEjection(ServiceName, state.Endpoint.Address, reason);
         _metrics?.Events?.Append(LodestarEventKind.EndpointEjected, ServiceName, SourceName, state.Endpoint.Address,
-            $"{reason} for {ejection.Duration.TotalSeconds:0.###} s");
+            string.Create(CultureInfo.InvariantCulture, $"{reason} for {ejection.Duration.TotalSeconds:0.###} s"));
         Log.Ejected(_logger, ServiceName, state.Endpoint.Address, reason, ejection.Duration.TotalSeconds);
         return true;
     }
