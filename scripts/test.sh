@@ -11,6 +11,8 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/
 have etcd || { missing+=(etcd-server); services+=(etcd); }
 have dnsmasq || { missing+=(dnsmasq); services+=(dnsmasq); }
 have haproxy || { missing+=(haproxy); services+=(haproxy); }
+# The admin page test drives Debian's chromium through Playwright (no browser download).
+have chromium || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "Installing missing test dependencies: ${missing[*]}"
   sudo=""

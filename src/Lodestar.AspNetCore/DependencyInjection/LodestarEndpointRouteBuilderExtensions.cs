@@ -1,15 +1,19 @@
 using Lodestar.AspNetCore;
+using Lodestar.AspNetCore.Admin;
+using Lodestar.AspNetCore.Admin.Internal;
 using Lodestar.AspNetCore.DependencyInjection.Internal;
 using Lodestar.AspNetCore.Health.Internal;
 using Lodestar.AspNetCore.Metrics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Lodestar.Diagnostics;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.AspNetCore.Builder;
 
-/// <summary>Maps Lodestar's health and metrics endpoints.</summary>
+/// <summary>Maps Lodestar's health, metrics and admin endpoints.</summary>
 public static class LodestarEndpointRouteBuilderExtensions
 {
     private static readonly string[] s_getAndHead = [HttpMethods.Get, HttpMethods.Head];
@@ -64,5 +68,50 @@ public static class LodestarEndpointRouteBuilderExtensions
                 await exporter.WriteAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
             }
         }).WithDisplayName("Lodestar metrics").DisableHttpMetrics();
+    }
+
+    /// <summary>
+    /// Maps the read-only admin view of every service this process calls through Lodestar: a live page at
+    /// <paramref name="prefix"/> and its JSON at <c>{prefix}/api</c> (<c>?service=name</c> for one service). Only
+    /// loopback callers are answered unless <see cref="LodestarAdminOptions.AllowRemoteCallers"/> is set; no configured
+    /// secret, credential or URI user-info appears in a response. Both are left out of ASP.NET Core's HTTP request metrics.
+    /// </summary>
+    /// <remarks>
+    /// Options come from the <c>Lodestar:Admin</c> configuration section, then <paramref name="configure"/>. Reading the
+    /// view never slows the request path: it reads the same immutable snapshots the pickers read.
+    /// </remarks>
+    /// <param name="endpoints">The endpoint route builder.</param>
+    /// <param name="prefix">The path of the page; default <c>/lodestar</c>.</param>
+    /// <param name="configure">Configures the options after configuration is bound, or <see langword="null"/>.</param>
+    /// <returns>A builder to add conventions (for example <c>.RequireAuthorization()</c>) to the page and the API.</returns>
+    /// <exception cref="InvalidOperationException"><c>AddLodestar</c> was not called.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="LodestarAdminOptions.PageRefreshInterval"/> is outside 250 ms to 1 minute.</exception>
+    public static IEndpointConventionBuilder MapLodestarAdmin(this IEndpointRouteBuilder endpoints, string prefix = "/lodestar", Action<LodestarAdminOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentException.ThrowIfNullOrEmpty(prefix);
+        if (!prefix.StartsWith('/'))
+        {
+            throw new ArgumentException($"The admin prefix '{prefix}' must start with '/'.", nameof(prefix));
+        }
+
+        // Resolving the inspector here starts its sampling at startup, so the page has history when first opened.
+        var inspector = endpoints.ServiceProvider.GetService<ILodestarInspector>()
+            ?? throw new InvalidOperationException("MapLodestarAdmin needs services.AddLodestar() in the service configuration.");
+        var options = new LodestarAdminOptions();
+        endpoints.ServiceProvider.GetService<IConfiguration>()?.GetSection(LodestarAdminOptions.SectionName).Bind(options);
+        configure?.Invoke(options);
+        if (options.PageRefreshInterval < TimeSpan.FromMilliseconds(250) || options.PageRefreshInterval > TimeSpan.FromMinutes(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(configure), options.PageRefreshInterval,
+                $"{LodestarAdminOptions.SectionName}:{nameof(LodestarAdminOptions.PageRefreshInterval)} must be between 250 ms and 1 minute.");
+        }
+
+        var admin = new AdminEndpoint(inspector, options, prefix);
+        var group = endpoints.MapGroup(prefix);
+        group.MapMethods("/", s_getAndHead, admin.PageAsync).WithDisplayName("Lodestar admin page");
+        group.MapMethods("/api", s_getAndHead, admin.ApiAsync).WithDisplayName("Lodestar admin API");
+        group.DisableHttpMetrics();
+        return group;
     }
 }

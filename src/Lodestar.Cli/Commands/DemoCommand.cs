@@ -22,11 +22,12 @@ internal static class DemoCommand
     private static readonly Option<bool> Http2 = new("--http2") { Description = "Use HTTP/2 (cleartext, prior knowledge) between client and backends." };
     private static readonly Option<bool> Json = new("--json") { Description = "Print one JSON object with the results and nothing else on stdout." };
     private static readonly Option<int> MetricsPort = new("--metrics-port") { Description = "Port of the demo's /metrics endpoint on 127.0.0.1 (0 = any free port).", DefaultValueFactory = _ => 0 };
+    private static readonly Option<int?> AdminPort = new("--admin-port") { Description = "Serve the demo client's admin page at http://127.0.0.1:<port>/lodestar (0 = any free port); off unless given." };
 
     public static Command Create()
     {
         var command = new Command("demo", "Start backends on 127.0.0.1, balance load over them while one slows down, all restart and one is killed, and show what happened.");
-        foreach (var option in new Option[] { Policy, Instances, Duration, Rps, Concurrency, Http2, Json, MetricsPort })
+        foreach (var option in new Option[] { Policy, Instances, Duration, Rps, Concurrency, Http2, Json, MetricsPort, AdminPort })
         {
             command.Options.Add(option);
         }
@@ -47,6 +48,7 @@ internal static class DemoCommand
             Http2 = parseResult.GetValue(Http2),
             Json = parseResult.GetValue(Json),
             MetricsPort = Check(parseResult.GetValue(MetricsPort), 0, 65535, "--metrics-port"),
+            AdminPort = parseResult.GetValue(AdminPort) is { } adminPort ? Check(adminPort, 0, 65535, "--admin-port") : null,
         };
 
         await using var runner = new DemoRunner(options);
@@ -70,9 +72,22 @@ internal static class DemoCommand
         {
             // Not a terminal (CI, pipes): plain lines every few seconds; with --json they go to stderr.
             var progress = options.Json ? Console.Error : Console.Out;
+            var adminShown = options.AdminPort is null;
             while (!run.IsCompleted)
             {
-                await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None));
+                await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(adminShown ? 5 : 0.25), CancellationToken.None));
+                if (!adminShown)
+                {
+                    // Said as soon as it listens, so that a browser or `lodestar top` can follow the whole run.
+                    if (runner.AdminUrl is { } admin)
+                    {
+                        adminShown = true;
+                        await progress.WriteLineAsync("admin page at " + admin);
+                    }
+
+                    continue;
+                }
+
                 await progress.WriteLineAsync(DemoReport.PlainLine(runner));
             }
 

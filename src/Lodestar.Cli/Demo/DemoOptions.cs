@@ -20,6 +20,9 @@ internal sealed record DemoOptions
     /// <summary>Gets the port of the demo's /metrics endpoint on 127.0.0.1: 0 for an ephemeral one, null for none.</summary>
     public int? MetricsPort { get; init; }
 
+    /// <summary>Gets the port of the demo's admin page (<c>/lodestar</c>) on 127.0.0.1: 0 for an ephemeral one, null for none.</summary>
+    public int? AdminPort { get; init; }
+
     /// <summary>Gets the cap on requests: the rate times the duration.</summary>
     public long MaxRequests => (long)(Rps * Duration.TotalSeconds);
 }

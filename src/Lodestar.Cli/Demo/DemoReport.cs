@@ -41,6 +41,11 @@ internal static class DemoReport
             lines.Add(new Markup("metrics: [link]" + Markup.Escape(metrics) + "[/]"));
         }
 
+        if (runner.AdminUrl is { } admin)
+        {
+            lines.Add(new Markup("admin: [link]" + Markup.Escape(admin) + "[/]"));
+        }
+
         lines.AddRange(runner.RecentEvents(6).Select(e => new Markup("[grey]" + Markup.Escape(e) + "[/]")));
         return new Rows([table, .. lines]);
     }

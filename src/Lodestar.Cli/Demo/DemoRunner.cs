@@ -27,6 +27,7 @@ internal sealed class DemoRunner : IAsyncDisposable
     private ServiceProvider? _services;
     private MeterListener? _listener;
     private DemoMetricsServer? _metrics;
+    private DemoAdminServer? _admin;
 
     public DemoRunner(DemoOptions options)
     {
@@ -37,6 +38,9 @@ internal sealed class DemoRunner : IAsyncDisposable
 
     /// <summary>Gets the URL of the demo's own /metrics endpoint once started.</summary>
     public string? MetricsUrl => _metrics?.Url;
+
+    /// <summary>Gets the admin page's URL, or <see langword="null"/> when it is not served.</summary>
+    public string? AdminUrl => _admin?.Url;
 
     public DemoOptions Options => _options;
 
@@ -83,6 +87,12 @@ internal sealed class DemoRunner : IAsyncDisposable
         Event($"started {_options.Instances} instances ({(_options.Http2 ? "HTTP/2" : "HTTP/1.1")}), policy {_options.Policy}");
 
         _services = BuildServices();
+        if (_options.AdminPort is { } adminPort)
+        {
+            _admin = await DemoAdminServer.StartAsync(adminPort, _services.GetRequiredService<ILodestarInspector>(), cancellationToken);
+            Event($"admin page at {_admin.Url}");
+        }
+
         ListenForRetries();
         var client = _services.GetRequiredService<IHttpClientFactory>().CreateClient(ServiceName);
 
@@ -100,6 +110,11 @@ internal sealed class DemoRunner : IAsyncDisposable
         if (_metrics is not null)
         {
             await _metrics.DisposeAsync();
+        }
+
+        if (_admin is not null)
+        {
+            await _admin.DisposeAsync();
         }
 
         if (_services is not null)

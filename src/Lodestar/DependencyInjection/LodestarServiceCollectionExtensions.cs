@@ -1,6 +1,7 @@
 using Lodestar;
 using Lodestar.DependencyInjection;
 using Lodestar.DependencyInjection.Internal;
+using Lodestar.Diagnostics;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
 using Lodestar.Discovery.Configuration;
@@ -83,7 +84,13 @@ public static class LodestarServiceCollectionExtensions
         services.TryAddSingleton<ResilienceRegistry>();
         services.TryAddSingleton<IServiceBalancing>(static sp => new ServiceBalancing(
             sp.GetRequiredService<BalancerRegistry>(), sp.GetRequiredService<HealthRegistry>(), sp.GetRequiredService<LodestarMetrics>()));
+        services.TryAddSingleton(static sp => new LodestarEventLog(sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<LodestarMetrics>();
+        services.TryAddSingleton<ILodestarInspector>(static sp => new LodestarInspector(
+            sp.GetRequiredService<BalancerRegistry>(),
+            sp.GetRequiredService<HealthRegistry>(),
+            sp.GetRequiredService<LodestarMetrics>(),
+            sp.GetRequiredService<TimeProvider>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LodestarOptions>, LodestarOptionsSetup>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarOptions>, LodestarOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarClientOptions>, LodestarOptionsValidator>());

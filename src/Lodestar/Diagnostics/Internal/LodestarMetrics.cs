@@ -23,8 +23,9 @@ internal sealed class LodestarMetrics
 
     private readonly ConcurrentDictionary<IDiscoveryMetricsSource, byte> _discoverySources = new();
 
-    public LodestarMetrics(IMeterFactory meterFactory)
+    public LodestarMetrics(IMeterFactory meterFactory, LodestarEventLog? events = null)
     {
+        Events = events;
         var meter = meterFactory.Create(LodestarDiagnostics.Name);
 
         // Client: attempts (one per endpoint tried) and logical requests (one per SendAsync).
@@ -55,6 +56,9 @@ internal sealed class LodestarMetrics
             "Time since the source last confirmed the service's endpoint set (a snapshot, changed or not).");
         meter.CreateObservableGauge("lodestar.endpoints", ObserveEndpoints, "{endpoint}", "Endpoints in the service's current set.");
     }
+
+    /// <summary>Gets the ring of recent events the inspector reports, or <see langword="null"/> when none is kept.</summary>
+    public LodestarEventLog? Events { get; }
 
     public Counter<long> BreakerTransitions { get; }
 
@@ -118,7 +122,10 @@ internal sealed class LodestarMetrics
     }
 
     public void RecordRetryBudgetExhausted(string service)
-        => RetryBudgetExhausted.Add(1, new KeyValuePair<string, object?>("lodestar.service", service));
+    {
+        RetryBudgetExhausted.Add(1, new KeyValuePair<string, object?>("lodestar.service", service));
+        Events?.AppendRetryBudgetExhausted(service);
+    }
 
     public void RecordPick(string service, string policy)
     {

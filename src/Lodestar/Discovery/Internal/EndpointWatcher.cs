@@ -1,4 +1,7 @@
 using System.Collections.Immutable;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using Lodestar.Diagnostics;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Endpoints;
 using Lodestar.Http.Internal;
@@ -17,6 +20,8 @@ namespace Lodestar.Discovery.Internal;
 /// </remarks>
 internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObserver, IAsyncDisposable, IDiscoveryMetricsSource
 {
+    private const int MaxEndpointEventsPerChange = 8;
+
     private readonly IEndpointSource _source;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
@@ -29,8 +34,10 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
     private volatile EndpointSet? _current;
     private volatile Exception? _lastError;
     private Task _loop = Task.CompletedTask;
+    private volatile StrongBox<DateTimeOffset>? _lastErrorAt;
     private long _version;
     private long _lastConfirmed;
+    private long _reconnects;
 
     public EndpointWatcher(string serviceName, string sourceName, IEndpointSource source, TimeProvider timeProvider, ILogger logger, LodestarMetrics? metrics = null,
         ConnectionRetirer? retirer = null)
@@ -51,6 +58,12 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
     public EndpointSet? Current => _current;
 
     public Exception? LastError => _lastError;
+
+    /// <summary>Gets when <see cref="LastError"/> was reported, or <see langword="null"/> when there is none.</summary>
+    public DateTimeOffset? LastErrorAt => _lastError is null ? null : _lastErrorAt?.Value;
+
+    /// <summary>Gets how many times the source's watch was restarted.</summary>
+    public long Reconnects => Interlocked.Read(ref _reconnects);
 
     int? IDiscoveryMetricsSource.EndpointCount => _current?.Count;
 
@@ -102,15 +115,16 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
         Interlocked.Exchange(ref _lastConfirmed, _timeProvider.GetTimestamp());
         if (previous is not null && previous.HasSameEndpoints(endpoints as IReadOnlyCollection<DiscoveredEndpoint> ?? endpoints.ToArray()))
         {
-            _lastError = null;
+            ClearError();
             return;
         }
 
         var set = EndpointSet.Create(ServiceName, SourceName, endpoints, ++_version, _timeProvider.GetUtcNow());
         _current = set;
-        _lastError = null;
+        ClearError();
         _metrics?.RecordDiscoveryUpdate(ServiceName, SourceName);
         LogChange(previous, set);
+        RecordChangeEvents(previous, set);
         _first.TrySetResult(set);
         try
         {
@@ -134,13 +148,24 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
         }
     }
 
-    void IReconnectObserver.OnReconnect() => _metrics?.RecordDiscoveryReconnect(ServiceName, SourceName);
+    void IReconnectObserver.OnReconnect()
+    {
+        Interlocked.Increment(ref _reconnects);
+        _metrics?.RecordDiscoveryReconnect(ServiceName, SourceName);
+    }
 
     void IEndpointObserver.OnError(Exception error)
     {
         ArgumentNullException.ThrowIfNull(error);
+        var previousError = _lastError;
+        _lastErrorAt = new StrongBox<DateTimeOffset>(_timeProvider.GetUtcNow());
         _lastError = error;
         _metrics?.RecordDiscoveryError(ServiceName, SourceName);
+        if (previousError is null || previousError.Message != error.Message)
+        {
+            // A source that keeps failing the same way reports on every retry; the ring records the change only.
+            _metrics?.Events?.Append(LodestarEventKind.SourceError, ServiceName, SourceName, detail: error.Message);
+        }
         if (_current is { } current)
         {
             Log.SourceError(_logger, ServiceName, SourceName, current.Count, current.Version, error.Message);
@@ -229,7 +254,49 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
                 return;
             }
 
+            Interlocked.Increment(ref _reconnects);
             _metrics?.RecordDiscoveryReconnect(ServiceName, SourceName);
+        }
+    }
+
+    private void ClearError()
+    {
+        if (_lastError is not null)
+        {
+            _lastError = null;
+            _metrics?.Events?.Append(LodestarEventKind.SourceRecovered, ServiceName, SourceName);
+        }
+    }
+
+    private void RecordChangeEvents(EndpointSet? previous, EndpointSet set)
+    {
+        if (_metrics?.Events is not { } events)
+        {
+            return;
+        }
+
+        var before = previous is null ? [] : previous.Endpoints.ToHashSet();
+        var after = set.Endpoints.ToHashSet();
+        var added = set.Endpoints.Where(e => !before.Contains(e)).ToList();
+        var removed = before.Where(e => !after.Contains(e)).ToList();
+        RecordEach(events, LodestarEventKind.EndpointAdded, added, "added");
+        RecordEach(events, LodestarEventKind.EndpointRemoved, removed, "removed");
+    }
+
+    private void RecordEach(LodestarEventLog events, LodestarEventKind kind, List<DiscoveredEndpoint> endpoints, string verb)
+    {
+        // One event per endpoint for small changes; a large change (a first set of hundreds) is one event, so that it
+        // cannot push every other event out of the ring.
+        if (endpoints.Count > MaxEndpointEventsPerChange)
+        {
+            events.Append(kind, ServiceName, SourceName, detail: string.Create(CultureInfo.InvariantCulture,
+                $"{endpoints.Count} endpoints {verb}: {string.Join(", ", endpoints.Take(MaxEndpointEventsPerChange).Select(e => e.Address))}, ..."));
+            return;
+        }
+
+        foreach (var endpoint in endpoints)
+        {
+            events.Append(kind, ServiceName, SourceName, endpoint.Address);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
+using Lodestar.Discovery.Internal;
 using Lodestar.Http;
 using Lodestar.Http.Internal;
 using Lodestar.Internal;
@@ -114,6 +115,9 @@ internal sealed partial class HealthRegistry : IDisposable
 
         return stage;
     }
+
+    /// <summary>Gets the watcher that feeds <paramref name="stage"/>, for diagnostics; <see langword="null"/> when the resolver is not the endpoint cache.</summary>
+    internal static EndpointWatcher? GetWatcher(HealthStage stage) => stage.Watcher;
 
     public void Dispose()
     {

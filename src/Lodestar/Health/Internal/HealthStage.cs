@@ -1,3 +1,5 @@
+using System.Globalization;
+using Lodestar.Diagnostics;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
 using Lodestar.Discovery.Internal;
@@ -101,6 +103,9 @@ internal sealed partial class HealthStage : IDisposable
         _subscription = resolver.Watch(ServiceName, SourceName, Update);
         _watcher = (resolver as EndpointCache)?.GetWatcher(ServiceName, SourceName);
     }
+
+    /// <summary>Gets the watcher feeding this stage; <see langword="null"/> before <see cref="Start"/> or when the resolver is not the endpoint cache.</summary>
+    internal EndpointWatcher? Watcher => _watcher;
 
     /// <summary>
     /// Applies the watcher's current set if this stage has not been told of it yet. The watcher publishes a set before
@@ -393,6 +398,8 @@ internal sealed partial class HealthStage : IDisposable
         }
 
         _metrics?.RecordEjection(ServiceName, state.Endpoint.Address, reason);
+        _metrics?.Events?.Append(LodestarEventKind.EndpointEjected, ServiceName, SourceName, state.Endpoint.Address,
+            string.Create(CultureInfo.InvariantCulture, $"{reason} for {ejection.Duration.TotalSeconds:0.###} s"));
         Log.Ejected(_logger, ServiceName, state.Endpoint.Address, reason, ejection.Duration.TotalSeconds);
         return true;
     }
@@ -462,6 +469,7 @@ internal sealed partial class HealthStage : IDisposable
             foreach (var address in returned)
             {
                 Log.Returned(_logger, ServiceName, address);
+                _metrics?.Events?.Append(LodestarEventKind.EndpointReturned, ServiceName, SourceName, address);
             }
         }
 
@@ -530,6 +538,7 @@ internal sealed partial class HealthStage : IDisposable
     {
         var address = state.Endpoint.Address;
         _metrics?.RecordBreakerTransition(ServiceName, address, transition);
+        _metrics?.Events?.Append(BreakerEvent(transition), ServiceName, SourceName, address);
         Log.BreakerTransition(_logger, ServiceName, address, transition);
         if (transition != CircuitState.Open)
         {
@@ -555,6 +564,13 @@ internal sealed partial class HealthStage : IDisposable
         return true;
     }
 
+    private static LodestarEventKind BreakerEvent(CircuitState state) => state switch
+    {
+        CircuitState.Open => LodestarEventKind.BreakerOpened,
+        CircuitState.HalfOpen => LodestarEventKind.BreakerHalfOpened,
+        _ => LodestarEventKind.BreakerClosed,
+    };
+
     private void OnBreakDurationElapsed(EndpointState state)
     {
         try
@@ -565,6 +581,7 @@ internal sealed partial class HealthStage : IDisposable
             }
 
             _metrics?.RecordBreakerTransition(ServiceName, state.Endpoint.Address, CircuitState.HalfOpen);
+            _metrics?.Events?.Append(LodestarEventKind.BreakerHalfOpened, ServiceName, SourceName, state.Endpoint.Address);
             Log.BreakerTransition(_logger, ServiceName, state.Endpoint.Address, CircuitState.HalfOpen);
             PublishHealth();
         }
@@ -588,6 +605,7 @@ internal sealed partial class HealthStage : IDisposable
             {
                 state.SetActiveHealthy(true);
                 _metrics?.RecordHealthTransition(ServiceName, state.Endpoint.Address, healthy: true);
+                _metrics?.Events?.Append(LodestarEventKind.HealthCheckPassed, ServiceName, SourceName, state.Endpoint.Address);
                 Log.ActiveHealthChanged(_logger, ServiceName, state.Endpoint.Address, true);
                 return true;
             }
@@ -601,6 +619,7 @@ internal sealed partial class HealthStage : IDisposable
         {
             state.SetActiveHealthy(false);
             _metrics?.RecordHealthTransition(ServiceName, state.Endpoint.Address, healthy: false);
+            _metrics?.Events?.Append(LodestarEventKind.HealthCheckFailed, ServiceName, SourceName, state.Endpoint.Address);
             Log.ActiveHealthChanged(_logger, ServiceName, state.Endpoint.Address, false);
             return true;
         }

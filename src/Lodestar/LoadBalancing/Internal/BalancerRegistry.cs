@@ -57,6 +57,24 @@ internal sealed class BalancerRegistry : IDisposable
                 state.Self._serviceOptions?.Get(k.Stage.ServiceName))), (Self: this, Policy: policy)).Value;
     }
 
+    /// <summary>Gets the balancers created so far, for diagnostics.</summary>
+    internal IEnumerable<ServiceBalancer> Balancers
+    {
+        get
+        {
+            foreach (var entry in _balancers.Values)
+            {
+                if (entry.IsValueCreated)
+                {
+                    yield return entry.Value;
+                }
+            }
+        }
+    }
+
+    /// <summary>Gets the load-balancing options a service's balancers were built with (slow start, zones), for diagnostics.</summary>
+    internal LoadBalancingOptions GetOptions(string serviceName) => _serviceOptions?.Get(serviceName) ?? new LoadBalancingOptions();
+
     public void Dispose()
     {
         foreach (var entry in _balancers.Values)
