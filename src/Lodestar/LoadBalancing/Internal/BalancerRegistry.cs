@@ -57,6 +57,23 @@ internal sealed class BalancerRegistry : IDisposable
                 state.Self._serviceOptions?.Get(k.Stage.ServiceName))), (Self: this, Policy: policy)).Value;
     }
 
+    /// <summary>
+    /// Drops the balancers of a service (of every service when <paramref name="serviceName"/> is null or empty) after its
+    /// options changed; the next request builds one from the current options. A request that holds a dropped balancer
+    /// still picks from its last picker.
+    /// </summary>
+    public void Invalidate(string? serviceName)
+    {
+        foreach (var (key, entry) in _balancers)
+        {
+            if ((string.IsNullOrEmpty(serviceName) || string.Equals(key.Stage.ServiceName, serviceName, StringComparison.Ordinal))
+                && _balancers.TryRemove(new KeyValuePair<(HealthStage, string), Lazy<ServiceBalancer>>(key, entry)) && entry.IsValueCreated)
+            {
+                entry.Value.Dispose();
+            }
+        }
+    }
+
     public void Dispose()
     {
         foreach (var entry in _balancers.Values)
