@@ -95,6 +95,15 @@ internal sealed class ResilienceRegistry : IDisposable
         var generation = Interlocked.Read(ref _generation);
         var settings = _health.Resolve(serviceName, options, clientName);
         var balancer = await _balancers.GetAsync(serviceName, options.Source, options.Policy, settings, clientName, cancellationToken).ConfigureAwait(false);
+        if (Interlocked.Read(ref _generation) != generation)
+        {
+            // The options changed while the first endpoint set was awaited: a source that also supplies the service's
+            // settings (a control plane's cluster) sends them just before its endpoints. Build once more from them, so
+            // that the first request already uses them; the set is cached now, so this does not wait again.
+            generation = Interlocked.Read(ref _generation);
+            settings = _health.Resolve(serviceName, options, clientName);
+            balancer = await _balancers.GetAsync(serviceName, options.Source, options.Policy, settings, clientName, cancellationToken).ConfigureAwait(false);
+        }
         lock (_createGate)
         {
             if (_routes.TryGetValue((clientName, serviceName), out var existing) && !existing.IsStale)
