@@ -103,6 +103,7 @@ internal static class CliApp
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(ResolveCommand.Create(run));
         root.Subcommands.Add(WatchCommand.Create(run));
+        root.Subcommands.Add(XdsCommand.Create(run));
         root.Subcommands.Add(RegisterCommand.CreateRegister(run));
         root.Subcommands.Add(RegisterCommand.CreateDeregister(run));
         return root;
