@@ -122,7 +122,7 @@ internal static class XdsCommand
     {
         var typeDtos = types.Select(t => new XdsTypeDto(XdsTypeUrls.ShortName(t.TypeUrl), t.TypeUrl, t.AcceptedVersion, t.Wildcard,
             t.LastNack is { } n ? new XdsNackDto(n.Version, n.Nonce, n.Message, n.At) : null)).ToList();
-        var resources = types.SelectMany(t => t.Resources.Select(r => new XdsResourceDto(XdsTypeUrls.ShortName(t.TypeUrl), r.Name, r.Status, r.Version ?? (r.Value is null ? null : t.AcceptedVersion), Summary(r.Value))))
+        var resources = types.SelectMany(t => t.Resources.Select(r => new XdsResourceDto(XdsTypeUrls.ShortName(t.TypeUrl), r.Name, r.Status, r.Version ?? (r.Value is null || t.AcceptedVersion.Length == 0 ? null : t.AcceptedVersion), Summary(r.Value))))
             .ToList();
         return new XdsDumpDto(server, typeDtos, resources);
     }

@@ -2,13 +2,38 @@ using System.Text.Json;
 using Lodestar.Cli;
 using Lodestar.Testing.Xds;
 using Lodestar.Xds.Resources;
+using Xunit.Abstractions;
 using static Lodestar.Xds.Tests.Infrastructure.XdsResources;
 
 namespace Lodestar.Xds.Tests.Cli;
 
-public sealed class XdsCliTests : IDisposable
+public sealed class XdsCliTests(ITestOutputHelper testOutput) : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("lodestar-xds-cli-").FullName;
+
+    [Fact]
+    public async Task Dump_Wide_PrintsOneRowPerResourceAndTheLastNack()
+    {
+        await using var server = await FakeXdsServer.StartAsync();
+        server.SetResource(XdsTypeUrls.Listener, "orders.test:8080", ApiListener("orders.test:8080", "orders-routes"));
+        server.SetResource(XdsTypeUrls.RouteConfiguration, "orders-routes", Routes("orders-routes", Host("orders", ["*"], PrefixRoute("/", "orders"))));
+        var bad = EdsCluster("broken");
+        bad.LbPolicy = Envoy.Config.Cluster.V3.Cluster.Types.LbPolicy.ClusterProvided;
+        server.SetResources(XdsTypeUrls.Cluster, [("orders", EdsCluster("orders", policy: Envoy.Config.Cluster.V3.Cluster.Types.LbPolicy.LeastRequest)), ("broken", bad)]);
+        server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "orders", Assignment("orders", ("10.0.0.1", 8080), ("10.0.0.2", 8080)));
+        var bootstrap = Path.Combine(_folder, "bootstrap.json");
+        await File.WriteAllTextAsync(bootstrap, server.Bootstrap());
+
+        var (code, output, error) = await RunAsync("xds", "dump", "--bootstrap", bootstrap, "--wait", "1500ms", "-o", "wide");
+        testOutput.WriteLine(output);
+
+        Assert.True(code == 0, error);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("server: 127.0.0.1:", lines[0], StringComparison.Ordinal);
+        Assert.Matches("^TYPE +NAME +STATUS +VERSION +SUMMARY$", lines[1]);
+        Assert.Equal(4, lines.Count(l => l.Contains(" accepted ", StringComparison.Ordinal)));
+        Assert.Contains(lines, l => l.StartsWith("last NACK of CDS", StringComparison.Ordinal) && l.Contains("Cluster 'broken'", StringComparison.Ordinal));
+    }
 
     [Fact]
     public async Task Dump_ServerWithListenerRoutesClusterAndEndpoints_PrintsEachWithVersionAndTheLastNack()
