@@ -14,8 +14,9 @@ using Microsoft.Extensions.Options;
 namespace Lodestar.Http.Internal;
 
 /// <summary>
-/// The request pipeline's entry: maps a logical URI to the client's route to the service, then runs the pieces in
-/// order: admission (rate limit, concurrency slot) → overall deadline → body replayability → the retry or hedging
+/// The request pipeline's entry: maps a logical URI to the client's route to the service (after asking the registered
+/// <see cref="IRequestRouter"/>s once, which may choose another service and the route's deadline, retry policy and
+/// hash key), then runs the pieces in order: admission (rate limit, concurrency slot) → overall deadline → body replayability → the retry or hedging
 /// strategy, whose attempts the <see cref="AttemptRunner"/> sends to endpoints picked by the balancer.
 /// </summary>
 /// <remarks>
