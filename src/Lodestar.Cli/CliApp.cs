@@ -104,6 +104,7 @@ internal static class CliApp
         root.Subcommands.Add(ResolveCommand.Create(run));
         root.Subcommands.Add(WatchCommand.Create(run));
         root.Subcommands.Add(TopCommand.Create(run));
+        root.Subcommands.Add(XdsCommand.Create(run));
         root.Subcommands.Add(RegisterCommand.CreateRegister(run));
         root.Subcommands.Add(RegisterCommand.CreateDeregister(run));
         return root;

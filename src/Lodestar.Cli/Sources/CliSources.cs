@@ -12,6 +12,7 @@ internal static class CliSources
         new DnsCliSource(),
         new ConsulCliSource(),
         new KubernetesCliSource(),
+        new XdsCliSource(),
     ];
 
     /// <summary>Gets <c>--source</c>: which registry to ask; without it only configuration is consulted (the others need an address or credentials).</summary>

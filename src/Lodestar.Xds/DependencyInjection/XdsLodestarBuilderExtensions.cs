@@ -1,11 +1,19 @@
 using Lodestar.DependencyInjection;
 using Lodestar.Discovery;
+using Lodestar.Health;
+using Lodestar.Http;
+using Lodestar.LoadBalancing;
 using Lodestar.Xds;
 using Lodestar.Xds.Client.Internal;
+using Lodestar.Xds.Clusters.Internal;
 using Lodestar.Xds.DependencyInjection.Internal;
 using Lodestar.Xds.Discovery.Internal;
+using Lodestar.Xds.Routing.Internal;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+
+using Lodestar.Xds.Diagnostics;
+using Lodestar.Xds.Diagnostics.Internal;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -22,8 +30,17 @@ public static class XdsLodestarBuilderExtensions
     /// more than once.
     /// </summary>
     /// <remarks>
+    /// <para>
     /// The source accepts every service name: clients that name no source ask the registered sources in order, so add
     /// it after the sources that should be asked first, or name it.
+    /// </para>
+    /// <para>
+    /// Each followed cluster's CDS settings (policy and its tuning, slow start, outlier detection) become the named
+    /// <see cref="LoadBalancingOptions"/> and <see cref="OutlierDetectionOptions"/> of the service of that name, applied
+    /// after configuration binding and live on change. Requests of clients whose source is <c>xds</c> are routed by the
+    /// listener named after the request's authority (LDS, then RDS): cluster, timeout, retry policy and hash key per
+    /// route, through an <see cref="IRequestRouter"/>.
+    /// </para>
     /// </remarks>
     /// <param name="builder">The Lodestar builder.</param>
     /// <param name="configure">Configures the options after configuration is bound, or <see langword="null"/>.</param>
@@ -43,7 +60,17 @@ public static class XdsLodestarBuilderExtensions
 
         options.ValidateOnStart();
         services.TryAddSingleton<XdsClientProvider>();
+        services.TryAddSingleton<IXdsInspector, XdsInspector>();
+        services.TryAddSingleton<XdsClusterOptions>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LoadBalancingOptions>, XdsClusterOptions>(static sp => sp.GetRequiredService<XdsClusterOptions>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<OutlierDetectionOptions>, XdsClusterOptions>(static sp => sp.GetRequiredService<XdsClusterOptions>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IOptionsChangeTokenSource<LoadBalancingOptions>, XdsClusterOptions.ChangeSource<LoadBalancingOptions>>(
+            static sp => sp.GetRequiredService<XdsClusterOptions>().LoadBalancingChanges));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IOptionsChangeTokenSource<OutlierDetectionOptions>, XdsClusterOptions.ChangeSource<OutlierDetectionOptions>>(
+            static sp => sp.GetRequiredService<XdsClusterOptions>().OutlierChanges));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEndpointSourceProvider, XdsEndpointSourceProvider>());
+        services.TryAddSingleton<XdsRequestRouter>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IRequestRouter, XdsRequestRouter>(static sp => sp.GetRequiredService<XdsRequestRouter>()));
         return builder;
     }
 }

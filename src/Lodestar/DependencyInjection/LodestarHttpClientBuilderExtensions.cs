@@ -63,7 +63,8 @@ public static class LodestarHttpClientBuilderExtensions
             sp.GetRequiredService<RandomSource>(),
             sp.GetRequiredService<LodestarMetrics>(),
             sp.GetRequiredService<ILogger<LodestarHandler>>(),
-            sp.GetRequiredService<ConnectionRetirer>()));
+            sp.GetRequiredService<ConnectionRetirer>(),
+            sp.GetServices<IRequestRouter>()));
         return builder;
     }
 }

@@ -7,8 +7,9 @@ namespace Lodestar.LoadBalancing;
 /// </summary>
 /// <remarks>
 /// Configure in code with <c>services.Configure&lt;LoadBalancingOptions&gt;("orders", o =&gt; ...)</c> for one service or
-/// <c>ConfigureAll</c> for every service. Options are validated at startup; a service's options apply to balancers
-/// created after they change.
+/// <c>ConfigureAll</c> for every service. Options are validated at startup. When a service's
+/// options change (a configuration reload, or an <c>IOptionsChangeTokenSource</c> named after the service, such as the
+/// xDS client's), the service's balancers are rebuilt from them on its next request.
 /// </remarks>
 public sealed class LoadBalancingOptions
 {

@@ -142,6 +142,42 @@ internal sealed partial class XdsClient : IAsyncDisposable
         return new WatchHandle(this, type.TypeUrl, name, watcher);
     }
 
+    /// <summary>
+    /// Returns what the client holds now, for diagnostics: per type the accepted version and the last rejection, per
+    /// subscribed or received resource its version and state. Taken under the lock; the models are immutable.
+    /// </summary>
+    public IReadOnlyList<XdsTypeDump> Dump()
+    {
+        lock (_gate)
+        {
+            var types = new List<XdsTypeDump>();
+            foreach (var state in _types.Values.OrderBy(static t => t.TypeUrl, StringComparer.Ordinal))
+            {
+                var resources = new List<XdsResourceDump>();
+                foreach (var resource in state.Resources.Values)
+                {
+                    if (resource.Name == Wildcard)
+                    {
+                        continue;
+                    }
+
+                    var status = resource.Value is not null ? "accepted" : resource.DoesNotExist ? "does-not-exist" : "requested";
+                    resources.Add(new XdsResourceDump(resource.Name, resource.Version, status, resource.Value, resource.Watchers.Count));
+                }
+
+                foreach (var (name, entry) in state.Unwatched)
+                {
+                    resources.Add(new XdsResourceDump(name, state.UnwatchedVersions.GetValueOrDefault(name), "accepted", entry.Value, 0));
+                }
+
+                resources.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
+                types.Add(new XdsTypeDump(state.TypeUrl, state.AcceptedVersion, state.Resources.ContainsKey(Wildcard), state.LastNack, resources));
+            }
+
+            return types;
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_disposed.IsCancellationRequested)
@@ -610,6 +646,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
             {
                 state.PendingError = new Google.Rpc.Status { Code = (int)StatusCode.InvalidArgument, Message = string.Join("; ", errors) };
                 Log.Nacked(_logger, XdsTypeUrls.ShortName(state.TypeUrl), response.VersionInfo, response.Nonce, state.PendingError.Message);
+                state.LastNack = new XdsNack(response.VersionInfo, response.Nonce, state.PendingError.Message, _timeProvider.GetUtcNow());
             }
 
             if (changed)
@@ -683,6 +720,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
             {
                 ack.ErrorDetail = new Google.Rpc.Status { Code = (int)StatusCode.InvalidArgument, Message = string.Join("; ", errors) };
                 Log.Nacked(_logger, XdsTypeUrls.ShortName(state.TypeUrl), response.SystemVersionInfo, response.Nonce, ack.ErrorDetail.Message);
+                state.LastNack = new XdsNack(response.SystemVersionInfo, response.Nonce, ack.ErrorDetail.Message, _timeProvider.GetUtcNow());
             }
 
             if (changed)
@@ -883,6 +921,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
         public string Nonce { get; set; } = string.Empty;
 
         public Google.Rpc.Status? PendingError { get; set; }
+
+        /// <summary>Gets or sets the last rejection of this type, kept for diagnostics (<c>lodestar xds dump</c>).</summary>
+        public XdsNack? LastNack { get; set; }
 
         public bool SotwSentOnStream { get; set; }
 

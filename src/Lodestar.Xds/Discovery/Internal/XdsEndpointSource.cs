@@ -25,12 +25,14 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
     private readonly string _clusterName;
     private readonly XdsClientProvider _clients;
     private readonly ILogger _logger;
+    private readonly XdsClusterOptions? _clusterOptions;
 
-    public XdsEndpointSource(string clusterName, XdsClientProvider clients, ILogger logger)
+    public XdsEndpointSource(string clusterName, XdsClientProvider clients, ILogger logger, XdsClusterOptions? clusterOptions = null)
     {
         _clusterName = clusterName;
         _clients = clients;
         _logger = logger;
+        _clusterOptions = clusterOptions;
     }
 
     public async Task RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
@@ -99,6 +101,7 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
 
             cluster?.Dispose();
             endpoints?.Dispose();
+            _source._clusterOptions?.Update(_source._clusterName, null);
         }
 
         private void OnCluster(XdsClusterSettings cluster)
@@ -128,6 +131,9 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
             }
 
             old?.Dispose();
+
+            // Before the endpoints: the first balancer built for them should already see the cluster's policy.
+            _source._clusterOptions?.Update(_source._clusterName, cluster);
             Log.ClusterChanged(_source._logger, _source._clusterName, cluster.Kind.ToString(), cluster.EdsServiceName, cluster.Policy);
             if (cluster.Kind == XdsClusterKind.Static && cluster.InlineAssignment is { } inline)
             {
@@ -165,6 +171,7 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
             }
 
             old?.Dispose();
+            _source._clusterOptions?.Update(_source._clusterName, null);
             Publish([]);
             OnError(new XdsClientException($"Cluster '{_source._clusterName}' does not exist on xDS server '{_client.ServerName}'."));
         }

@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using Lodestar.Discovery;
 using Lodestar.Xds.Client.Internal;
+using Lodestar.Xds.Clusters.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Xds.Discovery.Internal;
@@ -12,18 +13,20 @@ internal sealed class XdsEndpointSourceProvider : IEndpointSourceProvider
 
     private readonly XdsClientProvider _clients;
     private readonly ILogger<XdsEndpointSource> _logger;
+    private readonly XdsClusterOptions? _clusterOptions;
 
-    public XdsEndpointSourceProvider(XdsClientProvider clients, ILogger<XdsEndpointSource> logger)
+    public XdsEndpointSourceProvider(XdsClientProvider clients, ILogger<XdsEndpointSource> logger, XdsClusterOptions? clusterOptions = null)
     {
         _clients = clients;
         _logger = logger;
+        _clusterOptions = clusterOptions;
     }
 
     public string Name => SourceName;
 
     public bool TryCreateSource(string serviceName, [NotNullWhen(true)] out IEndpointSource? source)
     {
-        source = string.IsNullOrEmpty(serviceName) ? null : new XdsEndpointSource(serviceName, _clients, _logger);
+        source = string.IsNullOrEmpty(serviceName) ? null : new XdsEndpointSource(serviceName, _clients, _logger, _clusterOptions);
         return source is not null;
     }
 }

@@ -2,6 +2,7 @@ using System.Threading.RateLimiting;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Http;
 using Lodestar.Internal;
+using Lodestar.LoadBalancing;
 using Lodestar.Resilience;
 using Lodestar.Resilience.Admission.Internal;
 using Lodestar.Resilience.Hedging.Internal;
@@ -13,8 +14,9 @@ using Microsoft.Extensions.Options;
 namespace Lodestar.Http.Internal;
 
 /// <summary>
-/// The request pipeline's entry: maps a logical URI to the client's route to the service, then runs the pieces in
-/// order: admission (rate limit, concurrency slot) → overall deadline → body replayability → the retry or hedging
+/// The request pipeline's entry: maps a logical URI to the client's route to the service (after asking the registered
+/// <see cref="IRequestRouter"/>s once, which may choose another service and the route's deadline, retry policy and
+/// hash key), then runs the pieces in order: admission (rate limit, concurrency slot) → overall deadline → body replayability → the retry or hedging
 /// strategy, whose attempts the <see cref="AttemptRunner"/> sends to endpoints picked by the balancer.
 /// </summary>
 /// <remarks>
@@ -30,11 +32,14 @@ internal sealed class LodestarHandler : DelegatingHandler
     private readonly LodestarMetrics _metrics;
     private readonly RetryStrategy _retry;
     private readonly HedgingStrategy _hedging;
+    private readonly IRequestRouter[] _routers;
 
     public LodestarHandler(string clientName, ResilienceRegistry routes, IOptionsMonitor<LodestarClientOptions> clientOptions,
-        TimeProvider timeProvider, RandomSource random, LodestarMetrics metrics, ILogger<LodestarHandler> logger, ConnectionRetirer? retirer = null)
+        TimeProvider timeProvider, RandomSource random, LodestarMetrics metrics, ILogger<LodestarHandler> logger, ConnectionRetirer? retirer = null,
+        IEnumerable<IRequestRouter>? routers = null)
     {
         _clientName = clientName;
+        _routers = routers?.ToArray() ?? [];
         _routes = routes;
         _clientOptions = clientOptions;
         _timeProvider = timeProvider;
@@ -60,6 +65,18 @@ internal sealed class LodestarHandler : DelegatingHandler
         }
 
         var options = _clientOptions.Get(_clientName);
+        var chosen = _routers.Length == 0 ? null : await RouteAsync(request, service, cancellationToken).ConfigureAwait(false);
+        if (chosen is not null)
+        {
+            service = chosen.ServiceName;
+            if (chosen.HashKey is { } hashKey && !request.Options.TryGetValue(LoadBalancingRequestOptions.HashKey, out _))
+            {
+                request.Options.Set(LoadBalancingRequestOptions.HashKey, hashKey);
+            }
+        }
+
+        var timeout = chosen?.Timeout is { } routeTimeout ? (routeTimeout == TimeSpan.Zero ? null : routeTimeout) : options.Retry.Timeout;
+        var maxAttempts = chosen?.Retry?.MaxAttempts ?? options.MaxAttempts;
         var route = await _routes.GetRouteAsync(_clientName, service, options, cancellationToken).ConfigureAwait(false);
         var slot = await AdmissionControl.AdmitAsync(route, options, _metrics, cancellationToken).ConfigureAwait(false);
         CancellationTokenSource? deadline = null;
@@ -70,9 +87,9 @@ internal sealed class LodestarHandler : DelegatingHandler
         try
         {
             var token = cancellationToken;
-            if (options.Retry.Timeout is { } timeout)
+            if (timeout is { } limit)
             {
-                deadline = new CancellationTokenSource(timeout, _timeProvider);
+                deadline = new CancellationTokenSource(limit, _timeProvider);
                 linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
                 token = linked.Token;
             }
@@ -80,8 +97,8 @@ internal sealed class LodestarHandler : DelegatingHandler
             route.Resilience.Budget.OnRequest();
             var safe = FailureClassifier.IsIdempotent(request.Method) || options.Retry.RetryNonIdempotent
                        || (request.Options.TryGetValue(LodestarRequestOptions.AllowRetries, out var allowed) && allowed);
-            var replayable = await RequestBody.PrepareAsync(request, safe && options.MaxAttempts > 1, options.Retry.MaxBufferedBodyBytes, token).ConfigureAwait(false);
-            var context = new RequestContext(request, logical, route, options, safe, replayable);
+            var replayable = await RequestBody.PrepareAsync(request, safe && maxAttempts > 1, options.Retry.MaxBufferedBodyBytes, token).ConfigureAwait(false);
+            var context = new RequestContext(request, logical, route, options, safe, replayable, chosen?.Retry);
             result = options.Hedging.Enabled && safe && replayable && RequestBody.IsInMemory(request.Content)
                 ? await _hedging.ExecuteAsync(context, token).ConfigureAwait(false)
                 : await _retry.ExecuteAsync(context, token).ConfigureAwait(false);
@@ -96,7 +113,7 @@ internal sealed class LodestarHandler : DelegatingHandler
         {
             failure = "deadline";
             throw new TaskCanceledException(
-                $"The request to service '{route.ServiceName}' did not complete within its deadline of {options.Retry.Timeout!.Value.TotalMilliseconds} ms.",
+                $"The request to service '{route.ServiceName}' did not complete within its deadline of {timeout!.Value.TotalMilliseconds} ms.",
                 new TimeoutException(ex.Message, ex));
         }
         finally
@@ -110,4 +127,17 @@ internal sealed class LodestarHandler : DelegatingHandler
     }
 
     private static void Release(RateLimitLease? slot) => slot?.Dispose();
+
+    private async ValueTask<RequestRoute?> RouteAsync(HttpRequestMessage request, string service, CancellationToken cancellationToken)
+    {
+        foreach (var router in _routers)
+        {
+            if (await router.RouteAsync(request, service, _clientName, cancellationToken).ConfigureAwait(false) is { } chosen)
+            {
+                return chosen;
+            }
+        }
+
+        return null;
+    }
 }

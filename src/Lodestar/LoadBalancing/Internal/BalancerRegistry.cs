@@ -72,6 +72,23 @@ internal sealed class BalancerRegistry : IDisposable
         }
     }
 
+    /// <summary>
+    /// Drops the balancers of a service (of every service when <paramref name="serviceName"/> is null or empty) after its
+    /// options changed; the next request builds one from the current options. A request that holds a dropped balancer
+    /// still picks from its last picker.
+    /// </summary>
+    public void Invalidate(string? serviceName)
+    {
+        foreach (var (key, entry) in _balancers)
+        {
+            if ((string.IsNullOrEmpty(serviceName) || string.Equals(key.Stage.ServiceName, serviceName, StringComparison.Ordinal))
+                && _balancers.TryRemove(new KeyValuePair<(HealthStage, string), Lazy<ServiceBalancer>>(key, entry)) && entry.IsValueCreated)
+            {
+                entry.Value.Dispose();
+            }
+        }
+    }
+
     /// <summary>Gets the load-balancing options a service's balancers were built with (slow start, zones), for diagnostics.</summary>
     internal LoadBalancingOptions GetOptions(string serviceName) => _serviceOptions?.Get(serviceName) ?? new LoadBalancingOptions();
 

@@ -63,7 +63,7 @@ internal sealed partial class AttemptRunner
         CancellationTokenSource? tryTimeout = null;
         CancellationTokenSource? tryLinked = null;
         var token = cancellationToken;
-        if (context.Options.Retry.PerTryTimeout is { } perTry)
+        if (context.PerTryTimeout is { } perTry)
         {
             tryTimeout = new CancellationTokenSource(perTry, _timeProvider);
             tryLinked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, tryTimeout.Token);

@@ -25,7 +25,7 @@ internal static class EndpointSelection
                 return state;
             }
 
-            (tried ??= new List<EndpointState>(context.Options.MaxAttempts)).Add(state);
+            (tried ??= new List<EndpointState>(context.MaxAttempts)).Add(state);
             state = balancer.Pick(new PickContext(context.Request) { Attempted = tried });
         }
 

@@ -1,7 +1,10 @@
 using System.Collections.Concurrent;
+using Lodestar.Health;
 using Lodestar.Health.Internal;
 using Lodestar.Http;
+using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
+using Microsoft.Extensions.Options;
 
 namespace Lodestar.Resilience.Internal;
 
@@ -10,6 +13,13 @@ namespace Lodestar.Resilience.Internal;
 /// effective health settings select) and the client's own <see cref="ClientResilience"/>. A route is made on first
 /// use and lives until the container is disposed; the request path finds it with one dictionary lookup.
 /// </summary>
+/// <remarks>
+/// When a service's named <see cref="LoadBalancingOptions"/>, <see cref="OutlierDetectionOptions"/>,
+/// <see cref="HealthCheckOptions"/> or <see cref="CircuitBreakerOptions"/> change (a configuration reload, or an
+/// <see cref="IOptionsChangeTokenSource{TOptions}"/> such as a control plane's), the service's routes are marked stale
+/// and its balancers dropped: the next request resolves the settings again and gets a balancer (and, when the health
+/// settings changed, a health stage) built from them. The client's resilience state (budget, limiters) carries over.
+/// </remarks>
 internal sealed class ResilienceRegistry : IDisposable
 {
     private readonly BalancerRegistry _balancers;
@@ -17,19 +27,27 @@ internal sealed class ResilienceRegistry : IDisposable
     private readonly TimeProvider _timeProvider;
     private readonly ConcurrentDictionary<(string Client, string Service), ServiceRoute> _routes = new();
     private readonly Lock _createGate = new();
+    private readonly List<IDisposable> _changeSubscriptions = [];
+    private long _generation;
     private volatile bool _disposed;
 
-    public ResilienceRegistry(BalancerRegistry balancers, HealthRegistry health, TimeProvider timeProvider)
+    public ResilienceRegistry(BalancerRegistry balancers, HealthRegistry health, TimeProvider timeProvider,
+        IOptionsMonitor<LoadBalancingOptions>? loadBalancing = null, IOptionsMonitor<OutlierDetectionOptions>? outlier = null,
+        IOptionsMonitor<HealthCheckOptions>? checks = null, IOptionsMonitor<CircuitBreakerOptions>? breakers = null)
     {
         _balancers = balancers;
         _health = health;
         _timeProvider = timeProvider;
+        Subscribe(loadBalancing);
+        Subscribe(outlier);
+        Subscribe(checks);
+        Subscribe(breakers);
     }
 
     /// <summary>Gets the client's route to a service, creating it (and the stage and balancer behind it) on first use.</summary>
     public ValueTask<ServiceRoute> GetRouteAsync(string clientName, string serviceName, LodestarClientOptions options, CancellationToken cancellationToken)
     {
-        if (_routes.TryGetValue((clientName, serviceName), out var route) && route.Balancer.SetVersion > 0)
+        if (_routes.TryGetValue((clientName, serviceName), out var route) && route.Balancer.SetVersion > 0 && !route.IsStale)
         {
             route.Stage.CatchUp();
             return new ValueTask<ServiceRoute>(route);
@@ -38,9 +56,32 @@ internal sealed class ResilienceRegistry : IDisposable
         return CreateRouteAsync(clientName, serviceName, options, cancellationToken);
     }
 
+    /// <summary>
+    /// Marks the routes to a service (every service when <paramref name="serviceName"/> is null or empty) stale and
+    /// drops its balancers, so that the next request builds them from the service's current options.
+    /// </summary>
+    public void Invalidate(string? serviceName)
+    {
+        var all = string.IsNullOrEmpty(serviceName);
+        Interlocked.Increment(ref _generation);
+        _balancers.Invalidate(serviceName);
+        foreach (var (key, route) in _routes)
+        {
+            if (all || string.Equals(key.Service, serviceName, StringComparison.Ordinal))
+            {
+                route.IsStale = true;
+            }
+        }
+    }
+
     public void Dispose()
     {
         _disposed = true;
+        foreach (var subscription in _changeSubscriptions)
+        {
+            subscription.Dispose();
+        }
+
         foreach (var route in _routes.Values)
         {
             route.Resilience.Dispose();
@@ -52,18 +93,40 @@ internal sealed class ResilienceRegistry : IDisposable
     private async ValueTask<ServiceRoute> CreateRouteAsync(string clientName, string serviceName, LodestarClientOptions options, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        var generation = Interlocked.Read(ref _generation);
         var settings = _health.Resolve(serviceName, options, clientName);
         var balancer = await _balancers.GetAsync(serviceName, options.Source, options.Policy, settings, clientName, cancellationToken).ConfigureAwait(false);
+        if (Interlocked.Read(ref _generation) != generation)
+        {
+            // The options changed while the first endpoint set was awaited: a source that also supplies the service's
+            // settings (a control plane's cluster) sends them just before its endpoints. Build once more from them, so
+            // that the first request already uses them; the set is cached now, so this does not wait again.
+            generation = Interlocked.Read(ref _generation);
+            settings = _health.Resolve(serviceName, options, clientName);
+            balancer = await _balancers.GetAsync(serviceName, options.Source, options.Policy, settings, clientName, cancellationToken).ConfigureAwait(false);
+        }
         lock (_createGate)
         {
-            if (_routes.TryGetValue((clientName, serviceName), out var existing))
+            if (_routes.TryGetValue((clientName, serviceName), out var existing) && !existing.IsStale)
             {
                 return existing;
             }
 
-            var route = new ServiceRoute(balancer, new ClientResilience(options, _timeProvider));
+            // The resilience state (budget, limiters with their waiting requests) outlives a change of settings.
+            var route = new ServiceRoute(balancer, existing?.Resilience ?? new ClientResilience(options, _timeProvider));
+
+            // Options that changed while this route was being built may not be in it: the next request builds again.
+            route.IsStale = Interlocked.Read(ref _generation) != generation;
             _routes[(clientName, serviceName)] = route;
             return route;
+        }
+    }
+
+    private void Subscribe<TOptions>(IOptionsMonitor<TOptions>? monitor)
+    {
+        if (monitor?.OnChange((_, name) => Invalidate(name)) is { } subscription)
+        {
+            _changeSubscriptions.Add(subscription);
         }
     }
 }
@@ -78,4 +141,11 @@ internal sealed class ServiceRoute(ServiceBalancer balancer, ClientResilience re
     public ClientResilience Resilience { get; } = resilience;
 
     public string ServiceName => Balancer.ServiceName;
+
+    /// <summary>Gets or sets whether the service's options changed since the route was built.</summary>
+    public bool IsStale
+    {
+        get => Volatile.Read(ref field);
+        set => Volatile.Write(ref field, value);
+    }
 }

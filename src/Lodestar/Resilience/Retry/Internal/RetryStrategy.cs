@@ -56,7 +56,7 @@ internal sealed partial class RetryStrategy
             if (result.Response is { } response)
             {
                 var status = (int)response.StatusCode;
-                if (!resilience.IsRetryableStatus(status) || !context.Safe || !context.Replayable || attempt >= options.MaxAttempts)
+                if (!context.IsRetryableStatus(status) || !context.Safe || !context.Replayable || attempt >= context.MaxAttempts)
                 {
                     return response;
                 }
@@ -68,7 +68,7 @@ internal sealed partial class RetryStrategy
                 }
 
                 // The list of tried endpoints exists only once a retry is considered: a first attempt that succeeds allocates nothing for it.
-                (tried ??= new List<EndpointState>(options.MaxAttempts)).Add(state);
+                (tried ??= new List<EndpointState>(context.MaxAttempts)).Add(state);
                 var next = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var nextTicket);
                 if (next is null)
                 {
@@ -87,7 +87,7 @@ internal sealed partial class RetryStrategy
                 var reason = "status_" + status.ToString(CultureInfo.InvariantCulture);
                 Log.RetryingElsewhere(_logger, service, state.Endpoint.Address, attempt, reason, "status " + status);
                 _metrics.RecordRetry(service, reason);
-                var delay = retryAfter ?? Backoff(retry, retries++);
+                var delay = retryAfter ?? Backoff(context, retries++);
                 await DelayOrReleaseAsync(delay, next, nextTicket, cancellationToken).ConfigureAwait(false);
                 (state, ticket) = (next, nextTicket);
                 continue;
@@ -95,7 +95,7 @@ internal sealed partial class RetryStrategy
 
             (failures ??= new FailedAttempts()).Add(result);
             var failure = result.Failure;
-            var allowed = failure.Reason is not null && attempt < options.MaxAttempts && (failure.NeverSent
+            var allowed = failure.Reason is not null && attempt < context.MaxAttempts && (failure.NeverSent
                 ? context.Replayable || failure.Reason != FailureClassifier.RefusedStream
                 : context.Safe && context.Replayable);
             if (!allowed)
@@ -103,7 +103,7 @@ internal sealed partial class RetryStrategy
                 throw failures.Final(service, result);
             }
 
-            (tried ??= new List<EndpointState>(options.MaxAttempts)).Add(state);
+            (tried ??= new List<EndpointState>(context.MaxAttempts)).Add(state);
             var following = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var followingTicket);
             if (following is not null && !resilience.Budget.TryWithdraw())
             {
@@ -118,7 +118,7 @@ internal sealed partial class RetryStrategy
             if (following is not null && !failure.NeverSent)
             {
                 // The server may have seen the request: back off. A request that never left goes elsewhere at once.
-                var delay = Backoff(retry, retries++);
+                var delay = Backoff(context, retries++);
                 await DelayOrReleaseAsync(delay, following, followingTicket, cancellationToken).ConfigureAwait(false);
             }
 
@@ -130,9 +130,9 @@ internal sealed partial class RetryStrategy
     /// Capped exponential backoff with full jitter (Envoy's and the AWS architecture blog's): uniform in
     /// [0, min(max, base × 2^retry)], to the tick; <see cref="ClockDelay"/> then waits at least that long.
     /// </summary>
-    private TimeSpan Backoff(RetryOptions retry, int previousRetries)
+    private TimeSpan Backoff(in RequestContext context, int previousRetries)
     {
-        var ceiling = Math.Min(retry.BackoffMax.Ticks, retry.BackoffBase.Ticks * Math.Pow(2, Math.Min(previousRetries, 30)));
+        var ceiling = Math.Min(context.BackoffMax.Ticks, context.BackoffBase.Ticks * Math.Pow(2, Math.Min(previousRetries, 30)));
         return TimeSpan.FromTicks((long)(_random.NextDouble() * ceiling));
     }
 

@@ -1,0 +1,184 @@
+using System.Collections.Concurrent;
+using Lodestar.Health;
+using Lodestar.LoadBalancing;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+
+namespace Lodestar.Xds.Clusters.Internal;
+
+/// <summary>
+/// Keeps the accepted CDS settings of every cluster the <c>xds</c> source follows and applies them to the cluster's
+/// named <see cref="LoadBalancingOptions"/> and <see cref="OutlierDetectionOptions"/> (the options of the service of
+/// that name), so that core's per-service machinery uses them; a change is announced through the options' change
+/// tokens and takes effect on the service's next request.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The settings apply after configuration binding (this setup is registered after core's), so a control plane's
+/// cluster wins over <c>Lodestar:LoadBalancing:Services:&lt;cluster&gt;</c>; code configured after <c>AddXds</c> wins
+/// over both. Values are clamped to Lodestar's ranges, so a control plane can never make a service's options fail
+/// validation on the request path.
+/// </para>
+/// <para>
+/// <see cref="IOptionsChangeTokenSource{TOptions}"/> has one fixed name, and clusters come and go at run time, so the
+/// tokens carry the default name: the store first evicts the changed cluster's cached options, then fires the token,
+/// whose listeners (core's route registry) rebuild the balancers on the next request. Only a change of the mapped
+/// values fires, not every CDS update.
+/// </para>
+/// </remarks>
+internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOptions>, IConfigureNamedOptions<OutlierDetectionOptions>
+{
+    private readonly ConcurrentDictionary<string, XdsClusterSettings> _clusters = new(StringComparer.Ordinal);
+    private readonly IOptionsMonitorCache<LoadBalancingOptions> _loadBalancingCache;
+    private readonly IOptionsMonitorCache<OutlierDetectionOptions> _outlierCache;
+    private readonly Lock _gate = new();
+
+    public XdsClusterOptions(IOptionsMonitorCache<LoadBalancingOptions> loadBalancingCache, IOptionsMonitorCache<OutlierDetectionOptions> outlierCache)
+    {
+        _loadBalancingCache = loadBalancingCache;
+        _outlierCache = outlierCache;
+    }
+
+    /// <summary>Gets the change token source of <see cref="LoadBalancingOptions"/>.</summary>
+    public ChangeSource<LoadBalancingOptions> LoadBalancingChanges { get; } = new();
+
+    /// <summary>Gets the change token source of <see cref="OutlierDetectionOptions"/>.</summary>
+    public ChangeSource<OutlierDetectionOptions> OutlierChanges { get; } = new();
+
+    /// <summary>Gets the settings of a cluster, when the source follows it and its CDS resource was accepted.</summary>
+    public bool TryGet(string cluster, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out XdsClusterSettings? settings)
+        => _clusters.TryGetValue(cluster, out settings);
+
+    /// <summary>Records a cluster's accepted settings, or forgets them (<see langword="null"/>: removed, or no longer followed).</summary>
+    /// <returns>Whether the options the cluster maps to changed (and the change was announced).</returns>
+    public bool Update(string cluster, XdsClusterSettings? settings)
+    {
+        lock (_gate)
+        {
+            _clusters.TryGetValue(cluster, out var previous);
+            if (SameOptions(previous, settings))
+            {
+                if (settings is not null)
+                {
+                    _clusters[cluster] = settings;
+                }
+
+                return false;
+            }
+
+            if (settings is null)
+            {
+                _clusters.TryRemove(cluster, out _);
+            }
+            else
+            {
+                _clusters[cluster] = settings;
+            }
+
+            // Evict first: the token's listeners read the options again.
+            _loadBalancingCache.TryRemove(cluster);
+            _outlierCache.TryRemove(cluster);
+        }
+
+        LoadBalancingChanges.Fire();
+        OutlierChanges.Fire();
+        return true;
+    }
+
+    public void Configure(LoadBalancingOptions options) => Configure(Options.DefaultName, options);
+
+    public void Configure(string? name, LoadBalancingOptions options)
+    {
+        if (name is null || !_clusters.TryGetValue(name, out var cluster))
+        {
+            return;
+        }
+
+        options.Policy = cluster.Policy;
+        options.ChoiceCount = Math.Clamp(cluster.ChoiceCount, 2, 100);
+        options.ActiveRequestBias = Math.Clamp(cluster.ActiveRequestBias, 0, 10);
+        var maximum = (int)Math.Clamp(cluster.MaximumRingSize, 1, ClusterDecoder.MaxRingSize);
+        options.RingHashMaximumRingSize = maximum;
+        options.RingHashMinimumRingSize = (int)Math.Clamp(cluster.MinimumRingSize, 1, maximum);
+        if (cluster.MaglevTableSize is >= 7 and <= 5_000_011)
+        {
+            options.MaglevTableSize = (int)cluster.MaglevTableSize;
+        }
+
+        if (cluster.SlowStart is { } slowStart)
+        {
+            options.SlowStartWindow = slowStart.Window > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : slowStart.Window;
+            options.SlowStartAggression = Math.Clamp(slowStart.Aggression, 0.1, 10);
+            options.SlowStartMinimumWeightPercent = Math.Clamp(slowStart.MinWeightPercent, 1, 100);
+        }
+        else
+        {
+            options.SlowStartWindow = TimeSpan.Zero;
+        }
+    }
+
+    public void Configure(OutlierDetectionOptions options) => Configure(Options.DefaultName, options);
+
+    public void Configure(string? name, OutlierDetectionOptions options)
+    {
+        if (name is null || !_clusters.TryGetValue(name, out var cluster))
+        {
+            return;
+        }
+
+        // A cluster without outlier_detection has none, as in Envoy and gRPC.
+        if (cluster.OutlierDetection is not { } detection)
+        {
+            options.Enabled = false;
+            return;
+        }
+
+        options.Enabled = true;
+        options.Interval = Clamp(detection.Interval, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(10));
+        options.BaseEjectionTime = Clamp(detection.BaseEjectionTime, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1));
+        options.MaxEjectionTime = Clamp(detection.MaxEjectionTime, options.BaseEjectionTime, TimeSpan.FromHours(24));
+        options.MaxEjectionPercent = Math.Clamp(detection.MaxEjectionPercent, 0, 100);
+        options.ConsecutiveServerErrors = Math.Clamp(detection.Consecutive5xx, 0, 1_000_000);
+        options.EnforcingConsecutiveServerErrors = Math.Clamp(detection.EnforcingConsecutive5xx, 0, 100);
+        options.ConsecutiveGatewayFailures = Math.Clamp(detection.ConsecutiveGatewayFailure, 0, 1_000_000);
+        options.EnforcingConsecutiveGatewayFailures = Math.Clamp(detection.EnforcingConsecutiveGatewayFailure, 0, 100);
+        options.EnforcingSuccessRate = Math.Clamp(detection.EnforcingSuccessRate, 0, 100);
+        options.SuccessRateMinimumHosts = Math.Clamp(detection.SuccessRateMinimumHosts, 1, 1_000_000);
+        options.SuccessRateRequestVolume = Math.Clamp(detection.SuccessRateRequestVolume, 1, 1_000_000_000);
+        options.SuccessRateStdevFactor = Math.Clamp(detection.SuccessRateStdevFactor / 1000.0, 0, 100);
+        options.FailurePercentageThreshold = Math.Clamp(detection.FailurePercentageThreshold, 0, 100);
+        options.EnforcingFailurePercentage = Math.Clamp(detection.EnforcingFailurePercentage, 0, 100);
+        options.FailurePercentageMinimumHosts = Math.Clamp(detection.FailurePercentageMinimumHosts, 1, 1_000_000);
+        options.FailurePercentageRequestVolume = Math.Clamp(detection.FailurePercentageRequestVolume, 1, 1_000_000_000);
+    }
+
+    private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
+
+    private static bool SameOptions(XdsClusterSettings? a, XdsClusterSettings? b)
+    {
+        if (a is null || b is null)
+        {
+            return a is null && b is null;
+        }
+
+        return a.Policy == b.Policy && a.ChoiceCount == b.ChoiceCount && a.ActiveRequestBias.Equals(b.ActiveRequestBias)
+               && a.MinimumRingSize == b.MinimumRingSize && a.MaximumRingSize == b.MaximumRingSize && a.MaglevTableSize == b.MaglevTableSize
+               && Equals(a.OutlierDetection, b.OutlierDetection) && Equals(a.SlowStart, b.SlowStart);
+    }
+
+    /// <summary>A change token source under the default name, fired by the store.</summary>
+    internal sealed class ChangeSource<TOptions> : IOptionsChangeTokenSource<TOptions>
+    {
+        private CancellationTokenSource _cts = new();
+
+        public string Name => Options.DefaultName;
+
+        public IChangeToken GetChangeToken() => new CancellationChangeToken(Volatile.Read(ref _cts).Token);
+
+        public void Fire()
+        {
+            // Not disposed: a listener may still be registering on the old token.
+            Interlocked.Exchange(ref _cts, new CancellationTokenSource()).Cancel();
+        }
+    }
+}
