@@ -4,6 +4,7 @@ using Lodestar.Http;
 using Lodestar.Http.Internal;
 using Lodestar.Internal;
 using Lodestar.Resilience.Internal;
+using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -20,6 +21,13 @@ public static class LodestarHttpClientBuilderExtensions
     /// <see cref="Lodestar.LodestarOptions.RetireRemovedConnections"/> is off, it also installs a connect callback that lets
     /// pooled connections to endpoints that left their service close as soon as they are idle.
     /// </summary>
+    /// <remarks>
+    /// Lodestar's handler always sees the logical URI first. When Microsoft.Extensions.ServiceDiscovery's resolving
+    /// handler is on the same client (Aspire's service defaults add it to every client through
+    /// <c>ConfigureHttpClientDefaults</c>), it is removed from this client and Lodestar's handler takes its place in the
+    /// chain, whatever order the two were added in; handlers that do not rewrite the URI, such as the standard
+    /// resilience handler, keep their places.
+    /// </remarks>
     /// <param name="builder">The client builder.</param>
     /// <param name="configure">
     /// Configures this client's options (policy, source, attempts, retries, outlier detection, health checks, breakers,
@@ -64,6 +72,10 @@ public static class LodestarHttpClientBuilderExtensions
             sp.GetRequiredService<LodestarMetrics>(),
             sp.GetRequiredService<ILogger<LodestarHandler>>(),
             sp.GetRequiredService<ConnectionRetirer>()));
+        // A post-configuration runs after every Configure, so this action is the client's last and sees every handler,
+        // including those from ConfigureHttpClientDefaults, which the factory applies before a named client's own.
+        builder.Services.AddOptions<HttpClientFactoryOptions>(name)
+            .PostConfigure(static options => options.HttpMessageHandlerBuilderActions.Add(HandlerPlacement.Apply));
         return builder;
     }
 }
