@@ -11,8 +11,8 @@ namespace Lodestar.ServiceDiscovery.Internal;
 /// tells the library's watcher to refresh through a change token each time Lodestar publishes a new set.
 /// </summary>
 /// <remarks>
-/// The change source is taken before the set is read: a set published between the two fires the token handed out
-/// with the older set, so no change is missed (at worst one refresh too many).
+/// The token handed out with a set fires only for a newer version: the first set, which also reaches a new
+/// subscription, does not cause a needless refresh, and a set published while one is read is never missed.
 /// </remarks>
 internal sealed class LodestarServiceEndpointProvider : IServiceEndpointProvider
 {
@@ -20,7 +20,9 @@ internal sealed class LodestarServiceEndpointProvider : IServiceEndpointProvider
     private readonly IReadOnlyList<string> _schemes;
     private readonly IEndpointResolver _resolver;
     private readonly IDisposable _subscription;
+    private static readonly IChangeToken s_changed = new CancellationChangeToken(new CancellationToken(canceled: true));
     private CancellationTokenSource _changed = new();
+    private long _latest;
 
     /// <exception cref="EndpointResolutionException">No Lodestar source serves the service.</exception>
     public LodestarServiceEndpointProvider(string serviceName, IReadOnlyList<string> schemes, IEndpointResolver resolver)
@@ -28,7 +30,7 @@ internal sealed class LodestarServiceEndpointProvider : IServiceEndpointProvider
         _serviceName = serviceName;
         _schemes = schemes;
         _resolver = resolver;
-        _subscription = resolver.Watch(serviceName, null, _ => SignalChange());
+        _subscription = resolver.Watch(serviceName, null, OnChange);
     }
 
     /// <inheritdoc/>
@@ -42,9 +44,12 @@ internal sealed class LodestarServiceEndpointProvider : IServiceEndpointProvider
             return;
         }
 
-        var changed = Volatile.Read(ref _changed);
-        endpoints.AddChangeToken(new CancellationChangeToken(changed.Token));
         var set = await _resolver.GetEndpointsAsync(_serviceName, null, cancellationToken).ConfigureAwait(false);
+
+        // The source is read before the latest version: a set published in between either shows in the version (a
+        // newer set exists: refresh at once) or cancels the source read, since the version is written before the swap.
+        var changed = Volatile.Read(ref _changed);
+        endpoints.AddChangeToken(Volatile.Read(ref _latest) > set.Version ? s_changed : new CancellationChangeToken(changed.Token));
         foreach (var endpoint in Select(set.Endpoints, _schemes))
         {
             var serviceEndpoint = ServiceEndpoint.Create(ToEndPoint(endpoint));
@@ -113,8 +118,20 @@ internal sealed class LodestarServiceEndpointProvider : IServiceEndpointProvider
         return -1;
     }
 
-    private void SignalChange()
+    private void OnChange(EndpointSet set)
     {
+        // The first set reaches a new subscription too; only a version past the one read fires the token.
+        long seen;
+        do
+        {
+            seen = Volatile.Read(ref _latest);
+            if (set.Version <= seen)
+            {
+                return;
+            }
+        }
+        while (Interlocked.CompareExchange(ref _latest, set.Version, seen) != seen);
+
         var previous = Interlocked.Exchange(ref _changed, new CancellationTokenSource());
 
         // Fire outside any lock of ours: the library's callback starts its refresh from here.

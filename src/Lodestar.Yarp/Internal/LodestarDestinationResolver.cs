@@ -20,9 +20,9 @@ namespace Lodestar.Yarp.Internal;
 /// whose set is empty leaves the cluster without its destinations until it has endpoints again.
 /// </para>
 /// <para>
-/// Each service is followed by one subscription for the resolver's lifetime. A resolution takes the service's change
-/// signal before it reads the set, so a set published in between fires the token already handed out: no change is
-/// missed, at worst YARP resolves once more.
+/// Each service is followed by one subscription for the resolver's lifetime. The token handed out with a set fires
+/// only for a newer version of it, so the first set does not cause a needless resolution and a set published while
+/// one is read is never missed.
 /// </para>
 /// </remarks>
 internal sealed partial class LodestarDestinationResolver : IDestinationResolver, IDisposable
@@ -54,8 +54,8 @@ internal sealed partial class LodestarDestinationResolver : IDestinationResolver
                 continue;
             }
 
-            tokens.Add(new CancellationChangeToken(signal.Token));
             var set = await _resolver.GetEndpointsAsync(service, null, cancellationToken).ConfigureAwait(false);
+            tokens.Add(signal.After(set.Version));
             var added = 0;
             foreach (var endpoint in set.Endpoints)
             {
@@ -139,18 +139,27 @@ internal sealed partial class LodestarDestinationResolver : IDestinationResolver
         }
     }
 
-    /// <summary>One service's subscription and the token that fires at its next change.</summary>
+    /// <summary>One service's subscription, and tokens that fire when a set newer than the one read is published.</summary>
     private sealed class ChangeSignal : IDisposable
     {
+        private static readonly IChangeToken s_changed = new CancellationChangeToken(new CancellationToken(canceled: true));
         private readonly IDisposable _subscription;
         private CancellationTokenSource _changed = new();
+        private long _latest;
 
         public ChangeSignal(IEndpointResolver resolver, string service)
         {
-            _subscription = resolver.Watch(service, null, _ => Fire());
+            _subscription = resolver.Watch(service, null, OnChange);
         }
 
-        public CancellationToken Token => Volatile.Read(ref _changed).Token;
+        /// <summary>Gets a token that fires once a set newer than <paramref name="version"/> is published (at once if one already is).</summary>
+        public IChangeToken After(long version)
+        {
+            // The source is read before the latest version: a publish that lands in between either shows in the version
+            // (a newer set exists) or cancels the source read, since the version is written before the source is swapped.
+            var changed = Volatile.Read(ref _changed);
+            return Volatile.Read(ref _latest) > version ? s_changed : new CancellationChangeToken(changed.Token);
+        }
 
         public void Dispose()
         {
@@ -158,8 +167,20 @@ internal sealed partial class LodestarDestinationResolver : IDestinationResolver
             Interlocked.Exchange(ref _changed, new CancellationTokenSource()).Dispose();
         }
 
-        private void Fire()
+        private void OnChange(EndpointSet set)
         {
+            // The first set reaches a new subscription too; only a version past the one a caller read fires its token.
+            long seen;
+            do
+            {
+                seen = Volatile.Read(ref _latest);
+                if (set.Version <= seen)
+                {
+                    return;
+                }
+            }
+            while (Interlocked.CompareExchange(ref _latest, set.Version, seen) != seen);
+
             var previous = Interlocked.Exchange(ref _changed, new CancellationTokenSource());
             previous.Cancel();
             previous.Dispose();
