@@ -35,9 +35,20 @@ public static class LodestarHttpClientBuilderExtensions
     /// configuration section when one exists.
     /// </param>
     /// <returns>The client builder.</returns>
+    /// <exception cref="InvalidOperationException">The builder has no client name (the builder of <c>ConfigureHttpClientDefaults</c>).</exception>
     public static IHttpClientBuilder AddLodestar(this IHttpClientBuilder builder, Action<LodestarClientOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        if (builder.Name is null)
+        {
+            // ConfigureHttpClientDefaults hands out a builder without a name: Lodestar's options, routes and handler
+            // belong to one client, so that cannot work, and failing here says so at startup.
+            throw new InvalidOperationException(
+                "AddLodestar() configures one named or typed client, but was called on the builder of ConfigureHttpClientDefaults, which has no client name. "
+                + "Call it on each client that should balance through Lodestar instead, for example services.AddHttpClient(\"orders\").AddLodestar(), "
+                + "and keep AddServiceDiscovery() in the defaults if you use it: a Lodestar client takes the place of its resolving handler.");
+        }
+
         builder.Services.AddLodestar();
         var options = builder.Services.AddOptions<LodestarClientOptions>(builder.Name);
         if (configure is not null)

@@ -113,6 +113,17 @@ public sealed class AspireServiceDefaultsTests
         await host.StopAsync();
     }
 
+    [Fact]
+    public void AddLodestar_InConfigureHttpClientDefaults_FailsAtStartupSayingWhereToCallIt()
+    {
+        var services = new ServiceCollection();
+
+        var error = Assert.Throws<InvalidOperationException>(() => services.ConfigureHttpClientDefaults(http => http.AddLodestar()));
+
+        Assert.Contains("ConfigureHttpClientDefaults", error.Message, StringComparison.Ordinal);
+        Assert.Contains("AddHttpClient(\"orders\").AddLodestar()", error.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>The template's wiring, verbatim: the service collection's discovery plus the client defaults.</summary>
     private static void AddServiceDefaults(HostApplicationBuilder builder)
     {
