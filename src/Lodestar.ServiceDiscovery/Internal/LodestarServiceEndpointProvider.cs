@@ -16,11 +16,11 @@ namespace Lodestar.ServiceDiscovery.Internal;
 /// </remarks>
 internal sealed class LodestarServiceEndpointProvider : IServiceEndpointProvider
 {
+    private static readonly IChangeToken s_changed = new CancellationChangeToken(new CancellationToken(canceled: true));
     private readonly string _serviceName;
     private readonly IReadOnlyList<string> _schemes;
     private readonly IEndpointResolver _resolver;
     private readonly IDisposable _subscription;
-    private static readonly IChangeToken s_changed = new CancellationChangeToken(new CancellationToken(canceled: true));
     private CancellationTokenSource _changed = new();
     private long _latest;
 
@@ -63,7 +63,6 @@ internal sealed class LodestarServiceEndpointProvider : IServiceEndpointProvider
     public ValueTask DisposeAsync()
     {
         _subscription.Dispose();
-        Interlocked.Exchange(ref _changed, new CancellationTokenSource()).Dispose();
         return default;
     }
 
@@ -135,7 +134,7 @@ internal sealed class LodestarServiceEndpointProvider : IServiceEndpointProvider
         var previous = Interlocked.Exchange(ref _changed, new CancellationTokenSource());
 
         // Fire outside any lock of ours: the library's callback starts its refresh from here.
+        // Not disposed: a reader may still be taking its token, and a source without a timer holds nothing to free.
         previous.Cancel();
-        previous.Dispose();
     }
 }

@@ -164,7 +164,6 @@ internal sealed partial class LodestarDestinationResolver : IDestinationResolver
         public void Dispose()
         {
             _subscription.Dispose();
-            Interlocked.Exchange(ref _changed, new CancellationTokenSource()).Dispose();
         }
 
         private void OnChange(EndpointSet set)
@@ -182,8 +181,8 @@ internal sealed partial class LodestarDestinationResolver : IDestinationResolver
             while (Interlocked.CompareExchange(ref _latest, set.Version, seen) != seen);
 
             var previous = Interlocked.Exchange(ref _changed, new CancellationTokenSource());
+            // Not disposed: a reader may still be taking its token, and a source without a timer holds nothing to free.
             previous.Cancel();
-            previous.Dispose();
         }
     }
 
