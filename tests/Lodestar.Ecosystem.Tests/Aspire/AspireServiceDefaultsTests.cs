@@ -114,6 +114,35 @@ public sealed class AspireServiceDefaultsTests
     }
 
     [Fact]
+    public async Task AddLodestar_NamedEndpointUriWithAspireServiceDefaults_BalancesOverThatEndpointsInstances()
+    {
+        await using var backends = await Backends.StartAsync(3);
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(
+        [
+            new("Services:orders:http:0", backends[0].Url),
+            new("Services:orders:grpc:0", backends[1].Url),
+            new("Services:orders:grpc:1", backends[2].Url),
+        ]);
+        AddServiceDefaults(builder);
+        builder.Services.AddHttpClient("orders-grpc").AddLodestar();
+        using var host = builder.Build();
+        await host.StartAsync();
+        var http = host.Services.GetRequiredService<IHttpClientFactory>().CreateClient("orders-grpc");
+
+        for (var i = 0; i < 10; i++)
+        {
+            using var response = await http.GetAsync(new Uri("https+http://_grpc.orders/work"));
+            response.EnsureSuccessStatusCode();
+        }
+
+        Assert.Equal(0, backends[0].Requests);
+        Assert.Equal(5, backends[1].Requests);
+        Assert.Equal(5, backends[2].Requests);
+        await host.StopAsync();
+    }
+
+    [Fact]
     public void AddLodestar_InConfigureHttpClientDefaults_FailsAtStartupSayingWhereToCallIt()
     {
         var services = new ServiceCollection();
