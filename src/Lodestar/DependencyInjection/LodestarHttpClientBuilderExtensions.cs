@@ -4,6 +4,7 @@ using Lodestar.Http;
 using Lodestar.Http.Internal;
 using Lodestar.Internal;
 using Lodestar.Resilience.Internal;
+using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -20,6 +21,13 @@ public static class LodestarHttpClientBuilderExtensions
     /// <see cref="Lodestar.LodestarOptions.RetireRemovedConnections"/> is off, it also installs a connect callback that lets
     /// pooled connections to endpoints that left their service close as soon as they are idle.
     /// </summary>
+    /// <remarks>
+    /// Lodestar's handler always sees the logical URI first. When Microsoft.Extensions.ServiceDiscovery's resolving
+    /// handler is on the same client (Aspire's service defaults add it to every client through
+    /// <c>ConfigureHttpClientDefaults</c>), it is removed from this client and Lodestar's handler takes its place in the
+    /// chain, whatever order the two were added in; handlers that do not rewrite the URI, such as the standard
+    /// resilience handler, keep their places.
+    /// </remarks>
     /// <param name="builder">The client builder.</param>
     /// <param name="configure">
     /// Configures this client's options (policy, source, attempts, retries, outlier detection, health checks, breakers,
@@ -27,9 +35,20 @@ public static class LodestarHttpClientBuilderExtensions
     /// configuration section when one exists.
     /// </param>
     /// <returns>The client builder.</returns>
+    /// <exception cref="InvalidOperationException">The builder has no client name (the builder of <c>ConfigureHttpClientDefaults</c>).</exception>
     public static IHttpClientBuilder AddLodestar(this IHttpClientBuilder builder, Action<LodestarClientOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        if (builder.Name is null)
+        {
+            // ConfigureHttpClientDefaults hands out a builder without a name: Lodestar's options, routes and handler
+            // belong to one client, so that cannot work, and failing here says so at startup.
+            throw new InvalidOperationException(
+                "AddLodestar() configures one named or typed client, but was called on the builder of ConfigureHttpClientDefaults, which has no client name. "
+                + "Call it on each client that should balance through Lodestar instead, for example services.AddHttpClient(\"orders\").AddLodestar(), "
+                + "and keep AddServiceDiscovery() in the defaults if you use it: a Lodestar client takes the place of its resolving handler.");
+        }
+
         builder.Services.AddLodestar();
         var options = builder.Services.AddOptions<LodestarClientOptions>(builder.Name);
         if (configure is not null)
@@ -65,6 +84,10 @@ public static class LodestarHttpClientBuilderExtensions
             sp.GetRequiredService<ILogger<LodestarHandler>>(),
             sp.GetRequiredService<ConnectionRetirer>(),
             sp.GetServices<IRequestRouter>()));
+        // A post-configuration runs after every Configure, so this action is the client's last and sees every handler,
+        // including those from ConfigureHttpClientDefaults, which the factory applies before a named client's own.
+        builder.Services.AddOptions<HttpClientFactoryOptions>(name)
+            .PostConfigure(static options => options.HttpMessageHandlerBuilderActions.Add(HandlerPlacement.Apply));
         return builder;
     }
 }

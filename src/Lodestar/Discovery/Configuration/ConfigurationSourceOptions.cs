@@ -12,7 +12,9 @@ public sealed class ConfigurationSourceOptions
     /// <summary>
     /// Gets or sets the section read in the shape Microsoft.Extensions.ServiceDiscovery uses
     /// (<c>Services:{service}:{http|https}:{index}</c>), so existing configuration works unchanged; <see langword="null"/>
-    /// or empty turns it off. Default <c>Services</c>.
+    /// or empty turns it off. Default <c>Services</c>. A named endpoint, written as that library writes it
+    /// (<c>https+http://_grpc.orders</c>, service name <c>_grpc.orders</c>), reads <c>Services:orders:grpc</c>: one address
+    /// or a list of them.
     /// </summary>
     public string? CompatibilitySectionName { get; set; } = "Services";
 }

@@ -199,6 +199,61 @@ public sealed class ConfigurationSourceTests
     }
 
     [Fact]
+    public async Task Resolve_NamedEndpointList_ReadsOnlyThatEndpointsSection()
+    {
+        await using var client = LodestarClient.Create();
+        client.Configuration.Replace(
+        [
+            new("Services:basket:http:0", "10.0.0.9:8080"),
+            new("Services:basket:grpc:0", "https://10.0.0.9:9000"),
+            new("Services:basket:grpc:1", "10.0.0.10:9000"),
+        ]);
+
+        var set = await client.Services.GetRequiredService<IEndpointResolver>().GetEndpointsAsync("_grpc.basket");
+
+        Assert.Equal(["https://10.0.0.9:9000", "10.0.0.10:9000"], set.Endpoints.Select(e => e.ToString()));
+    }
+
+    [Fact]
+    public async Task Resolve_NamedEndpointSingleValue_IsOneEndpoint()
+    {
+        await using var client = LodestarClient.Create();
+        client.Configuration.Replace([new("Services:basket:grpc", "https://10.0.0.9:9000")]);
+
+        var set = await client.Services.GetRequiredService<IEndpointResolver>().GetEndpointsAsync("_grpc.basket");
+
+        Assert.Equal("https://10.0.0.9:9000", Assert.Single(set.Endpoints).ToString());
+    }
+
+    [Fact]
+    public async Task Resolve_NamedEndpointNotDeclared_NoSourceAcceptsIt()
+    {
+        await using var client = LodestarClient.Create();
+        client.Configuration.Replace([new("Services:basket:http:0", "10.0.0.9:8080")]);
+
+        var error = await Assert.ThrowsAsync<EndpointResolutionException>(
+            async () => await client.Services.GetRequiredService<IEndpointResolver>().GetEndpointsAsync("_grpc.basket"));
+
+        Assert.Contains("_grpc.basket", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Read_NamedEndpointEntryIsASection_NamesTheKeyPath()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(
+        [
+            new("Services:basket:grpc:0", "10.0.0.9:9000"),
+            new("Services:basket:grpc:1:Address", "10.0.0.10:9000"),
+        ]).Build();
+        var source = new Lodestar.Discovery.Configuration.Internal.ConfigurationEndpointSource("_grpc.basket", configuration, new());
+
+        var read = source.Read();
+
+        Assert.Equal(["10.0.0.9:9000"], read.Endpoints!.Select(e => e.Address));
+        Assert.Contains(read.Errors, e => e.Message.Contains("'Services:basket:grpc:1' is a section", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Read_EmptyValueAsAnEnvironmentVariableSetsIt_IsAnExplicitlyEmptyList()
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection([new("Lodestar:Services:orders:Endpoints", "")]).Build();

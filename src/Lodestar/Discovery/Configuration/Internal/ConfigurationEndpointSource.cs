@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using Lodestar.Endpoints;
 using Microsoft.Extensions.Configuration;
@@ -76,14 +77,23 @@ internal sealed class ConfigurationEndpointSource : ListWatchEndpointSource<ICha
         var state = new ReadState();
         var own = _configuration.GetSection(_options.SectionName).GetSection(ServiceName);
         ReadOwn(own, state);
-        if (!string.IsNullOrEmpty(_options.CompatibilitySectionName))
+        var compatible = CompatibilityPath(_options, ServiceName);
+        if (compatible is not null)
         {
-            ReadCompatible(_configuration.GetSection(_options.CompatibilitySectionName).GetSection(ServiceName), state);
+            var section = _configuration.GetSection(compatible);
+            if (NamedEndpoint.TryParse(ServiceName, out _, out var endpointName))
+            {
+                ReadCompatibleNamed(section, endpointName, state);
+            }
+            else
+            {
+                ReadCompatible(section, state);
+            }
         }
 
         if (!state.Declared)
         {
-            var where = string.IsNullOrEmpty(_options.CompatibilitySectionName) ? $"'{own.Path}'" : $"'{own.Path}' nor '{_options.CompatibilitySectionName}:{ServiceName}'";
+            var where = compatible is null ? $"'{own.Path}'" : $"'{own.Path}' nor '{compatible}'";
             state.Errors.Add(new FormatException(
                 $"Service '{ServiceName}' is no longer declared in configuration (neither {where}); the previous endpoint set stays in force. "
                 + $"An empty list ('{own.Path}:{EndpointsKey}': []) removes every endpoint."));
@@ -218,6 +228,63 @@ internal sealed class ConfigurationEndpointSource : ListWatchEndpointSource<ICha
         }
     }
 
+    /// <summary>
+    /// Gets the key of the service in the section read in Microsoft.Extensions.ServiceDiscovery's shape, or
+    /// <see langword="null"/> when that section is off: <c>Services:orders</c> for <c>orders</c>, and for a named endpoint
+    /// as that library writes it (<c>_grpc.orders</c>, from <c>https+http://_grpc.orders</c>) the endpoint's own section,
+    /// <c>Services:orders:grpc</c>.
+    /// </summary>
+    internal static string? CompatibilityPath(ConfigurationSourceOptions options, string serviceName)
+    {
+        if (string.IsNullOrEmpty(options.CompatibilitySectionName))
+        {
+            return null;
+        }
+
+        return NamedEndpoint.TryParse(serviceName, out var service, out var endpointName)
+            ? ConfigurationPath.Combine(options.CompatibilitySectionName, service, endpointName)
+            : ConfigurationPath.Combine(options.CompatibilitySectionName, serviceName);
+    }
+
+    private static void ReadCompatibleNamed(IConfigurationSection endpoint, string endpointName, ReadState state)
+    {
+        // Services:orders:grpc holds one address, or a list of them (Services:orders:grpc:0), as the library reads it.
+        var scheme = endpointName.ToLowerInvariant() is "http" or "https" ? endpointName.ToLowerInvariant() : null;
+        if (endpoint.Value is { } single)
+        {
+            state.Declared = true;
+            state.Lists.Add(endpoint.Path);
+            if (single.Trim().Length > 0)
+            {
+                state.Entries++;
+                Add(endpoint.Path, single, null, scheme, state);
+            }
+
+            return;
+        }
+
+        var children = endpoint.GetChildren().ToList();
+        if (children.Count == 0)
+        {
+            return;
+        }
+
+        state.Declared = true;
+        state.Lists.Add(endpoint.Path);
+        foreach (var item in children)
+        {
+            state.Entries++;
+            if (item.Value is not null)
+            {
+                Add(item.Path, item.Value, null, scheme, state);
+            }
+            else
+            {
+                state.Errors.Add(new FormatException($"Configuration entry '{item.Path}' is a section; an address string is expected."));
+            }
+        }
+    }
+
     private static void Add(string path, string address, IConfigurationSection? attributes, string? scheme, ReadState state)
     {
         if (!DiscoveredEndpoint.TryParse(address, 0, out var parsed, out var error))
@@ -291,6 +358,29 @@ internal sealed class ConfigurationEndpointSource : ListWatchEndpointSource<ICha
 
         /// <summary>Gets or sets whether a value has the wrong shape, which keeps the previous set.</summary>
         public bool WrongShape { get; set; }
+    }
+}
+
+/// <summary>
+/// Reads a service name that names one endpoint of a service the way Microsoft.Extensions.ServiceDiscovery writes it:
+/// <c>_{endpoint}.{service}</c>, the host of <c>https+http://_grpc.orders</c>.
+/// </summary>
+internal static class NamedEndpoint
+{
+    /// <summary>Splits <c>_grpc.orders</c> into service <c>orders</c> and endpoint <c>grpc</c>; other names are not named endpoints.</summary>
+    public static bool TryParse(string name, [NotNullWhen(true)] out string? service, [NotNullWhen(true)] out string? endpoint)
+    {
+        var dot = name.IndexOf('.', StringComparison.Ordinal);
+        if (name.Length > 0 && name[0] == '_' && dot > 1 && name[^1] != '.')
+        {
+            endpoint = name[1..dot];
+            service = name[(dot + 1)..];
+            return true;
+        }
+
+        service = null;
+        endpoint = null;
+        return false;
     }
 }
 

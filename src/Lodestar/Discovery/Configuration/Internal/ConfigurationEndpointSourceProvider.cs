@@ -31,9 +31,9 @@ internal sealed class ConfigurationEndpointSourceProvider : IEndpointSourceProvi
         var options = _options.CurrentValue;
         // Only the Endpoints key declares a service here: the same section also carries per-service settings
         // (OutlierDetection, HealthChecks, CircuitBreaker) of services that another source serves.
+        var compatible = ConfigurationEndpointSource.CompatibilityPath(options, serviceName);
         var exists = _configuration.GetSection(options.SectionName).GetSection(serviceName).GetSection("Endpoints").Exists()
-                     || (!string.IsNullOrEmpty(options.CompatibilitySectionName)
-                         && _configuration.GetSection(options.CompatibilitySectionName).GetSection(serviceName).Exists());
+                     || (compatible is not null && _configuration.GetSection(compatible).Exists());
         source = exists ? new ConfigurationEndpointSource(serviceName, _configuration, options, _timeProvider, _logger) : null;
         return exists;
     }
