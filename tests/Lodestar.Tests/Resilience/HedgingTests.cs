@@ -184,6 +184,100 @@ public sealed class HedgingTests
         Assert.Equal(200, (int)response.StatusCode);
     }
 
+    [Fact]
+    public async Task Hedging_HedgesWin_PercentileKeepsTheFirstAttemptsLatencyInsteadOfFallingToTheHedges()
+    {
+        // Arrange: 100 requests whose first attempt takes 10 ms set the median to 10 ms.
+        var time = new FakeTimeProvider();
+        var slowFirst = false;
+        var handler = new ScriptedHandler(call =>
+        {
+            // From the hedged phase on, odd calls are first attempts (each request makes exactly two).
+            if (slowFirst && call.Number % 2 == 1)
+            {
+                return ScriptedHandler.Hang(call);
+            }
+
+            time.Advance(slowFirst ? TimeSpan.FromMilliseconds(1) : TimeSpan.FromMilliseconds(10));
+            return ScriptedHandler.Status(200);
+        });
+        await using var host = ResilienceTestHost.Create(o =>
+        {
+            o.Hedging.Enabled = true;
+            o.Hedging.DelayPercentile = 0.5;
+            o.Retry.BudgetRatio = 1; // every request may hedge once
+        }, time, handler);
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+        var client = host.CreateClient();
+        for (var i = 0; i < 100; i++)
+        {
+            using var primed = await client.GetAsync("http://orders/x").WaitAsync(TimeSpan.FromSeconds(5));
+        }
+
+        var tracker = (await host.GetResilienceAsync()).Latency!;
+        var before = tracker.GetPercentile(TimeSpan.FromSeconds(1));
+
+        // Act: 130 requests (enough for two recomputations) whose first attempt hangs and whose hedge answers in 1 ms.
+        slowFirst = true;
+        var calls = handler.Count;
+        for (var i = 0; i < 130; i++)
+        {
+            var delay = tracker.GetPercentile(TimeSpan.FromSeconds(1));
+            var pending = client.GetAsync("http://orders/x");
+            await Eventually.TrueAsync(() => handler.Count == calls + 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
+            time.Advance(delay);
+            using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
+            Assert.Equal(200, (int)response.StatusCode);
+            Assert.Equal(calls + 2, handler.Count);
+            calls = handler.Count;
+        }
+
+        // Assert: the hedges' 1 ms never entered the estimate (it would be 1 ms); the losers count with the time they
+        // ran (the delay plus the hedge's millisecond), so the median stays at or a little above the true 10 ms.
+        var after = tracker.GetPercentile(TimeSpan.FromSeconds(1));
+        Assert.Equal(TimeSpan.FromMilliseconds(10), before);
+        Assert.InRange(after, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(12));
+    }
+
+    [Fact]
+    public async Task Hedging_FirstAnswersWithinTheDelay_AllocatesLittleMoreThanWithoutHedging()
+    {
+        // Arrange: two clients on one transport that answers at once, so each request completes on this thread.
+        var time = new FakeTimeProvider();
+        var handler = new ScriptedHandler(_ => ScriptedHandler.Status(200));
+        await using var hedged = Host(time, handler);
+        await using var plain = ResilienceTestHost.Create(o => o.Hedging.Enabled = false, time, handler);
+        plain.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+
+        // Act
+        var withHedging = await BytesPerRequestAsync(hedged.CreateClient());
+        var withoutHedging = await BytesPerRequestAsync(plain.CreateClient());
+
+        // Assert: no clone, no second attempt; the extra is the hedge timer, its task and the attempts' cancellation
+        // source (measured with this fake clock: 668 bytes, against 975 with a Task.Delay per hedge).
+        Assert.Equal(2 * 300, handler.Count);
+        Assert.InRange(withHedging - withoutHedging, 0, 700);
+    }
+
+    private static async Task<long> BytesPerRequestAsync(HttpClient client)
+    {
+        const int Requests = 200;
+        for (var i = 0; i < 100; i++)
+        {
+            using var warm = await client.GetAsync("http://orders/x");
+        }
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < Requests; i++)
+        {
+            var pending = client.GetAsync("http://orders/x");
+            Assert.True(pending.IsCompleted, "the request completed synchronously, so its allocations were counted on this thread");
+            using var response = await pending;
+        }
+
+        return (GC.GetAllocatedBytesForCurrentThread() - before) / Requests;
+    }
+
     /// <summary>Adds a header to the first request it gets and holds it; answers 200 to the others.</summary>
     private sealed class HeaderAddingHandler : HttpMessageHandler
     {

@@ -11,7 +11,7 @@ namespace Lodestar.Resilience.Internal;
 /// <summary>
 /// Sends one attempt to one endpoint: rewrites the URI to the endpoint, applies the per-try timeout, counts the
 /// attempt in flight on the endpoint's state, and reports the outcome to the health stage, the hedging latency
-/// tracker, metrics and the trace. Never throws: failures come back as an <see cref="AttemptResult"/>.
+/// tracker (first attempts only), metrics and the trace. Never throws: failures come back as an <see cref="AttemptResult"/>.
 /// </summary>
 internal sealed partial class AttemptRunner
 {
@@ -87,8 +87,9 @@ internal sealed partial class AttemptRunner
             var success = outcome == AttemptOutcome.Success;
             state.OnRequestCompleted(success, elapsed, countedLoad);
             route.Stage.OnAttemptCompleted(state, ticket, outcome);
-            if (success)
+            if (success && attempt == 1)
             {
+                // First attempts only: a hedge's or a retry's latency says nothing about when to hedge a first attempt.
                 route.Resilience.Latency?.Record(elapsed);
             }
 
