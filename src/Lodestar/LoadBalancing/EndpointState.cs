@@ -236,16 +236,23 @@ public sealed class EndpointState
             var bits = Interlocked.Read(ref _ewmaBits);
             var current = BitConverter.Int64BitsToDouble(bits);
             double next;
-            if (current < 0 || rtt > current)
+            if (current < 0)
             {
-                // Peak sensitivity: a slower observation replaces the estimate at once.
                 next = rtt;
+            }
+            else if (rtt > current)
+            {
+                // Peak sensitivity, damped: a slower observation moves the estimate a quarter of the way at once, so an
+                // endpoint turning ten times slower looks over three times slower after one answer, while a single
+                // stalled answer (a pause on the client, one slow request) cannot make a fast endpoint look slow.
+                next = current + (tracking.PeakWeight * (rtt - current));
             }
             else
             {
+                // Averaged in with the larger of the time-based weight (1 - e^(-Δt/decay)) and the per-answer weight.
                 var elapsed = Math.Max(0, now - Interlocked.Read(ref _ewmaTimestamp));
-                var weight = Math.Exp(-elapsed * tracking.InverseDecayTicks);
-                next = (current * weight) + (rtt * (1 - weight));
+                var keep = Math.Min(Math.Exp(-elapsed * tracking.InverseDecayTicks), 1 - tracking.SampleWeight);
+                next = (current * keep) + (rtt * (1 - keep));
             }
 
             if (Interlocked.CompareExchange(ref _ewmaBits, BitConverter.DoubleToInt64Bits(next), bits) == bits)

@@ -11,7 +11,7 @@ public class PeakEwmaPolicyTests
     private static readonly TimeSpan s_decay = TimeSpan.FromSeconds(10);
 
     [Fact]
-    public void OnRequestCompleted_SlowerObservation_ReplacesEstimateAtOnce()
+    public void OnRequestCompleted_SlowerObservation_MovesEstimateAQuarterOfTheWayAtOnce()
     {
         // Arrange
         var clock = new FakeTimeProvider();
@@ -23,7 +23,67 @@ public class PeakEwmaPolicyTests
         Complete(state, true, 100);
 
         // Assert
+        Assert.Equal(0.010 + (0.25 * 0.090), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_PeakWeightOne_ReplacesEstimateAtOnceAsLinkerdDoes()
+    {
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0,
+            new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency) { PeakWeight = 1 });
+
+        Complete(state, true, 10);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Complete(state, true, 100);
+
         Assert.Equal(0.100, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_EndpointTurnsTenTimesSlower_EstimatePastHalfwayAfterThreeAnswers()
+    {
+        // Arrange
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 5);
+
+        // Act
+        var estimates = new List<double>();
+        for (var i = 0; i < 3; i++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(1));
+            Complete(state, true, 50);
+            estimates.Add(state.GetLatencyEstimate(clock.GetTimestamp()));
+        }
+
+        // Assert: 5 → 16.25 → 24.7 → 31.0 ms (halfway is 27.5 ms).
+        Assert.True(estimates[0] > 0.015, $"after one answer {estimates[0]}");
+        Assert.True(estimates[2] > 0.0275, $"after three answers {estimates[2]}");
+    }
+
+    [Fact]
+    public void OnRequestCompleted_OneStalledAnswerAmongFrequentFastOnes_FadesWithinTwentyAnswers()
+    {
+        // Arrange: 5 ms answers a millisecond apart, where the time-based weight alone (10 s window) would keep a peak
+        // for seconds.
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 5);
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        Complete(state, true, 30);
+        var stalled = state.GetLatencyEstimate(clock.GetTimestamp());
+
+        // Act
+        for (var i = 0; i < 20; i++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(1));
+            Complete(state, true, 5);
+        }
+
+        // Assert: 11.25 ms after the stall, then the 6.25 ms excess shrinks by at least a tenth per answer.
+        Assert.Equal(0.01125, stalled, 6);
+        Assert.InRange(state.GetLatencyEstimate(clock.GetTimestamp()), 0.005, 0.005 + (0.00625 * Math.Pow(0.9, 20)) + 1e-6);
     }
 
     [Fact]
@@ -94,14 +154,14 @@ public class PeakEwmaPolicyTests
     [Fact]
     public void Pick_FastEndpointBusy_CostIncludesInFlight()
     {
-        // Arrange: fast 10 ms with 20 in flight costs 210 ms; slow 100 ms idle costs 100 ms.
+        // Arrange: fast 10 ms with 120 in flight costs 10 × √121 = 110 ms; slow 100 ms idle costs 100 ms.
         var clock = new FakeTimeProvider();
         var fast = Endpoint(0);
         var slow = Endpoint(1);
         var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), [fast, slow], timeProvider: clock);
         Complete(State(balancer, fast), true, 10);
         Complete(State(balancer, slow), true, 100);
-        for (var i = 0; i < 20; i++)
+        for (var i = 0; i < 120; i++)
         {
             State(balancer, fast).OnRequestStarted();
         }

@@ -30,6 +30,19 @@ internal sealed class EndpointTracking
 
     public double FailurePenaltySeconds { get; }
 
+    /// <summary>
+    /// Gets the least weight each latency observation gets in the estimate, however little time passed since the last:
+    /// a stall's effect fades within about ten answers even at thousands of answers per second. Default 0.1; 0 is
+    /// Linkerd's purely time-based average.
+    /// </summary>
+    public double SampleWeight { get; init; } = 0.1;
+
+    /// <summary>
+    /// Gets how far toward a slower observation the estimate moves at once. Default 0.25; 1 is Linkerd's and Finagle's
+    /// peak sensitivity, where one stalled answer makes a fast endpoint look slow for a whole decay window.
+    /// </summary>
+    public double PeakWeight { get; init; } = 0.25;
+
     /// <summary>Gets the statistics updated per request: the union of what the stage's policies asked for.</summary>
     public EndpointStatistics Statistics => (EndpointStatistics)Volatile.Read(ref _statistics);
 
