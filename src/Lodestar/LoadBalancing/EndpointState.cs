@@ -242,10 +242,11 @@ public sealed class EndpointState
             }
             else if (rtt > current)
             {
-                // Peak sensitivity, damped: a slower observation moves the estimate a quarter of the way at once, so an
-                // endpoint turning ten times slower looks over three times slower after one answer, while a single
-                // stalled answer (a pause on the client, one slow request) cannot make a fast endpoint look slow.
-                next = current + (tracking.PeakWeight * (rtt - current));
+                // Peak sensitivity, damped: a slower observation moves the estimate a quarter of the way at once, at most
+                // doubling it, so an endpoint turning ten times slower looks twice as slow after one answer and over
+                // five times after three, while one stalled answer (a pause on the client, one slow request) cannot
+                // make a fast endpoint look slow, nor so slow that it gets no answers left to correct the estimate.
+                next = Math.Min(current + (tracking.PeakWeight * (rtt - current)), current * tracking.PeakGrowth);
             }
             else
             {

@@ -20,10 +20,10 @@ public class PeakEwmaPolicyTests
         // Act
         Complete(state, true, 10);
         clock.Advance(TimeSpan.FromSeconds(1));
-        Complete(state, true, 100);
+        Complete(state, true, 30);
 
         // Assert
-        Assert.Equal(0.010 + (0.25 * 0.090), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+        Assert.Equal(0.010 + (0.25 * 0.020), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
     }
 
     [Fact]
@@ -31,7 +31,7 @@ public class PeakEwmaPolicyTests
     {
         var clock = new FakeTimeProvider();
         var state = new EndpointState(Endpoint(0), 0,
-            new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency) { PeakWeight = 1 });
+            new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency) { PeakWeight = 1, PeakGrowth = double.PositiveInfinity });
 
         Complete(state, true, 10);
         clock.Advance(TimeSpan.FromSeconds(1));
@@ -41,7 +41,7 @@ public class PeakEwmaPolicyTests
     }
 
     [Fact]
-    public void OnRequestCompleted_EndpointTurnsTenTimesSlower_EstimatePastHalfwayAfterThreeAnswers()
+    public void OnRequestCompleted_EndpointTurnsTenTimesSlower_EstimateOverFiveTimesAfterThreeAnswers()
     {
         // Arrange
         var clock = new FakeTimeProvider();
@@ -57,9 +57,23 @@ public class PeakEwmaPolicyTests
             estimates.Add(state.GetLatencyEstimate(clock.GetTimestamp()));
         }
 
-        // Assert: 5 → 16.25 → 24.7 → 31.0 ms (halfway is 27.5 ms).
-        Assert.True(estimates[0] > 0.015, $"after one answer {estimates[0]}");
-        Assert.True(estimates[2] > 0.0275, $"after three answers {estimates[2]}");
+        // Assert: 5 → 10 (doubled at most) → 20 → 27.5 ms.
+        Assert.Equal(0.010, estimates[0], 6);
+        Assert.Equal(0.020, estimates[1], 6);
+        Assert.Equal(0.0275, estimates[2], 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_AnswerStalledForASecond_EstimateAtMostDoubles()
+    {
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 5);
+
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        Complete(state, true, 1_000);
+
+        Assert.Equal(0.010, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
     }
 
     [Fact]
@@ -81,9 +95,9 @@ public class PeakEwmaPolicyTests
             Complete(state, true, 5);
         }
 
-        // Assert: 11.25 ms after the stall, then the 6.25 ms excess shrinks by at least a tenth per answer.
-        Assert.Equal(0.01125, stalled, 6);
-        Assert.InRange(state.GetLatencyEstimate(clock.GetTimestamp()), 0.005, 0.005 + (0.00625 * Math.Pow(0.9, 20)) + 1e-6);
+        // Assert: 10 ms after the stall (doubled at most), then the 5 ms excess shrinks by at least a tenth per answer.
+        Assert.Equal(0.010, stalled, 6);
+        Assert.InRange(state.GetLatencyEstimate(clock.GetTimestamp()), 0.005, 0.005 + (0.005 * Math.Pow(0.9, 20)) + 1e-6);
     }
 
     [Fact]

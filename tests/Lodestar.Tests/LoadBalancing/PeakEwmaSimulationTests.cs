@@ -39,7 +39,7 @@ public sealed class PeakEwmaSimulationTests
     public void Pick_LinkerdEstimatorAndCost_SendsAFiveTimesSlowerBackendOverTenTimesMore()
     {
         // Full peak sensitivity, a purely time-based average and cost × (in flight + 1): what the defaults replaced.
-        var linkerd = Simulate(5, 20, 5, requests: 60_000, seed: 2, peakWeight: 1, sampleWeight: 0, bias: 1);
+        var linkerd = Simulate(5, 20, 5, requests: 60_000, seed: 2, peakWeight: 1, peakGrowth: double.PositiveInfinity, sampleWeight: 0, bias: 1);
         var lodestar = Simulate(5, 20, 5, requests: 60_000, seed: 2);
 
         var linkerdShare = linkerd[^1] / (double)linkerd.Sum();
@@ -48,14 +48,27 @@ public sealed class PeakEwmaSimulationTests
         Assert.True(linkerdShare > 0.02, $"linkerd {linkerdShare:P2}");
     }
 
-    internal static long[] Simulate(int backends, int callers, double slowFactor, int requests, int seed, double? peakWeight = null, double? sampleWeight = null,
-        double bias = PeakEwmaPolicy.ActiveRequestBias)
+    [Fact]
+    public void Pick_OneAnswerOfAnEqualBackendStalledForASecond_BackendKeepsItsShare()
+    {
+        // The 100th answer of backend 0 takes a second (a paused process); with Linkerd's rules its estimate jumps to a
+        // second and decays over tens of seconds with no answers to correct it, so it is starved.
+        var lodestar = Simulate(5, 20, 1, requests: 60_000, seed: 3, stallOnce: true);
+        var linkerd = Simulate(5, 20, 1, requests: 60_000, seed: 3, peakWeight: 1, peakGrowth: double.PositiveInfinity, sampleWeight: 0, bias: 1, stallOnce: true);
+
+        Assert.InRange(lodestar[0] / (double)lodestar.Sum(), 0.18, 0.22);
+        Assert.True(linkerd[0] / (double)linkerd.Sum() < 0.05, $"linkerd {linkerd[0] / (double)linkerd.Sum():P2}");
+    }
+
+    internal static long[] Simulate(int backends, int callers, double slowFactor, int requests, int seed, double? peakWeight = null, double? peakGrowth = null, double? sampleWeight = null,
+        double bias = PeakEwmaPolicy.ActiveRequestBias, bool stallOnce = false)
     {
         var clock = new FakeTimeProvider();
         var defaults = new EndpointTracking(clock, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(1));
         var tracking = new EndpointTracking(clock, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(1), EndpointStatistics.Latency)
         {
             PeakWeight = peakWeight ?? defaults.PeakWeight,
+            PeakGrowth = peakGrowth ?? defaults.PeakGrowth,
             SampleWeight = sampleWeight ?? defaults.SampleWeight,
         };
         var states = Enumerable.Range(0, backends).Select(i => new EndpointState(Endpoint(i), 0, tracking)).ToArray();
@@ -72,11 +85,18 @@ public sealed class PeakEwmaSimulationTests
             index[states[i]] = i;
         }
 
+        var toFirst = 0;
         void Issue(long now)
         {
             var state = picker.Pick(default);
             var i = index[state];
             state.OnRequestStarted();
+            if (stallOnce && i == 0 && ++toFirst == 100)
+            {
+                queue.Enqueue((state, i, TimeSpan.TicksPerSecond), now + TimeSpan.TicksPerSecond);
+                return;
+            }
+
             // Service time plus scheduling noise: mostly under a millisecond, 1 % of answers stalled by 5 to 30 ms.
             var ms = baseMs[i] + (-Math.Log(1 - noise.NextDouble()) * 0.3) + (noise.NextDouble() < 0.01 ? 5 + (25 * noise.NextDouble()) : 0);
             var latency = (long)(ms * TimeSpan.TicksPerMillisecond);

@@ -43,6 +43,13 @@ internal sealed class EndpointTracking
     /// </summary>
     public double PeakWeight { get; init; } = 0.25;
 
+    /// <summary>
+    /// Gets the most one slower observation may multiply the estimate by. Default 2: a stall of a second on a 5 ms
+    /// endpoint makes it look 10 ms slow, not 250 ms, which would starve it of the answers that correct the estimate.
+    /// <see cref="double.PositiveInfinity"/> with a <see cref="PeakWeight"/> of 1 is Linkerd's rule.
+    /// </summary>
+    public double PeakGrowth { get; init; } = 2;
+
     /// <summary>Gets the statistics updated per request: the union of what the stage's policies asked for.</summary>
     public EndpointStatistics Statistics => (EndpointStatistics)Volatile.Read(ref _statistics);
 
