@@ -239,45 +239,6 @@ public sealed class HedgingTests
         Assert.InRange(after, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(12));
     }
 
-    [Fact]
-    public async Task Hedging_FirstAnswersWithinTheDelay_AllocatesLittleMoreThanWithoutHedging()
-    {
-        // Arrange: two clients on one transport that answers at once, so each request completes on this thread.
-        var time = new FakeTimeProvider();
-        var handler = new ScriptedHandler(_ => ScriptedHandler.Status(200));
-        await using var hedged = Host(time, handler);
-        await using var plain = ResilienceTestHost.Create(o => o.Hedging.Enabled = false, time, handler);
-        plain.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
-
-        // Act
-        var withHedging = await BytesPerRequestAsync(hedged.CreateClient());
-        var withoutHedging = await BytesPerRequestAsync(plain.CreateClient());
-
-        // Assert: no clone, no second attempt; the extra is the hedge timer, its task and the attempts' cancellation
-        // source (measured with this fake clock: 668 bytes, against 975 with a Task.Delay per hedge).
-        Assert.Equal(2 * 300, handler.Count);
-        Assert.InRange(withHedging - withoutHedging, 0, 700);
-    }
-
-    private static async Task<long> BytesPerRequestAsync(HttpClient client)
-    {
-        const int Requests = 200;
-        for (var i = 0; i < 100; i++)
-        {
-            using var warm = await client.GetAsync("http://orders/x");
-        }
-
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < Requests; i++)
-        {
-            var pending = client.GetAsync("http://orders/x");
-            Assert.True(pending.IsCompleted, "the request completed synchronously, so its allocations were counted on this thread");
-            using var response = await pending;
-        }
-
-        return (GC.GetAllocatedBytesForCurrentThread() - before) / Requests;
-    }
-
     /// <summary>Adds a header to the first request it gets and holds it; answers 200 to the others.</summary>
     private sealed class HeaderAddingHandler : HttpMessageHandler
     {

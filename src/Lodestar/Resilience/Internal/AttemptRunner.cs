@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Lodestar.Diagnostics;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Health.Internal;
@@ -45,7 +46,12 @@ internal sealed partial class AttemptRunner
     /// <param name="ticket">The breaker's admission ticket.</param>
     /// <param name="attempt">The attempt's number, from 1.</param>
     /// <param name="cancellationToken">Ends the attempt without a verdict on the endpoint (caller, deadline, winning hedge).</param>
-    public async Task<AttemptResult> SendAsync(HttpRequestMessage request, RequestContext context, EndpointState state, long ticket, int attempt,
+    /// <remarks>
+    /// A <see cref="ValueTask{TResult}"/> from a pooled builder: an attempt that completes asynchronously (every real one)
+    /// reuses a state-machine box instead of allocating one per attempt; the caller awaits it exactly once.
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<AttemptResult> SendAsync(HttpRequestMessage request, RequestContext context, EndpointState state, long ticket, int attempt,
         CancellationToken cancellationToken)
     {
         var route = context.Route;

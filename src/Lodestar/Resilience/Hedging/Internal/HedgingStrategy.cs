@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Health.Internal;
 using Lodestar.LoadBalancing;
@@ -43,7 +44,9 @@ internal sealed partial class HedgingStrategy
         _logger = logger;
     }
 
-    public async Task<HttpResponseMessage> ExecuteAsync(RequestContext context, CancellationToken cancellationToken)
+    /// <remarks>From a pooled builder, as <see cref="AttemptRunner.SendAsync"/>: no state-machine box per request.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<HttpResponseMessage> ExecuteAsync(RequestContext context, CancellationToken cancellationToken)
     {
         var options = context.Options;
         var hedging = options.Hedging;
@@ -59,7 +62,7 @@ internal sealed partial class HedgingStrategy
         FailedAttempts? failures = null;
         var running = new List<Task<AttemptResult>>(maxAttempts);
         using var hedgeCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var timer = hedging.MaxHedgedAttempts > 0 && delay > TimeSpan.Zero ? new HedgeTimer(_timeProvider) : null;
+        HedgeTimer? timer = null;
         Task<AttemptResult>? firstAttempt = null;
         var firstStarted = 0L;
         HttpResponseMessage? lastResponse = null;
@@ -75,10 +78,27 @@ internal sealed partial class HedgingStrategy
 
             (tried ??= new List<EndpointState>(maxAttempts)).Add(first);
             firstStarted = _timeProvider.GetTimestamp();
-            firstAttempt = _runner.SendAsync(context.Request, context, first, firstTicket, 1, hedgeCts.Token);
+            var firstValue = _runner.SendAsync(context.Request, context, first, firstTicket, 1, hedgeCts.Token);
+            if (firstValue.IsCompletedSuccessfully)
+            {
+                // Answered before the first await (a cached or in-memory transport): no timer, no task.
+                var result = firstValue.Result;
+                if (result.Response is { } response && !resilience.IsRetryableStatus((int)response.StatusCode))
+                {
+                    winnerFound = true;
+                    return response;
+                }
+
+                firstAttempt = Task.FromResult(result);
+            }
+            else
+            {
+                firstAttempt = firstValue.AsTask();
+            }
+
             running.Add(firstAttempt);
             var started = 1;
-            var hedgeTimer = StartTimer(timer, hedging.MaxHedgedAttempts > 0, delay);
+            var hedgeTimer = StartTimer(ref timer, hedging.MaxHedgedAttempts > 0, delay);
             while (running.Count > 0)
             {
                 // The common case, one attempt and the timer, takes the two-task overload: no array per wait.
@@ -143,8 +163,8 @@ internal sealed partial class HedgingStrategy
                         }
 
                         Log.Hedging(_logger, service, next.Endpoint.Address, started);
-                        running.Add(_runner.SendAsync(Clone(context.Request), context, next, nextTicket, started, hedgeCts.Token));
-                        hedgeTimer = StartTimer(timer, started < maxAttempts && hedges < hedging.MaxHedgedAttempts, delay);
+                        running.Add(_runner.SendAsync(Clone(context.Request), context, next, nextTicket, started, hedgeCts.Token).AsTask());
+                        hedgeTimer = StartTimer(ref timer, started < maxAttempts && hedges < hedging.MaxHedgedAttempts, delay);
                     }
                     else if (next is not null)
                     {
@@ -165,6 +185,7 @@ internal sealed partial class HedgingStrategy
         }
         finally
         {
+            timer?.Dispose();
             if (running.Count > 0)
             {
                 await hedgeCts.CancelAsync().ConfigureAwait(false);
@@ -181,8 +202,20 @@ internal sealed partial class HedgingStrategy
         }
     }
 
-    private static Task? StartTimer(HedgeTimer? timer, bool more, TimeSpan delay)
-        => !more ? null : timer?.StartAsync(delay) ?? Task.CompletedTask;
+    private Task? StartTimer(ref HedgeTimer? timer, bool more, TimeSpan delay)
+    {
+        if (!more)
+        {
+            return null;
+        }
+
+        if (delay <= TimeSpan.Zero)
+        {
+            return Task.CompletedTask;
+        }
+
+        return (timer ??= new HedgeTimer(_timeProvider)).StartAsync(delay);
+    }
 
     private static async Task DisposeWhenDoneAsync(Task<AttemptResult> attempt)
     {
