@@ -193,6 +193,28 @@ public sealed class EndpointState
     }
 
     /// <summary>
+    /// Records the end of an attempt started with <see cref="OnRequestStarted"/> that was cancelled before an outcome (a
+    /// hedge won, the caller gave up): no failure is counted, and the time it ran counts as a latency only when it is
+    /// above the estimate (it is a lower bound), so losing hedges neither punish nor flatter the endpoint.
+    /// </summary>
+    /// <param name="elapsed">The time the attempt ran.</param>
+    /// <param name="countedLoad">What <see cref="OnRequestStarted"/> returned.</param>
+    internal void OnRequestAbandoned(TimeSpan elapsed, bool countedLoad)
+    {
+        Interlocked.Decrement(ref _inFlight);
+        if (countedLoad)
+        {
+            _tracking.OnRequestCompleted();
+        }
+
+        if ((_tracking.Statistics & EndpointStatistics.Latency) != 0
+            && elapsed.TotalSeconds > GetLatencyEstimate(_tracking.TimeProvider.GetTimestamp()))
+        {
+            ObserveLatency(true, elapsed);
+        }
+    }
+
+    /// <summary>
     /// Gets the peak-EWMA latency estimate in seconds decayed to <paramref name="now"/>, or a negative value when the
     /// endpoint has no observation yet.
     /// </summary>

@@ -203,6 +203,38 @@ public class PeakEwmaPolicyTests
         Assert.Equal(0.030, picker.Cost(State(balancer, unknown), clock.GetTimestamp()), 6);
     }
 
+    [Fact]
+    public void OnRequestAbandoned_QuickerThanTheEstimate_NoFailureAndEstimateUnchanged()
+    {
+        // Arrange: a 10 ms endpoint whose attempt is cancelled after 2 ms because a hedge won.
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 10);
+        var countedLoad = state.OnRequestStarted();
+
+        // Act
+        state.OnRequestAbandoned(TimeSpan.FromMilliseconds(2), countedLoad);
+
+        // Assert: a failure would have recorded the 1 s penalty (doubling the estimate) and counted a failure.
+        Assert.Equal(0, state.InFlight);
+        Assert.Equal(0, state.Failures);
+        Assert.Equal(0.010, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestAbandoned_SlowerThanTheEstimate_CountsAsALowerBound()
+    {
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 10);
+        var countedLoad = state.OnRequestStarted();
+
+        state.OnRequestAbandoned(TimeSpan.FromMilliseconds(14), countedLoad);
+
+        Assert.Equal(0, state.Failures);
+        Assert.Equal(0.010 + (0.25 * 0.004), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
     private static void Complete(EndpointState state, bool success, int milliseconds)
     {
         state.OnRequestStarted();

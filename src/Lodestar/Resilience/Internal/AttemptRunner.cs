@@ -109,9 +109,19 @@ internal sealed partial class AttemptRunner
         catch (Exception ex)
         {
             var elapsed = _timeProvider.GetElapsedTime(started);
-            state.OnRequestCompleted(false, elapsed, countedLoad);
             var timedOut = tryTimeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested;
             var failure = FailureClassifier.Classify(ex, timedOut, abandoned: cancellationToken.IsCancellationRequested);
+            if (failure.Outcome is null)
+            {
+                // Abandoned (a winning hedge, the caller, the deadline): not a failure of the endpoint, and its latency
+                // is only known to be at least this long.
+                state.OnRequestAbandoned(elapsed, countedLoad);
+            }
+            else
+            {
+                state.OnRequestCompleted(false, elapsed, countedLoad);
+            }
+
             if (failure.Outcome is { } outcome)
             {
                 route.Stage.OnAttemptCompleted(state, ticket, outcome);
