@@ -92,7 +92,7 @@ internal sealed class HaProxy : IAsyncDisposable
         File.Delete(_configPath);
     }
 
-    private static int FreePort()
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -8,12 +8,16 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
-// Runs the same closed-loop traffic, side by side, through every Lodestar policy, a plain HttpClient on one address and a
-// local HAProxy (roundrobin, leastconn) in front of the same loopback Kestrel backends. Bounded in time and count.
+// Runs the same closed-loop traffic, side by side in one process run, through a plain HttpClient on one address, Lodestar
+// policies with and without hedging, Microsoft.Extensions.ServiceDiscovery's round robin bare and with the standard
+// resilience handler, YARP 2.3 (a reverse-proxy process of its own: PowerOfTwoChoices, RoundRobin) and HAProxy
+// (roundrobin, leastconn), all in front of the same loopback Kestrel backends. Every scenario runs its setups twice, the
+// second time in reverse order. Bounded in time and count; only the proxy processes started here are stopped.
 //
-//   dotnet run -c Release --project bench/Lodestar.Scenarios -- [--duration 6] [--out docs/benchmarks-loadbalancing]
-var seconds = 6.0;
-var output = Path.Combine("docs", "benchmarks-loadbalancing");
+//   dotnet run -c Release --project bench/Lodestar.Scenarios -- [--duration 3] [--out docs/benchmarks-tail] [--only id,id]
+var seconds = 3.0;
+var output = Path.Combine("docs", "benchmarks-tail");
+string[]? only = null;
 for (var i = 0; i < args.Length - 1; i++)
 {
     switch (args[i])
@@ -24,16 +28,20 @@ for (var i = 0; i < args.Length - 1; i++)
         case "--out":
             output = args[++i];
             break;
+        case "--only":
+            only = args[++i].Split(',');
+            break;
     }
 }
 
 var duration = TimeSpan.FromSeconds(Math.Clamp(seconds, 1, 60));
-using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(15));
-var policies = new[]
-{
+using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(40));
+string[] allPolicies =
+[
     LoadBalancingPolicies.RoundRobin, LoadBalancingPolicies.Random, LoadBalancingPolicies.LeastRequest, LoadBalancingPolicies.WeightedRoundRobin,
     LoadBalancingPolicies.PeakEwma, LoadBalancingPolicies.RingHash, LoadBalancingPolicies.Maglev,
-};
+];
+string[] tailPolicies = [LoadBalancingPolicies.RoundRobin, LoadBalancingPolicies.LeastRequest, LoadBalancingPolicies.PeakEwma];
 
 var report = new Report
 {
@@ -42,35 +50,25 @@ var report = new Report
     SecondsPerSetup = duration.TotalSeconds,
 };
 
-report.Scenarios.Add(await RunScenarioAsync(
-    "a", "5 equal backends, HTTP/1.1, 32 concurrent callers: throughput and latency", 5, HttpProtocols.Http1, 32, duration, 2_000_000,
-    backends => { }, stop.Token));
-report.Scenarios.Add(await RunScenarioAsync(
-    "b", "5 backends, 4 answer in 5 ms and one in 50 ms (10x slower), HTTP/1.1, 20 concurrent callers: tail latency", 5, HttpProtocols.Http1, 20, duration, 2_000_000,
-    backends =>
-    {
-        foreach (var backend in backends)
-        {
-            backend.Delay = TimeSpan.FromMilliseconds(5);
-        }
+var scenarios = new List<Scenario>
+{
+    new("throughput", "5 equal backends answering at once, HTTP/1.1, 32 callers: throughput, CPU and bytes per request", 5, HttpProtocols.Http1, 32, 0, 1, allPolicies),
+    new("equal", "5 equal backends at 5 ms, HTTP/1.1, 20 callers: shares, and hedges when nothing is slow", 5, HttpProtocols.Http1, 20, 5, 1, allPolicies),
+    new("slow5x-8", "5 backends at 5 ms, one 5x slower, HTTP/1.1, 8 callers", 5, HttpProtocols.Http1, 8, 5, 5, tailPolicies),
+    new("slow5x-20", "5 backends at 5 ms, one 5x slower, HTTP/1.1, 20 callers", 5, HttpProtocols.Http1, 20, 5, 5, tailPolicies),
+    new("slow10x-8", "5 backends at 5 ms, one 10x slower, HTTP/1.1, 8 callers", 5, HttpProtocols.Http1, 8, 5, 10, tailPolicies),
+    new("slow10x-20", "5 backends at 5 ms, one 10x slower, HTTP/1.1, 20 callers", 5, HttpProtocols.Http1, 20, 5, 10, tailPolicies),
+    new("h2-equal", "4 equal backends at 5 ms, HTTP/2 (h2c), 16 callers: shares", 4, HttpProtocols.Http2, 16, 5, 1, allPolicies),
+    new("h2-slow5x-20", "5 backends at 5 ms, one 5x slower, HTTP/2 (h2c), 20 callers", 5, HttpProtocols.Http2, 20, 5, 5, tailPolicies),
+    new("h2-slow10x-8", "5 backends at 5 ms, one 10x slower, HTTP/2 (h2c), 8 callers", 5, HttpProtocols.Http2, 8, 5, 10, tailPolicies),
+};
 
-        backends[^1].Delay = TimeSpan.FromMilliseconds(50);
-    }, stop.Token));
-report.Scenarios.Add(await RunScenarioAsync(
-    "b8", "as (b) with 8 concurrent callers: tail latency at lower load", 5, HttpProtocols.Http1, 8, duration, 2_000_000,
-    backends =>
-    {
-        foreach (var backend in backends)
-        {
-            backend.Delay = TimeSpan.FromMilliseconds(5);
-        }
+foreach (var scenario in scenarios.Where(s => only is null || only.Contains(s.Id)))
+{
+    report.Scenarios.Add(await RunScenarioAsync(scenario, duration, 2_000_000, stop.Token));
+}
 
-        backends[^1].Delay = TimeSpan.FromMilliseconds(50);
-    }, stop.Token));
-report.Scenarios.Add(await RunScenarioAsync(
-    "c", "4 equal backends over HTTP/2 (h2c), 16 concurrent callers, 8,000 requests per setup: traffic share per backend", 4, HttpProtocols.Http2, 16,
-    duration, 8_000, backends => { }, stop.Token));
-
+Summarise(report);
 Print(report);
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output + ".json"))!);
 await File.WriteAllTextAsync(output + ".json", JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
@@ -78,71 +76,110 @@ await File.WriteAllTextAsync(output + ".svg", Svg.Render(report));
 Console.WriteLine($"Wrote {output}.json and {output}.svg");
 return 0;
 
-async Task<ScenarioResult> RunScenarioAsync(string id, string description, int backendCount, HttpProtocols protocols, int concurrency, TimeSpan runFor,
-    int maxRequests, Action<TestBackend[]> arrange, CancellationToken cancellationToken)
+async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, int maxRequests, CancellationToken cancellationToken)
 {
-    Console.WriteLine($"Scenario ({id}): {description}");
-    var backends = new TestBackend[backendCount];
-    for (var i = 0; i < backendCount; i++)
+    Console.WriteLine($"Scenario ({scenario.Id}): {scenario.Description}; load average {LoadAverage()}");
+    var backends = new TestBackend[scenario.Backends];
+    for (var i = 0; i < backends.Length; i++)
     {
-        backends[i] = await TestBackend.StartAsync("b" + i, protocols);
+        backends[i] = await TestBackend.StartAsync("b" + i, scenario.Protocols);
+        backends[i].Delay = TimeSpan.FromMilliseconds(scenario.DelayMs * (i == backends.Length - 1 ? scenario.SlowFactor : 1));
     }
 
-    arrange(backends);
-    var http2 = protocols == HttpProtocols.Http2;
-    var result = new ScenarioResult { Id = id, Description = description };
+    var http2 = scenario.Protocols == HttpProtocols.Http2;
+    var result = new ScenarioResult { Id = scenario.Id, Description = scenario.Description, LoadAverageAtStart = LoadAverage() };
+    var proxies = new List<IAsyncDisposable>();
     try
     {
-        await using var haproxy = await HaProxy.StartAsync(backends.Select(b => b.Port).ToArray(), cancellationToken);
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(
-            backends.Select((b, i) => new KeyValuePair<string, string?>($"Lodestar:Services:svc:Endpoints:{i}", b.Url))
-                .Append(new KeyValuePair<string, string?>("Lodestar:LoadBalancing:Defaults:HashKeyHeader", "X-User")))
-            .Build();
+        var haproxy = await HaProxy.StartAsync(backends.Select(b => b.Port).ToArray(), cancellationToken);
+        proxies.Add(haproxy);
+        var yarpP2c = await YarpProcess.StartAsync("PowerOfTwoChoices", backends.Select(b => b.Url).ToArray(), http2, cancellationToken);
+        proxies.Add(yarpP2c);
+        var yarpRoundRobin = await YarpProcess.StartAsync("RoundRobin", backends.Select(b => b.Url).ToArray(), http2, cancellationToken);
+        proxies.Add(yarpRoundRobin);
+        var settings = backends.Select((b, i) => new KeyValuePair<string, string?>($"Lodestar:Services:svc:Endpoints:{i}", b.Url))
+            .Concat(backends.Select((b, i) => new KeyValuePair<string, string?>($"Services:svc:http:{i}", b.Address)))
+            .Append(new KeyValuePair<string, string?>("Lodestar:LoadBalancing:Defaults:HashKeyHeader", "X-User"));
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging();
-        foreach (var policy in policies)
+        services.AddServiceDiscovery();
+        foreach (var policy in scenario.Policies)
         {
             services.AddHttpClient("lodestar-" + policy).AddLodestar(o => o.Policy = policy);
         }
 
+        foreach (var policy in new[] { LoadBalancingPolicies.RoundRobin, LoadBalancingPolicies.PeakEwma })
+        {
+            // One option group a user turns on: hedge a request whose first attempt is slower than the service's p98.
+            services.AddHttpClient("lodestar-hedged-" + policy).AddLodestar(o =>
+            {
+                o.Policy = policy;
+                o.Hedging.Enabled = true;
+                o.Hedging.DelayPercentile = 0.98;
+            });
+        }
+
+        services.AddHttpClient("mesd").AddServiceDiscovery();
+        services.AddHttpClient("mesd-resilience").AddStandardResilienceHandler();
+        services.AddHttpClient("mesd-resilience").AddServiceDiscovery();
         await using var provider = services.BuildServiceProvider();
         var factory = provider.GetRequiredService<IHttpClientFactory>();
-        var setups = new List<(string Name, HttpClient Client, string Uri, bool Owned)>();
-        if (!http2)
+        var setups = new List<(string Name, HttpClient Client, string Uri)>
         {
-            setups.Add(("plain HttpClient (1 address)", Plain(), backends[0].Url + "/", true));
+            ("plain HttpClient (1 address)", Plain(), backends[0].Url + "/"),
+        };
+
+        foreach (var policy in scenario.Policies)
+        {
+            setups.Add(("lodestar " + policy, factory.CreateClient("lodestar-" + policy), "http://svc/"));
         }
 
-        foreach (var policy in policies)
-        {
-            setups.Add(("lodestar " + policy, factory.CreateClient("lodestar-" + policy), "http://svc/", false));
-        }
-
+        setups.Add(("lodestar round-robin + hedging p98", factory.CreateClient("lodestar-hedged-" + LoadBalancingPolicies.RoundRobin), "http://svc/"));
+        setups.Add(("lodestar peak-ewma + hedging p98", factory.CreateClient("lodestar-hedged-" + LoadBalancingPolicies.PeakEwma), "http://svc/"));
+        setups.Add(("M.E.SD round robin", factory.CreateClient("mesd"), "http://svc/"));
+        setups.Add(("M.E.SD round robin + standard resilience", factory.CreateClient("mesd-resilience"), "http://svc/"));
+        setups.Add(("yarp PowerOfTwoChoices", Plain(), $"http://127.0.0.1:{yarpP2c.Port}/"));
+        setups.Add(("yarp RoundRobin", Plain(), $"http://127.0.0.1:{yarpRoundRobin.Port}/"));
         foreach (var balance in new[] { "roundrobin", "leastconn" })
         {
-            var port = haproxy.Ports[http2 ? balance + "-h2" : balance];
-            setups.Add(("haproxy " + balance, Plain(), $"http://127.0.0.1:{port}/", true));
+            setups.Add(("haproxy " + balance, Plain(), $"http://127.0.0.1:{haproxy.Ports[http2 ? balance + "-h2" : balance]}/"));
         }
 
-        var first = true;
-        foreach (var (name, client, uri, owned) in setups)
+        // Warm up every setup (connections, estimates, JIT) before any is measured, then measure all of them twice: in
+        // order, then in reverse order, so that a drift in the machine's load does not favour whoever runs first.
+        foreach (var (_, client, uri) in setups)
         {
-            // Warm up connections and estimates (the first setup also warms the JIT for everyone, so that running first
-            // is no handicap), then measure with per-backend counts taken around the run.
-            await LoadAsync(client, uri, http2, concurrency, TimeSpan.FromMilliseconds(first ? 3_000 : 500), first ? 50_000 : 2_000, cancellationToken);
-            first = false;
-            var before = backends.Select(b => b.Requests).ToArray();
-            var run = await LoadAsync(client, uri, http2, concurrency, runFor, maxRequests, cancellationToken);
-            run.Setup = name;
-            for (var i = 0; i < backends.Length; i++)
-            {
-                run.Shares[backends[i].Name + (backends[i].Delay > TimeSpan.FromMilliseconds(10) ? " (slow)" : string.Empty)] = backends[i].Requests - before[i];
-            }
+            await LoadAsync(client, uri, http2, scenario.Callers, TimeSpan.FromMilliseconds(700), 5_000, cancellationToken);
+        }
 
-            result.Results.Add(run);
-            Console.WriteLine($"  {name,-34} {run.RequestsPerSecond,9:F0} req/s  p50 {run.P50Ms,7:F2} ms  p99 {run.P99Ms,7:F2} ms  p99.9 {run.P999Ms,7:F2} ms  errors {run.Errors}");
-            if (owned)
+        foreach (var pass in new[] { "forward", "reverse" })
+        {
+            var ordered = pass == "forward" ? setups : Enumerable.Reverse(setups).ToList();
+            foreach (var (name, client, uri) in ordered)
+            {
+                var before = backends.Select(b => b.Requests).ToArray();
+                var run = await LoadAsync(client, uri, http2, scenario.Callers, runFor, maxRequests, cancellationToken);
+                run.Setup = name;
+                run.Pass = pass;
+                var attempts = 0L;
+                for (var i = 0; i < backends.Length; i++)
+                {
+                    var count = backends[i].Requests - before[i];
+                    attempts += count;
+                    run.Shares[backends[i].Name + (scenario.SlowFactor > 1 && i == backends.Length - 1 ? " (slow)" : string.Empty)] = count;
+                }
+
+                run.ExtraAttemptsPercent = run.Requests == 0 ? 0 : 100.0 * (attempts - run.Requests) / run.Requests;
+                result.Results.Add(run);
+                Console.WriteLine($"  {pass,-7} {name,-42} {run.RequestsPerSecond,8:F0} req/s  p50 {run.P50Ms,6:F2}  p99 {run.P99Ms,6:F2}  p99.9 {run.P999Ms,6:F2} ms  extra {run.ExtraAttemptsPercent,5:F2} %  errors {run.Errors}  load {run.LoadAverage}");
+            }
+        }
+
+        foreach (var (name, client, _) in setups)
+        {
+            if (!name.StartsWith("lodestar", StringComparison.Ordinal) && !name.StartsWith("M.E.SD", StringComparison.Ordinal))
             {
                 client.Dispose();
             }
@@ -150,6 +187,11 @@ async Task<ScenarioResult> RunScenarioAsync(string id, string description, int b
     }
     finally
     {
+        foreach (var proxy in proxies)
+        {
+            await proxy.DisposeAsync();
+        }
+
         foreach (var backend in backends)
         {
             await backend.DisposeAsync();
@@ -157,6 +199,39 @@ async Task<ScenarioResult> RunScenarioAsync(string id, string description, int b
     }
 
     return result;
+}
+
+static string LoadAverage()
+{
+    try
+    {
+        return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+    }
+    catch (IOException)
+    {
+        return "n/a";
+    }
+}
+
+static void Summarise(Report report)
+{
+    // p99 of each setup as the mean of its two passes, as a ratio to each peer's, per scenario.
+    foreach (var scenario in report.Scenarios)
+    {
+        var p99 = scenario.Results.GroupBy(r => r.Setup).ToDictionary(g => g.Key, g => g.Average(r => r.P99Ms));
+        foreach (var peer in new[] { "haproxy leastconn", "yarp PowerOfTwoChoices", "M.E.SD round robin" })
+        {
+            if (!p99.TryGetValue(peer, out var reference) || reference <= 0)
+            {
+                continue;
+            }
+
+            foreach (var (setup, value) in p99.Where(p => p.Key.StartsWith("lodestar", StringComparison.Ordinal)))
+            {
+                scenario.P99Ratios[$"{setup} / {peer}"] = Math.Round(value / reference, 3);
+            }
+        }
+    }
 }
 
 static HttpClient Plain() => new(new SocketsHttpHandler
@@ -168,6 +243,9 @@ static HttpClient Plain() => new(new SocketsHttpHandler
 
 static async Task<RunResult> LoadAsync(HttpClient client, string uri, bool http2, int concurrency, TimeSpan duration, int maxRequests, CancellationToken cancellationToken)
 {
+    var loadAverage = LoadAverage();
+    var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+    var bytesBefore = GC.GetTotalAllocatedBytes(false);
     var started = Stopwatch.GetTimestamp();
     var deadline = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
     var issued = 0;
@@ -215,6 +293,8 @@ static async Task<RunResult> LoadAsync(HttpClient client, string uri, bool http2
 
     var results = await Task.WhenAll(workers);
     var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+    var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;
+    var bytes = GC.GetTotalAllocatedBytes(false) - bytesBefore;
     var all = results.SelectMany(r => r.Latencies).Select(t => t * 1000.0 / Stopwatch.Frequency).ToArray();
     Array.Sort(all);
     return new RunResult
@@ -229,6 +309,9 @@ static async Task<RunResult> LoadAsync(HttpClient client, string uri, bool http2
         P999Ms = Percentile(all, 0.999),
         MaxMs = all.Length == 0 ? 0 : all[^1],
         Curve = Svg.Quantiles.Select(q => Percentile(all, q)).ToArray(),
+        CpuMicrosecondsPerRequest = all.Length == 0 ? 0 : cpu * 1000 / all.Length,
+        BytesPerRequest = all.Length == 0 ? 0 : bytes / all.Length,
+        LoadAverage = loadAverage,
     };
 }
 
@@ -242,13 +325,20 @@ static void Print(Report report)
     foreach (var scenario in report.Scenarios)
     {
         Console.WriteLine();
-        Console.WriteLine($"({scenario.Id}) {scenario.Description}");
-        Console.WriteLine($"{"setup",-34} {"req/s",9} {"p50 ms",8} {"p99 ms",8} {"p99.9 ms",9} {"errors",6}  share per backend");
+        Console.WriteLine($"({scenario.Id}) {scenario.Description}; load average at start {scenario.LoadAverageAtStart}");
+        Console.WriteLine($"{"pass",-7} {"setup",-42} {"req/s",8} {"p50 ms",7} {"p99 ms",7} {"p99.9",7} {"extra%",6} {"cpu us",7} {"B/req",7} {"max/min",7}  share per backend  (load)");
         foreach (var run in scenario.Results)
         {
             var total = Math.Max(1, run.Shares.Values.Sum());
             var shares = string.Join(" ", run.Shares.Select(s => $"{s.Key}:{100.0 * s.Value / total:F1}%"));
-            Console.WriteLine($"{run.Setup,-34} {run.RequestsPerSecond,9:F0} {run.P50Ms,8:F2} {run.P99Ms,8:F2} {run.P999Ms,9:F2} {run.Errors,6}  {shares}");
+            var fast = run.Shares.Where(s => !s.Key.EndsWith("(slow)", StringComparison.Ordinal)).Select(s => s.Value).ToArray();
+            var maxMin = fast.Length == 0 || fast.Min() == 0 ? double.NaN : fast.Max() / (double)fast.Min();
+            Console.WriteLine($"{run.Pass,-7} {run.Setup,-42} {run.RequestsPerSecond,8:F0} {run.P50Ms,7:F2} {run.P99Ms,7:F2} {run.P999Ms,7:F2} {run.ExtraAttemptsPercent,6:F2} {run.CpuMicrosecondsPerRequest,7:F0} {run.BytesPerRequest,7:F0} {maxMin,7:F3}  {shares}  ({run.LoadAverage})");
+        }
+
+        foreach (var (name, ratio) in scenario.P99Ratios)
+        {
+            Console.WriteLine($"  p99 ratio {name}: {ratio:F3}");
         }
     }
 }
@@ -264,11 +354,18 @@ internal sealed class Report
     public List<ScenarioResult> Scenarios { get; } = [];
 }
 
+internal sealed record Scenario(string Id, string Description, int Backends, HttpProtocols Protocols, int Callers, double DelayMs, double SlowFactor, string[] Policies);
+
 internal sealed class ScenarioResult
 {
     public string Id { get; set; } = string.Empty;
 
     public string Description { get; set; } = string.Empty;
+
+    public string LoadAverageAtStart { get; set; } = string.Empty;
+
+    /// <summary>Gets each Lodestar setup's p99 (mean of both passes) over a peer's.</summary>
+    public Dictionary<string, double> P99Ratios { get; } = [];
 
     public List<RunResult> Results { get; } = [];
 }
@@ -276,6 +373,16 @@ internal sealed class ScenarioResult
 internal sealed class RunResult
 {
     public string Setup { get; set; } = string.Empty;
+
+    public string Pass { get; set; } = string.Empty;
+
+    public string LoadAverage { get; set; } = string.Empty;
+
+    public double ExtraAttemptsPercent { get; set; }
+
+    public double CpuMicrosecondsPerRequest { get; set; }
+
+    public long BytesPerRequest { get; set; }
 
     public int Requests { get; set; }
 

@@ -5,7 +5,7 @@ using System.Text;
 namespace Lodestar.Scenarios;
 
 /// <summary>
-/// Draws the latency distributions of scenarios (a) and (b) as percentile curves: x is the percentile on a "nines"
+/// Draws the latency distributions of the equal and slow-instance scenarios as percentile curves: x is the percentile on a "nines"
 /// scale (50, 90, 99, 99.9), y the latency in milliseconds on a log scale, one line per setup.
 /// </summary>
 internal static class Svg
@@ -19,7 +19,7 @@ internal static class Svg
 
     private static readonly string[] s_colors =
     [
-        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aa3377", "#66ccee", "#228833",
     ];
 
     /// <summary>Gets the "nines" positions of the curve points: -log10(1 - q) from 0.3 (p50) to 3 (p99.9).</summary>
@@ -30,7 +30,7 @@ internal static class Svg
 
     public static string Render(Report report)
     {
-        var panels = report.Scenarios.Where(s => s.Id is "a" or "b" or "b8").ToList();
+        var panels = report.Scenarios.Where(s => s.Id.Contains("slow", StringComparison.Ordinal) || s.Id == "equal").ToList();
         var svg = new StringBuilder();
         var height = panels.Count * PanelHeight;
         svg.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n");
@@ -48,7 +48,7 @@ internal static class Svg
     {
         var plotWidth = Width - Left - Right;
         var plotHeight = PanelHeight - Top - Bottom;
-        var values = scenario.Results.SelectMany(r => r.Curve).Where(v => v > 0).ToList();
+        var values = scenario.Results.Where(r => r.Pass != "reverse").SelectMany(r => r.Curve).Where(v => v > 0).ToList();
         var min = Math.Log10(Math.Max(0.05, values.Count == 0 ? 0.1 : values.Min()));
         var max = Math.Log10(Math.Max(Math.Pow(10, min) * 2, values.Count == 0 ? 1 : values.Max()));
         min = Math.Floor(min * 2) / 2;
@@ -75,9 +75,11 @@ internal static class Svg
 
         svg.Append(CultureInfo.InvariantCulture, $"<text x=\"16\" y=\"{offsetY + Top + (plotHeight / 2)}\" transform=\"rotate(-90 16 {offsetY + Top + (plotHeight / 2)})\" text-anchor=\"middle\">latency (ms, log)</text>\n");
         svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left + (plotWidth / 2)}\" y=\"{offsetY + PanelHeight - 10}\" text-anchor=\"middle\">percentile</text>\n");
-        for (var i = 0; i < scenario.Results.Count; i++)
+        // One line per setup: the forward pass (the JSON keeps both).
+        var runs = scenario.Results.Where(r => r.Pass != "reverse").ToList();
+        for (var i = 0; i < runs.Count; i++)
         {
-            var run = scenario.Results[i];
+            var run = runs[i];
             var color = s_colors[i % s_colors.Length];
             var dash = run.Setup.StartsWith("haproxy", StringComparison.Ordinal) ? " stroke-dasharray=\"6 3\"" : run.Setup.StartsWith("plain", StringComparison.Ordinal) ? " stroke-dasharray=\"2 2\"" : string.Empty;
             var points = string.Join(' ', run.Curve.Select((v, k) => string.Create(CultureInfo.InvariantCulture, $"{X(Nines[k]):F1},{Y(v):F1}")));

@@ -193,6 +193,28 @@ public sealed class EndpointState
     }
 
     /// <summary>
+    /// Records the end of an attempt started with <see cref="OnRequestStarted"/> that was cancelled before an outcome (a
+    /// hedge won, the caller gave up): no failure is counted, and the time it ran counts as a latency only when it is
+    /// above the estimate (it is a lower bound), so losing hedges neither punish nor flatter the endpoint.
+    /// </summary>
+    /// <param name="elapsed">The time the attempt ran.</param>
+    /// <param name="countedLoad">What <see cref="OnRequestStarted"/> returned.</param>
+    internal void OnRequestAbandoned(TimeSpan elapsed, bool countedLoad)
+    {
+        Interlocked.Decrement(ref _inFlight);
+        if (countedLoad)
+        {
+            _tracking.OnRequestCompleted();
+        }
+
+        if ((_tracking.Statistics & EndpointStatistics.Latency) != 0
+            && elapsed.TotalSeconds > GetLatencyEstimate(_tracking.TimeProvider.GetTimestamp()))
+        {
+            ObserveLatency(true, elapsed);
+        }
+    }
+
+    /// <summary>
     /// Gets the peak-EWMA latency estimate in seconds decayed to <paramref name="now"/>, or a negative value when the
     /// endpoint has no observation yet.
     /// </summary>
@@ -236,16 +258,24 @@ public sealed class EndpointState
             var bits = Interlocked.Read(ref _ewmaBits);
             var current = BitConverter.Int64BitsToDouble(bits);
             double next;
-            if (current < 0 || rtt > current)
+            if (current < 0)
             {
-                // Peak sensitivity: a slower observation replaces the estimate at once.
                 next = rtt;
+            }
+            else if (rtt > current)
+            {
+                // Peak sensitivity, damped: a slower observation moves the estimate a quarter of the way at once, at most
+                // doubling it, so an endpoint turning ten times slower looks twice as slow after one answer and over
+                // five times after three, while one stalled answer (a pause on the client, one slow request) cannot
+                // make a fast endpoint look slow, nor so slow that it gets no answers left to correct the estimate.
+                next = Math.Min(current + (tracking.PeakWeight * (rtt - current)), current * tracking.PeakGrowth);
             }
             else
             {
+                // Averaged in with the larger of the time-based weight (1 - e^(-Δt/decay)) and the per-answer weight.
                 var elapsed = Math.Max(0, now - Interlocked.Read(ref _ewmaTimestamp));
-                var weight = Math.Exp(-elapsed * tracking.InverseDecayTicks);
-                next = (current * weight) + (rtt * (1 - weight));
+                var keep = Math.Min(Math.Exp(-elapsed * tracking.InverseDecayTicks), 1 - tracking.SampleWeight);
+                next = (current * keep) + (rtt * (1 - keep));
             }
 
             if (Interlocked.CompareExchange(ref _ewmaBits, BitConverter.DoubleToInt64Bits(next), bits) == bits)

@@ -19,7 +19,8 @@ public static class LoadBalancingPolicies
     public const string WeightedRoundRobin = "weighted-round-robin";
 
     /// <summary>
-    /// Power of two choices by cost = peak-sensitive EWMA of latency × (in flight + 1), as Linkerd and Finagle do.
+    /// Power of two choices by cost = peak-sensitive EWMA of latency × √(in flight + 1), after Linkerd and Finagle, with
+    /// the peak damped so that one stalled answer cannot make a fast endpoint look slow.
     /// </summary>
     public const string PeakEwma = "peak-ewma";
 

@@ -11,7 +11,7 @@ public class PeakEwmaPolicyTests
     private static readonly TimeSpan s_decay = TimeSpan.FromSeconds(10);
 
     [Fact]
-    public void OnRequestCompleted_SlowerObservation_ReplacesEstimateAtOnce()
+    public void OnRequestCompleted_SlowerObservation_MovesEstimateAQuarterOfTheWayAtOnce()
     {
         // Arrange
         var clock = new FakeTimeProvider();
@@ -20,10 +20,84 @@ public class PeakEwmaPolicyTests
         // Act
         Complete(state, true, 10);
         clock.Advance(TimeSpan.FromSeconds(1));
-        Complete(state, true, 100);
+        Complete(state, true, 30);
 
         // Assert
+        Assert.Equal(0.010 + (0.25 * 0.020), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_PeakWeightOne_ReplacesEstimateAtOnceAsLinkerdDoes()
+    {
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0,
+            new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency) { PeakWeight = 1, PeakGrowth = double.PositiveInfinity });
+
+        Complete(state, true, 10);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Complete(state, true, 100);
+
         Assert.Equal(0.100, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_EndpointTurnsTenTimesSlower_EstimateOverFiveTimesAfterThreeAnswers()
+    {
+        // Arrange
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 5);
+
+        // Act
+        var estimates = new List<double>();
+        for (var i = 0; i < 3; i++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(1));
+            Complete(state, true, 50);
+            estimates.Add(state.GetLatencyEstimate(clock.GetTimestamp()));
+        }
+
+        // Assert: 5 → 10 (doubled at most) → 20 → 27.5 ms.
+        Assert.Equal(0.010, estimates[0], 6);
+        Assert.Equal(0.020, estimates[1], 6);
+        Assert.Equal(0.0275, estimates[2], 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_AnswerStalledForASecond_EstimateAtMostDoubles()
+    {
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 5);
+
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        Complete(state, true, 1_000);
+
+        Assert.Equal(0.010, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_OneStalledAnswerAmongFrequentFastOnes_FadesWithinTwentyAnswers()
+    {
+        // Arrange: 5 ms answers a millisecond apart, where the time-based weight alone (10 s window) would keep a peak
+        // for seconds.
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 5);
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        Complete(state, true, 30);
+        var stalled = state.GetLatencyEstimate(clock.GetTimestamp());
+
+        // Act
+        for (var i = 0; i < 20; i++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(1));
+            Complete(state, true, 5);
+        }
+
+        // Assert: 10 ms after the stall (doubled at most), then the 5 ms excess shrinks by at least a tenth per answer.
+        Assert.Equal(0.010, stalled, 6);
+        Assert.InRange(state.GetLatencyEstimate(clock.GetTimestamp()), 0.005, 0.005 + (0.005 * Math.Pow(0.9, 20)) + 1e-6);
     }
 
     [Fact]
@@ -94,14 +168,14 @@ public class PeakEwmaPolicyTests
     [Fact]
     public void Pick_FastEndpointBusy_CostIncludesInFlight()
     {
-        // Arrange: fast 10 ms with 20 in flight costs 210 ms; slow 100 ms idle costs 100 ms.
+        // Arrange: fast 10 ms with 120 in flight costs 10 × √121 = 110 ms; slow 100 ms idle costs 100 ms.
         var clock = new FakeTimeProvider();
         var fast = Endpoint(0);
         var slow = Endpoint(1);
         var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), [fast, slow], timeProvider: clock);
         Complete(State(balancer, fast), true, 10);
         Complete(State(balancer, slow), true, 100);
-        for (var i = 0; i < 20; i++)
+        for (var i = 0; i < 120; i++)
         {
             State(balancer, fast).OnRequestStarted();
         }
@@ -127,6 +201,38 @@ public class PeakEwmaPolicyTests
         Assert.Equal(unknown, balancer.Pick(null)!.Endpoint);
         var picker = new PeakEwmaPolicy.PeakEwmaPicker([State(balancer, unknown)], new SeededRandom(1), clock, 0.030, 2);
         Assert.Equal(0.030, picker.Cost(State(balancer, unknown), clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestAbandoned_QuickerThanTheEstimate_NoFailureAndEstimateUnchanged()
+    {
+        // Arrange: a 10 ms endpoint whose attempt is cancelled after 2 ms because a hedge won.
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 10);
+        var countedLoad = state.OnRequestStarted();
+
+        // Act
+        state.OnRequestAbandoned(TimeSpan.FromMilliseconds(2), countedLoad);
+
+        // Assert: a failure would have recorded the 1 s penalty (doubling the estimate) and counted a failure.
+        Assert.Equal(0, state.InFlight);
+        Assert.Equal(0, state.Failures);
+        Assert.Equal(0.010, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestAbandoned_SlowerThanTheEstimate_CountsAsALowerBound()
+    {
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 10);
+        var countedLoad = state.OnRequestStarted();
+
+        state.OnRequestAbandoned(TimeSpan.FromMilliseconds(14), countedLoad);
+
+        Assert.Equal(0, state.Failures);
+        Assert.Equal(0.010 + (0.25 * 0.004), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
     }
 
     private static void Complete(EndpointState state, bool success, int milliseconds)

@@ -184,6 +184,61 @@ public sealed class HedgingTests
         Assert.Equal(200, (int)response.StatusCode);
     }
 
+    [Fact]
+    public async Task Hedging_HedgesWin_PercentileKeepsTheFirstAttemptsLatencyInsteadOfFallingToTheHedges()
+    {
+        // Arrange: 100 requests whose first attempt takes 10 ms set the median to 10 ms.
+        var time = new FakeTimeProvider();
+        var slowFirst = false;
+        var handler = new ScriptedHandler(call =>
+        {
+            // From the hedged phase on, odd calls are first attempts (each request makes exactly two).
+            if (slowFirst && call.Number % 2 == 1)
+            {
+                return ScriptedHandler.Hang(call);
+            }
+
+            time.Advance(slowFirst ? TimeSpan.FromMilliseconds(1) : TimeSpan.FromMilliseconds(10));
+            return ScriptedHandler.Status(200);
+        });
+        await using var host = ResilienceTestHost.Create(o =>
+        {
+            o.Hedging.Enabled = true;
+            o.Hedging.DelayPercentile = 0.5;
+            o.Retry.BudgetRatio = 1; // every request may hedge once
+        }, time, handler);
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+        var client = host.CreateClient();
+        for (var i = 0; i < 100; i++)
+        {
+            using var primed = await client.GetAsync("http://orders/x").WaitAsync(TimeSpan.FromSeconds(5));
+        }
+
+        var tracker = (await host.GetResilienceAsync()).Latency!;
+        var before = tracker.GetPercentile(TimeSpan.FromSeconds(1));
+
+        // Act: 130 requests (enough for two recomputations) whose first attempt hangs and whose hedge answers in 1 ms.
+        slowFirst = true;
+        var calls = handler.Count;
+        for (var i = 0; i < 130; i++)
+        {
+            var delay = tracker.GetPercentile(TimeSpan.FromSeconds(1));
+            var pending = client.GetAsync("http://orders/x");
+            await Eventually.TrueAsync(() => handler.Count == calls + 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
+            time.Advance(delay);
+            using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
+            Assert.Equal(200, (int)response.StatusCode);
+            Assert.Equal(calls + 2, handler.Count);
+            calls = handler.Count;
+        }
+
+        // Assert: the hedges' 1 ms never entered the estimate (it would be 1 ms); the losers count with the time they
+        // ran (the delay plus the hedge's millisecond), so the median stays at or a little above the true 10 ms.
+        var after = tracker.GetPercentile(TimeSpan.FromSeconds(1));
+        Assert.Equal(TimeSpan.FromMilliseconds(10), before);
+        Assert.InRange(after, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(12));
+    }
+
     /// <summary>Adds a header to the first request it gets and holds it; answers 200 to the others.</summary>
     private sealed class HeaderAddingHandler : HttpMessageHandler
     {

@@ -71,6 +71,14 @@ internal sealed class ResilienceTestHost : IAsyncDisposable
         return route.Balancer;
     }
 
+    /// <summary>Gets what the <c>test</c> client keeps for the service: retry budget, limiters, hedging latency tracker.</summary>
+    public async Task<ClientResilience> GetResilienceAsync(string client = "test")
+    {
+        var options = _provider.GetRequiredService<IOptionsMonitor<LodestarClientOptions>>().Get(client);
+        var route = await _provider.GetRequiredService<ResilienceRegistry>().GetRouteAsync(client, Service, options, CancellationToken.None);
+        return route.Resilience;
+    }
+
     public async Task<EndpointState?> FindStateAsync(string address, string client = "test")
         => (await GetBalancerAsync(client)).Endpoints.FirstOrDefault(e => e.Endpoint.Address == address);
 

@@ -30,6 +30,26 @@ internal sealed class EndpointTracking
 
     public double FailurePenaltySeconds { get; }
 
+    /// <summary>
+    /// Gets the least weight each latency observation gets in the estimate, however little time passed since the last:
+    /// a stall's effect fades within about ten answers even at thousands of answers per second. Default 0.1; 0 is
+    /// Linkerd's purely time-based average.
+    /// </summary>
+    public double SampleWeight { get; init; } = 0.1;
+
+    /// <summary>
+    /// Gets how far toward a slower observation the estimate moves at once. Default 0.25; 1 is Linkerd's and Finagle's
+    /// peak sensitivity, where one stalled answer makes a fast endpoint look slow for a whole decay window.
+    /// </summary>
+    public double PeakWeight { get; init; } = 0.25;
+
+    /// <summary>
+    /// Gets the most one slower observation may multiply the estimate by. Default 2: a stall of a second on a 5 ms
+    /// endpoint makes it look 10 ms slow, not 250 ms, which would starve it of the answers that correct the estimate.
+    /// <see cref="double.PositiveInfinity"/> with a <see cref="PeakWeight"/> of 1 is Linkerd's rule.
+    /// </summary>
+    public double PeakGrowth { get; init; } = 2;
+
     /// <summary>Gets the statistics updated per request: the union of what the stage's policies asked for.</summary>
     public EndpointStatistics Statistics => (EndpointStatistics)Volatile.Read(ref _statistics);
 

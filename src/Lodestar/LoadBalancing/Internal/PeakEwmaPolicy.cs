@@ -3,17 +3,34 @@ using Lodestar.Internal;
 namespace Lodestar.LoadBalancing.Internal;
 
 /// <summary>
-/// Linkerd's (and Finagle's) peak-EWMA balancer: of <c>choice_count</c> random endpoints, the one with the lowest
-/// <c>latency estimate × (in flight + 1)</c>.
+/// A peak-EWMA balancer after Linkerd's and Finagle's: of <c>choice_count</c> random endpoints, the one with the lowest
+/// <c>latency estimate × √(in flight + 1)</c>.
 /// </summary>
 /// <remarks>
-/// The estimate is kept per endpoint in <see cref="EndpointState"/> from every completed attempt: peak-sensitive (a
-/// slower observation replaces it at once), otherwise an exponentially weighted average with time constant
-/// <see cref="LoadBalancingOptions.PeakEwmaDecay"/>, decaying toward zero while idle. Endpoints without an observation
-/// cost <see cref="LoadBalancingOptions.PeakEwmaDefaultRtt"/>. Weights are not used, as in Linkerd.
+/// <para>
+/// The estimate is kept per endpoint in <see cref="EndpointState"/> from every completed attempt: a slower observation
+/// moves it a quarter of the way at once, at most doubling it (damped peak sensitivity), a faster one is averaged in with the larger of the
+/// time-based weight (time constant <see cref="LoadBalancingOptions.PeakEwmaDecay"/>) and a tenth per answer; it decays
+/// toward zero while idle. Endpoints without an observation cost <see cref="LoadBalancingOptions.PeakEwmaDefaultRtt"/>.
+/// Weights are not used, as in Linkerd.
+/// </para>
+/// <para>
+/// Two measured departures from Linkerd. Its full peak sensitivity with a 10 s window lets the occasional stalled answer
+/// of a fast endpoint (a client pause, one slow request) hold its estimate near the stall for seconds: equal backends
+/// drift apart and a 5x slower one looks no worse than the rest. And its <c>× (in flight + 1)</c> equates a 5x slower
+/// idle endpoint with a fast one holding four requests, although a backend that serves requests concurrently is not
+/// slowed by them; the square root (Envoy's <c>active_request_bias</c> of 0.5) still spreads load by what is in flight
+/// but lets latency decide between a slow endpoint and a busy fast one. In a scripted simulation (5 backends, 1 % of
+/// answers stalled 5 to 30 ms; <c>PeakEwmaSimulationTests</c>) the share of a 5x slower backend falls from 4.7-5.4 %
+/// to under 0.5 %, equal backends stay within 1.1 of each other, and one answer stalled for a second no longer starves
+/// a backend for the rest of the window.
+/// </para>
 /// </remarks>
 internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
 {
+    /// <summary>The exponent of <c>(in flight + 1)</c> in the cost; 1 is Linkerd's.</summary>
+    internal const double ActiveRequestBias = 0.5;
+
     public string Name => LoadBalancingPolicies.PeakEwma;
 
     public EndpointStatistics Statistics => EndpointStatistics.Latency;
@@ -22,7 +39,8 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
         => new PeakEwmaPicker(context.Endpoints.ToArray(), random, context.TimeProvider, context.Options.PeakEwmaDefaultRtt.TotalSeconds,
             Math.Clamp(context.Options.ChoiceCount, 2, 100));
 
-    internal sealed class PeakEwmaPicker(EndpointState[] endpoints, RandomSource random, TimeProvider clock, double defaultRtt, int choices) : EndpointPicker
+    internal sealed class PeakEwmaPicker(EndpointState[] endpoints, RandomSource random, TimeProvider clock, double defaultRtt, int choices, double bias = ActiveRequestBias)
+        : EndpointPicker
     {
         public override EndpointState Pick(in PickContext context)
         {
@@ -68,7 +86,8 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
                 estimate = defaultRtt;
             }
 
-            return estimate * (endpoint.InFlight + 1);
+            var load = endpoint.InFlight + 1;
+            return bias == 1.0 ? estimate * load : bias == 0.5 ? estimate * Math.Sqrt(load) : estimate * Math.Pow(load, bias);
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Lodestar.Diagnostics;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Health.Internal;
@@ -11,7 +12,7 @@ namespace Lodestar.Resilience.Internal;
 /// <summary>
 /// Sends one attempt to one endpoint: rewrites the URI to the endpoint, applies the per-try timeout, counts the
 /// attempt in flight on the endpoint's state, and reports the outcome to the health stage, the hedging latency
-/// tracker, metrics and the trace. Never throws: failures come back as an <see cref="AttemptResult"/>.
+/// tracker (first attempts only), metrics and the trace. Never throws: failures come back as an <see cref="AttemptResult"/>.
 /// </summary>
 internal sealed partial class AttemptRunner
 {
@@ -45,7 +46,12 @@ internal sealed partial class AttemptRunner
     /// <param name="ticket">The breaker's admission ticket.</param>
     /// <param name="attempt">The attempt's number, from 1.</param>
     /// <param name="cancellationToken">Ends the attempt without a verdict on the endpoint (caller, deadline, winning hedge).</param>
-    public async Task<AttemptResult> SendAsync(HttpRequestMessage request, RequestContext context, EndpointState state, long ticket, int attempt,
+    /// <remarks>
+    /// A <see cref="ValueTask{TResult}"/> from a pooled builder: an attempt that completes asynchronously (every real one)
+    /// reuses a state-machine box instead of allocating one per attempt; the caller awaits it exactly once.
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<AttemptResult> SendAsync(HttpRequestMessage request, RequestContext context, EndpointState state, long ticket, int attempt,
         CancellationToken cancellationToken)
     {
         var route = context.Route;
@@ -117,8 +123,10 @@ internal sealed partial class AttemptRunner
             {
                 route.Stage.OnAttemptCompleted(state, ticket, outcome);
             }
-            if (success)
+
+            if (success && attempt == 1)
             {
+                // First attempts only: a hedge's or a retry's latency says nothing about when to hedge a first attempt.
                 route.Resilience.Latency?.Record(elapsed);
             }
 
@@ -132,9 +140,19 @@ internal sealed partial class AttemptRunner
         catch (Exception ex)
         {
             var elapsed = _timeProvider.GetElapsedTime(started);
-            state.OnRequestCompleted(false, elapsed, countedLoad);
             var timedOut = tryTimeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested;
             var failure = FailureClassifier.Classify(ex, timedOut, abandoned: cancellationToken.IsCancellationRequested);
+            if (failure.Outcome is null)
+            {
+                // Abandoned (a winning hedge, the caller, the deadline): not a failure of the endpoint, and its latency
+                // is only known to be at least this long.
+                state.OnRequestAbandoned(elapsed, countedLoad);
+            }
+            else
+            {
+                state.OnRequestCompleted(false, elapsed, countedLoad);
+            }
+
             if (failure.Outcome is { } outcome)
             {
                 route.Stage.OnAttemptCompleted(state, ticket, outcome);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Health.Internal;
 using Lodestar.LoadBalancing;
@@ -18,8 +19,14 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// <c>DiagnosticsHandler</c> add headers) has returned, and the clone reads the headers without parsing them.
 /// </para>
 /// <para>
-/// A zero delay hedges at once, without a timer. Any other delay is waited with <see cref="ClockDelay"/>: at least
-/// the delay, even below a millisecond (where <c>Task.Delay</c> would not wait at all), and at most a millisecond more.
+/// A zero delay hedges at once, without a timer. Any other delay is waited on one <see cref="HedgeTimer"/> per request:
+/// at least the delay, even below a millisecond (where a timer would round to zero and fire at once), and at most a
+/// millisecond more; the timer is disposed as soon as the request is over.
+/// </para>
+/// <para>
+/// The percentile delay is estimated from first attempts only (<see cref="LatencyTracker"/>): a hedge's own latency
+/// would pull the estimate down, and a first attempt that loses to a hedge is recorded with the time it had run when it
+/// was cancelled (a lower bound, at least the delay) instead of being left out, which would do the same.
 /// </para>
 /// </remarks>
 internal sealed partial class HedgingStrategy
@@ -37,7 +44,9 @@ internal sealed partial class HedgingStrategy
         _logger = logger;
     }
 
-    public async Task<HttpResponseMessage> ExecuteAsync(RequestContext context, CancellationToken cancellationToken)
+    /// <remarks>From a pooled builder, as <see cref="AttemptRunner.SendAsync"/>: no state-machine box per request.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<HttpResponseMessage> ExecuteAsync(RequestContext context, CancellationToken cancellationToken)
     {
         var options = context.Options;
         var hedging = options.Hedging;
@@ -53,6 +62,9 @@ internal sealed partial class HedgingStrategy
         FailedAttempts? failures = null;
         var running = new List<Task<AttemptResult>>(maxAttempts);
         using var hedgeCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        HedgeTimer? timer = null;
+        Task<AttemptResult>? firstAttempt = null;
+        var firstStarted = 0L;
         HttpResponseMessage? lastResponse = null;
         AttemptResult lastFailure = default;
         var winnerFound = false;
@@ -65,14 +77,36 @@ internal sealed partial class HedgingStrategy
             }
 
             (tried ??= new List<EndpointState>(maxAttempts)).Add(first);
-            running.Add(_runner.SendAsync(context.Request, context, first, firstTicket, 1, hedgeCts.Token));
+            firstStarted = _timeProvider.GetTimestamp();
+            var firstValue = _runner.SendAsync(context.Request, context, first, firstTicket, 1, hedgeCts.Token);
+            if (firstValue.IsCompletedSuccessfully)
+            {
+                // Answered before the first await (a cached or in-memory transport): no timer, no task.
+                var result = firstValue.Result;
+                if (result.Response is { } response && !resilience.IsRetryableStatus((int)response.StatusCode))
+                {
+                    winnerFound = true;
+                    return response;
+                }
+
+                firstAttempt = Task.FromResult(result);
+            }
+            else
+            {
+                firstAttempt = firstValue.AsTask();
+            }
+
+            running.Add(firstAttempt);
             var started = 1;
-            var hedgeTimer = hedging.MaxHedgedAttempts > 0 ? ClockDelay.WaitAsync(_timeProvider, delay, hedgeCts.Token) : null;
+            var hedgeTimer = StartTimer(ref timer, hedging.MaxHedgedAttempts > 0, delay);
             while (running.Count > 0)
             {
+                // The common case, one attempt and the timer, takes the two-task overload: no array per wait.
                 var completed = hedgeTimer is null
-                    ? await Task.WhenAny(running).ConfigureAwait(false)
-                    : await Task.WhenAny([.. running, hedgeTimer]).ConfigureAwait(false);
+                    ? running.Count == 1 ? running[0] : await Task.WhenAny(running).ConfigureAwait(false)
+                    : running.Count == 1
+                        ? await Task.WhenAny(running[0], hedgeTimer).ConfigureAwait(false)
+                        : await Task.WhenAny([.. running, hedgeTimer]).ConfigureAwait(false);
                 bool launch;
                 string? retryReason = null;
                 if (completed == hedgeTimer)
@@ -88,6 +122,12 @@ internal sealed partial class HedgingStrategy
                     if (result.Response is { } response && !resilience.IsRetryableStatus((int)response.StatusCode))
                     {
                         winnerFound = true;
+                        if (attemptTask != firstAttempt && running.Contains(firstAttempt!))
+                        {
+                            // The first attempt loses to a hedge: it took at least this long (see the remarks).
+                            resilience.Latency?.Record(_timeProvider.GetElapsedTime(firstStarted));
+                        }
+
                         lastResponse?.Dispose();
                         return response;
                     }
@@ -123,8 +163,8 @@ internal sealed partial class HedgingStrategy
                         }
 
                         Log.Hedging(_logger, service, next.Endpoint.Address, started);
-                        running.Add(_runner.SendAsync(Clone(context.Request), context, next, nextTicket, started, hedgeCts.Token));
-                        hedgeTimer = started < maxAttempts && hedges < hedging.MaxHedgedAttempts ? ClockDelay.WaitAsync(_timeProvider, delay, hedgeCts.Token) : null;
+                        running.Add(_runner.SendAsync(Clone(context.Request), context, next, nextTicket, started, hedgeCts.Token).AsTask());
+                        hedgeTimer = StartTimer(ref timer, started < maxAttempts && hedges < hedging.MaxHedgedAttempts, delay);
                     }
                     else if (next is not null)
                     {
@@ -145,6 +185,7 @@ internal sealed partial class HedgingStrategy
         }
         finally
         {
+            timer?.Dispose();
             if (running.Count > 0)
             {
                 await hedgeCts.CancelAsync().ConfigureAwait(false);
@@ -159,6 +200,21 @@ internal sealed partial class HedgingStrategy
                 lastResponse?.Dispose();
             }
         }
+    }
+
+    private Task? StartTimer(ref HedgeTimer? timer, bool more, TimeSpan delay)
+    {
+        if (!more)
+        {
+            return null;
+        }
+
+        if (delay <= TimeSpan.Zero)
+        {
+            return Task.CompletedTask;
+        }
+
+        return (timer ??= new HedgeTimer(_timeProvider)).StartAsync(delay);
     }
 
     private static async Task DisposeWhenDoneAsync(Task<AttemptResult> attempt)

@@ -1,10 +1,15 @@
 namespace Lodestar.Resilience.Hedging.Internal;
 
 /// <summary>
-/// Keeps the latencies of a service's recent successful attempts in a ring and estimates a percentile from them, for
-/// the hedging delay. Recording is lock-free; the estimate is recomputed at most every <see cref="RecomputeEvery"/>
-/// samples by one thread at a time, others reuse the cached value.
+/// Keeps the latencies of a service's recent first attempts in a ring and estimates a percentile from them, for the
+/// hedging delay. Recording is lock-free; the estimate is recomputed at most every <see cref="RecomputeEvery"/>
+/// samples by one thread at a time, into a buffer of its own (no allocation), others reuse the cached value.
 /// </summary>
+/// <remarks>
+/// A first attempt cancelled because a hedge won is recorded with the time it had run (a lower bound of its latency,
+/// and at least the delay): samples at or above the estimate keep their rank, so the estimate stays honest instead of
+/// falling every time a hedge wins, which would hedge ever more requests.
+/// </remarks>
 internal sealed class LatencyTracker
 {
     private const int Capacity = 512;
@@ -12,6 +17,7 @@ internal sealed class LatencyTracker
     private const int MinimumSamples = 100;
 
     private readonly long[] _ticks = new long[Capacity];
+    private readonly long[] _sorted = new long[Capacity];
     private readonly Lock _computeGate = new();
     private readonly double _percentile;
     private long _count;
@@ -43,13 +49,13 @@ internal sealed class LatencyTracker
             try
             {
                 var n = (int)Math.Min(count, Capacity);
-                var copy = new long[n];
+                var copy = _sorted.AsSpan(0, n);
                 for (var i = 0; i < n; i++)
                 {
                     copy[i] = Volatile.Read(ref _ticks[i]);
                 }
 
-                Array.Sort(copy);
+                copy.Sort();
                 var rank = Math.Clamp((int)Math.Ceiling(_percentile * n) - 1, 0, n - 1);
                 Interlocked.Exchange(ref _cachedTicks, copy[rank]);
                 Interlocked.Exchange(ref _computedAt, count);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Health.Internal;
 using Lodestar.Internal;
@@ -35,7 +36,9 @@ internal sealed partial class RetryStrategy
         _logger = logger;
     }
 
-    public async Task<HttpResponseMessage> ExecuteAsync(RequestContext context, CancellationToken cancellationToken)
+    /// <remarks>From a pooled builder, as <see cref="AttemptRunner.SendAsync"/>: no state-machine box per request.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<HttpResponseMessage> ExecuteAsync(RequestContext context, CancellationToken cancellationToken)
     {
         var options = context.Options;
         var retry = options.Retry;

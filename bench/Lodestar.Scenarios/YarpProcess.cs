@@ -1,0 +1,70 @@
+using System.Diagnostics;
+
+namespace Lodestar.Scenarios;
+
+/// <summary>
+/// A YARP 2.3 reverse proxy in a process of its own (bench/Lodestar.YarpProxy) in front of the scenario's backends,
+/// started here and stopped, by this process's handle on it, at the end.
+/// </summary>
+internal sealed class YarpProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private YarpProcess(Process process, int port)
+    {
+        _process = process;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public static async Task<YarpProcess> StartAsync(string policy, IReadOnlyList<string> backendUrls, bool http2, CancellationToken cancellationToken)
+    {
+        // Built beside this project (a project reference without its assembly): .../Lodestar.Scenarios/bin/<config>/<tfm>/.
+        var dll = Path.Combine(AppContext.BaseDirectory.Replace("Lodestar.Scenarios", "Lodestar.YarpProxy", StringComparison.Ordinal), "Lodestar.YarpProxy.dll");
+        if (!File.Exists(dll))
+        {
+            throw new FileNotFoundException($"The YARP proxy is not built: {dll}. Build bench/Lodestar.YarpProxy first.", dll);
+        }
+
+        var port = HaProxy.FreePort();
+        var arguments = new List<string> { dll, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--policy", policy, "--backends", string.Join(',', backendUrls) };
+        if (http2)
+        {
+            arguments.Add("--h2");
+        }
+
+        var process = Process.Start(new ProcessStartInfo("dotnet", arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var proxy = new YarpProcess(process, port);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(60));
+            while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            {
+                if (line == "listening")
+                {
+                    return proxy;
+                }
+            }
+
+            throw new InvalidOperationException($"The YARP proxy exited before listening: {await process.StandardError.ReadToEndAsync(cancellationToken)}");
+        }
+        catch
+        {
+            await proxy.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}
