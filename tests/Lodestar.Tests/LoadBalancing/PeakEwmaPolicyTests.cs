@@ -188,19 +188,38 @@ public class PeakEwmaPolicyTests
     }
 
     [Fact]
-    public void Pick_NoObservations_UsesDefaultRtt()
+    public void Pick_NoObservations_CompetesAtTheBestKnownEstimateSoANewEndpointIsNotStarved()
     {
-        // Arrange: a new endpoint costs the default 30 ms, less than a known 50 ms one.
+        // Arrange: a known endpoint answering in 1 ms, far under the 30 ms default; a new one never observed. At the
+        // default the new one would never win, never be sent a request, and so never get an estimate.
         var clock = new FakeTimeProvider();
         var known = Endpoint(0);
-        var unknown = Endpoint(1);
-        var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), [known, unknown], timeProvider: clock);
-        Complete(State(balancer, known), true, 50);
+        var fresh = Endpoint(1);
+        var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), [known, fresh], timeProvider: clock);
+        Complete(State(balancer, known), true, 1);
+        State(balancer, known).OnRequestStarted();
+
+        // Act: the known endpoint has a request in flight, the new one none.
+        var picked = balancer.Pick(null)!;
+
+        // Assert: alone, the new one still costs the default; beside a known one it competes at its estimate.
+        Assert.Equal(fresh, picked.Endpoint);
+        var picker = new PeakEwmaPolicy.PeakEwmaPicker([State(balancer, fresh)], new SeededRandom(1), clock, 0.030, 2);
+        Assert.Equal(0.030, picker.Cost(State(balancer, fresh), clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void Pick_NoEndpointObservedYet_BothCompeteAtTheDefault()
+    {
+        // Arrange: nothing observed; both cost the default and the load decides.
+        var clock = new FakeTimeProvider();
+        var a = Endpoint(0);
+        var b = Endpoint(1);
+        var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), [a, b], timeProvider: clock);
+        State(balancer, a).OnRequestStarted();
 
         // Act / Assert
-        Assert.Equal(unknown, balancer.Pick(null)!.Endpoint);
-        var picker = new PeakEwmaPolicy.PeakEwmaPicker([State(balancer, unknown)], new SeededRandom(1), clock, 0.030, 2);
-        Assert.Equal(0.030, picker.Cost(State(balancer, unknown), clock.GetTimestamp()), 6);
+        Assert.Equal(b, balancer.Pick(null)!.Endpoint);
     }
 
     [Fact]

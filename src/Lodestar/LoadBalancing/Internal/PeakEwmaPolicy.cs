@@ -11,7 +11,8 @@ namespace Lodestar.LoadBalancing.Internal;
 /// The estimate is kept per endpoint in <see cref="EndpointState"/> from every completed attempt: a slower observation
 /// moves it a quarter of the way at once, at most doubling it (damped peak sensitivity), a faster one is averaged in with the larger of the
 /// time-based weight (time constant <see cref="LoadBalancingOptions.PeakEwmaDecay"/>) and a tenth per answer; it decays
-/// toward zero while idle. Endpoints without an observation cost <see cref="LoadBalancingOptions.PeakEwmaDefaultRtt"/>.
+/// toward zero while idle. An endpoint without an observation competes at the best estimate among the candidates of the same
+/// pick (<see cref="LoadBalancingOptions.PeakEwmaDefaultRtt"/> when none has one), so a new instance is never starved.
 /// Weights are not used, as in Linkerd.
 /// </para>
 /// <para>
@@ -28,6 +29,9 @@ namespace Lodestar.LoadBalancing.Internal;
 /// </remarks>
 internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
 {
+    /// <summary>The most candidates one pick compares (the policy clamps <c>ChoiceCount</c> to it).</summary>
+    internal const int MaxChoices = 100;
+
     /// <summary>The exponent of <c>(in flight + 1)</c> in the cost; 1 is Linkerd's.</summary>
     internal const double ActiveRequestBias = 0.5;
 
@@ -37,7 +41,7 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
 
     public EndpointPicker CreatePicker(LoadBalancingContext context)
         => new PeakEwmaPicker(context.Endpoints.ToArray(), random, context.TimeProvider, context.Options.PeakEwmaDefaultRtt.TotalSeconds,
-            Math.Clamp(context.Options.ChoiceCount, 2, 100));
+            Math.Clamp(context.Options.ChoiceCount, 2, MaxChoices));
 
     internal sealed class PeakEwmaPicker(EndpointState[] endpoints, RandomSource random, TimeProvider clock, double defaultRtt, int choices, double bias = ActiveRequestBias)
         : EndpointPicker
@@ -46,28 +50,48 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
         {
             var now = clock.GetTimestamp();
             var count = endpoints.Length;
-            var first = random.Next(count);
-            var best = endpoints[first];
-            var bestCost = Cost(best, now);
-            for (var i = 1; i < choices; i++)
+            Span<int> candidates = stackalloc int[Math.Min(choices, MaxChoices)];
+            candidates[0] = random.Next(count);
+            for (var i = 1; i < candidates.Length; i++)
             {
-                int index;
                 if (i == 1)
                 {
                     // The second candidate is always distinct from the first.
-                    index = random.Next(count - 1);
-                    if (index >= first)
-                    {
-                        index++;
-                    }
+                    var index = random.Next(count - 1);
+                    candidates[1] = index >= candidates[0] ? index + 1 : index;
                 }
                 else
                 {
-                    index = random.Next(count);
+                    candidates[i] = random.Next(count);
                 }
+            }
 
-                var candidate = endpoints[index];
-                var cost = Cost(candidate, now);
+            // An endpoint without an observation yet competes at the best estimate among the candidates that have one:
+            // at a fixed default it would never win against endpoints answering faster than that default, would get no
+            // request, and so would never get an estimate (a scaled-out instance starved for good). Its in-flight count
+            // still weighs, so it takes its share, not every request, until its first answers arrive.
+            Span<double> estimates = stackalloc double[candidates.Length];
+            var reference = double.MaxValue;
+            for (var i = 0; i < candidates.Length; i++)
+            {
+                estimates[i] = endpoints[candidates[i]].GetLatencyEstimate(now);
+                if (estimates[i] >= 0 && estimates[i] < reference)
+                {
+                    reference = estimates[i];
+                }
+            }
+
+            if (reference == double.MaxValue)
+            {
+                reference = defaultRtt;
+            }
+
+            var best = endpoints[candidates[0]];
+            var bestCost = Cost(estimates[0] < 0 ? reference : estimates[0], best.InFlight);
+            for (var i = 1; i < candidates.Length; i++)
+            {
+                var candidate = endpoints[candidates[i]];
+                var cost = Cost(estimates[i] < 0 ? reference : estimates[i], candidate.InFlight);
                 if (cost < bestCost)
                 {
                     best = candidate;
@@ -78,15 +102,16 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
             return best;
         }
 
+        /// <summary>The cost of one endpoint alone, an unobserved one at the default round-trip time.</summary>
         internal double Cost(EndpointState endpoint, long now)
         {
             var estimate = endpoint.GetLatencyEstimate(now);
-            if (estimate < 0)
-            {
-                estimate = defaultRtt;
-            }
+            return Cost(estimate < 0 ? defaultRtt : estimate, endpoint.InFlight);
+        }
 
-            var load = endpoint.InFlight + 1;
+        private double Cost(double estimate, int inFlight)
+        {
+            var load = inFlight + 1;
             return bias == 1.0 ? estimate * load : bias == 0.5 ? estimate * Math.Sqrt(load) : estimate * Math.Pow(load, bias);
         }
     }
