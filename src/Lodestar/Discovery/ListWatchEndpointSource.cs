@@ -83,9 +83,9 @@ public abstract partial class ListWatchEndpointSource<TCursor> : IEndpointSource
     public async Task RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(observer);
-        var context = new WatchContext<TCursor>(ServiceName, observer);
-        var backoff = new Backoff(_backoff, TimeProvider, _random);
         var reconnects = observer as IReconnectObserver;
+        var context = new WatchContext<TCursor>(ServiceName, observer, reconnects);
+        var backoff = new Backoff(_backoff, TimeProvider, _random);
         var listNext = true;
         var reconnecting = false;
         while (!cancellationToken.IsCancellationRequested)
@@ -159,14 +159,14 @@ public abstract partial class ListWatchEndpointSource<TCursor> : IEndpointSource
                 // The stream went silent for longer than the protocol allows: resume from the last cursor.
                 Log.Stalled(Logger, ServiceName, stallTimeout!.Value.TotalSeconds);
                 reconnecting = true;
-                Report(observer, new TimeoutException(
+                Report(observer, reconnects, new TimeoutException(
                     $"The watch of service '{ServiceName}' sent nothing for {stallTimeout.Value.TotalSeconds:0.###} s; resuming from its last position."));
             }
             catch (Exception ex)
             {
                 var delay = backoff.NextDelay();
                 Log.Failed(Logger, ServiceName, backoff.Failures, delay.TotalMilliseconds, ex);
-                Report(observer, ex);
+                Report(observer, reconnects, ex);
                 reconnecting = true;
                 try
                 {
@@ -213,7 +213,7 @@ public abstract partial class ListWatchEndpointSource<TCursor> : IEndpointSource
     /// <returns>The error to report.</returns>
     protected virtual Exception DescribeError(Exception error) => error;
 
-    private void Report(IEndpointObserver observer, Exception error)
+    private void Report(IEndpointObserver observer, IReconnectObserver? loopObserver, Exception error)
     {
         Exception described;
         try
@@ -226,7 +226,15 @@ public abstract partial class ListWatchEndpointSource<TCursor> : IEndpointSource
             described = error;
         }
 
-        observer.OnError(described);
+        if (loopObserver is not null)
+        {
+            // The watcher tells a failing registry (logged once, then at most once a minute) from a skipped entry.
+            loopObserver.OnFailure(described);
+        }
+        else
+        {
+            observer.OnError(described);
+        }
     }
 
     private static partial class Log
