@@ -121,6 +121,28 @@ public sealed class SemanticConventionTests
         Assert.Equal("server_error", request1["lodestar.outcome"]);
     }
 
+    [Fact]
+    public async Task SendAsync_SchemeListWithoutDefaultPort_RequestHasSchemeButNoServerPort()
+    {
+        // Arrange
+        await using var backend = await TestBackend.StartAsync("plain");
+        await using var provider = BuildClient(backend.Address);
+        using var meters = new Measurements(provider.GetRequiredService<IMeterFactory>());
+        var client = provider.GetRequiredService<IHttpClientFactory>().CreateClient("orders");
+
+        // Act: https is tried first and the plain-http backend fails its handshake; the request's tags are what matter.
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => client.GetAsync("https+http://orders/x"));
+
+        // Assert: the logical URI has no port to report; the attempt reports the endpoint's.
+        var request = Assert.Single(meters.For("lodestar.client.requests"));
+        Assert.Equal("https+http", request["url.scheme"]);
+        Assert.Equal("orders", request["server.address"]);
+        Assert.False(request.ContainsKey("server.port"));
+        var attempt = Assert.Single(meters.For("lodestar.client.attempts"));
+        Assert.Equal(backend.Port, attempt["server.port"]);
+        Assert.Equal("https", attempt["url.scheme"]);
+    }
+
     private static ServiceProvider BuildClient(params string[] endpoints)
     {
         var registry = new MutableConfigurationSource();

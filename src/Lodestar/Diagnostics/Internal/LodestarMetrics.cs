@@ -130,9 +130,14 @@ internal sealed class LodestarMetrics
             { "lodestar.outcome", outcome },
             { HttpSemanticConventions.RequestMethod, method },
             { HttpSemanticConventions.ServerAddress, logical.IdnHost },
-            { HttpSemanticConventions.ServerPort, HttpSemanticConventions.Box(logical.Port) },
             { HttpSemanticConventions.UrlScheme, logical.Scheme },
         };
+        if (logical.Port > 0)
+        {
+            // A scheme Uri has no default port for (https+http://orders) leaves the port unknown: no server.port then.
+            tags.Add(HttpSemanticConventions.ServerPort, HttpSemanticConventions.Box(logical.Port));
+        }
+
         AddResult(ref tags, status, errorType, resends);
         Requests.Add(1, tags);
         RequestDuration.Record(elapsed.TotalSeconds, tags);
