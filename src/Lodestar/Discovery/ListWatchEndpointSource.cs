@@ -83,9 +83,9 @@ public abstract partial class ListWatchEndpointSource<TCursor> : IEndpointSource
     public async Task RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(observer);
-        var context = new WatchContext<TCursor>(ServiceName, observer);
-        var backoff = new Backoff(_backoff, TimeProvider, _random);
         var reconnects = observer as IReconnectObserver;
+        var context = new WatchContext<TCursor>(ServiceName, observer, reconnects);
+        var backoff = new Backoff(_backoff, TimeProvider, _random);
         var listNext = true;
         var reconnecting = false;
         while (!cancellationToken.IsCancellationRequested)
@@ -159,7 +159,7 @@ public abstract partial class ListWatchEndpointSource<TCursor> : IEndpointSource
                 // The stream went silent for longer than the protocol allows: resume from the last cursor.
                 Log.Stalled(Logger, ServiceName, stallTimeout!.Value.TotalSeconds);
                 reconnecting = true;
-                Report(observer, new TimeoutException(
+                Report(observer, reconnects, new TimeoutException(
                     $"The watch of service '{ServiceName}' sent nothing for {stallTimeout.Value.TotalSeconds:0.###} s; resuming from its last position."));
             }
             catch (Exception ex)
@@ -169,7 +169,7 @@ public abstract partial class ListWatchEndpointSource<TCursor> : IEndpointSource
                 // Only the described error is logged: the raw one may quote what the registry sent, secrets and all.
                 var described = Describe(ex);
                 Log.Failed(Logger, ServiceName, backoff.Failures, delay.TotalMilliseconds, described);
-                observer.OnError(described);
+                Deliver(observer, reconnects, described);
                 reconnecting = true;
                 try
                 {
@@ -216,7 +216,20 @@ public abstract partial class ListWatchEndpointSource<TCursor> : IEndpointSource
     /// <returns>The error to report.</returns>
     protected virtual Exception DescribeError(Exception error) => error;
 
-    private void Report(IEndpointObserver observer, Exception error) => observer.OnError(Describe(error));
+    private void Report(IEndpointObserver observer, IReconnectObserver? loopObserver, Exception error) => Deliver(observer, loopObserver, Describe(error));
+
+    private static void Deliver(IEndpointObserver observer, IReconnectObserver? loopObserver, Exception described)
+    {
+        if (loopObserver is not null)
+        {
+            // The watcher tells a failing registry (logged once, then at most once a minute) from a skipped entry.
+            loopObserver.OnFailure(described);
+        }
+        else
+        {
+            observer.OnError(described);
+        }
+    }
 
     private Exception Describe(Exception error)
     {

@@ -15,14 +15,16 @@ namespace Lodestar.Discovery;
 public sealed class WatchContext<TCursor>
 {
     private readonly IEndpointObserver _observer;
+    private readonly Internal.IReconnectObserver? _loopObserver;
     private CancellationTokenSource? _stall;
     private TimeSpan _stallTimeout;
     private TCursor? _cursor;
 
-    internal WatchContext(string serviceName, IEndpointObserver observer)
+    internal WatchContext(string serviceName, IEndpointObserver observer, Internal.IReconnectObserver? loopObserver = null)
     {
         ServiceName = serviceName;
         _observer = observer;
+        _loopObserver = loopObserver;
     }
 
     /// <summary>Gets the service being followed.</summary>
@@ -91,6 +93,7 @@ public sealed class WatchContext<TCursor>
     private void Progress()
     {
         MadeProgress = true;
+        _loopObserver?.OnProgress();
         if (_stall is { IsCancellationRequested: false } stall)
         {
             // Re-arms the timer created through the source's TimeProvider.

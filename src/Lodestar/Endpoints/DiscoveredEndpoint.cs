@@ -17,6 +17,8 @@ public sealed class DiscoveredEndpoint : IEquatable<DiscoveredEndpoint>
 {
     private static readonly IReadOnlyDictionary<string, string> s_noMetadata = FrozenDictionary<string, string>.Empty;
 
+    private object? _portTag;
+
     private DiscoveredEndpoint(string host, int port, string? scheme, int weight, int priority, string? zone, IReadOnlyDictionary<string, string> metadata)
     {
         Host = host;
@@ -34,6 +36,9 @@ public sealed class DiscoveredEndpoint : IEquatable<DiscoveredEndpoint>
 
     /// <summary>Gets the TCP port, 1 to 65535.</summary>
     public int Port { get; }
+
+    /// <summary>Gets <see cref="Port"/> boxed once, for metric and span tags (a benign race may box it twice).</summary>
+    internal object PortTag => _portTag ??= Diagnostics.Internal.HttpSemanticConventions.Box(Port);
 
     /// <summary>Gets the scheme this instance serves (<c>http</c> or <c>https</c>), or <see langword="null"/> to use the scheme the caller asked for.</summary>
     public string? Scheme { get; }

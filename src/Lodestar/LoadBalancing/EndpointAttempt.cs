@@ -97,7 +97,7 @@ public readonly struct EndpointAttempt
             });
         }
 
-        _metrics!.RecordAttempt(stage.ServiceName, endpoint.Endpoint.Address, outcome switch
+        _metrics!.RecordAttempt(stage.ServiceName, endpoint.Endpoint, outcome switch
         {
             EndpointOutcome.Success => "success",
             EndpointOutcome.ServerError or EndpointOutcome.GatewayFailure => "server_error",

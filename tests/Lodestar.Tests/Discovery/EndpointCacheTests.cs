@@ -30,7 +30,7 @@ public sealed class EndpointCacheTests
     public async Task GetEndpoints_NoSnapshotInTime_FailsNamingServiceSourceAndLastError()
     {
         var provider = new ScriptedProvider();
-        await using var services = Build(provider, TimeSpan.FromMilliseconds(200));
+        await using var services = Build(provider, TimeSpan.FromSeconds(2));
         var resolver = services.GetRequiredService<IEndpointResolver>();
         var pending = resolver.GetEndpointsAsync("orders").AsTask();
         await Eventually.TrueAsync(() => provider.Sources.ContainsKey("orders") && provider.Sources["orders"].Running, TimeSpan.FromSeconds(5), "source started");

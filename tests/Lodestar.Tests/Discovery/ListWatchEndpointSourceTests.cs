@@ -410,5 +410,11 @@ public sealed class ListWatchEndpointSourceTests
         public void OnError(Exception error) => Errors.Add(error);
 
         public void OnReconnect() => Interlocked.Increment(ref _reconnects);
+
+        public void OnFailure(Exception error) => Errors.Add(error);
+
+        public void OnProgress()
+        {
+        }
     }
 }

@@ -94,13 +94,42 @@ internal sealed class LodestarMetrics
 
     public Counter<long> DiscoveryReconnects { get; }
 
-    public void RecordAttempt(string service, string endpoint, string outcome, double seconds)
+    /// <summary>
+    /// Records one attempt with its <c>lodestar.*</c> tags and the HTTP client semantic-convention attributes:
+    /// <c>server.address</c>/<c>server.port</c> of the endpoint, <c>http.request.method</c>, <c>url.scheme</c>,
+    /// <c>http.response.status_code</c> when a response arrived, <c>error.type</c> when it failed, and
+    /// <c>http.request.resend_count</c> from the second attempt on.
+    /// </summary>
+    public void RecordAttempt(string service, Endpoints.DiscoveredEndpoint endpoint, in AttemptTags attempt, double seconds)
     {
         var tags = new TagList
         {
             { "lodestar.service", service },
-            { "lodestar.endpoint", endpoint },
+            { "lodestar.endpoint", endpoint.Address },
+            { "lodestar.outcome", attempt.Outcome },
+            { HttpSemanticConventions.RequestMethod, attempt.Method },
+            { HttpSemanticConventions.ServerAddress, endpoint.Host },
+            { HttpSemanticConventions.ServerPort, endpoint.PortTag },
+            { HttpSemanticConventions.UrlScheme, attempt.Scheme },
+        };
+        AddResult(ref tags, attempt.Status, attempt.ErrorType, attempt.Number - 1);
+        Attempts.Add(1, tags);
+        AttemptDuration.Record(seconds, tags);
+    }
+
+    /// <summary>
+    /// Records an attempt made outside the HTTP handler (a gRPC channel's balancer): the Lodestar attributes and
+    /// <c>server.address</c>/<c>server.port</c>; the HTTP ones are the transport's to record.
+    /// </summary>
+    public void RecordAttempt(string service, Endpoints.DiscoveredEndpoint endpoint, string outcome, double seconds)
+    {
+        var tags = new TagList
+        {
+            { "lodestar.service", service },
+            { "lodestar.endpoint", endpoint.Address },
             { "lodestar.outcome", outcome },
+            { HttpSemanticConventions.ServerAddress, endpoint.Host },
+            { HttpSemanticConventions.ServerPort, endpoint.PortTag },
         };
         Attempts.Add(1, tags);
         AttemptDuration.Record(seconds, tags);
@@ -109,16 +138,49 @@ internal sealed class LodestarMetrics
     public void RecordRetry(string service, string reason)
         => Retries.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.retry.reason", reason));
 
-    /// <summary>Records a logical request: <paramref name="outcome"/> is <c>success</c>, <c>server_error</c> or a failure reason.</summary>
-    public void RecordRequest(string service, string outcome, TimeSpan elapsed)
+    /// <summary>
+    /// Records a logical request: <paramref name="outcome"/> is <c>success</c>, <c>server_error</c> or a failure reason.
+    /// The semantic-convention attributes describe the logical request: <c>server.address</c>/<c>server.port</c> are
+    /// the logical URI's (<c>orders</c>, 80), <c>http.request.resend_count</c> counts the attempts after the first
+    /// (retries and hedges).
+    /// </summary>
+    public void RecordRequest(string service, Uri logical, string method, string outcome, int status, string? errorType, int resends, TimeSpan elapsed)
     {
         var tags = new TagList
         {
             { "lodestar.service", service },
             { "lodestar.outcome", outcome },
+            { HttpSemanticConventions.RequestMethod, method },
+            { HttpSemanticConventions.ServerAddress, logical.IdnHost },
+            { HttpSemanticConventions.UrlScheme, logical.Scheme },
         };
+        if (logical.Port > 0)
+        {
+            // A scheme Uri has no default port for (https+http://orders) leaves the port unknown: no server.port then.
+            tags.Add(HttpSemanticConventions.ServerPort, HttpSemanticConventions.Box(logical.Port));
+        }
+
+        AddResult(ref tags, status, errorType, resends);
         Requests.Add(1, tags);
         RequestDuration.Record(elapsed.TotalSeconds, tags);
+    }
+
+    private static void AddResult(ref TagList tags, int status, string? errorType, int resends)
+    {
+        if (status > 0)
+        {
+            tags.Add(HttpSemanticConventions.ResponseStatusCode, HttpSemanticConventions.Box(status));
+        }
+
+        if (errorType is not null)
+        {
+            tags.Add(HttpSemanticConventions.ErrorType, errorType);
+        }
+
+        if (resends > 0)
+        {
+            tags.Add(HttpSemanticConventions.ResendCount, HttpSemanticConventions.Box(resends));
+        }
     }
 
     public void RecordRetryBudgetExhausted(string service)
@@ -205,6 +267,15 @@ internal sealed class LodestarMetrics
         { "lodestar.source", source.SourceName },
     };
 }
+
+/// <summary>What one attempt's measurements say about it.</summary>
+/// <param name="Number">The attempt's number, from 1 (resend count + 1).</param>
+/// <param name="Outcome">The <c>lodestar.outcome</c>: <c>success</c>, <c>server_error</c> or a failure reason.</param>
+/// <param name="Method">The request method as the conventions name it (<see cref="HttpSemanticConventions.Method"/>).</param>
+/// <param name="Scheme">The scheme the attempt used.</param>
+/// <param name="Status">The response status, or 0 when none arrived.</param>
+/// <param name="ErrorType">The <c>error.type</c>, or <see langword="null"/> for a success.</param>
+internal readonly record struct AttemptTags(int Number, string Outcome, string Method, string Scheme, int Status, string? ErrorType);
 
 /// <summary>What the discovery gauges read from one watcher.</summary>
 internal interface IDiscoveryMetricsSource

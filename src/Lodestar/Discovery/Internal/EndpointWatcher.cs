@@ -14,13 +14,27 @@ namespace Lodestar.Discovery.Internal;
 /// Runs one <see cref="IEndpointSource"/> for one service and keeps its last good snapshot.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Concurrency rule: the source calls the observer methods from its own loop, one at a time. The current set is
 /// published with a single volatile write; readers never lock. Subscribers are an immutable array swapped under
 /// <see cref="_gate"/>, and are called outside it.
+/// </para>
+/// <para>
+/// A failing registry (list or watch failures from <see cref="ListWatchEndpointSource{TCursor}"/>) is an outage: its
+/// first failure is logged at Warning, later ones at most once every <see cref="OutageLogInterval"/> while it lasts
+/// (with how long and how many), the others at Debug, and its end (the source's next progress) at Information. Every
+/// failure still counts in <c>lodestar.discovery.errors</c> and reaches the subscribers.
+/// </para>
 /// </remarks>
 internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObserver, IAsyncDisposable, IDiscoveryMetricsSource
 {
     private const int MaxEndpointEventsPerChange = 8;
+
+    /// <summary>While an outage lasts, its failures are logged at Warning at most this often.</summary>
+    public static readonly TimeSpan OutageLogInterval = TimeSpan.FromMinutes(1);
+
+    /// <summary>An endpoint-set change log names at most this many added and this many removed addresses.</summary>
+    public const int MaxLoggedAddresses = 10;
 
     private readonly IEndpointSource _source;
     private readonly TimeProvider _timeProvider;
@@ -38,6 +52,13 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
     private long _version;
     private long _lastConfirmed;
     private long _reconnects;
+
+    // Outage state, touched only from the source's loop (one call at a time).
+    private bool _failing;
+    private long _outageStarted;
+    private long _lastOutageLog;
+    private int _outageFailures;
+    private int _unloggedFailures;
 
     public EndpointWatcher(string serviceName, string sourceName, IEndpointSource source, TimeProvider timeProvider, ILogger logger, LodestarMetrics? metrics = null,
         ConnectionRetirer? retirer = null)
@@ -113,6 +134,7 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
         ArgumentNullException.ThrowIfNull(endpoints);
         var previous = _current;
         Interlocked.Exchange(ref _lastConfirmed, _timeProvider.GetTimestamp());
+        EndOutage();
         if (previous is not null && previous.HasSameEndpoints(endpoints as IReadOnlyCollection<DiscoveredEndpoint> ?? endpoints.ToArray()))
         {
             ClearError();
@@ -154,38 +176,47 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
         _metrics?.RecordDiscoveryReconnect(ServiceName, SourceName);
     }
 
-    void IEndpointObserver.OnError(Exception error)
+    void IReconnectObserver.OnFailure(Exception error)
     {
         ArgumentNullException.ThrowIfNull(error);
-        var previousError = _lastError;
-        _lastErrorAt = new StrongBox<DateTimeOffset>(_timeProvider.GetUtcNow());
-        _lastError = error;
-        _metrics?.RecordDiscoveryError(ServiceName, SourceName);
-        if (previousError is null || previousError.Message != error.Message)
+        var now = _timeProvider.GetTimestamp();
+        if (!_failing)
         {
-            // A source that keeps failing the same way reports on every retry; the ring records the change only.
-            _metrics?.Events?.Append(LodestarEventKind.SourceError, ServiceName, SourceName, detail: error.Message);
-        }
-        if (_current is { } current)
-        {
-            Log.SourceError(_logger, ServiceName, SourceName, current.Count, current.Version, error.Message);
+            _failing = true;
+            _outageStarted = now;
+            _lastOutageLog = now;
+            _outageFailures = 1;
+            _unloggedFailures = 0;
+            LogError(error);
         }
         else
         {
-            Log.SourceErrorBeforeFirstSet(_logger, ServiceName, SourceName, error.Message);
+            _outageFailures++;
+            if (_timeProvider.GetElapsedTime(_lastOutageLog, now) >= OutageLogInterval)
+            {
+                _lastOutageLog = now;
+                var current = _current;
+                Log.SourceStillFailing(_logger, ServiceName, SourceName, _timeProvider.GetElapsedTime(_outageStarted, now).TotalSeconds, _outageFailures,
+                    _unloggedFailures, current?.Version ?? 0, current?.Count ?? 0, error.Message);
+                _unloggedFailures = 0;
+            }
+            else
+            {
+                _unloggedFailures++;
+                Log.SourceFailureRepeated(_logger, ServiceName, SourceName, _outageFailures, error.Message);
+            }
         }
 
-        foreach (var subscription in _subscriptions)
-        {
-            try
-            {
-                subscription.OnError?.Invoke(error);
-            }
-            catch (Exception ex)
-            {
-                Log.SubscriberFailed(_logger, ServiceName, SourceName, ex);
-            }
-        }
+        Deliver(error);
+    }
+
+    void IReconnectObserver.OnProgress() => EndOutage();
+
+    void IEndpointObserver.OnError(Exception error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        LogError(error);
+        Deliver(error);
     }
 
     public async ValueTask DisposeAsync()
@@ -201,6 +232,54 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
         }
 
         _stopping.Dispose();
+    }
+
+    private void LogError(Exception error)
+    {
+        if (_current is { } current)
+        {
+            Log.SourceError(_logger, ServiceName, SourceName, current.Count, current.Version, error.Message);
+        }
+        else
+        {
+            Log.SourceErrorBeforeFirstSet(_logger, ServiceName, SourceName, error.Message);
+        }
+    }
+
+    private void Deliver(Exception error)
+    {
+        var previousError = _lastError;
+        _lastErrorAt = new StrongBox<DateTimeOffset>(_timeProvider.GetUtcNow());
+        _lastError = error;
+        _metrics?.RecordDiscoveryError(ServiceName, SourceName);
+        if (previousError is null || previousError.Message != error.Message)
+        {
+            // A source that keeps failing the same way reports on every retry; the ring records the change only.
+            _metrics?.Events?.Append(LodestarEventKind.SourceError, ServiceName, SourceName, detail: error.Message);
+        }
+
+        foreach (var subscription in _subscriptions)
+        {
+            try
+            {
+                subscription.OnError?.Invoke(error);
+            }
+            catch (Exception ex)
+            {
+                Log.SubscriberFailed(_logger, ServiceName, SourceName, ex);
+            }
+        }
+    }
+
+    private void EndOutage()
+    {
+        if (!_failing)
+        {
+            return;
+        }
+
+        _failing = false;
+        Log.SourceRecovered(_logger, ServiceName, SourceName, _timeProvider.GetElapsedTime(_outageStarted).TotalSeconds, _outageFailures);
     }
 
     private async Task<EndpointSet> WaitForFirstAsync(TimeSpan timeout, CancellationToken cancellationToken)
@@ -309,9 +388,37 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
 
         var before = previous is null ? [] : previous.Endpoints.ToHashSet();
         var after = set.Endpoints.ToHashSet();
-        var added = set.Endpoints.Count(e => !before.Contains(e));
-        var removed = before.Count(e => !after.Contains(e));
-        Log.EndpointsChanged(_logger, ServiceName, SourceName, set.Version, set.Count, added, removed);
+        var added = set.Endpoints.Where(e => !before.Contains(e)).ToList();
+        var removed = previous is null ? [] : previous.Endpoints.Where(e => !after.Contains(e)).ToList();
+        Log.EndpointsChanged(_logger, ServiceName, SourceName, set.Version, set.Count, added.Count, DescribeAddresses(added), removed.Count,
+            DescribeAddresses(removed));
+    }
+
+    /// <summary>Lists the first <see cref="MaxLoggedAddresses"/> addresses, then how many more: <c>[a, b, +3 more]</c>.</summary>
+    internal static string DescribeAddresses(IReadOnlyList<DiscoveredEndpoint> endpoints)
+    {
+        if (endpoints.Count == 0)
+        {
+            return "[]";
+        }
+
+        var text = new System.Text.StringBuilder("[");
+        for (var i = 0; i < endpoints.Count && i < MaxLoggedAddresses; i++)
+        {
+            if (i > 0)
+            {
+                text.Append(", ");
+            }
+
+            text.Append(endpoints[i].ToString());
+        }
+
+        if (endpoints.Count > MaxLoggedAddresses)
+        {
+            text.Append(", +").Append(endpoints.Count - MaxLoggedAddresses).Append(" more");
+        }
+
+        return text.Append(']').ToString();
     }
 
     private void Unsubscribe(Subscription subscription)
@@ -350,8 +457,9 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Endpoints of service {Service} from source {Source} changed to version {Version}: {Count} endpoints ({Added} added, {Removed} removed).", EventName = "EndpointsChanged")]
-        public static partial void EndpointsChanged(ILogger logger, string service, string source, long version, int count, int added, int removed);
+        [LoggerMessage(1, LogLevel.Information, "Endpoints of service {Service} from source {Source} changed to version {Version}: {Count} endpoints; {Added} added {AddedEndpoints}, {Removed} removed {RemovedEndpoints}.", EventName = "EndpointsChanged")]
+        public static partial void EndpointsChanged(ILogger logger, string service, string source, long version, int count, int added, string addedEndpoints, int removed,
+            string removedEndpoints);
 
         [LoggerMessage(2, LogLevel.Warning, "Source {Source} reported an error for service {Service}; the last good set (version {Version}, {Count} endpoints) stays in force: {Error}", EventName = "SourceError")]
         public static partial void SourceError(ILogger logger, string service, string source, int count, long version, string error);
@@ -364,6 +472,15 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
 
         [LoggerMessage(4, LogLevel.Warning, "Source {Source} for service {Service} stopped on its own; it is restarted with backoff.", EventName = "SourceReturned")]
         public static partial void SourceReturned(ILogger logger, string service, string source);
+
+        [LoggerMessage(7, LogLevel.Warning, "Source {Source} for service {Service} has been failing for {Seconds:0} s ({Failures} failures, {Unlogged} not logged since the last warning); the last good set (version {Version}, {Count} endpoints) stays in force. Latest error: {Error}", EventName = "SourceStillFailing")]
+        public static partial void SourceStillFailing(ILogger logger, string service, string source, double seconds, int failures, int unlogged, long version, int count, string error);
+
+        [LoggerMessage(8, LogLevel.Debug, "Source {Source} for service {Service} failed again ({Failures} failures in this outage): {Error}", EventName = "SourceFailureRepeated")]
+        public static partial void SourceFailureRepeated(ILogger logger, string service, string source, int failures, string error);
+
+        [LoggerMessage(9, LogLevel.Information, "Source {Source} for service {Service} recovered after {Seconds:0.###} s and {Failures} failures.", EventName = "SourceRecovered")]
+        public static partial void SourceRecovered(ILogger logger, string service, string source, double seconds, int failures);
 
         [LoggerMessage(5, LogLevel.Error, "A subscriber to service {Service} from source {Source} threw.", EventName = "SubscriberFailed")]
         public static partial void SubscriberFailed(ILogger logger, string service, string source, Exception exception);

@@ -84,6 +84,8 @@ internal sealed class LodestarHandler : DelegatingHandler
         var requestStarted = _timeProvider.GetTimestamp();
         HttpResponseMessage? result = null;
         var failure = "error";
+        string? errorType = null;
+        var tally = new AttemptTally();
         try
         {
             var token = cancellationToken;
@@ -98,7 +100,7 @@ internal sealed class LodestarHandler : DelegatingHandler
             var safe = FailureClassifier.IsIdempotent(request.Method) || options.Retry.RetryNonIdempotent
                        || (request.Options.TryGetValue(LodestarRequestOptions.AllowRetries, out var allowed) && allowed);
             var replayable = await RequestBody.PrepareAsync(request, safe && maxAttempts > 1, options.Retry.MaxBufferedBodyBytes, token).ConfigureAwait(false);
-            var context = new RequestContext(request, logical, route, options, safe, replayable, chosen?.Retry);
+            var context = new RequestContext(request, logical, route, options, safe, replayable, tally, chosen?.Retry);
             result = options.Hedging.Enabled && safe && replayable && RequestBody.IsInMemory(request.Content)
                 ? await _hedging.ExecuteAsync(context, token).ConfigureAwait(false)
                 : await _retry.ExecuteAsync(context, token).ConfigureAwait(false);
@@ -107,22 +109,32 @@ internal sealed class LodestarHandler : DelegatingHandler
         catch (NoEndpointsException)
         {
             failure = "no_endpoints";
+            errorType = failure;
             throw;
         }
         catch (OperationCanceledException ex) when (deadline is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
         {
             failure = "deadline";
+            errorType = failure;
             throw new TaskCanceledException(
                 $"The request to service '{route.ServiceName}' did not complete within its deadline of {timeout!.Value.TotalMilliseconds} ms.",
                 new TimeoutException(ex.Message, ex));
+        }
+        catch (Exception ex)
+        {
+            errorType = HttpSemanticConventions.ExceptionErrorType(ex);
+            throw;
         }
         finally
         {
             linked?.Dispose();
             deadline?.Dispose();
             Release(slot);
-            var outcome = result is null ? failure : (int)result.StatusCode < 500 ? "success" : "server_error";
-            _metrics.RecordRequest(route.ServiceName, outcome, _timeProvider.GetElapsedTime(requestStarted));
+            var status = result is null ? 0 : (int)result.StatusCode;
+            var outcome = result is null ? failure : status < 500 ? "success" : "server_error";
+            errorType ??= result is null ? failure : HttpSemanticConventions.StatusErrorType(status);
+            _metrics.RecordRequest(route.ServiceName, logical, HttpSemanticConventions.Method(request.Method), outcome, status, errorType, tally.Resends,
+                _timeProvider.GetElapsedTime(requestStarted));
         }
     }
 

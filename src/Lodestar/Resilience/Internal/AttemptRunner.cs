@@ -57,13 +57,30 @@ internal sealed partial class AttemptRunner
         var route = context.Route;
         var endpoint = state.Endpoint;
         var logical = context.Logical;
-        request.RequestUri = LogicalUri.Rewrite(logical, LogicalUri.ChooseScheme(logical.Scheme, endpoint.Scheme), endpoint.Address);
+        var scheme = LogicalUri.ChooseScheme(logical.Scheme, endpoint.Scheme);
+        request.RequestUri = LogicalUri.Rewrite(logical, scheme, endpoint.Address);
+        var method = HttpSemanticConventions.Method(request.Method);
+        context.Tally.OnAttempt();
         using var activity = LodestarDiagnostics.ActivitySource.StartActivity("lodestar.attempt", ActivityKind.Internal);
         if (activity is not null)
         {
             activity.SetTag("lodestar.service", route.ServiceName);
             activity.SetTag("lodestar.endpoint", endpoint.Address);
             activity.SetTag("lodestar.attempt", attempt);
+            activity.SetTag(HttpSemanticConventions.RequestMethod, method);
+            if (ReferenceEquals(method, HttpSemanticConventions.OtherMethod))
+            {
+                activity.SetTag(HttpSemanticConventions.RequestMethodOriginal, request.Method.Method);
+            }
+
+            activity.SetTag(HttpSemanticConventions.ServerAddress, endpoint.Host);
+            activity.SetTag(HttpSemanticConventions.ServerPort, endpoint.PortTag);
+            activity.SetTag(HttpSemanticConventions.UrlScheme, request.RequestUri.Scheme);
+            if (attempt > 1)
+            {
+                // The conventions' ordinal of the resend: absent on the first attempt, 1 on the first retry or hedge.
+                activity.SetTag(HttpSemanticConventions.ResendCount, HttpSemanticConventions.Box(attempt - 1));
+            }
         }
 
         CancellationTokenSource? tryTimeout = null;
@@ -131,9 +148,20 @@ internal sealed partial class AttemptRunner
             }
 
             var label = success ? "success" : "server_error";
-            _metrics.RecordAttempt(route.ServiceName, endpoint.Address, label, elapsed.TotalSeconds);
-            activity?.SetTag("lodestar.outcome", label);
-            activity?.SetTag("http.response.status_code", status);
+            var errorType = HttpSemanticConventions.StatusErrorType(status);
+            _metrics.RecordAttempt(route.ServiceName, endpoint, new AttemptTags(attempt, label, method, request.RequestUri.Scheme, status, errorType), elapsed.TotalSeconds);
+            if (activity is not null)
+            {
+                activity.SetTag("lodestar.outcome", label);
+                activity.SetTag(HttpSemanticConventions.ResponseStatusCode, HttpSemanticConventions.Box(status));
+                if (errorType is not null)
+                {
+                    // HTTP client spans are errors from 4xx on; the status code says it all, so no description.
+                    activity.SetTag(HttpSemanticConventions.ErrorType, errorType);
+                    activity.SetStatus(ActivityStatusCode.Error);
+                }
+            }
+
             Log.AttemptCompleted(_logger, route.ServiceName, endpoint.Address, attempt, status);
             return AttemptResult.FromResponse(state, response);
         }
@@ -163,9 +191,14 @@ internal sealed partial class AttemptRunner
             }
 
             var label = failure.Reason ?? "error";
-            _metrics.RecordAttempt(route.ServiceName, endpoint.Address, label, elapsed.TotalSeconds);
-            activity?.SetTag("lodestar.outcome", label);
-            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            var errorType = failure.Reason ?? HttpSemanticConventions.ExceptionErrorType(ex);
+            _metrics.RecordAttempt(route.ServiceName, endpoint, new AttemptTags(attempt, label, method, request.RequestUri.Scheme, 0, errorType), elapsed.TotalSeconds);
+            if (activity is not null)
+            {
+                activity.SetTag("lodestar.outcome", label);
+                activity.SetTag(HttpSemanticConventions.ErrorType, errorType);
+                activity.SetStatus(ActivityStatusCode.Error, Discovery.SecretRedactor.Default.Redact(ex.Message));
+            }
             return AttemptResult.FromFailure(state, ex, failure, timedOut);
         }
         finally

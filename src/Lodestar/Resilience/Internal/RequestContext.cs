@@ -9,9 +9,10 @@ namespace Lodestar.Resilience.Internal;
 /// <param name="Options">The client's options, read once for the request.</param>
 /// <param name="Safe">Whether the request may be sent again after it may have reached a server (idempotent or opted in).</param>
 /// <param name="Replayable">Whether the body can be sent again.</param>
+/// <param name="Tally">Counts the attempts sent, for the request's <c>http.request.resend_count</c>.</param>
 /// <param name="RouteRetry">The retry policy of the route an <see cref="IRequestRouter"/> chose, replacing the client's, or <see langword="null"/>.</param>
 internal readonly record struct RequestContext(HttpRequestMessage Request, Uri Logical, ServiceRoute Route, LodestarClientOptions Options, bool Safe, bool Replayable,
-    RouteRetryPolicy? RouteRetry = null)
+    AttemptTally Tally, RouteRetryPolicy? RouteRetry = null)
 {
     public string ServiceName => Route.ServiceName;
 
@@ -29,4 +30,15 @@ internal readonly record struct RequestContext(HttpRequestMessage Request, Uri L
 
     /// <summary>Returns whether a response status is retried: by the route's policy, else by the client's.</summary>
     public bool IsRetryableStatus(int statusCode) => RouteRetry?.IsRetryableStatus(statusCode) ?? Route.Resilience.IsRetryableStatus(statusCode);
+}
+
+/// <summary>The attempts one logical request has sent so far; hedged attempts count from several threads.</summary>
+internal sealed class AttemptTally
+{
+    private int _attempts;
+
+    /// <summary>Gets the attempts sent after the first: retries and hedges.</summary>
+    public int Resends => Math.Max(0, Volatile.Read(ref _attempts) - 1);
+
+    public void OnAttempt() => Interlocked.Increment(ref _attempts);
 }
