@@ -102,6 +102,12 @@ internal sealed class LodestarMetrics
     /// </summary>
     public void RecordAttempt(string service, Endpoints.DiscoveredEndpoint endpoint, in AttemptTags attempt, double seconds)
     {
+        if (!Attempts.Enabled && !AttemptDuration.Enabled)
+        {
+            // Nobody listens: build no tags (past eight, a TagList allocates).
+            return;
+        }
+
         var tags = new TagList
         {
             { "lodestar.service", service },
@@ -123,6 +129,11 @@ internal sealed class LodestarMetrics
     /// </summary>
     public void RecordAttempt(string service, Endpoints.DiscoveredEndpoint endpoint, string outcome, double seconds)
     {
+        if (!Attempts.Enabled && !AttemptDuration.Enabled)
+        {
+            return;
+        }
+
         var tags = new TagList
         {
             { "lodestar.service", service },
@@ -146,6 +157,11 @@ internal sealed class LodestarMetrics
     /// </summary>
     public void RecordRequest(string service, Uri logical, string method, string outcome, int status, string? errorType, int resends, TimeSpan elapsed)
     {
+        if (!Requests.Enabled && !RequestDuration.Enabled)
+        {
+            return;
+        }
+
         var tags = new TagList
         {
             { "lodestar.service", service },

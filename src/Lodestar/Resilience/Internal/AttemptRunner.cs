@@ -108,7 +108,7 @@ internal sealed partial class AttemptRunner
             var status = (int)response.StatusCode;
             var outcome = FailureClassifier.Classify(status);
             var deferred = false;
-            if (outcome == AttemptOutcome.Success && FailureClassifier.IsGrpc(response))
+            if (outcome == AttemptOutcome.Success && FailureClassifier.IsGrpc(request, response))
             {
                 // gRPC answers 200 whatever happens: the outcome is grpc-status, in the headers of a Trailers-Only
                 // response, otherwise in the trailers, which the health stage hears about when the body ends.

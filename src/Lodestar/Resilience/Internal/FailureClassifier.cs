@@ -54,8 +54,17 @@ internal static class FailureClassifier
         => statusCode < 500 ? AttemptOutcome.Success : statusCode is 502 or 503 or 504 ? AttemptOutcome.GatewayFailure : AttemptOutcome.ServerError;
 
     /// <summary>Gets whether a response is a gRPC call's (<c>content-type: application/grpc</c>, with or without a suffix).</summary>
-    public static bool IsGrpc(HttpResponseMessage response)
-        => response.Content.Headers.ContentType?.MediaType is { } media && media.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
+    public static bool IsGrpc(HttpResponseMessage response) => IsGrpc(response.Content);
+
+    /// <summary>
+    /// Gets whether the answer to <paramref name="request"/> is a gRPC call's. A gRPC call always sends a body typed
+    /// <c>application/grpc</c>, so the request is looked at first: an ordinary response's content headers are then not
+    /// created just to be read.
+    /// </summary>
+    public static bool IsGrpc(HttpRequestMessage request, HttpResponseMessage response) => IsGrpc(request.Content) && IsGrpc(response.Content);
+
+    private static bool IsGrpc(HttpContent? content)
+        => content?.Headers.ContentType?.MediaType is { } media && media.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Reads a <c>grpc-status</c> as outlier detection and breakers count it.</summary>
     public static AttemptOutcome ClassifyGrpc(int grpcStatus, GrpcStatusOptions options)
