@@ -30,7 +30,7 @@ namespace Lodestar.Testing.Xds;
 /// and removals go in <c>removed_resources</c>.</para>
 /// <para>Failure modes: invalid resources (<see cref="SetRawResource"/>), removal, silence (<see cref="Silent"/>), a
 /// stream reset instead of the next response (<see cref="ResetOnNextResponse"/>), other nonces
-/// (<see cref="NoncePrefix"/>), an outage of a chosen length (<see cref="GoAwayAsync"/>), and no delta support.</para>
+/// (<see cref="NoncePrefix"/>), an outage (<see cref="StopAsync"/> then <see cref="StartAgainAsync"/>), and no delta support.</para>
 /// </remarks>
 public sealed class FakeXdsServer : IAsyncDisposable
 {
@@ -213,14 +213,6 @@ public sealed class FakeXdsServer : IAsyncDisposable
                 stream.Abort();
             }
         }
-    }
-
-    /// <summary>Stops listening and resets every stream, waits <paramref name="downtime"/> (real time), then listens again on the same port.</summary>
-    public async Task GoAwayAsync(TimeSpan downtime)
-    {
-        await StopAsync();
-        await Task.Delay(downtime);
-        await StartAgainAsync();
     }
 
     /// <summary>Stops listening and resets every stream.</summary>

@@ -106,7 +106,7 @@ public sealed class XdsEndpointSourceTests
         server.SetResource(XdsTypeUrls.Cluster, Cluster, EdsCluster(Cluster));
         server.SetResource(XdsTypeUrls.ClusterLoadAssignment, Cluster, Assignment(Cluster, ("10.0.0.1", 80)));
 
-        // Real time here, with short delays: the outage lasts 300 ms of wall clock.
+        // Real sockets here, with a short backoff so the reconnect is prompt.
         await using var provider = BuildProvider(server, o =>
         {
             o.Backoff.InitialDelay = TimeSpan.FromMilliseconds(20);
@@ -117,9 +117,10 @@ public sealed class XdsEndpointSourceTests
         var updates = Channel.CreateUnbounded<EndpointSet>();
         using var watch = resolver.Watch(Cluster, "xds", s => updates.Writer.TryWrite(s));
 
-        var outage = server.GoAwayAsync(TimeSpan.FromMilliseconds(300));
+        // The server goes away (every stream reset, the port closed), changes while away, and comes back.
+        await server.StopAsync();
         server.SetResource(XdsTypeUrls.ClusterLoadAssignment, Cluster, Assignment(Cluster, ("10.0.0.2", 80)));
-        await outage;
+        await server.StartAgainAsync();
 
         var updated = await NextAsync(updates, s => s.Endpoints.Any(e => e.Host == "10.0.0.2"));
         Assert.Equal("10.0.0.2", Assert.Single(updated.Endpoints).Host);
