@@ -88,7 +88,6 @@ public static class LodestarServiceCollectionExtensions
         services.TryAddSingleton<LodestarMetrics>();
         services.TryAddSingleton<ILodestarInspector>(static sp => new LodestarInspector(
             sp.GetRequiredService<BalancerRegistry>(),
-            sp.GetRequiredService<HealthRegistry>(),
             sp.GetRequiredService<LodestarMetrics>(),
             sp.GetRequiredService<TimeProvider>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LodestarOptions>, LodestarOptionsSetup>());

@@ -31,17 +31,15 @@ internal sealed class LodestarInspector : ILodestarInspector, IDisposable
     private const string Serving = "serving";
 
     private readonly BalancerRegistry _balancers;
-    private readonly HealthRegistry _health;
     private readonly LodestarEventLog? _events;
     private readonly TimeProvider _timeProvider;
     private readonly Lock _gate = new();
     private readonly Dictionary<EndpointState, History> _histories = new(ReferenceEqualityComparer.Instance);
     private readonly ITimer _timer;
 
-    public LodestarInspector(BalancerRegistry balancers, HealthRegistry health, LodestarMetrics? metrics, TimeProvider timeProvider)
+    public LodestarInspector(BalancerRegistry balancers, LodestarMetrics? metrics, TimeProvider timeProvider)
     {
         _balancers = balancers;
-        _health = health;
         _events = metrics?.Events;
         _timeProvider = timeProvider;
         using (ExecutionContext.SuppressFlow())
@@ -130,7 +128,7 @@ internal sealed class LodestarInspector : ILodestarInspector, IDisposable
         var stage = balancer.Stage;
         var snapshot = stage.Snapshot;
         var options = _balancers.GetOptions(stage.ServiceName);
-        var watcher = HealthRegistry.GetWatcher(stage);
+        var watcher = stage.Watcher;
         var current = watcher?.Current;
 
         // Requests over the window per endpoint first: the share of each needs the service's total.

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
-using Lodestar.Discovery.Internal;
 using Lodestar.Http;
 using Lodestar.Http.Internal;
 using Lodestar.Internal;
@@ -115,9 +114,6 @@ internal sealed partial class HealthRegistry : IDisposable
 
         return stage;
     }
-
-    /// <summary>Gets the watcher that feeds <paramref name="stage"/>, for diagnostics; <see langword="null"/> when the resolver is not the endpoint cache.</summary>
-    internal static EndpointWatcher? GetWatcher(HealthStage stage) => stage.Watcher;
 
     public void Dispose()
     {
