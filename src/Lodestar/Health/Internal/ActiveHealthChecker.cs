@@ -42,7 +42,10 @@ internal sealed partial class ActiveHealthChecker : IDisposable
         _probe = probe ?? new HttpHealthProbe(options);
         using (ExecutionContext.SuppressFlow())
         {
-            _timer = timeProvider.CreateTimer(static s => ((ActiveHealthChecker)s!).OnTimer(), this, TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+            // Created idle and started once assigned: a timer due at once may fire before CreateTimer returns, and the
+            // round it starts re-arms _timer.
+            _timer = timeProvider.CreateTimer(static s => ((ActiveHealthChecker)s!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _timer.Change(TimeSpan.Zero, Timeout.InfiniteTimeSpan);
         }
     }
 
