@@ -248,6 +248,43 @@ public sealed class GrpcHealthCheckTests
     }
 
     [Fact]
+    public async Task Probe_ServerEchoesACredentialInItsError_ReasonNamesTheStatusWithoutTheCredential()
+    {
+        // Arrange
+        await using var backend = await HealthBackend.StartAsync("b");
+        backend.FailChecksWith = new Status(StatusCode.PermissionDenied, "rejected Authorization: Bearer sekret-token-123");
+        using var probe = CreateProbe(string.Empty);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+
+        // Act
+        var result = await probe.ProbeAsync(Lodestar.Endpoints.DiscoveredEndpoint.Create("127.0.0.1", backend.Port), cts.Token);
+
+        // Assert
+        Assert.False(result.IsHealthy);
+        Assert.StartsWith("PERMISSION_DENIED: rejected", result.Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain("sekret-token-123", result.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Probe_SameFailingStatusTwice_ReturnsTheSameResultInstance()
+    {
+        // Arrange
+        await using var backend = await HealthBackend.StartAsync("b");
+        backend.Health.SetStatus(HealthName, ServingStatus.NotServing);
+        using var probe = CreateProbe(HealthName);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var endpoint = Lodestar.Endpoints.DiscoveredEndpoint.Create("127.0.0.1", backend.Port);
+
+        // Act
+        var first = await probe.ProbeAsync(endpoint, cts.Token);
+        var second = await probe.ProbeAsync(endpoint, cts.Token);
+
+        // Assert: the request and the known failures are built once per probe, not per check.
+        Assert.False(first.IsHealthy);
+        Assert.Same(first, second);
+    }
+
+    [Fact]
     public async Task Probe_EmptyServiceName_AsksAboutTheServerAsAWhole()
     {
         // Arrange

@@ -43,6 +43,9 @@ internal sealed class HealthBackend : IAsyncDisposable
     /// <summary>Gets the health service whose statuses the test sets (<see cref="HealthServiceImpl.SetStatus"/>).</summary>
     public HealthServiceImpl Health { get; } = new();
 
+    /// <summary>Gets or sets the status every health check fails with, or <see langword="null"/> to answer.</summary>
+    public Status? FailChecksWith { get; set; }
+
     /// <summary>Gets the number of echo calls received.</summary>
     public int Calls => Volatile.Read(ref _calls);
 
@@ -118,6 +121,11 @@ internal sealed class HealthBackend : IAsyncDisposable
         {
             var owner = holder.Backend!;
             owner._checks.AddOrUpdate(request.Service, 1, static (_, n) => n + 1);
+            if (owner.FailChecksWith is { } status)
+            {
+                throw new RpcException(status);
+            }
+
             return owner.Health.Check(request, context);
         }
     }

@@ -123,6 +123,28 @@ public sealed class HealthProbeTests
     }
 
     [Fact]
+    public async Task Protocol_ReasonCarriesACredential_LogMasksIt()
+    {
+        // Arrange
+        var factory = new ScriptedProbeFactory();
+        var clock = new FakeTimeProvider();
+        await using var host = Host(factory, clock, unhealthy: 1);
+        host.SetEndpoints(A, B);
+        var balancer = await host.GetBalancerAsync();
+        await SettleAsync(factory);
+        var state = (await host.FindStateAsync(B))!;
+
+        // Act: a probe passes on what a server echoed.
+        factory.Answer(B, HealthProbeResult.Unhealthy("denied: Authorization: Bearer sekret-token-123"));
+        clock.Advance(Interval);
+
+        // Assert
+        await Eventually.TrueAsync(() => !balancer.Routable.Contains(state), Wait, "the failed check takes the endpoint out");
+        Assert.Contains("denied: Authorization: Bearer ***", host.Logs.AllText, StringComparison.Ordinal);
+        Assert.DoesNotContain("sekret-token-123", host.Logs.AllText, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Protocol_ProbeNeverAnswers_FailsWhenTheTimeoutElapses()
     {
         // Arrange

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using Lodestar.Discovery;
 using Lodestar.Endpoints;
 using Lodestar.Health;
 using HealthClient = Grpc.Health.V1.Health.HealthClient;
@@ -82,7 +83,8 @@ internal sealed class GrpcHealthProbe : HealthProbe
             {
                 StatusCode.Unimplemented => _unimplemented,
                 StatusCode.NotFound => _notFound,
-                _ => HealthProbeResult.Unhealthy(Describe(ex.Status)),
+                // The detail is the server's (or the transport's) text: it may echo a credential.
+                _ => HealthProbeResult.Unhealthy(SecretRedactor.Default.Redact(Describe(ex.Status))!),
             };
         }
     }
