@@ -194,6 +194,47 @@ public sealed class GrpcHealthCheckTests
     }
 
     [Fact]
+    public async Task GrpcChecks_HealthServiceNeverAnswers_EachCheckFailsAtTheTimeout()
+    {
+        // Arrange
+        var clock = new ArmingTimeProvider(Interval);
+        var logs = new CapturingLoggerProvider();
+        await using var good = await HealthBackend.StartAsync("good");
+        await using var stuck = await HealthBackend.StartAsync("stuck");
+        good.Health.SetStatus(HealthName, ServingStatus.Serving);
+        stuck.Health.SetStatus(HealthName, ServingStatus.Serving);
+        await using var provider = Build(clock, [good, stuck], logs);
+        var channels = new List<GrpcChannel>();
+        var client = BalancedClient(provider, channels);
+        await client.UnaryAsync(new EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10));
+        await FirstRoundAsync(clock);
+        var balanced = await provider.GetRequiredService<IServiceBalancing>().GetServiceAsync(Service);
+        var state = balanced.Endpoints.Single(e => e.Endpoint.Address == stuck.Address);
+
+        // Act: three rounds whose check of the stuck instance reaches it, then hangs until the 2 s timeout elapses.
+        stuck.HangChecks = true;
+        var routable = new List<bool>();
+        for (var i = 1; i <= 3; i++)
+        {
+            var before = stuck.Checks(HealthName);
+            clock.Advance(Interval);
+            await Eventually.TrueAsync(() => stuck.Checks(HealthName) == before + 1, TimeSpan.FromSeconds(10), $"check {i} reached the server");
+            clock.Advance(TimeSpan.FromSeconds(2));
+            await clock.WaitArmedAsync();
+            routable.Add(balanced.Routable.Contains(state));
+        }
+
+        foreach (var channel in channels)
+        {
+            channel.Dispose();
+        }
+
+        // Assert
+        Assert.Equal([true, true, false], routable);
+        Assert.Contains($"{stuck.Address} of service {Service} failed: timeout after 2000 ms", logs.AllText, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task GrpcChecks_EndpointLeaves_ItsChannelIsDisposed()
     {
         // Arrange

@@ -46,6 +46,9 @@ internal sealed class HealthBackend : IAsyncDisposable
     /// <summary>Gets or sets the status every health check fails with, or <see langword="null"/> to answer.</summary>
     public Status? FailChecksWith { get; set; }
 
+    /// <summary>Gets or sets whether health checks hang until the caller gives up.</summary>
+    public bool HangChecks { get; set; }
+
     /// <summary>Gets the number of echo calls received.</summary>
     public int Calls => Volatile.Read(ref _calls);
 
@@ -117,7 +120,7 @@ internal sealed class HealthBackend : IAsyncDisposable
     /// <summary>Grpc.HealthCheck's implementation, counting each check by service name.</summary>
     private sealed class CountingHealthService(Holder holder) : global::Grpc.Health.V1.Health.HealthBase
     {
-        public override Task<HealthCheckResponse> Check(HealthCheckRequest request, ServerCallContext context)
+        public override async Task<HealthCheckResponse> Check(HealthCheckRequest request, ServerCallContext context)
         {
             var owner = holder.Backend!;
             owner._checks.AddOrUpdate(request.Service, 1, static (_, n) => n + 1);
@@ -126,7 +129,12 @@ internal sealed class HealthBackend : IAsyncDisposable
                 throw new RpcException(status);
             }
 
-            return owner.Health.Check(request, context);
+            if (owner.HangChecks)
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, context.CancellationToken);
+            }
+
+            return await owner.Health.Check(request, context);
         }
     }
 }

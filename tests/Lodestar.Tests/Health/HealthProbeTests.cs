@@ -176,6 +176,41 @@ public sealed class HealthProbeTests
     }
 
     [Fact]
+    public async Task Protocol_HoldNewEndpoints_NewEndpointTakesNoTrafficUntilItsProbesPass()
+    {
+        // Arrange
+        var factory = new ScriptedProbeFactory();
+        var clock = new FakeTimeProvider();
+        await using var host = ResilienceTestHost.Create(o =>
+        {
+            o.HealthChecks.Enabled = true;
+            o.HealthChecks.Protocol = ScriptedProbeFactory.Name;
+            o.HealthChecks.Interval = Interval;
+            o.HealthChecks.IntervalJitter = TimeSpan.Zero;
+            o.HealthChecks.HoldNewEndpointsUntilHealthy = true;
+            o.OutlierDetection.Enabled = false;
+        }, clock, services: s => s.TryAddEnumerable(ServiceDescriptor.Singleton<HealthProbeFactory>(factory)));
+        factory.Answer(B, HealthProbeResult.Unhealthy("not yet"));
+        host.SetEndpoints(A, B);
+        var balancer = await host.GetBalancerAsync();
+        await SettleAsync(factory);
+        var state = (await host.FindStateAsync(B))!;
+        var heldAfterFailedProbe = !balancer.Routable.Contains(state);
+
+        // Act: it failed its first probe, so it is unhealthy and needs HealthyThreshold (2) passes, as in Envoy.
+        factory.Answer(B, HealthProbeResult.Healthy);
+        clock.Advance(Interval);
+        await Eventually.TrueAsync(() => state.CheckSuccesses == 1, Wait, "one passing probe applied");
+        var heldAfterOnePass = !balancer.Routable.Contains(state);
+        clock.Advance(Interval);
+
+        // Assert
+        await Eventually.TrueAsync(() => balancer.Routable.Contains(state), Wait, "the second passing probe admits the endpoint");
+        Assert.True(heldAfterFailedProbe);
+        Assert.True(heldAfterOnePass);
+    }
+
+    [Fact]
     public async Task ReleaseEndpoint_EndpointLeavesTheSet_ProbeReleasesItAndIsDisposedWithTheStage()
     {
         // Arrange
