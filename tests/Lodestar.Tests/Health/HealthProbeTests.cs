@@ -286,6 +286,25 @@ public sealed class HealthProbeTests
     }
 
     [Fact]
+    public async Task Validate_ServiceConfiguredInCodeChoosesGrpcWithoutTheGrpcPackage_FirstUseFailsNamingServiceAndWhatToAdd()
+    {
+        // Arrange: settings made in code are not under Lodestar:Services, so startup cannot see them.
+        await using var host = ResilienceTestHost.Create(services: s => s.Configure<HealthCheckOptions>(ResilienceTestHost.Service, o =>
+        {
+            o.Enabled = true;
+            o.Protocol = HealthCheckProtocols.Grpc;
+        }));
+        host.SetEndpoints(A);
+
+        // Act
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.GetBalancerAsync());
+
+        // Assert
+        Assert.Contains("service 'orders'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("AddLodestarGrpc()", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Validate_RegisteredProtocol_Passes()
     {
         // Arrange

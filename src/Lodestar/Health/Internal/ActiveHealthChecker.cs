@@ -1,3 +1,4 @@
+using System.Globalization;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Discovery;
 using Lodestar.Endpoints;
@@ -170,7 +171,9 @@ internal sealed partial class ActiveHealthChecker : IDisposable
         if (!result.IsHealthy)
         {
             // A probe that noticed the cancellation reports it in its own words; the timeout is the cause.
-            var reason = timeout.IsCancellationRequested ? $"timeout after {_options.Timeout.TotalMilliseconds} ms" : result.Reason!;
+            var reason = timeout.IsCancellationRequested
+                ? string.Create(CultureInfo.InvariantCulture, $"timeout after {_options.Timeout.TotalMilliseconds} ms")
+                : result.Reason!;
             Log.CheckFailed(_logger, _stage.ServiceName, endpoint.Address, SecretRedactor.Default.Redact(reason)!);
         }
 
