@@ -43,7 +43,7 @@ internal sealed class GrpcHealthProbe : HealthProbe
     private readonly HealthProbeResult _unknown;
     private readonly HealthProbeResult _unimplemented;
     private readonly HealthProbeResult _notFound;
-    private readonly ConcurrentDictionary<DiscoveredEndpoint, Lazy<Channel>> _channels = new();
+    private readonly ConcurrentDictionary<DiscoveredEndpoint, Lazy<EndpointChannel>> _channels = new();
     private volatile bool _disposed;
 
     public GrpcHealthProbe(HealthCheckOptions options)
@@ -114,9 +114,9 @@ internal sealed class GrpcHealthProbe : HealthProbe
         return string.IsNullOrEmpty(status.Detail) ? name : $"{name}: {status.Detail}";
     }
 
-    private Channel GetChannel(DiscoveredEndpoint endpoint)
+    private EndpointChannel GetChannel(DiscoveredEndpoint endpoint)
     {
-        var channel = _channels.GetOrAdd(endpoint, static (e, self) => new Lazy<Channel>(() => self.CreateChannel(e)), this).Value;
+        var channel = _channels.GetOrAdd(endpoint, static (e, self) => new Lazy<EndpointChannel>(() => self.CreateChannel(e)), this).Value;
         if (_disposed)
         {
             // Disposed while this probe added the channel: nobody else will release it.
@@ -127,7 +127,7 @@ internal sealed class GrpcHealthProbe : HealthProbe
         return channel;
     }
 
-    private Channel CreateChannel(DiscoveredEndpoint endpoint)
+    private EndpointChannel CreateChannel(DiscoveredEndpoint endpoint)
     {
         var scheme = string.Equals(endpoint.Scheme, "https", StringComparison.OrdinalIgnoreCase) ? "https" : "http";
         var handler = new SocketsHttpHandler
@@ -146,11 +146,11 @@ internal sealed class GrpcHealthProbe : HealthProbe
             MaxReceiveMessageSize = MaxResponseBytes,
             MaxRetryAttempts = 0,
         });
-        return new Channel(grpc, new HealthClient(grpc));
+        return new EndpointChannel(grpc, new HealthClient(grpc));
     }
 
     /// <summary>One endpoint's channel and the generated client over it.</summary>
-    private sealed class Channel(GrpcChannel grpc, HealthClient client) : IDisposable
+    private sealed class EndpointChannel(GrpcChannel grpc, HealthClient client) : IDisposable
     {
         public HealthClient Client { get; } = client;
 
