@@ -2,7 +2,9 @@ using Grpc.Net.Client.Balancer;
 using Grpc.Net.Client.Configuration;
 using Lodestar.Discovery;
 using Lodestar.Grpc;
+using Lodestar.Grpc.Health.Internal;
 using Lodestar.Grpc.Internal;
+using Lodestar.Health;
 using Lodestar.Http;
 using Lodestar.LoadBalancing;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -16,7 +18,9 @@ public static class LodestarGrpcServiceCollectionExtensions
     /// <summary>
     /// Adds Lodestar (as <c>AddLodestar()</c> does), the <c>lodestar</c> <see cref="ResolverFactory"/> and one
     /// <see cref="LoadBalancerFactory"/> per name in <see cref="LodestarGrpcPolicies"/>, for channels whose
-    /// <see cref="Grpc.Net.Client.GrpcChannelOptions.ServiceProvider"/> is this container. Safe to call more than once.
+    /// <see cref="Grpc.Net.Client.GrpcChannelOptions.ServiceProvider"/> is this container, and the
+    /// <see cref="HealthCheckProtocols.Grpc"/> active health check probe (<c>grpc.health.v1.Health/Check</c>), selected
+    /// with <c>HealthChecks:Protocol = Grpc</c>. Safe to call more than once.
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <returns>The service collection.</returns>
@@ -30,6 +34,7 @@ public static class LodestarGrpcServiceCollectionExtensions
         }
 
         services.AddSingleton<Marker>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<HealthProbeFactory, GrpcHealthProbeFactory>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ResolverFactory, LodestarResolverFactory>(static sp =>
             new LodestarResolverFactory(sp.GetRequiredService<IEndpointResolver>())));
         foreach (var name in (string[])[LodestarGrpcPolicies.LeastRequest, LodestarGrpcPolicies.PeakEwma, LodestarGrpcPolicies.RoundRobin, LodestarGrpcPolicies.RingHash])

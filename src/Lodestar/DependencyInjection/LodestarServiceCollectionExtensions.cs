@@ -74,7 +74,9 @@ public static class LodestarServiceCollectionExtensions
             sp.GetRequiredService<LodestarMetrics>(),
             sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(),
             sp.GetRequiredService<IOptionsMonitor<LoadBalancingOptions>>(),
-            sp.GetRequiredService<ConnectionRetirer>()));
+            sp.GetRequiredService<ConnectionRetirer>(),
+            sp.GetRequiredService<HealthProbeFactories>()));
+        services.TryAddSingleton(static sp => new HealthProbeFactories(sp.GetServices<HealthProbeFactory>()));
         services.TryAddSingleton(static sp => new BalancerRegistry(
             sp.GetRequiredService<HealthRegistry>(),
             sp.GetServices<ILoadBalancingPolicy>(),
@@ -101,6 +103,8 @@ public static class LodestarServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<OutlierDetectionOptions>, ResilienceOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HealthCheckOptions>, ResilienceOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CircuitBreakerOptions>, ResilienceOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HealthCheckOptions>, HealthProbeOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarClientOptions>, HealthProbeOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LodestarOptions>, HealthStartupValidator>());
         services.AddOptions<LodestarOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, RoundRobinPolicy>());

@@ -1,8 +1,9 @@
 namespace Lodestar.Health;
 
 /// <summary>
-/// Active HTTP health checks for one service: every endpoint is probed with a GET on <see cref="Path"/> on one timer
-/// per service; endpoints failing <see cref="UnhealthyThreshold"/> checks in a row take no traffic until they pass
+/// Active health checks for one service: every endpoint is probed on one timer per service, by default with an HTTP
+/// GET on <see cref="Path"/> (or over another <see cref="Protocol"/>, such as gRPC's health service); endpoints
+/// failing <see cref="UnhealthyThreshold"/> checks in a row take no traffic until they pass
 /// <see cref="HealthyThreshold"/> in a row. Off by default.
 /// </summary>
 /// <remarks>
@@ -19,6 +20,8 @@ public sealed class HealthCheckOptions
     private bool? _enabled;
     private bool? _holdNewEndpointsUntilHealthy;
     private string? _path;
+    private string? _protocol;
+    private string? _grpcServiceName;
     private TimeSpan? _interval;
     private TimeSpan? _intervalJitter;
     private TimeSpan? _timeout;
@@ -34,7 +37,31 @@ public sealed class HealthCheckOptions
         set => _enabled = value;
     }
 
-    /// <summary>Gets or sets the path (and query) requested on each endpoint. Default <c>/readyz</c>.</summary>
+    /// <summary>
+    /// Gets or sets how each endpoint is probed: <see cref="HealthCheckProtocols.Http"/> (the default) or
+    /// <see cref="HealthCheckProtocols.Grpc"/> (Lodestar.Grpc), or the protocol of a registered
+    /// <see cref="HealthProbeFactory"/>; case does not matter. Validated at startup: a protocol nobody registered fails
+    /// naming the client or service.
+    /// </summary>
+    /// <remarks>Envoy's <c>health_checks</c> choose the same way between <c>http_health_check</c> and <c>grpc_health_check</c>.</remarks>
+    public string Protocol
+    {
+        get => _protocol ?? HealthCheckProtocols.Http;
+        set => _protocol = value;
+    }
+
+    /// <summary>
+    /// Gets or sets, for <see cref="HealthCheckProtocols.Grpc"/>, the service name sent in each
+    /// <c>grpc.health.v1.HealthCheckRequest</c>; the empty string (the default) asks about the server as a whole, as
+    /// Envoy's <c>grpc_health_check.service_name</c> does.
+    /// </summary>
+    public string GrpcServiceName
+    {
+        get => _grpcServiceName ?? string.Empty;
+        set => _grpcServiceName = value;
+    }
+
+    /// <summary>Gets or sets the path (and query) requested on each endpoint by <see cref="HealthCheckProtocols.Http"/> checks. Default <c>/readyz</c>.</summary>
     public string Path
     {
         get => _path ?? "/readyz";
@@ -112,6 +139,8 @@ public sealed class HealthCheckOptions
         _enabled = other._enabled;
         _holdNewEndpointsUntilHealthy = other._holdNewEndpointsUntilHealthy;
         _path = other._path;
+        _protocol = other._protocol;
+        _grpcServiceName = other._grpcServiceName;
         _interval = other._interval;
         _intervalJitter = other._intervalJitter;
         _timeout = other._timeout;
@@ -127,6 +156,8 @@ public sealed class HealthCheckOptions
         _enabled = overrides._enabled ?? _enabled;
         _holdNewEndpointsUntilHealthy = overrides._holdNewEndpointsUntilHealthy ?? _holdNewEndpointsUntilHealthy;
         _path = overrides._path ?? _path;
+        _protocol = overrides._protocol ?? _protocol;
+        _grpcServiceName = overrides._grpcServiceName ?? _grpcServiceName;
         _interval = overrides._interval ?? _interval;
         _intervalJitter = overrides._intervalJitter ?? _intervalJitter;
         _timeout = overrides._timeout ?? _timeout;

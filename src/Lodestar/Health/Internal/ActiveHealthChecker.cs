@@ -1,4 +1,7 @@
+using System.Globalization;
 using Lodestar.Diagnostics.Internal;
+using Lodestar.Discovery;
+using Lodestar.Endpoints;
 using Lodestar.Internal;
 using Lodestar.LoadBalancing;
 using Microsoft.Extensions.Logging;
@@ -6,7 +9,8 @@ using Microsoft.Extensions.Logging;
 namespace Lodestar.Health.Internal;
 
 /// <summary>
-/// Probes every endpoint of one service with an HTTP GET, all on one timer per service: a round checks all endpoints
+/// Probes every endpoint of one service with the stage's <see cref="HealthProbe"/> (an HTTP GET unless another protocol
+/// is configured), all on one timer per service: a round checks all endpoints
 /// concurrently, applies the results to the endpoints' states, has the stage publish a new snapshot when a flag
 /// changed, and re-arms the timer for the interval plus a random jitter. A change of the endpoint set brings the next
 /// round forward (<see cref="CheckSoon"/>), so new endpoints are checked soon.
@@ -19,14 +23,16 @@ internal sealed partial class ActiveHealthChecker : IDisposable
     private readonly RandomSource _random;
     private readonly LodestarMetrics? _metrics;
     private readonly ILogger _logger;
-    private readonly HttpMessageInvoker _invoker;
+    private readonly HealthProbe _probe;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ITimer _timer;
     private int _running;
     private int _rerun;
     private volatile bool _disposed;
 
-    public ActiveHealthChecker(HealthStage stage, HealthCheckOptions options, TimeProvider timeProvider, RandomSource random, LodestarMetrics? metrics, ILogger logger)
+    // probe: owned (disposed) by the checker from now on; null for the built-in HTTP probe.
+    public ActiveHealthChecker(HealthStage stage, HealthCheckOptions options, TimeProvider timeProvider, RandomSource random, LodestarMetrics? metrics, ILogger logger,
+        HealthProbe? probe = null)
     {
         _stage = stage;
         _options = options;
@@ -34,17 +40,13 @@ internal sealed partial class ActiveHealthChecker : IDisposable
         _random = random;
         _metrics = metrics;
         _logger = logger;
-        _invoker = new HttpMessageInvoker(new SocketsHttpHandler
-        {
-            ConnectTimeout = options.Timeout,
-            PooledConnectionIdleTimeout = options.Interval + options.Interval,
-            AllowAutoRedirect = false,
-            UseProxy = false,
-            UseCookies = false,
-        });
+        _probe = probe ?? new HttpHealthProbe(options);
         using (ExecutionContext.SuppressFlow())
         {
-            _timer = timeProvider.CreateTimer(static s => ((ActiveHealthChecker)s!).OnTimer(), this, TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+            // Created idle and started once assigned: a timer due at once may fire before CreateTimer returns, and the
+            // round it starts re-arms _timer.
+            _timer = timeProvider.CreateTimer(static s => ((ActiveHealthChecker)s!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _timer.Change(TimeSpan.Zero, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -54,7 +56,21 @@ internal sealed partial class ActiveHealthChecker : IDisposable
         _timer.Dispose();
         _stopping.Cancel();
         _stopping.Dispose();
-        _invoker.Dispose();
+        _probe.Dispose();
+    }
+
+    /// <summary>Tells the probe that endpoints left the service, so it can release what it keeps for them.</summary>
+    public void Release(List<EndpointState> removed)
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        foreach (var state in removed)
+        {
+            Release(state.Endpoint);
+        }
     }
 
     /// <summary>Brings the next round forward: the endpoint set changed.</summary>
@@ -124,34 +140,57 @@ internal sealed partial class ActiveHealthChecker : IDisposable
     private async Task<bool> CheckAsync(EndpointState state)
     {
         var endpoint = state.Endpoint;
-        bool passed;
+        HealthProbeResult result;
         using var timeout = new CancellationTokenSource(_options.Timeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token);
         try
         {
-            var uri = new Uri($"{endpoint.Scheme ?? "http"}://{endpoint.Address}{_options.Path}");
-            using var request = new HttpRequestMessage(HttpMethod.Get, uri);
-            using var response = await _invoker.SendAsync(request, linked.Token).ConfigureAwait(false);
-            var status = (int)response.StatusCode;
-            passed = status >= _options.MinHealthyStatus && status <= _options.MaxHealthyStatus;
-            if (!passed)
-            {
-                Log.CheckFailed(_logger, _stage.ServiceName, endpoint.Address, $"status {status}");
-            }
+            result = await _probe.ProbeAsync(endpoint, linked.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException or UriFormatException)
+        catch (Exception ex) when (!_stopping.IsCancellationRequested)
         {
-            if (_stopping.IsCancellationRequested)
-            {
-                return false;
-            }
-
-            passed = false;
-            Log.CheckFailed(_logger, _stage.ServiceName, endpoint.Address, timeout.IsCancellationRequested ? "timeout" : ex.Message);
+            // Any failure of the probe is a failed check, whatever the protocol threw.
+            result = HealthProbeResult.Unhealthy(string.IsNullOrEmpty(ex.Message) ? ex.GetType().Name : ex.Message);
+        }
+        catch (Exception) when (_stopping.IsCancellationRequested)
+        {
+            return false;
         }
 
-        _metrics?.RecordHealthCheck(_stage.ServiceName, endpoint.Address, passed);
-        return _stage.ApplyCheck(state, passed);
+        if (state.Departed && !_stage.Tracks(endpoint))
+        {
+            // The endpoint left while it was probed: what the probe made for it now has no owner but this call.
+            Release(endpoint);
+        }
+
+        if (_stopping.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        if (!result.IsHealthy)
+        {
+            // A probe that noticed the cancellation reports it in its own words; the timeout is the cause.
+            var reason = timeout.IsCancellationRequested
+                ? string.Create(CultureInfo.InvariantCulture, $"timeout after {_options.Timeout.TotalMilliseconds} ms")
+                : result.Reason!;
+            Log.CheckFailed(_logger, _stage.ServiceName, endpoint.Address, SecretRedactor.Default.Redact(reason)!);
+        }
+
+        _metrics?.RecordHealthCheck(_stage.ServiceName, endpoint.Address, result.IsHealthy);
+        return _stage.ApplyCheck(state, result.IsHealthy);
+    }
+
+    private void Release(DiscoveredEndpoint endpoint)
+    {
+        try
+        {
+            _probe.ReleaseEndpoint(endpoint);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Log.ReleaseFailed(_logger, _stage.ServiceName, endpoint.Address, ex);
+        }
     }
 
     private static partial class Log
@@ -161,5 +200,8 @@ internal sealed partial class ActiveHealthChecker : IDisposable
 
         [LoggerMessage(211, LogLevel.Error, "A health check round of service {Service} failed.", EventName = "HealthCheckRoundFailed")]
         public static partial void RoundFailed(ILogger logger, string service, Exception exception);
+
+        [LoggerMessage(212, LogLevel.Warning, "The health probe of service {Service} failed to release what it kept for endpoint {Endpoint}.", EventName = "HealthProbeReleaseFailed")]
+        public static partial void ReleaseFailed(ILogger logger, string service, string endpoint, Exception exception);
     }
 }

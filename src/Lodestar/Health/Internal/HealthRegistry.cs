@@ -33,12 +33,13 @@ internal sealed partial class HealthRegistry : IDisposable
     private readonly LodestarMetrics? _metrics;
     private readonly ILogger _logger;
     private readonly ConnectionRetirer? _retirer;
+    private readonly HealthProbeFactories _probes;
     private readonly ConcurrentDictionary<(string? Source, string Service, string Settings), Lazy<Entry>> _stages = new();
     private volatile bool _disposed;
 
     public HealthRegistry(IEndpointResolver resolver, IOptionsMonitor<OutlierDetectionOptions> outlier, IOptionsMonitor<HealthCheckOptions> checks,
         IOptionsMonitor<CircuitBreakerOptions> breakers, TimeProvider timeProvider, RandomSource random, LodestarMetrics? metrics, ILoggerFactory loggerFactory,
-        IOptionsMonitor<LoadBalancingOptions>? loadBalancing = null, ConnectionRetirer? retirer = null)
+        IOptionsMonitor<LoadBalancingOptions>? loadBalancing = null, ConnectionRetirer? retirer = null, HealthProbeFactories? probes = null)
     {
         _resolver = resolver;
         _outlier = outlier;
@@ -50,6 +51,7 @@ internal sealed partial class HealthRegistry : IDisposable
         _metrics = metrics;
         _logger = loggerFactory.CreateLogger("Lodestar.Health");
         _retirer = retirer;
+        _probes = probes ?? HealthProbeFactories.BuiltIn;
     }
 
     /// <summary>Gets the effective health settings of <paramref name="client"/> (or of the service alone) for a service.</summary>
@@ -140,10 +142,17 @@ internal sealed partial class HealthRegistry : IDisposable
             }
         }
 
+        HealthProbeFactory? probeFactory = null;
+        if (settings.Checks.Enabled && !_probes.TryGet(settings.Checks.Protocol, out probeFactory))
+        {
+            // Startup validation catches this for configured settings; settings made in code after startup end here.
+            throw new InvalidOperationException(HealthProbeFactories.DescribeMissing(settings.Checks.Protocol, $"The health checks of service '{key.Service}'"));
+        }
+
         var stage = new HealthStage(key.Service, key.Source, settings, _loadBalancing?.Get(key.Service), _timeProvider, _random, _metrics, _logger, _retirer);
         try
         {
-            stage.Start(_resolver);
+            stage.Start(_resolver, probeFactory);
         }
         catch
         {

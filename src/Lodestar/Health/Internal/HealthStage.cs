@@ -93,11 +93,14 @@ internal sealed partial class HealthStage : IDisposable
     public bool TracksOutcomes => _settings.Outlier.Enabled || _settings.Breaker.Enabled;
 
     /// <summary>Follows the service's endpoint set in the cache and starts active checks when they are on.</summary>
-    public void Start(IEndpointResolver resolver)
+    /// <param name="resolver">The endpoint resolver to follow.</param>
+    /// <param name="probeFactory">Creates the probe for the checks' protocol; <see langword="null"/> for the built-in HTTP probe.</param>
+    public void Start(IEndpointResolver resolver, HealthProbeFactory? probeFactory = null)
     {
         if (_settings.Checks.Enabled)
         {
-            _checker = new ActiveHealthChecker(this, _settings.Checks, _timeProvider, _random, _metrics, _logger);
+            var probe = probeFactory?.Create(ServiceName, _settings.Checks.Clone());
+            _checker = new ActiveHealthChecker(this, _settings.Checks, _timeProvider, _random, _metrics, _logger, probe);
         }
 
         _subscription = resolver.Watch(ServiceName, SourceName, Update);
@@ -194,8 +197,22 @@ internal sealed partial class HealthStage : IDisposable
             _retirer.Track(added, removed);
         }
 
+        if (removed is not null)
+        {
+            _checker?.Release(removed);
+        }
+
         Notify();
         _checker?.CheckSoon();
+    }
+
+    /// <summary>Gets whether <paramref name="endpoint"/> is in the stage's current endpoint set.</summary>
+    internal bool Tracks(DiscoveredEndpoint endpoint)
+    {
+        lock (_publishGate)
+        {
+            return _states.ContainsKey(endpoint);
+        }
     }
 
     /// <summary>Asks the endpoint's breaker to admit an attempt; returns a ticket to report with, or -1 when the breaker rejects it.</summary>
