@@ -231,7 +231,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
 
             if (Logger.IsEnabled(LogLevel.Debug))
             {
-                Log.Listed(Logger, ServiceName, slices.Count, 0, client.Redact(resourceVersion));
+                Log.SharedListed(Logger, ServiceName, slices.Count, selection!.Services?.Length ?? -1, client.Redact(resourceVersion));
             }
 
             _hub.Listed(selection!, slices, resourceVersion);
@@ -790,6 +790,9 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
 
         [LoggerMessage(211, LogLevel.Trace, "Bookmark on the watch of service {Service}: resuming from resourceVersion {ResourceVersion}.", EventName = "Bookmark")]
         public static partial void Bookmark(ILogger logger, string service, string resourceVersion);
+
+        [LoggerMessage(212, LogLevel.Debug, "Listed the shared watch {Watch}: {Slices} EndpointSlices for {Services} services (-1: the whole namespace) at resourceVersion {ResourceVersion}.", EventName = "SharedListed")]
+        public static partial void SharedListed(ILogger logger, string watch, int slices, int services, string resourceVersion);
 
         [LoggerMessage(210, LogLevel.Debug, "The watch of service {Service} outlived its timeout without ending; starting a new one.", EventName = "WatchGuardExpired")]
         public static partial void WatchGuardExpired(ILogger logger, string service);
