@@ -93,6 +93,10 @@ public sealed class HostileStreamTests(ITestOutputHelper output) : IAsyncLifetim
 
         var backoff = await clock.NextFiniteTimerAsync();
         Assert.Equal(TimeSpan.FromMilliseconds(400), backoff);
+
+        // Shared, the failure of the shared list reaches the service's own loop as a message: it may land just after
+        // the shared loop's backoff timer is armed.
+        await Eventually.TrueAsync(() => harness.Observer.Errors.Count > 0, s_wait, "the failed list is reported");
         var error = Assert.Single(harness.Observer.Errors);
         Assert.Contains(Authority, error.Message, StringComparison.Ordinal);
         Assert.Contains("did not answer GET /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices", error.Message, StringComparison.Ordinal);
