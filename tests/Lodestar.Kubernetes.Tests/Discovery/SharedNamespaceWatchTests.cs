@@ -113,6 +113,25 @@ public abstract class SharedNamespaceWatchTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RunAsync_SelectorLongerThanARequestLineTakes_WatchesTheWholeNamespace()
+    {
+        // 70 names of 60 characters make a selector of some 4,300 characters, under the service limit.
+        var names = Enumerable.Range(0, 70).Select(static i => ("svc-" + i + "-").PadRight(60, 'x')).ToArray();
+        for (var i = 0; i < names.Length; i++)
+        {
+            _server.Upsert(Slice(names[i], Address(i)));
+        }
+
+        await using var harness = await StartAsync(names[0], static o => o.SharedWatchSelectorLimit = 1_000);
+        var observers = names.Skip(1).Select(harness.Follow).Prepend(harness.Observer).ToArray();
+
+        await Eventually.TrueAsync(() => observers.Select((o, i) => o.Has(Address(i) + ":8080")).All(static b => b) && _server.OpenWatches == 1, s_wait,
+            "every service has its endpoint on one watch");
+        Assert.Contains("labelSelector=kubernetes.io%2Fservice-name&", Lists[^1], StringComparison.Ordinal);
+        Assert.All(Lists, static l => Assert.True(l.Length < 5_000, "no request line carries the long selector"));
+    }
+
+    [Fact]
     public async Task RunAsync_ServiceJoinsUncovered_RelistsWithTheNewSelectorForIt()
     {
         var (harness, observers) = await FollowAsync(1);
@@ -262,6 +281,27 @@ public abstract class SharedNamespaceWatchTests : IAsyncLifetime
         _server.Upsert(Slice("svc-1", "10.1.9.9", "b"));
         await Eventually.TrueAsync(() => observers[1].Has(Address(1) + ":8080", "10.1.9.9:8080"), s_wait, "the shared watch resumes");
         await Eventually.TrueAsync(() => _server.OpenWatches == 1, s_wait, "one watch again, once the server has seen the old one closed");
+    }
+
+    [Fact]
+    public async Task RunAsync_SliceWithoutServiceLabel_ReportedToEveryMemberAndSkipped()
+    {
+        var (harness, observers) = await FollowAsync(2);
+        await using var _ = harness;
+        await Eventually.TrueAsync(() => _server.OpenWatches == 1, s_wait, "watching");
+
+        // A selector naming two services cannot say whose this slice is.
+        _server.SendRawLine($$$"""{"type":"ADDED","object":{"metadata":{"name":"stray-a","resourceVersion":"{{{_server.ResourceVersion}}}"},"addressType":"IPv4","endpoints":[{"addresses":["10.5.5.5"],"conditions":{"ready":true}}],"ports":[{"port":8080}]}}""");
+        _server.Upsert(Slice("svc-1", "10.1.9.9", "b"));
+
+        await Eventually.TrueAsync(() => observers[1].Has(Address(1) + ":8080", "10.1.9.9:8080"), s_wait, "the next event applies");
+        for (var i = 0; i < observers.Length; i++)
+        {
+            var error = Assert.Single(observers[i].Errors);
+            Assert.Contains($"service 'svc-{i}' in namespace 'shop'", error.Message, StringComparison.Ordinal);
+            Assert.Contains("without a kubernetes.io/service-name label (first: 'stray-a')", error.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("10.5.5.5:8080", observers[i].Addresses);
+        }
     }
 
     [Fact]

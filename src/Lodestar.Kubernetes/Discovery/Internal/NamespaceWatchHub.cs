@@ -95,18 +95,6 @@ internal sealed class NamespaceWatchHub
         }
     }
 
-    /// <summary>Gets the number of EndpointSlices the hub holds (for tests and figures).</summary>
-    public int SliceCount
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _state.Values.Sum(static s => s.Count);
-            }
-        }
-    }
-
     /// <summary>Starts the shared loop.</summary>
     public void Start() => Run = Task.Run(() => _source.RunAsync(new HubObserver(this), _stop.Token));
 
