@@ -23,6 +23,9 @@ public sealed class KubernetesSourceOptions
     /// <summary>The default <see cref="MaxWatchEventBytes"/>: 16 MiB.</summary>
     public const long DefaultMaxWatchEventBytes = 16L * 1024 * 1024;
 
+    /// <summary>The default <see cref="SharedWatchSelectorLimit"/>: 50 services.</summary>
+    public const int DefaultSharedWatchSelectorLimit = 50;
+
     /// <summary>The default <see cref="WatchStallTimeout"/>: 150 seconds, two and a half bookmark periods of the API server.</summary>
     public static readonly TimeSpan DefaultWatchStallTimeout = TimeSpan.FromSeconds(150);
 
@@ -177,4 +180,32 @@ public sealed class KubernetesSourceOptions
     /// mishandles protobuf; <see cref="MaxListResponseBytes"/> and <see cref="MaxWatchEventBytes"/> apply to either.
     /// </remarks>
     public KubernetesEncoding Encoding { get; set; } = KubernetesEncoding.Auto;
+
+    /// <summary>
+    /// Gets or sets whether the services of one namespace watched through one API server share one LIST+WATCH.
+    /// Default <see langword="true"/>; <see langword="false"/> gives every service its own list and watch.
+    /// </summary>
+    /// <remarks>
+    /// Shared, the services of a namespace are listed and watched together, with the label selector
+    /// <c>kubernetes.io/service-name in (...)</c> or, above <see cref="SharedWatchSelectorLimit"/> services, the whole
+    /// namespace filtered on the client; one open watch serves them all, as client-go's shared informers do. A service
+    /// that joins makes the shared watch list again with the new selector (or is served from what is already known
+    /// when the selector covers it); one that leaves costs no request. Each service keeps its own backoff, errors and
+    /// reconnect count; a failure of the shared watch is reported to every service on it, and the last good endpoint
+    /// set of each stays in force. The options of the first service on a shared watch (encoding, page size, byte caps,
+    /// stall timeout, backoff of the shared list and watch) apply to the shared requests.
+    /// </remarks>
+    public bool ShareNamespaceWatches { get; set; } = true;
+
+    /// <summary>
+    /// Gets or sets how many services of one namespace a shared watch names in its label selector; with more, it
+    /// watches the whole namespace and keeps only the EndpointSlices of the services followed. Default 50; range 1 to 1000.
+    /// </summary>
+    /// <remarks>
+    /// A selector naming each service keeps the traffic to the services followed but makes the request line grow with
+    /// every name and makes each joining service cost a new list; the whole namespace costs one list whatever joins,
+    /// and the traffic of the services nobody follows. Above some tens of services, most of a namespace is usually
+    /// followed anyway.
+    /// </remarks>
+    public int SharedWatchSelectorLimit { get; set; } = DefaultSharedWatchSelectorLimit;
 }

@@ -16,6 +16,7 @@ public static class FuzzTargets
         DnsTargets.Message,
         KubernetesTargets.WatchLines,
         KubernetesTargets.Kubeconfig,
+        KubernetesTargets.Protobuf,
         ConsulTargets.Health,
         EtcdTargets.Range,
         EtcdTargets.Watch,

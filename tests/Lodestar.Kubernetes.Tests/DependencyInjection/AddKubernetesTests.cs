@@ -108,6 +108,36 @@ public sealed class AddKubernetesTests(ITestOutputHelper output) : IAsyncLifetim
     }
 
     [Fact]
+    public void AddKubernetes_SharedWatchKeys_BindAndTheLimitIsValidated()
+    {
+        static ServiceProvider Bind(string limit)
+        {
+            var services = new ServiceCollection().AddLogging().AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Lodestar:Kubernetes:ShareNamespaceWatches"] = "false",
+                ["Lodestar:Kubernetes:SharedWatchSelectorLimit"] = limit,
+            }).Build());
+            services.AddLodestar().AddKubernetes();
+            return services.BuildServiceProvider();
+        }
+
+        Assert.True(new KubernetesSourceOptions().ShareNamespaceWatches);
+        Assert.Equal(KubernetesSourceOptions.DefaultSharedWatchSelectorLimit, new KubernetesSourceOptions().SharedWatchSelectorLimit);
+        using (var good = Bind("20"))
+        {
+            good.GetRequiredService<IStartupValidator>().Validate();
+            var options = good.GetRequiredService<IOptions<KubernetesSourceOptions>>().Value;
+            Assert.Equal((false, 20), (options.ShareNamespaceWatches, options.SharedWatchSelectorLimit));
+        }
+
+        using (var bad = Bind("0"))
+        {
+            var failure = Assert.Throws<OptionsValidationException>(() => bad.GetRequiredService<IStartupValidator>().Validate());
+            Assert.Contains("KubernetesSourceOptions.SharedWatchSelectorLimit is 0", failure.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void AddKubernetes_BackoffSection_BindsAndTheOldKeysStillForwardToIt()
     {
         static KubernetesSourceOptions Bind(Dictionary<string, string?> values)

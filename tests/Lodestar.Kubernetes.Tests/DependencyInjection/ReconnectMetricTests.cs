@@ -75,5 +75,70 @@ public sealed class ReconnectMetricTests : IAsyncLifetime
         Assert.Equal(1, _server.Requests.Count(r => r.StartsWith("LIST", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public async Task Watch_SharedStreamCut_EachServiceRecordsOneReconnectOnOneWatch()
+    {
+        string[] names = ["inventory", "pricing", "search"];
+        for (var i = 0; i < names.Length; i++)
+        {
+            _server.Upsert(FakeEndpointSlice.Create("shop", names[i] + "-a", names[i], 8080, FakeEndpoint.ReadyAt("10.0.0." + (i + 1))));
+        }
+
+        var services = new ServiceCollection().AddLogging();
+        services.AddLodestar().AddKubernetes(o =>
+        {
+            o.KubeconfigPath = _server.WriteKubeconfig(_directory.Path);
+            o.Namespace = "shop";
+        });
+        await using var provider = services.BuildServiceProvider();
+        var meters = provider.GetRequiredService<IMeterFactory>();
+        var reconnects = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name == "lodestar.discovery.reconnects" && ReferenceEquals(instrument.Meter.Scope, meters))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "lodestar.service")
+                {
+                    reconnects.AddOrUpdate((string)tag.Value!, value, (_, old) => old + value);
+                }
+            }
+        });
+        listener.Start();
+        var resolver = provider.GetRequiredService<IEndpointResolver>();
+        var watches = names.Select(n => resolver.Watch(n, "kubernetes", static _ => { })).ToList();
+        try
+        {
+            foreach (var name in names)
+            {
+                Assert.Equal(1, (await resolver.GetEndpointsAsync(name, "kubernetes")).Count);
+            }
+
+            await Eventually.TrueAsync(() => _server.OpenWatches == 1, s_wait, "one watch serves the three services");
+            var before = WatchCount();
+
+            // An event proves the stream is read before it is cut, so the cut counts as a stream that made progress.
+            _server.Upsert(FakeEndpointSlice.Create("shop", "pricing-a", "pricing", 8080, FakeEndpoint.ReadyAt("10.0.0.9")));
+            await Eventually.TrueAsync(async () => (await resolver.GetEndpointsAsync("pricing", "kubernetes")).Endpoints[0].Address == "10.0.0.9:8080",
+                s_wait, "the event is applied");
+            _server.EndWatches(abort: true);
+
+            await Eventually.TrueAsync(() => WatchCount() == before + 1 && _server.OpenWatches == 1, s_wait, "one new watch for all");
+            await Eventually.TrueAsync(() => names.All(n => reconnects.GetValueOrDefault(n) == 1), s_wait, "each service records its reconnect");
+            Assert.All(names, n => Assert.Equal(1, reconnects.GetValueOrDefault(n)));
+        }
+        finally
+        {
+            watches.ForEach(static w => w.Dispose());
+        }
+    }
+
     private int WatchCount() => _server.Requests.Count(r => r.StartsWith("WATCH", StringComparison.Ordinal));
 }

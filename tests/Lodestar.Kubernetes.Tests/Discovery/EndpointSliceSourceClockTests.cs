@@ -29,11 +29,15 @@ public sealed class EndpointSliceSourceClockTests : IAsyncLifetime
 
     private int Count(string prefix) => _server.Requests.Count(r => r.StartsWith(prefix, StringComparison.Ordinal));
 
-    /// <summary>Starts a source on a recording clock and waits until it lists (one 30 s request deadline) and watches (one stall timer).</summary>
-    private async Task<(SourceHarness Harness, RecordingTimeProvider Clock)> StartWatchingAsync(double random = 0.5)
+    /// <summary>
+    /// Starts a source on a recording clock and waits until it lists (one 30 s request deadline) and watches (one stall
+    /// timer). <paramref name="alone"/> runs it without a shared namespace watch, for the schedules of one loop: a member
+    /// of a shared watch backs off in its own loop besides the shared one, so two timers run.
+    /// </summary>
+    private async Task<(SourceHarness Harness, RecordingTimeProvider Clock)> StartWatchingAsync(double random = 0.5, bool alone = false)
     {
         var clock = new RecordingTimeProvider();
-        var harness = await SourceHarness.StartAsync(_server, timeProvider: clock, random: () => random);
+        var harness = await SourceHarness.StartAsync(_server, timeProvider: clock, random: () => random, configure: o => o.ShareNamespaceWatches = !alone);
         Assert.Equal(s_requestDeadline, await clock.NextFiniteTimerAsync());
         Assert.Equal(KubernetesSourceOptions.DefaultWatchStallTimeout, await clock.NextFiniteTimerAsync());
         await Eventually.TrueAsync(() => _server.OpenWatches == 1, s_wait, "the source watches");
@@ -69,7 +73,7 @@ public sealed class EndpointSliceSourceClockTests : IAsyncLifetime
     {
         _server.ExpiredWatchAnswer = answer;
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
-        var (harness, clock) = await StartWatchingAsync(random: 0.5);
+        var (harness, clock) = await StartWatchingAsync(random: 0.5, alone: true);
         await using var _ = harness;
         await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080"), s_wait, "initial list");
 
@@ -103,7 +107,7 @@ public sealed class EndpointSliceSourceClockTests : IAsyncLifetime
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
         _server.Unavailable = true;
         var clock = new RecordingTimeProvider();
-        await using var harness = await SourceHarness.StartAsync(_server, timeProvider: clock, random: () => 1.0);
+        await using var harness = await SourceHarness.StartAsync(_server, timeProvider: clock, random: () => 1.0, configure: static o => o.ShareNamespaceWatches = false);
 
         // Each attempt arms its request deadline, fails with 503, then arms the backoff delay: read them in pairs.
         var schedule = new List<double>();
@@ -153,6 +157,9 @@ public sealed class EndpointSliceSourceClockTests : IAsyncLifetime
         await Eventually.TrueAsync(() => Watches.Length == 2, s_wait, "a new watch after the stall");
         Assert.Contains("resourceVersion=" + bookmark + "&", Watches[1], StringComparison.Ordinal);
         Assert.Equal(1, Count("LIST"));
+
+        // Shared, the report reaches the service's own loop as a message, which it may read after the new request.
+        await Eventually.TrueAsync(() => harness.Observer.Errors.Count > 0, s_wait, "the problem is reported");
         var error = Assert.Single(harness.Observer.Errors);
         Assert.Contains("sent nothing for 150 s", error.Message, StringComparison.Ordinal);
         Assert.Contains(_server.Url.GetLeftPart(UriPartial.Authority), error.Message, StringComparison.Ordinal);

@@ -145,6 +145,9 @@ public sealed class HostileApiServerTests : IAsyncLifetime
         _server.SendRawLine(FakeKubernetesApiServer.EventLine("MODIFIED", Slice("orders-a", "10.0.0.66"), resourceVersion: 3));
 
         await Eventually.TrueAsync(() => Count("LIST") == 2 && _server.OpenWatches == 1, s_wait, "the source lists again");
+
+        // Shared, the report reaches the service's own loop as a message, which it may read after the new request.
+        await Eventually.TrueAsync(() => harness.Observer.Errors.Count > 0, s_wait, "the problem is reported");
         var error = Assert.Single(harness.Observer.Errors);
         AssertNames(error, Authority, "resourceVersion 3", $"after resourceVersion {current}", "EndpointSlice 'orders-a'", "went backwards");
         Assert.True(harness.Observer.Has("10.0.0.1:8080"), "the stale event was not applied");

@@ -1,3 +1,4 @@
+using Lodestar.Discovery;
 using Lodestar.Kubernetes.Api.Internal;
 using Lodestar.Kubernetes.Discovery.Internal;
 using Lodestar.Testing;
@@ -14,7 +15,7 @@ internal sealed class SourceHarness : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly KubernetesClientFactory _clients;
     private readonly ILoggerFactory _loggerFactory;
-    private Task _run = Task.CompletedTask;
+    private readonly List<Task> _runs = [];
 
     private SourceHarness(TempDirectory directory, KubernetesSourceOptions options, TimeProvider timeProvider, Func<double>? random)
     {
@@ -24,6 +25,7 @@ internal sealed class SourceHarness : IAsyncDisposable
         _random = random;
         _loggerFactory = LoggerFactory.Create(b => b.AddProvider(Logs).SetMinimumLevel(LogLevel.Trace));
         _clients = new KubernetesClientFactory(timeProvider, _loggerFactory) { Environment = static _ => null };
+        _clients.SharedWatches.Random = random;
     }
 
     private readonly Func<double>? _random;
@@ -37,6 +39,9 @@ internal sealed class SourceHarness : IAsyncDisposable
     public RecordingObserver Observer { get; } = new();
 
     public CapturingLoggerProvider Logs { get; } = new();
+
+    /// <summary>Gets the shared namespace watches of the harness's clients.</summary>
+    public NamespaceWatchHubs SharedWatches => _clients.SharedWatches;
 
     /// <summary>Starts a source for <paramref name="service"/>; without a clock it runs on real time with 20 to 200 ms retries.</summary>
     public static Task<SourceHarness> StartAsync(FakeKubernetesApiServer server, string service = "orders", Action<KubernetesSourceOptions>? configure = null,
@@ -63,22 +68,49 @@ internal sealed class SourceHarness : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
-        await _run.WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.WhenAll(_runs).WaitAsync(TimeSpan.FromSeconds(10));
         _clients.Dispose();
         _loggerFactory.Dispose();
         _stop.Dispose();
         Directory.Dispose();
     }
 
-    private void Start(string service)
+    /// <summary>Starts one more source on the same clients and options, and returns its observer.</summary>
+    public RecordingObserver Follow(string service)
+    {
+        var observer = new RecordingObserver();
+        Start(service, observer);
+        return observer;
+    }
+
+    /// <summary>Starts one more source, stopped by <paramref name="stop"/> (or by disposing the harness), and returns its observer.</summary>
+    public RecordingObserver Follow(string service, CancellationToken stop, out Task run)
+    {
+        var observer = new RecordingObserver();
+        var linked = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, stop);
+        run = Start(service, observer, linked.Token).ContinueWith(_ => linked.Dispose(), TaskScheduler.Default);
+        return observer;
+    }
+
+    private void Start(string service) => Start(service, Observer);
+
+    private Task Start(string service, RecordingObserver observer, CancellationToken? stop = null)
     {
         if (!KubernetesServiceName.TryParse(service, Options.ClusterDomain, out var name, out var ns))
         {
             throw new ArgumentException("not a service name", nameof(service));
         }
 
-        var source = new EndpointSliceSource(name, ns, Options, _clients, TimeProvider, _loggerFactory.CreateLogger("Lodestar.Kubernetes"), _random);
-        _run = Task.Run(() => source.RunAsync(Observer, _stop.Token));
+        IEndpointSource source = new EndpointSliceSource(name, ns, Options, _clients, TimeProvider, _loggerFactory.CreateLogger("Lodestar.Kubernetes"), _random,
+            Options.ShareNamespaceWatches ? _clients.SharedWatches : null);
+        var token = stop ?? _stop.Token;
+        var run = Task.Run(() => source.RunAsync(observer, token));
+        lock (_runs)
+        {
+            _runs.Add(run);
+        }
+
+        return run;
     }
 }
 

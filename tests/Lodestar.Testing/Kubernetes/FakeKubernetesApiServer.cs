@@ -468,7 +468,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         _history.Add(new HistoryEntry(version, slice.Namespace, slice.ServiceName, line));
         var cut = _cutNextEvent;
         var delivered = false;
-        foreach (var watcher in _watchers.Where(w => w.Namespace == slice.Namespace && (w.Service is null || w.Service == slice.ServiceName)))
+        foreach (var watcher in _watchers.Where(w => w.Namespace == slice.Namespace && (w.Services is null || w.Services.Contains(slice.ServiceName))))
         {
             watcher.Channel.Writer.TryWrite(new Delivery(line, cut ? DeliveryKind.Cut : DeliveryKind.Line));
             delivered = true;
@@ -547,7 +547,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         Log(description);
         var ns = (string)context.Request.RouteValues["ns"]!;
         var selector = query["labelSelector"].ToString();
-        var service = selector.StartsWith("kubernetes.io/service-name=", StringComparison.Ordinal) ? selector["kubernetes.io/service-name=".Length..] : null;
+        var service = ParseSelector(selector);
         if (watch)
         {
             await WatchAsync(context, ns, service, protobuf);
@@ -556,6 +556,26 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         {
             await ListAsync(context, protobuf);
         }
+    }
+
+    /// <summary>
+    /// Reads the label selectors the source sends: <c>kubernetes.io/service-name=a</c>, <c>kubernetes.io/service-name in (a,b)</c>,
+    /// or <c>kubernetes.io/service-name</c> (every slice of a service) and none (null: everything).
+    /// </summary>
+    private static HashSet<string>? ParseSelector(string selector)
+    {
+        const string Label = "kubernetes.io/service-name";
+        if (selector.StartsWith(Label + "=", StringComparison.Ordinal))
+        {
+            return new HashSet<string>(StringComparer.Ordinal) { selector[(Label.Length + 1)..] };
+        }
+
+        if (selector.StartsWith(Label + " in (", StringComparison.Ordinal) && selector.EndsWith(')'))
+        {
+            return new HashSet<string>(selector[(Label.Length + 5)..^1].Split(','), StringComparer.Ordinal);
+        }
+
+        return null;
     }
 
     /// <summary>Chooses the answer's encoding from the Accept header: protobuf, JSON, or neither (null).</summary>
@@ -625,7 +645,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     {
         var ns = (string)context.Request.RouteValues["ns"]!;
         var selector = context.Request.Query["labelSelector"].ToString();
-        var service = selector.StartsWith("kubernetes.io/service-name=", StringComparison.Ordinal) ? selector["kubernetes.io/service-name=".Length..] : null;
+        var service = ParseSelector(selector);
         var query = context.Request.Query;
         var limit = int.TryParse(query["limit"], out var l) && l > 0 ? l : int.MaxValue;
         var continueToken = query["continue"].ToString();
@@ -648,7 +668,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             {
                 snapshotId = ++_nextSnapshot;
                 var items = _objects.Values
-                    .Where(o => o.Slice.Namespace == ns && (service is null || o.Slice.ServiceName == service))
+                    .Where(o => o.Slice.Namespace == ns && (service is null || service.Contains(o.Slice.ServiceName)))
                     .OrderBy(o => o.Slice.Name, StringComparer.Ordinal)
                     .Select(o => o.Slice.ToJson(o.Version))
                     .ToList();
@@ -679,7 +699,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }.ToJsonString();
     }
 
-    private async Task WatchAsync(HttpContext context, string ns, string? service, bool protobuf)
+    private async Task WatchAsync(HttpContext context, string ns, IReadOnlySet<string>? service, bool protobuf)
     {
         var query = context.Request.Query;
         var bookmarks = query["allowWatchBookmarks"] == "true";
@@ -697,7 +717,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             expired = from < _oldestRetained;
             if (!expired)
             {
-                foreach (var entry in _history.Where(h => h.Version > from && h.Namespace == ns && (service is null || h.Service == service)))
+                foreach (var entry in _history.Where(h => h.Version > from && h.Namespace == ns && (service is null || service.Contains(h.Service))))
                 {
                     watcher.Channel.Writer.TryWrite(new Delivery(entry.Line, DeliveryKind.Line));
                 }
@@ -973,13 +993,13 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
     private sealed record HistoryEntry(long Version, string Namespace, string Service, string Line);
 
-    private sealed class Watcher(string ns, string? service, bool bookmarks, string authorization)
+    private sealed class Watcher(string ns, IReadOnlySet<string>? services, bool bookmarks, string authorization)
     {
         public string Authorization { get; } = authorization;
 
         public string Namespace { get; } = ns;
 
-        public string? Service { get; } = service;
+        public IReadOnlySet<string>? Services { get; } = services;
 
         public bool Bookmarks { get; } = bookmarks;
 

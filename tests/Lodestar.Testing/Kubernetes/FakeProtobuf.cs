@@ -10,7 +10,7 @@ namespace Lodestar.Testing.Kubernetes;
 /// Renders what the fake API server holds as JSON in the API server's protobuf encoding: objects and lists in the
 /// <c>k8s\0</c> envelope, watch events as length-prefixed <c>metav1.WatchEvent</c> frames.
 /// </summary>
-internal static class FakeProtobuf
+public static class FakeProtobuf
 {
     public const string MediaType = "application/vnd.kubernetes.protobuf";
 

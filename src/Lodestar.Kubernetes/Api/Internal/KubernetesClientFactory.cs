@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Lodestar.Kubernetes.Discovery.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Kubernetes.Api.Internal;
@@ -17,7 +18,11 @@ internal sealed class KubernetesClientFactory : IDisposable
     {
         _timeProvider = timeProvider;
         _loggerFactory = loggerFactory;
+        SharedWatches = new NamespaceWatchHubs(this, timeProvider, loggerFactory);
     }
+
+    /// <summary>Gets the shared namespace watches running on these clients.</summary>
+    public NamespaceWatchHubs SharedWatches { get; }
 
     /// <summary>Gets or sets how environment variables are read (a seam for tests).</summary>
     public Func<string, string?> Environment { get; set; } = System.Environment.GetEnvironmentVariable;
@@ -66,6 +71,7 @@ internal sealed class KubernetesClientFactory : IDisposable
 
     public void Dispose()
     {
+        SharedWatches.Dispose();
         foreach (var lazy in _clients.Values)
         {
             if (lazy.IsValueCreated)

@@ -32,6 +32,11 @@ internal sealed class KubernetesSourceOptionsValidator : IValidateOptions<Kubern
             failures.Add($"{Prefix}{nameof(options.PageSize)} is {options.PageSize}; it must be between 1 and 10000.");
         }
 
+        if (options.SharedWatchSelectorLimit is < 1 or > 1_000)
+        {
+            failures.Add($"{Prefix}{nameof(options.SharedWatchSelectorLimit)} is {options.SharedWatchSelectorLimit}; it must be between 1 and 1000.");
+        }
+
         if (options.TokenRefreshInterval < TimeSpan.FromSeconds(1) || options.TokenRefreshInterval > TimeSpan.FromHours(1))
         {
             failures.Add($"{Prefix}{nameof(options.TokenRefreshInterval)} is {options.TokenRefreshInterval}; it must be between 1 second and 1 hour.");

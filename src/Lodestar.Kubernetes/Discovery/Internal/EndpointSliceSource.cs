@@ -25,13 +25,25 @@ namespace Lodestar.Kubernetes.Discovery.Internal;
 /// <see cref="KubernetesSourceOptions.WatchStallTimeout"/> is ended by the loop and resumed from the last
 /// resourceVersion. With detection off, the watch is ended 30 seconds after the timeout it asked the server for.
 /// </para>
+/// <para>
+/// Three modes. Alone, the source lists and watches its service itself. As a member of a shared namespace watch
+/// (<see cref="KubernetesSourceOptions.ShareNamespaceWatches"/>), it joins the <see cref="NamespaceWatchHub"/> of its
+/// namespace while it runs, and its list and watch replay what the hub sends: its loop still owns its endpoints, its
+/// problems, its backoff and its reconnect count, while stalls are detected once, on the shared stream. As the hub's
+/// own loop, it lists and watches the services of the hub's selection and hands each object to the hub, which routes
+/// it by the <c>kubernetes.io/service-name</c> label.
+/// </para>
 /// </remarks>
-internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<string>
+internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<string>, IEndpointSource
 {
     /// <summary>How often a kind of skipped watch event (unknown type, no object, malformed) is reported at most.</summary>
     internal static readonly TimeSpan ReportInterval = TimeSpan.FromMinutes(1);
 
-    private const string ServiceNameLabel = "kubernetes.io/service-name";
+    /// <summary>The label naming the service an EndpointSlice belongs to.</summary>
+    internal const string ServiceNameLabel = "kubernetes.io/service-name";
+
+    // A selector naming services is also bounded by its length: a request line of some kilobytes is what every proxy accepts.
+    private const int MaxSelectorLength = 4096;
 
     // A service's slices hold at most 1,000 endpoints each and a cluster at most some 150,000 pods: a list that keeps
     // paging past these bounds is broken, not large.
@@ -55,6 +67,10 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
     private readonly Func<double> _random;
     private readonly EndpointSliceMerger _merger;
     private readonly Dictionary<string, ReportState> _reports = new(StringComparer.Ordinal);
+    private readonly NamespaceWatchHubs? _shared;
+    private readonly NamespaceWatchHub? _hub;
+    private NamespaceWatchHub.Selection? _selection;
+    private NamespaceWatchMember? _member;
     private KubernetesApiClient? _client;
     private string _where;
     private string _collection = "";
@@ -67,10 +83,12 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
     /// <param name="timeProvider">The clock of the loop, the stall detector and the report rate limit.</param>
     /// <param name="logger">The source's logger.</param>
     /// <param name="random">Numbers in [0, 1) for the backoff jitter and the watch timeout, or <see langword="null"/> for <see cref="Random.Shared"/>.</param>
+    /// <param name="shared">The shared watches to join while running, or <see langword="null"/> to list and watch alone.</param>
     public EndpointSliceSource(string service, string? @namespace, KubernetesSourceOptions options, KubernetesClientFactory clients,
-        TimeProvider timeProvider, ILogger logger, Func<double>? random = null)
+        TimeProvider timeProvider, ILogger logger, Func<double>? random = null, NamespaceWatchHubs? shared = null)
         : base(service, options.Backoff, timeProvider, logger, random)
     {
+        _shared = shared;
         _namespace = @namespace;
         _options = options;
         _clients = clients;
@@ -80,12 +98,64 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
         _where = ns is null ? $"service '{service}'" : $"service '{service}' in namespace '{ns}'";
     }
 
+    /// <summary>Initializes the loop of a shared namespace watch.</summary>
+    /// <param name="hub">The hub the loop feeds.</param>
+    /// <param name="namespace">The namespace asked for, or <see langword="null"/> for the configured one.</param>
+    /// <param name="options">The options of the hub's first member.</param>
+    /// <param name="clients">The shared API clients.</param>
+    /// <param name="timeProvider">The clock of the loop and the stall detector.</param>
+    /// <param name="logger">The logger.</param>
+    /// <param name="random">Numbers in [0, 1), or <see langword="null"/>.</param>
+    internal EndpointSliceSource(NamespaceWatchHub hub, string? @namespace, KubernetesSourceOptions options, KubernetesClientFactory clients,
+        TimeProvider timeProvider, ILogger logger, Func<double>? random)
+        : base((@namespace ?? options.Namespace ?? "(default namespace)") + "/*", options.Backoff, timeProvider, logger, random)
+    {
+        _hub = hub;
+        _namespace = @namespace;
+        _options = options;
+        _clients = clients;
+        _random = random ?? Random.Shared.NextDouble;
+        _merger = new EndpointSliceMerger(options.PortName);
+        var ns = @namespace ?? options.Namespace;
+        _where = ns is null ? "the namespace" : $"namespace '{ns}'";
+    }
+
     /// <inheritdoc/>
-    protected override TimeSpan? StallTimeout => _options.WatchStallTimeout > TimeSpan.Zero ? _options.WatchStallTimeout : null;
+    /// <remarks>A member of a shared watch has none of its own: the hub's loop detects a silent stream and tells every member.</remarks>
+    protected override TimeSpan? StallTimeout => _shared is null && _options.WatchStallTimeout > TimeSpan.Zero ? _options.WatchStallTimeout : null;
+
+    /// <inheritdoc/>
+    /// <remarks>A member of a shared watch joins its namespace's hub for as long as it runs.</remarks>
+    async Task IEndpointSource.RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
+    {
+        if (_shared is null)
+        {
+            await RunAsync(observer, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        using var member = _shared.Join(ServiceName, _namespace, _options);
+        _member = member;
+        try
+        {
+            await RunAsync(observer, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _member = null;
+        }
+    }
 
     /// <inheritdoc/>
     protected override async Task<string> ListAsync(WatchContext<string> context, CancellationToken cancellationToken)
     {
+        if (_shared is not null)
+        {
+            return await ListSharedAsync(context, cancellationToken).ConfigureAwait(false);
+        }
+
+        var selection = _hub?.BeginList();
+        _selection = selection;
         var (client, collection) = Connect();
         var slices = new List<EndpointSlice>();
         string? continueToken = null;
@@ -148,6 +218,33 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
             throw Failure(client, "the list has no resourceVersion, so it cannot be watched; the list was not applied.");
         }
 
+        if (_hub is not null)
+        {
+            // As a lone source does: a slice without a name hides which slice it is, so the whole list is refused.
+            foreach (var slice in slices)
+            {
+                if (string.IsNullOrEmpty(slice.Metadata?.Name))
+                {
+                    throw Failure(client, $"the list holds {EndpointSliceMerger.Validate(slice)}; the list was not applied.");
+                }
+            }
+
+            if (Logger.IsEnabled(LogLevel.Debug))
+            {
+                Log.SharedListed(Logger, ServiceName, slices.Count, selection!.Services?.Length ?? -1, client.Redact(resourceVersion));
+            }
+
+            _hub.Listed(selection!, slices, resourceVersion);
+            return resourceVersion;
+        }
+
+        ApplyList(slices, context, client, resourceVersion);
+        return resourceVersion;
+    }
+
+    /// <summary>Replaces the service's endpoints with a complete list of its slices; publishes when they changed or nothing was yet.</summary>
+    private void ApplyList(IReadOnlyList<EndpointSlice> slices, WatchContext<string> context, KubernetesApiClient client, string resourceVersion)
+    {
         var readable = new List<EndpointSlice>(slices.Count);
         List<string>? kept = null;
         foreach (var slice in slices)
@@ -179,12 +276,101 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
         {
             context.Publish(_merger.Current);
         }
+    }
 
-        return resourceVersion;
+    /// <summary>A member's list: the snapshot of its service the hub sends (at once when it has one, else after its next list).</summary>
+    private async Task<string> ListSharedAsync(WatchContext<string> context, CancellationToken cancellationToken)
+    {
+        var member = _member ?? throw new InvalidOperationException("A member of a shared watch runs through IEndpointSource.RunAsync.");
+        var (client, _) = Connect();
+        member.RequestSnapshot();
+        while (true)
+        {
+            var message = await member.ReadAsync(cancellationToken).ConfigureAwait(false);
+            switch (message.Kind)
+            {
+                case HubMessageKind.Snapshot:
+                    ApplyList(message.Slices, context, client, message.ResourceVersion!);
+                    return message.ResourceVersion!;
+                case HubMessageKind.Failure:
+                    throw message.Error!;
+
+                // Changes, bookmarks and endings before the snapshot belong to a listing this member does not build on.
+            }
+        }
+    }
+
+    /// <summary>A member's watch: replays what the hub sends until the shared watch ends, fails or lists again.</summary>
+    private async Task<WatchOutcome> WatchSharedAsync(WatchContext<string> context, CancellationToken cancellationToken)
+    {
+        var member = _member ?? throw new InvalidOperationException("A member of a shared watch runs through IEndpointSource.RunAsync.");
+        var (client, _) = Connect();
+        while (true)
+        {
+            var message = await member.ReadAsync(cancellationToken).ConfigureAwait(false);
+            switch (message.Kind)
+            {
+                case HubMessageKind.Snapshot:
+                    // The hub listed again (a service joined): the snapshot replaces this one's slices without a reconnect.
+                    ApplyList(message.Slices, context, client, message.ResourceVersion!);
+                    context.Advance(message.ResourceVersion!);
+                    break;
+                case HubMessageKind.Change:
+                    ApplyChange(message.Type!, message.Item!, context, client);
+                    break;
+                case HubMessageKind.Progress:
+                    context.KeepAlive();
+                    context.Advance(message.ResourceVersion!);
+                    break;
+                case HubMessageKind.Problem:
+                    context.ReportError(Problem(client, message.Text!));
+                    break;
+                case HubMessageKind.Reconnect:
+                    return WatchOutcome.Reconnect;
+                case HubMessageKind.Relist:
+                    return WatchOutcome.Relist;
+                case HubMessageKind.Failure:
+                    throw message.Error!;
+            }
+        }
     }
 
     /// <inheritdoc/>
     protected override async Task<WatchOutcome> WatchAsync(string cursor, WatchContext<string> context, CancellationToken cancellationToken)
+    {
+        if (_shared is not null)
+        {
+            return await WatchSharedAsync(context, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_hub is null)
+        {
+            return await WatchStreamAsync(cursor, context, cancellationToken).ConfigureAwait(false);
+        }
+
+        // The hub's loop: a service that joined uncovered since the list makes it list again (a refresh, not a reconnect).
+        var refresh = _hub.RefreshToken;
+        if (_hub.NeedsRefresh)
+        {
+            return WatchOutcome.Refresh;
+        }
+
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, refresh);
+        WatchOutcome outcome;
+        try
+        {
+            outcome = await WatchStreamAsync(cursor, context, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (refresh.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return WatchOutcome.Refresh;
+        }
+
+        _hub.Ended(outcome);
+        return outcome;
+    }
+
+    private async Task<WatchOutcome> WatchStreamAsync(string cursor, WatchContext<string> context, CancellationToken cancellationToken)
     {
         var (client, collection) = Connect();
         var timeout = s_minWatchTimeout + TimeSpan.FromSeconds(Math.Min(299, (int)(Math.Clamp(_random(), 0, 1) * s_minWatchTimeout.TotalSeconds)));
@@ -282,8 +468,14 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
     }
 
     /// <inheritdoc/>
+    /// <remarks>The hub's loop passes its failures on as they are: each member describes them for its own service.</remarks>
     protected override Exception DescribeError(Exception error)
     {
+        if (_hub is not null)
+        {
+            return error;
+        }
+
         var client = _client;
         var api = error as KubernetesApiException;
         var message = error.Message;
@@ -320,51 +512,25 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
             case "ADDED" or "MODIFIED" or "DELETED" or "BOOKMARK" when item is null:
                 ReportSkipped(context, client, type + "/no-object", $"skipped a {type} watch event without an object.");
                 return null;
-            case "ADDED" or "MODIFIED":
+            case "ADDED" or "MODIFIED" or "DELETED":
             {
                 if (WentBackwards(context, client, item!, type))
                 {
                     return WatchOutcome.Relist;
                 }
 
-                if (EndpointSliceMerger.Validate(item!) is { } problem)
+                if (_hub is null)
                 {
-                    // Not applied, and the cursor does not move: a resourceVersion from an object that cannot be read is
-                    // not trusted either.
-                    context.ReportError(Problem(client, $"skipped a {type} watch event of {problem}; its previous endpoints stay in force."));
+                    ApplyChange(type, item!, context, client);
                     return null;
                 }
 
-                var problems = new List<string>();
-                var changed = _merger.Apply(item!, problems);
-                ReportProblems(context, client, problems);
-                Advance(context, item!);
-                if (changed)
+                // The hub routes the object to its service's members, which check and apply it each for itself; the
+                // shared cursor moves only past an object that can be read, as a lone source's does.
+                _hub.Changed(type, item!, item!.Metadata?.ResourceVersion);
+                if (type == "DELETED" ? !string.IsNullOrEmpty(item.Metadata?.Name) : EndpointSliceMerger.Validate(item) is null)
                 {
-                    context.Publish(_merger.Current);
-                }
-
-                return null;
-            }
-
-            case "DELETED":
-            {
-                if (WentBackwards(context, client, item!, type))
-                {
-                    return WatchOutcome.Relist;
-                }
-
-                if (string.IsNullOrEmpty(item!.Metadata?.Name))
-                {
-                    context.ReportError(Problem(client, "skipped a DELETED watch event of an EndpointSlice without metadata.name."));
-                    return null;
-                }
-
-                var changed = _merger.Remove(item.Metadata.Name);
-                Advance(context, item);
-                if (changed)
-                {
-                    context.Publish(_merger.Current);
+                    Advance(context, item);
                 }
 
                 return null;
@@ -379,6 +545,11 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
                 // A bookmark is the API server's heartbeat: it moves the resume point and proves the stream alive.
                 context.KeepAlive();
                 Advance(context, item!);
+                if (_hub is not null && !string.IsNullOrEmpty(item!.Metadata?.ResourceVersion))
+                {
+                    _hub.Progress(item.Metadata.ResourceVersion);
+                }
+
                 if (Logger.IsEnabled(LogLevel.Trace))
                 {
                     Log.Bookmark(Logger, ServiceName, client.Redact(context.Cursor));
@@ -413,6 +584,45 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
         }
     }
 
+    /// <summary>Applies one ADDED, MODIFIED or DELETED object to the service's endpoints and publishes when they changed.</summary>
+    private void ApplyChange(string type, EndpointSlice item, WatchContext<string> context, KubernetesApiClient client)
+    {
+        if (type == "DELETED")
+        {
+            if (string.IsNullOrEmpty(item.Metadata?.Name))
+            {
+                context.ReportError(Problem(client, "skipped a DELETED watch event of an EndpointSlice without metadata.name."));
+                return;
+            }
+
+            var removed = _merger.Remove(item.Metadata.Name);
+            Advance(context, item);
+            if (removed)
+            {
+                context.Publish(_merger.Current);
+            }
+
+            return;
+        }
+
+        if (EndpointSliceMerger.Validate(item) is { } problem)
+        {
+            // Not applied, and the cursor does not move: a resourceVersion from an object that cannot be read is not
+            // trusted either.
+            context.ReportError(Problem(client, $"skipped a {type} watch event of {problem}; its previous endpoints stay in force."));
+            return;
+        }
+
+        var problems = new List<string>();
+        var changed = _merger.Apply(item, problems);
+        ReportProblems(context, client, problems);
+        Advance(context, item);
+        if (changed)
+        {
+            context.Publish(_merger.Current);
+        }
+    }
+
     /// <summary>
     /// Returns whether <paramref name="item"/> carries a resourceVersion lower than the cursor: the server's history went
     /// backwards (a store restored from a backup, a different server behind the same address), and only a fresh list is
@@ -431,7 +641,7 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
         }
 
         var what = string.IsNullOrEmpty(item.Metadata?.Name) ? "a " + type + " event" : $"a {type} event of EndpointSlice '{item.Metadata.Name}'";
-        context.ReportError(Problem(client,
+        Report(context, client, (
             $"resourceVersion {next} in {what} came after resourceVersion {cursor}: the server's history went backwards; listing again."));
         return true;
     }
@@ -472,7 +682,23 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
             Log.SkippedEvent(Logger, ServiceName, error.Message);
         }
 
-        context.ReportError(error);
+        Report(context, client, text);
+    }
+
+    /// <summary>
+    /// Reports a problem that does not end the watch: to the observer, or from the hub's loop to every member, which
+    /// names its own service in the report.
+    /// </summary>
+    private void Report(WatchContext<string> context, KubernetesApiClient client, string text)
+    {
+        if (_hub is not null)
+        {
+            _hub.Problem(text);
+        }
+        else
+        {
+            context.ReportError(Problem(client, text));
+        }
     }
 
     private void ReportProblems(WatchContext<string> context, KubernetesApiClient client, List<string> problems)
@@ -498,11 +724,34 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
         var client = _clients.GetClient(_options);
         _client = client;
         var ns = _namespace ?? _options.Namespace ?? client.Config.Namespace ?? "default";
-        _where = $"service '{ServiceName}' in namespace '{ns}'";
+        _where = _hub is null ? $"service '{ServiceName}' in namespace '{ns}'" : $"namespace '{ns}'";
         var collection = string.Concat("/apis/discovery.k8s.io/v1/namespaces/", Uri.EscapeDataString(ns), "/endpointslices?labelSelector=",
-            Uri.EscapeDataString(ServiceNameLabel + "=" + ServiceName));
+            Uri.EscapeDataString(Selector()));
         _collection = collection;
         return (client, collection);
+    }
+
+    /// <summary>
+    /// The label selector: this service; or the hub's services (<c>=</c> for one, <c>in (...)</c> for several); or, for
+    /// the whole namespace or a selector too long to send, every slice that belongs to a service.
+    /// </summary>
+    private string Selector()
+    {
+        if (_hub is null)
+        {
+            return ServiceNameLabel + "=" + ServiceName;
+        }
+
+        var services = _selection?.Services;
+        if (services is null || services.Length == 0)
+        {
+            return ServiceNameLabel;
+        }
+
+        var selector = services.Length == 1
+            ? ServiceNameLabel + "=" + services[0]
+            : string.Concat(ServiceNameLabel, " in (", string.Join(',', services), ")");
+        return selector.Length > MaxSelectorLength ? ServiceNameLabel : selector;
     }
 
     /// <summary>When a kind of skipped event was last reported, and how many were left out since.</summary>
@@ -541,6 +790,9 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
 
         [LoggerMessage(211, LogLevel.Trace, "Bookmark on the watch of service {Service}: resuming from resourceVersion {ResourceVersion}.", EventName = "Bookmark")]
         public static partial void Bookmark(ILogger logger, string service, string resourceVersion);
+
+        [LoggerMessage(212, LogLevel.Debug, "Listed the shared watch {Watch}: {Slices} EndpointSlices for {Services} services (-1: the whole namespace) at resourceVersion {ResourceVersion}.", EventName = "SharedListed")]
+        public static partial void SharedListed(ILogger logger, string watch, int slices, int services, string resourceVersion);
 
         [LoggerMessage(210, LogLevel.Debug, "The watch of service {Service} outlived its timeout without ending; starting a new one.", EventName = "WatchGuardExpired")]
         public static partial void WatchGuardExpired(ILogger logger, string service);

@@ -36,7 +36,8 @@ internal sealed class KubernetesEndpointSourceProvider : IEndpointSourceProvider
             return false;
         }
 
-        source = new EndpointSliceSource(service, ns, options, _clients, _timeProvider, _loggerFactory.CreateLogger("Lodestar.Kubernetes"));
+        source = new EndpointSliceSource(service, ns, options, _clients, _timeProvider, _loggerFactory.CreateLogger("Lodestar.Kubernetes"),
+            shared: options.ShareNamespaceWatches ? _clients.SharedWatches : null);
         return true;
     }
 }
