@@ -31,8 +31,8 @@ public sealed class EndpointSliceSourceClockTests : IAsyncLifetime
 
     /// <summary>
     /// Starts a source on a recording clock and waits until it lists (one 30 s request deadline) and watches (one stall
-    /// timer). <paramref name="alone"/> runs it without a shared namespace watch, for the schedules of one loop: a member
-    /// of a shared watch backs off in its own loop besides the shared one, so two timers run.
+    /// timer). <paramref name="alone"/> runs it without a shared namespace watch. Shared, the schedules are the same: a
+    /// member follows the shared loop's backoff and arms no timer of its own.
     /// </summary>
     private async Task<(SourceHarness Harness, RecordingTimeProvider Clock)> StartWatchingAsync(double random = 0.5, bool alone = false)
     {
@@ -67,13 +67,15 @@ public sealed class EndpointSliceSourceClockTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(ExpiredWatchAnswer.HttpGone)]
-    [InlineData(ExpiredWatchAnswer.ErrorEvent)]
-    public async Task RunAsync_ResumeAnswered410_BacksOffOnceThenRelists(ExpiredWatchAnswer answer)
+    [InlineData(ExpiredWatchAnswer.HttpGone, true)]
+    [InlineData(ExpiredWatchAnswer.ErrorEvent, true)]
+    [InlineData(ExpiredWatchAnswer.HttpGone, false)]
+    [InlineData(ExpiredWatchAnswer.ErrorEvent, false)]
+    public async Task RunAsync_ResumeAnswered410_BacksOffOnceThenRelists(ExpiredWatchAnswer answer, bool shared)
     {
         _server.ExpiredWatchAnswer = answer;
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
-        var (harness, clock) = await StartWatchingAsync(random: 0.5, alone: true);
+        var (harness, clock) = await StartWatchingAsync(random: 0.5, alone: !shared);
         await using var _ = harness;
         await Eventually.TrueAsync(() => harness.Observer.Has("10.0.0.1:8080"), s_wait, "initial list");
 
@@ -101,13 +103,17 @@ public sealed class EndpointSliceSourceClockTests : IAsyncLifetime
         Assert.Empty(harness.Observer.Errors);
     }
 
-    [Fact]
-    public async Task RunAsync_ApiServerKeepsFailing_BacksOffOnClientGosScheduleAndReportsEachFailure()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_ApiServerKeepsFailing_BacksOffOnClientGosScheduleAndReportsEachFailure(bool shared)
     {
+        // Shared, the member arms no backoff of its own: the only timers are the shared loop's, so it follows the
+        // shared watch as soon as that recovers instead of sleeping a second backoff.
         _server.Upsert(Slice("orders-a", "10.0.0.1"));
         _server.Unavailable = true;
         var clock = new RecordingTimeProvider();
-        await using var harness = await SourceHarness.StartAsync(_server, timeProvider: clock, random: () => 1.0, configure: static o => o.ShareNamespaceWatches = false);
+        await using var harness = await SourceHarness.StartAsync(_server, timeProvider: clock, random: () => 1.0, configure: o => o.ShareNamespaceWatches = shared);
 
         // Each attempt arms its request deadline, fails with 503, then arms the backoff delay: read them in pairs.
         var schedule = new List<double>();

@@ -293,7 +293,10 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
                     ApplyList(message.Slices, context, client, message.ResourceVersion!);
                     return message.ResourceVersion!;
                 case HubMessageKind.Failure:
-                    throw message.Error!;
+                    // The hub backs off and lists again on its own: this member reports the failure and waits for that
+                    // list instead of sleeping a backoff of its own, which would leave it behind once the hub recovers.
+                    context.ReportError(DescribeError(message.Error!));
+                    break;
 
                 // Changes, bookmarks and endings before the snapshot belong to a listing this member does not build on.
             }
@@ -326,11 +329,16 @@ internal sealed partial class EndpointSliceSource : ListWatchEndpointSource<stri
                     context.ReportError(Problem(client, message.Text!));
                     break;
                 case HubMessageKind.Reconnect:
+                    // The shared loop paces its own short watches; the member follows at once (counted, no backoff).
+                    context.KeepAlive();
                     return WatchOutcome.Reconnect;
                 case HubMessageKind.Relist:
+                    context.KeepAlive();
                     return WatchOutcome.Relist;
                 case HubMessageKind.Failure:
-                    throw message.Error!;
+                    // As in the list: the hub's own loop backs off and resumes; the member keeps its set and follows it.
+                    context.ReportError(DescribeError(message.Error!));
+                    break;
             }
         }
     }
