@@ -12,9 +12,6 @@ namespace Lodestar.Tests.Http;
 [Collection(nameof(HandlerAllocationTests))]
 public sealed class HandlerAllocationTests(ITestOutputHelper output)
 {
-    // Measured on .NET 10: 889 bytes (3,993 against 3,104). Pooling the per-request hedging state would remove most of it.
-    private const int BoundForHedgingIdle = 950;
-
     [Theory]
     [InlineData(1)]
     [InlineData(16)]
@@ -44,8 +41,10 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         Assert.InRange(lodestar - bare, 0, 600);
     }
 
-    [Fact]
-    public async Task SendAsync_HedgingOnButNoHedgeFires_AllocatesLittleMoreThanWithoutHedging()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(16)]
+    public async Task SendAsync_HedgingOnButNoHedgeFires_AllocatesWithinThreePercentOfNoHedging(int callers)
     {
         // Arrange: the system clock and a one-second delay that a transport answering at once never reaches.
         var handler = new CountingHandler(answerAsynchronously: true);
@@ -63,17 +62,17 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         var withoutHedging = long.MaxValue;
         for (var round = 0; round < 3; round++)
         {
-            withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hedged.CreateClient(), "http://orders/x"));
-            withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(plain.CreateClient(), "http://orders/x"));
+            withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hedged.CreateClient(), "http://orders/x", callers));
+            withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(plain.CreateClient(), "http://orders/x", callers));
         }
 
-        output.WriteLine($"hedging on {withHedging} B, off {withoutHedging} B, added {withHedging - withoutHedging} B per request");
+        output.WriteLine($"{callers} caller(s): hedging on {withHedging} B, off {withoutHedging} B, added {withHedging - withoutHedging} B per request");
 
-        // Assert: one attempt per request, no clone; the extra is the timer, its task, the attempts' cancellation
-        // source and the wait for the first of the two.
+        // Assert: one attempt per request, none cancelled; the round (cancellation source, timer, wait) is reused, so
+        // the extra stays within 3 % (measured on .NET 10: 0 B; 889 B with a source, timer, task and wait per request).
         Assert.Equal(0, handler.Cancelled);
-        Assert.Equal(2 * 3 * (100 + 500), handler.Calls);
-        Assert.InRange(withHedging - withoutHedging, 0, BoundForHedgingIdle);
+        Assert.Equal(2 * 3 * (100 + 500) * callers, handler.Calls);
+        Assert.InRange(withHedging - withoutHedging, long.MinValue, withoutHedging * 3 / 100);
     }
 
     private static async Task<long> AsyncBytesPerRequestAsync(HttpClient client, string uri, int callers = 1)
@@ -156,7 +155,9 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
 
 /// <summary>
 /// Answers 200 at once or on another thread and only counts: a recording handler's growing list would add its own
-/// lumps of allocation, different for each client.
+/// lumps of allocation, different for each client. Answering later, it registers on the request's token for as long as
+/// the request is in flight, as a real transport does (SocketsHttpHandler's connections do, to abort a cancelled
+/// request), so a pipeline that hands the transport a token of its own pays what it would in production.
 /// </summary>
 internal sealed class CountingHandler(bool answerAsynchronously) : HttpMessageHandler
 {
@@ -176,12 +177,8 @@ internal sealed class CountingHandler(bool answerAsynchronously) : HttpMessageHa
 
     private async Task<HttpResponseMessage> AnswerLaterAsync(CancellationToken cancellationToken)
     {
+        using var inFlight = cancellationToken.UnsafeRegister(static state => Interlocked.Increment(ref ((CountingHandler)state!)._cancelled), this);
         await Task.Yield();
-        if (cancellationToken.IsCancellationRequested)
-        {
-            Interlocked.Increment(ref _cancelled);
-        }
-
         return new HttpResponseMessage(System.Net.HttpStatusCode.OK);
     }
 }
