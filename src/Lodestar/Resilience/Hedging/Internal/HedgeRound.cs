@@ -25,7 +25,7 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// reused: its first attempt may still complete into it.
 /// </para>
 /// </remarks>
-internal sealed class HedgeRound : IValueTaskSource<bool>
+internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
 {
     private readonly TimeProvider _timeProvider;
     private readonly ITimer _timer;
