@@ -75,15 +75,47 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         Assert.InRange(withHedging - withoutHedging, long.MinValue, withoutHedging * 3 / 100);
     }
 
-    private static async Task<long> AsyncBytesPerRequestAsync(HttpClient client, string uri, int callers = 1)
+    [Fact]
+    public async Task SendAsync_HedgingOnWithSixtyFourRequestsInFlightAtOnce_AllocatesWithinThreePercentOfNoHedging()
     {
-        const int Requests = 500;
-        await RunCallersAsync(client, uri, callers, 100);
+        // Arrange: the transport holds each request until all 64 callers' requests are in flight, so every wave has 64
+        // requests waiting on their hedging delay at the same time, each on a round of its own.
+        const int Callers = 64;
+        var handler = new CountingHandler(answerAsynchronously: true, wave: Callers);
+        await using var hedged = ResilienceTestHost.Create(o =>
+        {
+            o.Hedging.Enabled = true;
+            o.Hedging.Delay = TimeSpan.FromSeconds(5);
+        }, primaryHandler: handler);
+        await using var plain = ResilienceTestHost.Create(primaryHandler: handler);
+        hedged.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+        plain.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+
+        // Act
+        var withHedging = long.MaxValue;
+        var withoutHedging = long.MaxValue;
+        for (var round = 0; round < 3; round++)
+        {
+            withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hedged.CreateClient(), "http://orders/x", Callers, 40, 10));
+            withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(plain.CreateClient(), "http://orders/x", Callers, 40, 10));
+        }
+
+        output.WriteLine($"{Callers} in flight: hedging on {withHedging} B, off {withoutHedging} B, added {withHedging - withoutHedging} B per request");
+
+        // Assert
+        Assert.Equal(0, handler.Cancelled);
+        Assert.Equal(2 * 3 * (10 + 40) * Callers, handler.Calls);
+        Assert.InRange(withHedging - withoutHedging, long.MinValue, withoutHedging * 3 / 100);
+    }
+
+    private static async Task<long> AsyncBytesPerRequestAsync(HttpClient client, string uri, int callers = 1, int requests = 500, int warmUp = 100)
+    {
+        await RunCallersAsync(client, uri, callers, warmUp);
         var before = GC.GetTotalAllocatedBytes(true);
-        await RunCallersAsync(client, uri, callers, Requests);
+        await RunCallersAsync(client, uri, callers, requests);
 
         // The callers' own tasks are the same for both clients and cancel out in the difference.
-        return (GC.GetTotalAllocatedBytes(true) - before) / (Requests * callers);
+        return (GC.GetTotalAllocatedBytes(true) - before) / (requests * callers);
     }
 
     private static async Task RunCallersAsync(HttpClient client, string uri, int callers, int requestsEach)
@@ -159,10 +191,12 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
 /// the request is in flight, as a real transport does (SocketsHttpHandler's connections do, to abort a cancelled
 /// request), so a pipeline that hands the transport a token of its own pays what it would in production.
 /// </summary>
-internal sealed class CountingHandler(bool answerAsynchronously) : HttpMessageHandler
+internal sealed class CountingHandler(bool answerAsynchronously, int wave = 1) : HttpMessageHandler
 {
     private int _calls;
     private int _cancelled;
+    private int _arrived;
+    private TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public int Calls => Volatile.Read(ref _calls);
 
@@ -178,7 +212,23 @@ internal sealed class CountingHandler(bool answerAsynchronously) : HttpMessageHa
     private async Task<HttpResponseMessage> AnswerLaterAsync(CancellationToken cancellationToken)
     {
         using var inFlight = cancellationToken.UnsafeRegister(static state => Interlocked.Increment(ref ((CountingHandler)state!)._cancelled), this);
-        await Task.Yield();
+        if (wave > 1)
+        {
+            // The last request of a wave opens the gate for all of it; the next wave's come after, on a new gate.
+            var gate = Volatile.Read(ref _gate);
+            if (Interlocked.Increment(ref _arrived) % wave == 0)
+            {
+                Volatile.Write(ref _gate, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+                gate.SetResult();
+            }
+
+            await gate.Task;
+        }
+        else
+        {
+            await Task.Yield();
+        }
+
         return new HttpResponseMessage(System.Net.HttpStatusCode.OK);
     }
 }

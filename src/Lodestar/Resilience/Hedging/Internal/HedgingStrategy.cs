@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Health.Internal;
@@ -39,8 +40,12 @@ internal sealed partial class HedgingStrategy
     private readonly LodestarMetrics _metrics;
     private readonly ILogger _logger;
 
-    // Rounds of requests whose first attempt won, for the next requests; a few per core, taken and put back lock-free.
-    private readonly HedgeRound?[] _rounds = new HedgeRound?[Math.Clamp(Environment.ProcessorCount * 2, 4, 64)];
+    // Rounds of requests whose first attempt won, for the next requests. A caller that sends its next request as the
+    // last one ends takes back the round it just returned, so few are pooled at once; a burst of requests that end
+    // together may return up to MaxPooledRounds. The queue reuses its segment once it has grown.
+    private const int MaxPooledRounds = 1024;
+    private readonly ConcurrentQueue<HedgeRound> _rounds = new();
+    private int _pooledRounds;
 
     public HedgingStrategy(AttemptRunner runner, LodestarMetrics metrics, ILogger logger)
     {
@@ -233,13 +238,10 @@ internal sealed partial class HedgingStrategy
 
     private HedgeRound RentRound()
     {
-        var start = Environment.CurrentManagedThreadId;
-        for (var i = 0; i < _rounds.Length; i++)
+        if (_rounds.TryDequeue(out var round))
         {
-            if (Interlocked.Exchange(ref _rounds[(int)((uint)(start + i) % (uint)_rounds.Length)], null) is { } round)
-            {
-                return round;
-            }
+            Interlocked.Decrement(ref _pooledRounds);
+            return round;
         }
 
         return new HedgeRound(_timeProvider);
@@ -248,15 +250,13 @@ internal sealed partial class HedgingStrategy
     private void ReturnRound(HedgeRound round)
     {
         round.Reset();
-        var start = Environment.CurrentManagedThreadId;
-        for (var i = 0; i < _rounds.Length; i++)
+        if (Interlocked.Increment(ref _pooledRounds) <= MaxPooledRounds)
         {
-            if (Interlocked.CompareExchange(ref _rounds[(int)((uint)(start + i) % (uint)_rounds.Length)], round, null) is null)
-            {
-                return;
-            }
+            _rounds.Enqueue(round);
+            return;
         }
 
+        Interlocked.Decrement(ref _pooledRounds);
         round.Dispose();
     }
 
