@@ -11,11 +11,16 @@ using Microsoft.Extensions.DependencyInjection;
 // Runs the same closed-loop traffic, side by side in one process run, through a plain HttpClient on one address, Lodestar
 // policies with and without hedging, Microsoft.Extensions.ServiceDiscovery's round robin bare and with the standard
 // resilience handler, YARP 2.3 (a reverse-proxy process of its own: PowerOfTwoChoices, RoundRobin) and HAProxy
-// (roundrobin, leastconn), all in front of the same loopback Kestrel backends. Every scenario runs its setups twice, the
-// second time in reverse order. Bounded in time and count; only the proxy processes started here are stopped.
+// (roundrobin, leastconn), all in front of the same loopback Kestrel backends. Every scenario first warms every setup
+// until its throughput is steady, then measures them in alternating passes (forward, reverse, forward, ...) and reports
+// each setup's median and spread over the passes. Bounded in time and count; only the proxy processes started here are
+// stopped.
 //
-//   dotnet run -c Release --project bench/Lodestar.Scenarios -- [--duration 3] [--out docs/benchmarks-tail] [--only id,id]
+//   dotnet run -c Release --project bench/Lodestar.Scenarios -- [--duration 3] [--passes 3] [--out docs/benchmarks-tail] [--only id,id]
+//
+// --duration is the measured seconds per setup, split evenly over the passes.
 var seconds = 3.0;
+var passes = 3;
 var output = Path.Combine("docs", "benchmarks-tail");
 string[]? only = null;
 for (var i = 0; i < args.Length - 1; i++)
@@ -24,6 +29,9 @@ for (var i = 0; i < args.Length - 1; i++)
     {
         case "--duration":
             seconds = double.Parse(args[++i], CultureInfo.InvariantCulture);
+            break;
+        case "--passes":
+            passes = int.Parse(args[++i], CultureInfo.InvariantCulture);
             break;
         case "--out":
             output = args[++i];
@@ -35,6 +43,8 @@ for (var i = 0; i < args.Length - 1; i++)
 }
 
 var duration = TimeSpan.FromSeconds(Math.Clamp(seconds, 1, 60));
+passes = Math.Clamp(passes, 1, 9);
+var wallClock = Stopwatch.StartNew();
 using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(40));
 string[] allPolicies =
 [
@@ -48,6 +58,7 @@ var report = new Report
     Command = "dotnet run -c Release --project bench/Lodestar.Scenarios -- " + string.Join(' ', args),
     Machine = $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}",
     SecondsPerSetup = duration.TotalSeconds,
+    Passes = passes,
 };
 
 var scenarios = new List<Scenario>
@@ -65,18 +76,20 @@ var scenarios = new List<Scenario>
 
 foreach (var scenario in scenarios.Where(s => only is null || only.Contains(s.Id)))
 {
-    report.Scenarios.Add(await RunScenarioAsync(scenario, duration, 2_000_000, stop.Token));
+    report.Scenarios.Add(await RunScenarioAsync(scenario, duration / passes, passes, 2_000_000, stop.Token));
 }
 
 Summarise(report);
 Print(report);
+PrintSummary(report);
+Console.WriteLine($"Total run time {wallClock.Elapsed.TotalMinutes:F1} min");
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output + ".json"))!);
 await File.WriteAllTextAsync(output + ".json", JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
 await File.WriteAllTextAsync(output + ".svg", Svg.Render(report));
 Console.WriteLine($"Wrote {output}.json and {output}.svg");
 return 0;
 
-async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, int maxRequests, CancellationToken cancellationToken)
+async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, int passCount, int maxRequests, CancellationToken cancellationToken)
 {
     Console.WriteLine($"Scenario ({scenario.Id}): {scenario.Description}; load average {LoadAverage()}");
     var backends = new TestBackend[scenario.Backends];
@@ -147,15 +160,29 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
             setups.Add(("haproxy " + balance, Plain(), $"http://127.0.0.1:{haproxy.Ports[http2 ? balance + "-h2" : balance]}/"));
         }
 
-        // Warm up every setup (connections, estimates, JIT) before any is measured, then measure all of them twice: in
-        // order, then in reverse order, so that a drift in the machine's load does not favour whoever runs first.
+        // Warm up before anything is measured: one round over every setup (connections, estimates, JIT at tier 0), then
+        // every setup again in short windows until two windows in a row agree on throughput within 5 % (tiered JIT and
+        // dynamic PGO recompile the hot methods in the background for a while; the first pass used to run 35-45 %
+        // slower than a later pass of the same setup).
         foreach (var (_, client, uri) in setups)
         {
-            await LoadAsync(client, uri, http2, scenario.Callers, TimeSpan.FromMilliseconds(700), 5_000, cancellationToken);
+            await LoadAsync(client, uri, http2, scenario.Callers, TimeSpan.FromMilliseconds(500), 5_000, cancellationToken);
         }
 
-        foreach (var pass in new[] { "forward", "reverse" })
+        foreach (var (name, client, uri) in setups)
         {
+            var windows = await WarmUntilSteadyAsync(client, uri, http2, scenario.Callers, cancellationToken);
+            if (windows > 3)
+            {
+                Console.WriteLine($"  warm-up  {name,-42} steady after {windows} windows");
+            }
+        }
+
+        // Then the passes, alternating in order and reverse order so that a drift in the machine's load does not favour
+        // whoever runs first; each setup's figures are the median over the passes.
+        for (var number = 1; number <= passCount; number++)
+        {
+            var pass = number % 2 == 1 ? "forward" : "reverse";
             var ordered = pass == "forward" ? setups : Enumerable.Reverse(setups).ToList();
             foreach (var (name, client, uri) in ordered)
             {
@@ -163,17 +190,18 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
                 var run = await LoadAsync(client, uri, http2, scenario.Callers, runFor, maxRequests, cancellationToken);
                 run.Setup = name;
                 run.Pass = pass;
+                run.PassNumber = number;
                 var attempts = 0L;
                 for (var i = 0; i < backends.Length; i++)
                 {
                     var count = backends[i].Requests - before[i];
                     attempts += count;
-                    run.Shares[backends[i].Name + (scenario.SlowFactor > 1 && i == backends.Length - 1 ? " (slow)" : string.Empty)] = count;
+                    run.Shares[BackendName(scenario, backends, i)] = count;
                 }
 
                 run.ExtraAttemptsPercent = run.Requests == 0 ? 0 : 100.0 * (attempts - run.Requests) / run.Requests;
                 result.Results.Add(run);
-                Console.WriteLine($"  {pass,-7} {name,-42} {run.RequestsPerSecond,8:F0} req/s  p50 {run.P50Ms,6:F2}  p99 {run.P99Ms,6:F2}  p99.9 {run.P999Ms,6:F2} ms  extra {run.ExtraAttemptsPercent,5:F2} %  errors {run.Errors}  load {run.LoadAverage}");
+                Console.WriteLine($"  {number} {pass,-7} {name,-42} {run.RequestsPerSecond,8:F0} req/s  p50 {run.P50Ms,6:F2}  p99 {run.P99Ms,6:F2}  p99.9 {run.P999Ms,6:F2} ms  extra {run.ExtraAttemptsPercent,5:F2} %  errors {run.Errors}  load {run.LoadAverage}");
             }
         }
 
@@ -201,6 +229,27 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
     return result;
 }
 
+static string BackendName(Scenario scenario, TestBackend[] backends, int index)
+    => backends[index].Name + (scenario.SlowFactor > 1 && index == backends.Length - 1 ? " (slow)" : string.Empty);
+
+static async Task<int> WarmUntilSteadyAsync(HttpClient client, string uri, bool http2, int callers, CancellationToken cancellationToken)
+{
+    const int MaxWindows = 5;
+    var previous = 0.0;
+    for (var window = 1; window <= MaxWindows; window++)
+    {
+        var run = await LoadAsync(client, uri, http2, callers, TimeSpan.FromMilliseconds(400), 200_000, cancellationToken);
+        if (window > 1 && previous > 0 && Math.Abs(run.RequestsPerSecond - previous) <= 0.05 * previous)
+        {
+            return window;
+        }
+
+        previous = run.RequestsPerSecond;
+    }
+
+    return MaxWindows;
+}
+
 static string LoadAverage()
 {
     try
@@ -215,23 +264,95 @@ static string LoadAverage()
 
 static void Summarise(Report report)
 {
-    // p99 of each setup as the mean of its two passes, as a ratio to each peer's, per scenario.
+    // Each setup's median over the passes; ratios to the peers the goals name, per scenario.
     foreach (var scenario in report.Scenarios)
     {
-        var p99 = scenario.Results.GroupBy(r => r.Setup).ToDictionary(g => g.Key, g => g.Average(r => r.P99Ms));
-        foreach (var peer in new[] { "haproxy leastconn", "yarp PowerOfTwoChoices", "M.E.SD round robin" })
+        foreach (var group in scenario.Results.GroupBy(r => r.Setup))
         {
-            if (!p99.TryGetValue(peer, out var reference) || reference <= 0)
+            var runs = group.ToList();
+            var shares = new Dictionary<string, long>();
+            foreach (var run in runs)
             {
-                continue;
+                foreach (var (backend, count) in run.Shares)
+                {
+                    shares[backend] = shares.GetValueOrDefault(backend) + count;
+                }
             }
 
-            foreach (var (setup, value) in p99.Where(p => p.Key.StartsWith("lodestar", StringComparison.Ordinal)))
+            var total = Math.Max(1, shares.Values.Sum());
+            var fast = shares.Where(s => !s.Key.EndsWith("(slow)", StringComparison.Ordinal)).Select(s => s.Value).ToArray();
+            var slow = shares.Where(s => s.Key.EndsWith("(slow)", StringComparison.Ordinal)).Sum(s => s.Value);
+            var requests = runs.Sum(r => (long)r.Requests);
+            scenario.Summary.Add(new SetupSummary
             {
-                scenario.P99Ratios[$"{setup} / {peer}"] = Math.Round(value / reference, 3);
+                Setup = group.Key,
+                RequestsPerSecond = Median(runs.Select(r => r.RequestsPerSecond)),
+                RequestsPerSecondSpreadPercent = Spread(runs.Select(r => r.RequestsPerSecond)),
+                P99Ms = Median(runs.Select(r => r.P99Ms)),
+                P99SpreadPercent = Spread(runs.Select(r => r.P99Ms)),
+                CpuMicrosecondsPerRequest = Median(runs.Select(r => r.CpuMicrosecondsPerRequest)),
+                BytesPerRequest = Median(runs.Select(r => (double)r.BytesPerRequest)),
+                MaxMinShare = fast.Length < 2 || fast.Min() == 0 ? null : Math.Round(fast.Max() / (double)fast.Min(), 3),
+                SlowSharePercent = Math.Round(100.0 * slow / total, 2),
+                ExtraAttemptsPercent = requests == 0 ? 0 : Math.Round(100.0 * (total - requests) / requests, 2),
+                Errors = runs.Sum(r => r.Errors),
+            });
+        }
+
+        var bySetup = scenario.Summary.ToDictionary(s => s.Setup);
+        foreach (var summary in scenario.Summary)
+        {
+            summary.ThroughputVsMesd = Ratio(summary.RequestsPerSecond, bySetup.GetValueOrDefault(Peers.Mesd)?.RequestsPerSecond);
+            summary.P99VsHaproxyLeastconn = Ratio(summary.P99Ms, bySetup.GetValueOrDefault(Peers.HaproxyLeastconn)?.P99Ms);
+            summary.P99VsYarpP2c = Ratio(summary.P99Ms, bySetup.GetValueOrDefault(Peers.YarpP2c)?.P99Ms);
+            if (summary.Setup.StartsWith("lodestar", StringComparison.Ordinal))
+            {
+                foreach (var (peer, ratio) in new[] { (Peers.HaproxyLeastconn, summary.P99VsHaproxyLeastconn), (Peers.YarpP2c, summary.P99VsYarpP2c) })
+                {
+                    if (ratio is { } value)
+                    {
+                        scenario.P99Ratios[$"{summary.Setup} / {peer}"] = value;
+                    }
+                }
             }
         }
     }
+
+    static double? Ratio(double value, double? reference) => reference is > 0 ? Math.Round(value / reference.Value, 3) : null;
+}
+
+static double Median(IEnumerable<double> values)
+{
+    var sorted = values.Order().ToArray();
+    return sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+}
+
+static double Spread(IEnumerable<double> values)
+{
+    // (max - min) / median, in percent: how far apart the passes of one setup were.
+    var list = values.ToList();
+    var median = Median(list);
+    return list.Count < 2 || median <= 0 ? 0 : Math.Round(100.0 * (list.Max() - list.Min()) / median, 1);
+}
+
+static void PrintSummary(Report report)
+{
+    Console.WriteLine();
+    Console.WriteLine($"Summary: median of {report.Passes} passes per setup ({report.SecondsPerSetup / report.Passes:F2} s each), spread = (max-min)/median over the passes.");
+    Console.WriteLine("x M.E.SD = throughput over bare M.E.SD round robin's; p99/leastconn and p99/P2C = p99 over HAProxy leastconn's and YARP PowerOfTwoChoices';");
+    Console.WriteLine("max/min = share of the busiest over the least busy backend that is not slow (all passes); slow % = share sent to the slow one; extra % = hedges and retries.");
+    foreach (var scenario in report.Scenarios)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"({scenario.Id}) {scenario.Description}; load average at start {scenario.LoadAverageAtStart}");
+        Console.WriteLine($"{"setup",-42} {"req/s",8} {"spread",6} {"x M.E.SD",8} {"p99 ms",7} {"spread",6} {"p99/leastconn",13} {"p99/P2C",7} {"max/min",7} {"slow %",6} {"extra %",7} {"cpu us",6} {"B/req",6}");
+        foreach (var s in scenario.Summary)
+        {
+            Console.WriteLine($"{s.Setup,-42} {s.RequestsPerSecond,8:F0} {s.RequestsPerSecondSpreadPercent,5:F1}% {Format(s.ThroughputVsMesd),8} {s.P99Ms,7:F2} {s.P99SpreadPercent,5:F1}% {Format(s.P99VsHaproxyLeastconn),13} {Format(s.P99VsYarpP2c),7} {Format(s.MaxMinShare),7} {s.SlowSharePercent,6:F2} {s.ExtraAttemptsPercent,7:F2} {s.CpuMicrosecondsPerRequest,6:F0} {s.BytesPerRequest,6:F0}");
+        }
+    }
+
+    static string Format(double? ratio) => ratio is { } value ? value.ToString("F3", CultureInfo.InvariantCulture) : "-";
 }
 
 static HttpClient Plain() => new(new SocketsHttpHandler
@@ -257,7 +378,6 @@ static async Task<RunResult> LoadAsync(HttpClient client, string uri, bool http2
         {
             var latencies = new List<long>(4096);
             var errors = 0;
-            var sequence = worker;
             while (Stopwatch.GetTimestamp() < deadline && Interlocked.Increment(ref issued) <= maxRequests)
             {
                 using var request = new HttpRequestMessage(HttpMethod.Get, uri);
@@ -267,8 +387,10 @@ static async Task<RunResult> LoadAsync(HttpClient client, string uri, bool http2
                     request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
                 }
 
-                // Hash policies spread over 1,000 users; the others ignore the header.
-                request.Headers.Add("X-User", "user-" + (sequence++ % 1_000).ToString(CultureInfo.InvariantCulture));
+                // Hash policies see a new one of 100,000 users on every request, process-wide, so a run's share per backend
+                // is the table's over as many keys as there were requests (1,000 keys alone spread ±7 % per backend); the
+                // other policies ignore the header.
+                request.Headers.Add("X-User", "user-" + HashKeys.Next().ToString(CultureInfo.InvariantCulture));
                 var start = Stopwatch.GetTimestamp();
                 try
                 {
@@ -326,20 +448,16 @@ static void Print(Report report)
     {
         Console.WriteLine();
         Console.WriteLine($"({scenario.Id}) {scenario.Description}; load average at start {scenario.LoadAverageAtStart}");
-        Console.WriteLine($"{"pass",-7} {"setup",-42} {"req/s",8} {"p50 ms",7} {"p99 ms",7} {"p99.9",7} {"extra%",6} {"cpu us",7} {"B/req",7} {"max/min",7}  share per backend  (load)");
+        Console.WriteLine($"{"pass",-9} {"setup",-42} {"req/s",8} {"p50 ms",7} {"p99 ms",7} {"p99.9",7} {"extra%",6} {"cpu us",7} {"B/req",7} {"max/min",7}  share per backend  (load)");
         foreach (var run in scenario.Results)
         {
             var total = Math.Max(1, run.Shares.Values.Sum());
             var shares = string.Join(" ", run.Shares.Select(s => $"{s.Key}:{100.0 * s.Value / total:F1}%"));
             var fast = run.Shares.Where(s => !s.Key.EndsWith("(slow)", StringComparison.Ordinal)).Select(s => s.Value).ToArray();
             var maxMin = fast.Length == 0 || fast.Min() == 0 ? double.NaN : fast.Max() / (double)fast.Min();
-            Console.WriteLine($"{run.Pass,-7} {run.Setup,-42} {run.RequestsPerSecond,8:F0} {run.P50Ms,7:F2} {run.P99Ms,7:F2} {run.P999Ms,7:F2} {run.ExtraAttemptsPercent,6:F2} {run.CpuMicrosecondsPerRequest,7:F0} {run.BytesPerRequest,7:F0} {maxMin,7:F3}  {shares}  ({run.LoadAverage})");
+            Console.WriteLine($"{run.PassNumber + " " + run.Pass,-9} {run.Setup,-42} {run.RequestsPerSecond,8:F0} {run.P50Ms,7:F2} {run.P99Ms,7:F2} {run.P999Ms,7:F2} {run.ExtraAttemptsPercent,6:F2} {run.CpuMicrosecondsPerRequest,7:F0} {run.BytesPerRequest,7:F0} {maxMin,7:F3}  {shares}  ({run.LoadAverage})");
         }
 
-        foreach (var (name, ratio) in scenario.P99Ratios)
-        {
-            Console.WriteLine($"  p99 ratio {name}: {ratio:F3}");
-        }
     }
 }
 
@@ -349,7 +467,10 @@ internal sealed class Report
 
     public string Machine { get; set; } = string.Empty;
 
+    /// <summary>Gets or sets the measured seconds per setup, over all passes.</summary>
     public double SecondsPerSetup { get; set; }
+
+    public int Passes { get; set; }
 
     public List<ScenarioResult> Scenarios { get; } = [];
 }
@@ -364,8 +485,11 @@ internal sealed class ScenarioResult
 
     public string LoadAverageAtStart { get; set; } = string.Empty;
 
-    /// <summary>Gets each Lodestar setup's p99 (mean of both passes) over a peer's.</summary>
+    /// <summary>Gets each Lodestar setup's p99 (median of the passes) over a peer's.</summary>
     public Dictionary<string, double> P99Ratios { get; } = [];
+
+    /// <summary>Gets each setup's medians over the passes and its ratios to the peers.</summary>
+    public List<SetupSummary> Summary { get; } = [];
 
     public List<RunResult> Results { get; } = [];
 }
@@ -375,6 +499,8 @@ internal sealed class RunResult
     public string Setup { get; set; } = string.Empty;
 
     public string Pass { get; set; } = string.Empty;
+
+    public int PassNumber { get; set; }
 
     public string LoadAverage { get; set; } = string.Empty;
 
@@ -407,4 +533,52 @@ internal sealed class RunResult
 
     /// <summary>Gets or sets the latency at each of <see cref="Svg.Quantiles"/>, for the plot.</summary>
     public double[] Curve { get; set; } = [];
+}
+
+internal sealed class SetupSummary
+{
+    public string Setup { get; set; } = string.Empty;
+
+    public double RequestsPerSecond { get; set; }
+
+    public double RequestsPerSecondSpreadPercent { get; set; }
+
+    public double? ThroughputVsMesd { get; set; }
+
+    public double P99Ms { get; set; }
+
+    public double P99SpreadPercent { get; set; }
+
+    public double? P99VsHaproxyLeastconn { get; set; }
+
+    public double? P99VsYarpP2c { get; set; }
+
+    public double CpuMicrosecondsPerRequest { get; set; }
+
+    public double BytesPerRequest { get; set; }
+
+    /// <summary>Gets or sets the busiest fast backend's requests over the least busy one's, over all passes.</summary>
+    public double? MaxMinShare { get; set; }
+
+    public double SlowSharePercent { get; set; }
+
+    public double ExtraAttemptsPercent { get; set; }
+
+    public int Errors { get; set; }
+}
+
+/// <summary>The setups the goals compare Lodestar with.</summary>
+internal static class Peers
+{
+    public const string Mesd = "M.E.SD round robin";
+    public const string HaproxyLeastconn = "haproxy leastconn";
+    public const string YarpP2c = "yarp PowerOfTwoChoices";
+}
+
+/// <summary>The hash keys of the requests: a new one of 100,000 users on each, process-wide.</summary>
+internal static class HashKeys
+{
+    private static long s_next;
+
+    public static long Next() => Interlocked.Increment(ref s_next) % 100_000;
 }

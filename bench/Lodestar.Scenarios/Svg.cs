@@ -48,7 +48,7 @@ internal static class Svg
     {
         var plotWidth = Width - Left - Right;
         var plotHeight = PanelHeight - Top - Bottom;
-        var values = scenario.Results.Where(r => r.Pass != "reverse").SelectMany(r => r.Curve).Where(v => v > 0).ToList();
+        var values = scenario.Results.Where(r => r.PassNumber == 1).SelectMany(r => r.Curve).Where(v => v > 0).ToList();
         var min = Math.Log10(Math.Max(0.05, values.Count == 0 ? 0.1 : values.Min()));
         var max = Math.Log10(Math.Max(Math.Pow(10, min) * 2, values.Count == 0 ? 1 : values.Max()));
         min = Math.Floor(min * 2) / 2;
@@ -75,8 +75,8 @@ internal static class Svg
 
         svg.Append(CultureInfo.InvariantCulture, $"<text x=\"16\" y=\"{offsetY + Top + (plotHeight / 2)}\" transform=\"rotate(-90 16 {offsetY + Top + (plotHeight / 2)})\" text-anchor=\"middle\">latency (ms, log)</text>\n");
         svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left + (plotWidth / 2)}\" y=\"{offsetY + PanelHeight - 10}\" text-anchor=\"middle\">percentile</text>\n");
-        // One line per setup: the forward pass (the JSON keeps both).
-        var runs = scenario.Results.Where(r => r.Pass != "reverse").ToList();
+        // One line per setup: the first measured pass (the JSON keeps every pass).
+        var runs = scenario.Results.Where(r => r.PassNumber == 1).ToList();
         for (var i = 0; i < runs.Count; i++)
         {
             var run = runs[i];

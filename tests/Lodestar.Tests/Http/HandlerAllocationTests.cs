@@ -12,19 +12,14 @@ namespace Lodestar.Tests.Http;
 [Collection(nameof(HandlerAllocationTests))]
 public sealed class HandlerAllocationTests(ITestOutputHelper output)
 {
-    // Measured on .NET 10: 889 bytes (3,993 against 3,104). Pooling the per-request hedging state would remove most of it.
-    private const int BoundForHedgingIdle = 950;
-
-    [Fact]
-    public async Task SendAsync_TransportAnswersAsynchronously_AddsAtMostSevenHundredBytesPerRequest()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(16)]
+    public async Task SendAsync_TransportAnswersAsynchronously_AddsAtMostSixHundredBytesPerRequest(int callers)
     {
         // Arrange: a transport that answers on another thread, as a real one does, so every async method of the
         // pipeline suspends; counted process-wide, with no other test running (the collection runs alone).
-        var handler = new ScriptedHandler(async _ =>
-        {
-            await Task.Yield();
-            return new HttpResponseMessage(System.Net.HttpStatusCode.OK);
-        });
+        var handler = new CountingHandler(answerAsynchronously: true);
         await using var host = ResilienceTestHost.Create(primaryHandler: handler,
             services: s => s.AddHttpClient("bare").ConfigurePrimaryHttpMessageHandler(() => handler));
         host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
@@ -35,27 +30,24 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         var lodestar = long.MaxValue;
         for (var round = 0; round < 3; round++)
         {
-            bare = Math.Min(bare, await AsyncBytesPerRequestAsync(factory.CreateClient("bare"), "http://127.0.0.1:9001/x"));
-            lodestar = Math.Min(lodestar, await AsyncBytesPerRequestAsync(host.CreateClient(), "http://orders/x"));
+            bare = Math.Min(bare, await AsyncBytesPerRequestAsync(factory.CreateClient("bare"), "http://127.0.0.1:9001/x", callers));
+            lodestar = Math.Min(lodestar, await AsyncBytesPerRequestAsync(host.CreateClient(), "http://orders/x", callers));
         }
 
-        output.WriteLine($"bare {bare} B, lodestar {lodestar} B, added {lodestar - bare} B per request");
+        output.WriteLine($"{callers} caller(s): bare {bare} B, lodestar {lodestar} B, added {lodestar - bare} B per request");
 
-        // Assert
-        // The goal is 600 B; with the per-request resend tally and the OpenTelemetry attribute work it measures 656 B on
-        // .NET 10 (553 B before them). This bound keeps it from growing while the rest is found.
-        Assert.InRange(lodestar - bare, 0, 700);
+        // Assert: measured on .NET 10, 533 B alone and under 16 callers (656 B before the handler's own state machine
+        // came from a pooled builder).
+        Assert.InRange(lodestar - bare, 0, 600);
     }
 
-    [Fact]
-    public async Task SendAsync_HedgingOnButNoHedgeFires_AllocatesLittleMoreThanWithoutHedging()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(16)]
+    public async Task SendAsync_HedgingOnButNoHedgeFires_AllocatesWithinThreePercentOfNoHedging(int callers)
     {
         // Arrange: the system clock and a one-second delay that a transport answering at once never reaches.
-        var handler = new ScriptedHandler(async _ =>
-        {
-            await Task.Yield();
-            return new HttpResponseMessage(System.Net.HttpStatusCode.OK);
-        });
+        var handler = new CountingHandler(answerAsynchronously: true);
         await using var hedged = ResilienceTestHost.Create(o =>
         {
             o.Hedging.Enabled = true;
@@ -70,33 +62,87 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         var withoutHedging = long.MaxValue;
         for (var round = 0; round < 3; round++)
         {
-            withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hedged.CreateClient(), "http://orders/x"));
-            withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(plain.CreateClient(), "http://orders/x"));
+            withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hedged.CreateClient(), "http://orders/x", callers));
+            withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(plain.CreateClient(), "http://orders/x", callers));
         }
 
-        output.WriteLine($"hedging on {withHedging} B, off {withoutHedging} B, added {withHedging - withoutHedging} B per request");
+        output.WriteLine($"{callers} caller(s): hedging on {withHedging} B, off {withoutHedging} B, added {withHedging - withoutHedging} B per request");
 
-        // Assert: one attempt per request, no clone; the extra is the timer, its task, the attempts' cancellation
-        // source and the wait for the first of the two.
-        Assert.Equal(0, handler.Calls.Count(c => c.Token.IsCancellationRequested));
-        Assert.InRange(withHedging - withoutHedging, 0, BoundForHedgingIdle);
+        // Assert: one attempt per request, none cancelled; the round (cancellation source, timer, wait) is reused, so
+        // the extra stays within 3 % (measured on .NET 10: 0 B; 889 B with a source, timer, task and wait per request).
+        Assert.Equal(0, handler.Cancelled);
+        Assert.Equal(2 * 3 * (100 + 500) * callers, handler.Calls);
+        Assert.InRange(withHedging - withoutHedging, long.MinValue, withoutHedging * 3 / 100);
     }
 
-    private static async Task<long> AsyncBytesPerRequestAsync(HttpClient client, string uri)
+    [Fact]
+    public async Task SendAsync_HedgingOnWithSixtyFourRequestsInFlightAtOnce_AllocatesWithinThreePercentOfNoHedging()
     {
-        const int Requests = 500;
-        for (var i = 0; i < 100; i++)
+        // Arrange: the transport holds each request until all 64 callers' requests are in flight, so every wave has 64
+        // requests waiting on their hedging delay at the same time, each on a round of its own.
+        const int Callers = 64;
+        var handler = new CountingHandler(answerAsynchronously: true, wave: Callers);
+        await using var hedged = ResilienceTestHost.Create(o =>
         {
-            using var warm = await client.GetAsync(uri);
+            o.Hedging.Enabled = true;
+            o.Hedging.Delay = TimeSpan.FromSeconds(5);
+        }, primaryHandler: handler);
+        await using var plain = ResilienceTestHost.Create(primaryHandler: handler);
+        hedged.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+        plain.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+
+        // Act
+        var withHedging = long.MaxValue;
+        var withoutHedging = long.MaxValue;
+        for (var round = 0; round < 3; round++)
+        {
+            withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hedged.CreateClient(), "http://orders/x", Callers, 40, 10));
+            withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(plain.CreateClient(), "http://orders/x", Callers, 40, 10));
         }
 
+        output.WriteLine($"{Callers} in flight: hedging on {withHedging} B, off {withoutHedging} B, added {withHedging - withoutHedging} B per request");
+
+        // Assert
+        Assert.Equal(0, handler.Cancelled);
+        Assert.Equal(2 * 3 * (10 + 40) * Callers, handler.Calls);
+        Assert.InRange(withHedging - withoutHedging, long.MinValue, withoutHedging * 3 / 100);
+    }
+
+    private static async Task<long> AsyncBytesPerRequestAsync(HttpClient client, string uri, int callers = 1, int requests = 500, int warmUp = 100)
+    {
+        await RunCallersAsync(client, uri, callers, warmUp);
         var before = GC.GetTotalAllocatedBytes(true);
-        for (var i = 0; i < Requests; i++)
+        await RunCallersAsync(client, uri, callers, requests);
+
+        // The callers' own tasks are the same for both clients and cancel out in the difference.
+        return (GC.GetTotalAllocatedBytes(true) - before) / (requests * callers);
+    }
+
+    private static async Task RunCallersAsync(HttpClient client, string uri, int callers, int requestsEach)
+    {
+        if (callers == 1)
         {
-            using var response = await client.GetAsync(uri);
+            for (var i = 0; i < requestsEach; i++)
+            {
+                using var response = await client.GetAsync(uri);
+            }
+
+            return;
         }
 
-        return (GC.GetTotalAllocatedBytes(true) - before) / Requests;
+        var tasks = new Task[callers];
+        for (var c = 0; c < callers; c++)
+        {
+            tasks[c] = Task.Run(async () =>
+            {
+                for (var i = 0; i < requestsEach; i++)
+                {
+                    using var response = await client.GetAsync(uri);
+                }
+            });
+        }
+
+        await Task.WhenAll(tasks);
     }
 
     [Fact]
@@ -104,7 +150,7 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
     {
         // Arrange
         var time = new FakeTimeProvider();
-        var handler = new ScriptedHandler(_ => ScriptedHandler.Status(200));
+        var handler = new CountingHandler(answerAsynchronously: false);
         await using var host = ResilienceTestHost.Create(timeProvider: time, primaryHandler: handler,
             services: s => s.AddHttpClient("bare").ConfigurePrimaryHttpMessageHandler(() => handler));
         host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
@@ -136,6 +182,54 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         }
 
         return (GC.GetAllocatedBytesForCurrentThread() - before) / Requests;
+    }
+}
+
+/// <summary>
+/// Answers 200 at once or on another thread and only counts: a recording handler's growing list would add its own
+/// lumps of allocation, different for each client. Answering later, it registers on the request's token for as long as
+/// the request is in flight, as a real transport does (SocketsHttpHandler's connections do, to abort a cancelled
+/// request), so a pipeline that hands the transport a token of its own pays what it would in production.
+/// </summary>
+internal sealed class CountingHandler(bool answerAsynchronously, int wave = 1) : HttpMessageHandler
+{
+    private int _calls;
+    private int _cancelled;
+    private int _arrived;
+    private TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public int Calls => Volatile.Read(ref _calls);
+
+    /// <summary>Gets the calls whose token was cancelled while they were in flight.</summary>
+    public int Cancelled => Volatile.Read(ref _cancelled);
+
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _calls);
+        return answerAsynchronously ? AnswerLaterAsync(cancellationToken) : Task.FromResult(new HttpResponseMessage(System.Net.HttpStatusCode.OK));
+    }
+
+    private async Task<HttpResponseMessage> AnswerLaterAsync(CancellationToken cancellationToken)
+    {
+        using var inFlight = cancellationToken.UnsafeRegister(static state => Interlocked.Increment(ref ((CountingHandler)state!)._cancelled), this);
+        if (wave > 1)
+        {
+            // The last request of a wave opens the gate for all of it; the next wave's come after, on a new gate.
+            var gate = Volatile.Read(ref _gate);
+            if (Interlocked.Increment(ref _arrived) % wave == 0)
+            {
+                Volatile.Write(ref _gate, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+                gate.SetResult();
+            }
+
+            await gate.Task;
+        }
+        else
+        {
+            await Task.Yield();
+        }
+
+        return new HttpResponseMessage(System.Net.HttpStatusCode.OK);
     }
 }
 

@@ -1,4 +1,5 @@
 using System.Text;
+using Lodestar.Endpoints;
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
 using Xunit.Abstractions;
@@ -207,6 +208,78 @@ public class HashPolicyTests(ITestOutputHelper output)
         var heavy = balancer.Endpoints.ToList().FindIndex(s => s.Endpoint.Weight == 3);
         AssertShare(0.75, table.Count(i => i == heavy), table.Length, 0.005, "heavy endpoint's slots");
     }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void KeyShares_EqualEndpointsDefaultRing_EachOwnsItsShareWithinTenPercent(int count)
+    {
+        // Arrange: forty sets of loopback endpoints on random ports, as a benchmark or a small fleet has. The default ring
+        // gives each of up to five endpoints at least 4,096 points (Envoy's 1,024 gave five 256 each: max/min up to 1.3).
+        var random = new Random(5);
+        var worst = 0.0;
+        for (var set = 0; set < 40; set++)
+        {
+            var states = Create(Policy(LoadBalancingPolicies.RingHash), LoopbackEndpoints(random, count)).Endpoints.ToArray();
+
+            // Act: the exact share of the hash space behind each endpoint's points.
+            var picker = (RingHashPolicy.RingHashPicker)new RingHashPolicy(new SeededRandom(1)).CreatePicker(
+                new LoadBalancingContext("orders", states, TimeProvider.System, new LoadBalancingOptions()));
+            var shares = picker.KeyShares();
+
+            // Assert
+            Assert.Equal(1.0, shares.Sum(), 9);
+            worst = Math.Max(worst, shares.Max() / shares.Min());
+        }
+
+        output.WriteLine($"{count} endpoints: worst max/min share of the ring over 40 address sets {worst:F3}");
+        Assert.InRange(worst, 1.0, 1.1);
+    }
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void BuildTable_EqualEndpoints_SlotCountsDifferByAtMostOne(int count)
+    {
+        // Arrange
+        var states = Create(Policy(LoadBalancingPolicies.Maglev), LoopbackEndpoints(new Random(5), count)).Endpoints.ToArray();
+
+        // Act
+        var table = MaglevPolicy.BuildTable(states, 65_537);
+
+        // Assert
+        var slots = Enumerable.Range(0, count).Select(i => table.Count(t => t == i)).ToArray();
+        Assert.InRange(slots.Max() - slots.Min(), 0, 1);
+    }
+
+    [Theory]
+    [MemberData(nameof(Policies))]
+    public void Pick_HundredThousandKeysOverFiveEqualEndpoints_MaxOverMinShareWithinTenPercent(string policy)
+    {
+        // Arrange: 1,000 keys put ~200 on each of five endpoints, whose binomial spread alone (±7 % per endpoint) makes
+        // max/min 1.2-1.3 on an exact table; 100,000 keys measure the table.
+        var endpoints = LoopbackEndpoints(new Random(9), 5);
+        var balancer = Create(Policy(policy), endpoints, new LoadBalancingOptions { HashKeyHeader = "X-User" });
+        var counts = new Dictionary<string, int>();
+
+        // Act
+        for (var key = 0; key < 100_000; key++)
+        {
+            var address = balancer.Pick(Request(header: $"user-{key}"))!.Endpoint.Address;
+            counts[address] = counts.GetValueOrDefault(address) + 1;
+        }
+
+        // Assert
+        Assert.Equal(5, counts.Count);
+        var ratio = (double)counts.Values.Max() / counts.Values.Min();
+        output.WriteLine($"{policy}: max/min share over 100,000 keys {ratio:F3}");
+        Assert.InRange(ratio, 1.0, 1.1);
+    }
+
+    private static DiscoveredEndpoint[] LoopbackEndpoints(Random random, int count)
+        => [.. Enumerable.Range(0, count).Select(_ => DiscoveredEndpoint.Create("127.0.0.1", random.Next(30_000, 60_000)))];
 
     internal static ILoadBalancingPolicy Policy(string name) => name switch
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.RateLimiting;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Http;
@@ -49,21 +50,32 @@ internal sealed class LodestarHandler : DelegatingHandler
         _hedging = new HedgingStrategy(runner, metrics, logger);
     }
 
-    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var logical = request.RequestUri;
         if (logical is null || !logical.IsAbsoluteUri)
         {
-            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            return base.SendAsync(request, cancellationToken);
         }
 
         var service = LogicalUri.GetServiceName(logical);
         if (service is null)
         {
             request.RequestUri = LogicalUri.PassThrough(logical);
-            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            return base.SendAsync(request, cancellationToken);
         }
 
+        return SendToServiceAsync(request, logical, service, cancellationToken).AsTask();
+    }
+
+    /// <remarks>
+    /// From a pooled builder, as the strategies: a request that suspends (every one on a real transport) reuses a
+    /// state-machine box, this method's being the largest of the pipeline; the caller's <see cref="Task"/> is then only
+    /// the small wrapper <see cref="ValueTask{TResult}.AsTask"/> makes.
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<HttpResponseMessage> SendToServiceAsync(HttpRequestMessage request, Uri logical, string service, CancellationToken cancellationToken)
+    {
         var options = _clientOptions.Get(_clientName);
         var chosen = _routers.Length == 0 ? null : await RouteAsync(request, service, cancellationToken).ConfigureAwait(false);
         if (chosen is not null)

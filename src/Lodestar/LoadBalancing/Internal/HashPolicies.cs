@@ -88,6 +88,23 @@ internal sealed class RingHashPolicy(RandomSource random) : ILoadBalancingPolicy
         /// <summary>Gets the number of points on the ring.</summary>
         public int RingSize => hashes.Length;
 
+        /// <summary>
+        /// Returns the exact share of the hash space each endpoint owns (the arcs that end at its points), which is the
+        /// share of keys it gets from a uniform key hash with bounded loads idle.
+        /// </summary>
+        internal double[] KeyShares()
+        {
+            var shares = new double[endpoints.Length];
+            for (var i = 0; i < hashes.Length; i++)
+            {
+                // The arc ending at point i starts after point i-1 (the last point, wrapping, for the first).
+                var arc = i == 0 ? hashes[0] + (ulong.MaxValue - hashes[^1]) + 1 : hashes[i] - hashes[i - 1];
+                shares[owners[i]] += arc / 18446744073709551616.0;
+            }
+
+            return shares;
+        }
+
         public override EndpointState Pick(in PickContext context)
         {
             if (!keys.TryGetHash(in context, out var hash))

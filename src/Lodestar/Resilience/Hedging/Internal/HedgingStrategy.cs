@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Health.Internal;
@@ -19,9 +20,12 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// <c>DiagnosticsHandler</c> add headers) has returned, and the clone reads the headers without parsing them.
 /// </para>
 /// <para>
-/// A zero delay hedges at once, without a timer. Any other delay is waited on one <see cref="HedgeTimer"/> per request:
-/// at least the delay, even below a millisecond (where a timer would round to zero and fire at once), and at most a
-/// millisecond more; the timer is disposed as soon as the request is over.
+/// A zero delay hedges at once, without a timer. Any other delay is waited, until the first hedge, on a pooled
+/// <see cref="HedgeRound"/> (the attempts' cancellation source, a timer, and one wait for the first attempt or the
+/// delay): a request whose first attempt wins goes back to the pool and allocates nothing for hedging. Only a request
+/// that hedges or retries makes tasks, a <see cref="HedgeTimer"/> for further hedges, and the lists of attempts. Either
+/// timer waits at least the delay, even below a millisecond (where a timer would round to zero and fire at once), and
+/// at most a millisecond more.
 /// </para>
 /// <para>
 /// The percentile delay is estimated from first attempts only (<see cref="LatencyTracker"/>): a hedge's own latency
@@ -35,6 +39,13 @@ internal sealed partial class HedgingStrategy
     private readonly TimeProvider _timeProvider;
     private readonly LodestarMetrics _metrics;
     private readonly ILogger _logger;
+
+    // Rounds of requests whose first attempt won, for the next requests. A caller that sends its next request as the
+    // last one ends takes back the round it just returned, so few are pooled at once; a burst of requests that end
+    // together may return up to MaxPooledRounds. The queue reuses its segment once it has grown.
+    private const int MaxPooledRounds = 1024;
+    private readonly ConcurrentQueue<HedgeRound> _rounds = new();
+    private int _pooledRounds;
 
     public HedgingStrategy(AttemptRunner runner, LodestarMetrics metrics, ILogger logger)
     {
@@ -60,8 +71,9 @@ internal sealed partial class HedgingStrategy
         var hedges = 0;
         List<EndpointState>? tried = null;
         FailedAttempts? failures = null;
-        var running = new List<Task<AttemptResult>>(maxAttempts);
-        using var hedgeCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        List<Task<AttemptResult>>? running = null;
+        var round = RentRound();
+        round.Start(cancellationToken);
         HedgeTimer? timer = null;
         Task<AttemptResult>? firstAttempt = null;
         var firstStarted = 0L;
@@ -76,29 +88,48 @@ internal sealed partial class HedgingStrategy
                 throw EndpointSelection.NoEndpoints(context, 0, null, tried, _metrics);
             }
 
-            (tried ??= new List<EndpointState>(maxAttempts)).Add(first);
             firstStarted = _timeProvider.GetTimestamp();
-            var firstValue = _runner.SendAsync(context.Request, context, first, firstTicket, 1, hedgeCts.Token);
-            if (firstValue.IsCompletedSuccessfully)
+            var firstValue = _runner.SendAsync(context.Request, context, first, firstTicket, 1, round.Token);
+            Task? hedgeTimer = null;
+            var firstDone = firstValue.IsCompletedSuccessfully;
+            var waited = false;
+            if (!firstDone && hedging.MaxHedgedAttempts > 0 && delay > TimeSpan.Zero)
             {
-                // Answered before the first await (a cached or in-memory transport): no timer, no task.
-                var result = firstValue.Result;
+                // The common case: the first attempt or the delay, whichever ends first, waited on the pooled round with
+                // no task, timer or cancellation source of the request's own.
+                waited = true;
+                firstDone = await round.WaitAsync(firstValue, delay).ConfigureAwait(false);
+                if (!firstDone)
+                {
+                    firstAttempt = round.FirstAsTask();
+                    hedgeTimer = Task.CompletedTask;
+                }
+            }
+            else if (!firstDone)
+            {
+                firstAttempt = firstValue.AsTask();
+                hedgeTimer = StartTimer(ref timer, hedging.MaxHedgedAttempts > 0, delay);
+            }
+
+            if (firstDone)
+            {
+                // Answered before the delay (or before the first await): no hedge, and the round serves another request.
+                // The round read a value task it waited on; it must not be read again.
+                var result = waited ? round.FirstResult : firstValue.Result;
                 if (result.Response is { } response && !resilience.IsRetryableStatus((int)response.StatusCode))
                 {
                     winnerFound = true;
+                    ReturnRound(round);
+                    round = null;
                     return response;
                 }
 
                 firstAttempt = Task.FromResult(result);
             }
-            else
-            {
-                firstAttempt = firstValue.AsTask();
-            }
 
-            running.Add(firstAttempt);
+            (tried ??= new List<EndpointState>(maxAttempts)).Add(first);
+            running = new List<Task<AttemptResult>>(maxAttempts) { firstAttempt! };
             var started = 1;
-            var hedgeTimer = StartTimer(ref timer, hedging.MaxHedgedAttempts > 0, delay);
             while (running.Count > 0)
             {
                 // The common case, one attempt and the timer, takes the two-task overload: no array per wait.
@@ -163,7 +194,7 @@ internal sealed partial class HedgingStrategy
                         }
 
                         Log.Hedging(_logger, service, next.Endpoint.Address, started);
-                        running.Add(_runner.SendAsync(Clone(context.Request), context, next, nextTicket, started, hedgeCts.Token).AsTask());
+                        running.Add(_runner.SendAsync(Clone(context.Request), context, next, nextTicket, started, round!.Token).AsTask());
                         hedgeTimer = StartTimer(ref timer, started < maxAttempts && hedges < hedging.MaxHedgedAttempts, delay);
                     }
                     else if (next is not null)
@@ -186,20 +217,47 @@ internal sealed partial class HedgingStrategy
         finally
         {
             timer?.Dispose();
-            if (running.Count > 0)
+            if (running is { Count: > 0 })
             {
-                await hedgeCts.CancelAsync().ConfigureAwait(false);
+                await round!.CancelAsync().ConfigureAwait(false);
                 foreach (var loser in running)
                 {
                     _ = DisposeWhenDoneAsync(loser);
                 }
             }
 
+            // A round that went past the common case is not reused: its first attempt may still complete into it.
+            round?.Dispose();
+
             if (!winnerFound)
             {
                 lastResponse?.Dispose();
             }
         }
+    }
+
+    private HedgeRound RentRound()
+    {
+        if (_rounds.TryDequeue(out var round))
+        {
+            Interlocked.Decrement(ref _pooledRounds);
+            return round;
+        }
+
+        return new HedgeRound(_timeProvider);
+    }
+
+    private void ReturnRound(HedgeRound round)
+    {
+        round.Reset();
+        if (Interlocked.Increment(ref _pooledRounds) <= MaxPooledRounds)
+        {
+            _rounds.Enqueue(round);
+            return;
+        }
+
+        Interlocked.Decrement(ref _pooledRounds);
+        round.Dispose();
     }
 
     private Task? StartTimer(ref HedgeTimer? timer, bool more, TimeSpan delay)

@@ -1,0 +1,189 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
+using Lodestar.Resilience.Internal;
+
+namespace Lodestar.Resilience.Hedging.Internal;
+
+/// <summary>
+/// What a hedged request needs while its first attempt runs: the cancellation source of its attempts (linked to the
+/// caller's token), a <see cref="TimeProvider"/> timer for the hedging delay, and one wait that ends when the first
+/// attempt completes or the delay passes, whichever is first. Reused by the next request when the first attempt wins
+/// (the common case), so a hedged request that never hedges allocates no source, timer, task or wait of its own.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The wait is this object as an <see cref="IValueTaskSource{TResult}"/>: the first attempt's completion and the timer
+/// race for one flag, and the winner completes the wait. The first attempt is watched through its
+/// <see cref="ValueTask{TResult}"/> awaiter with a cached delegate, so it needs no <see cref="Task"/>; should a hedge
+/// follow, <see cref="FirstAsTask"/> makes one then.
+/// </para>
+/// <para>
+/// The timer keeps the <see cref="HedgeTimer"/> rules: each arming is rounded up to the next millisecond, and a tick
+/// before the due timestamp (a coarse timer, or a late tick of a previous request's arming) re-arms for the rest, so
+/// the wait is at least the delay and at most a millisecond more. The due timestamp is one <see cref="long"/>, written
+/// before the wait is marked pending, so a tick reads a whole arming. A round whose wait ended with a hedge is never
+/// reused: its first attempt may still complete into it.
+/// </para>
+/// </remarks>
+internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
+{
+    private readonly TimeProvider _timeProvider;
+    private readonly ITimer _timer;
+    private readonly Action _onFirstCompleted;
+    private CancellationTokenSource _attempts = new();
+    private CancellationTokenRegistration _caller;
+    private ManualResetValueTaskSourceCore<bool> _wait;
+    private ConfiguredValueTaskAwaitable<AttemptResult>.ConfiguredValueTaskAwaiter _first;
+    private AttemptResult _firstResult;
+    private TaskCompletionSource<AttemptResult>? _firstTask;
+    private long _due;
+    private int _waiting;
+
+    // 0: the first attempt runs; 1: it completed into _firstResult; 2: a task was asked for (_firstTask).
+    private int _firstPhase;
+
+    public HedgeRound(TimeProvider timeProvider)
+    {
+        _timeProvider = timeProvider;
+        _onFirstCompleted = OnFirstCompleted;
+
+        // The callback only completes a wait: no ExecutionContext needs to flow into it.
+        if (ExecutionContext.IsFlowSuppressed())
+        {
+            _timer = CreateTimer(timeProvider, this);
+        }
+        else
+        {
+            using (ExecutionContext.SuppressFlow())
+            {
+                _timer = CreateTimer(timeProvider, this);
+            }
+        }
+    }
+
+    /// <summary>Gets the token of the request's attempts: cancelled by the caller's token or by <see cref="CancelAsync"/>.</summary>
+    public CancellationToken Token => _attempts.Token;
+
+    /// <summary>Gets the first attempt's result, once <see cref="WaitAsync"/> returned <see langword="true"/>.</summary>
+    public AttemptResult FirstResult => _firstResult;
+
+    /// <summary>Links the attempts' token to the caller's for one request.</summary>
+    public void Start(CancellationToken cancellationToken)
+    {
+        if (cancellationToken.CanBeCanceled)
+        {
+            _caller = cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _attempts);
+        }
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="first"/> completes (<see langword="true"/>) or <paramref name="delay"/> passes first
+    /// (<see langword="false"/>). Call once per request, with a positive delay and a first attempt not completed yet.
+    /// </summary>
+    public ValueTask<bool> WaitAsync(ValueTask<AttemptResult> first, TimeSpan delay)
+    {
+        _wait.Reset();
+        _firstPhase = 0;
+        _firstTask = null;
+        _first = first.ConfigureAwait(false).GetAwaiter();
+        Volatile.Write(ref _due, _timeProvider.GetTimestamp() + ToTimestampTicks(delay));
+        Volatile.Write(ref _waiting, 1);
+        _timer.Change(ClockDelay.RoundUp(delay), Timeout.InfiniteTimeSpan);
+        _first.UnsafeOnCompleted(_onFirstCompleted);
+        return new ValueTask<bool>(this, _wait.Version);
+    }
+
+    /// <summary>Returns the first attempt as a task, for a request that goes on to hedge or retry.</summary>
+    public Task<AttemptResult> FirstAsTask()
+    {
+        _firstTask = new TaskCompletionSource<AttemptResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        return Interlocked.CompareExchange(ref _firstPhase, 2, 0) == 0 ? _firstTask.Task : Task.FromResult(_firstResult);
+    }
+
+    /// <summary>Cancels the request's attempts that are still running.</summary>
+    public Task CancelAsync() => _attempts.CancelAsync();
+
+    /// <summary>
+    /// Readies the round for another request after its first attempt won: the attempt has completed into it, a late tick
+    /// finds no wait pending, and no caller callback runs after this.
+    /// </summary>
+    public void Reset()
+    {
+        _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        Volatile.Write(ref _waiting, 0);
+
+        // Disposing the registration waits for a caller callback that is running, so none runs after this.
+        _caller.Dispose();
+        _caller = default;
+        if (!_attempts.TryReset())
+        {
+            _attempts.Dispose();
+            _attempts = new CancellationTokenSource();
+        }
+
+        _firstResult = default;
+        _first = default;
+    }
+
+    /// <summary>Ends the round for good: a request that hedged, retried or failed.</summary>
+    public void Dispose()
+    {
+        _timer.Dispose();
+        _caller.Dispose();
+        _attempts.Dispose();
+    }
+
+    bool IValueTaskSource<bool>.GetResult(short token) => _wait.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _wait.GetStatus(token);
+
+    void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _wait.OnCompleted(continuation, state, token, flags);
+
+    private void OnFirstCompleted()
+    {
+        // The attempt runner never throws; its pooled value task is read exactly once, here.
+        var result = _first.GetResult();
+        _firstResult = result;
+        if (Interlocked.CompareExchange(ref _firstPhase, 1, 0) == 2)
+        {
+            _firstTask!.TrySetResult(result);
+        }
+
+        EndWait(firstCompleted: true);
+    }
+
+    private void OnTick()
+    {
+        if (Volatile.Read(ref _waiting) == 0)
+        {
+            return;
+        }
+
+        var remaining = Volatile.Read(ref _due) - _timeProvider.GetTimestamp();
+        if (remaining > 0)
+        {
+            // Early (a coarse timer, or a late tick of an earlier arming): wait out the rest.
+            _timer.Change(ClockDelay.RoundUp(TimeSpan.FromSeconds((double)remaining / _timeProvider.TimestampFrequency)), Timeout.InfiniteTimeSpan);
+            return;
+        }
+
+        EndWait(firstCompleted: false);
+    }
+
+    private void EndWait(bool firstCompleted)
+    {
+        if (Interlocked.Exchange(ref _waiting, 0) == 1)
+        {
+            // The first attempt's completion goes on inline, as an await of it would; the timer's never runs the
+            // request's continuation on the timer thread.
+            _wait.RunContinuationsAsynchronously = !firstCompleted;
+            _wait.SetResult(firstCompleted);
+        }
+    }
+
+    private static ITimer CreateTimer(TimeProvider timeProvider, HedgeRound round)
+        => timeProvider.CreateTimer(static state => ((HedgeRound)state!).OnTick(), round, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+
+    private long ToTimestampTicks(TimeSpan delay) => (long)Math.Ceiling(delay.Ticks * (_timeProvider.TimestampFrequency / (double)TimeSpan.TicksPerSecond));
+}
