@@ -58,8 +58,10 @@ public sealed class RollingRestartTests(ITestOutputHelper output)
         AssertNoFailures(load, replacements);
     }
 
-    [Fact]
-    public async Task RollingRestart_Etcd_NoCallFails()
+    [Theory]
+    [InlineData(StopOrder.AfterDrain)]
+    [InlineData(StopOrder.BeforeRegistry)]
+    public async Task RollingRestart_Etcd_NoCallFails(StopOrder order)
     {
         // Arrange: the registry is a real etcd; the client watches it.
         await using var etcd = await EtcdServer.StartAsync();
@@ -91,15 +93,18 @@ public sealed class RollingRestartTests(ITestOutputHelper output)
                 await etcd.DeleteAsync($"{GrpcTestHost.Service}/{gone.Name}");
                 registered.Remove(gone);
             }
-        });
+        }, order);
 
         // Assert
         await using var __ = replacements;
         AssertNoFailures(load, replacements);
     }
 
-    [Fact]
-    public async Task RollingRestart_HandlerIntegration_NoCallFails()
+    [Theory]
+    [InlineData(StopOrder.AfterDrain)]
+    [InlineData(StopOrder.RightAway)]
+    [InlineData(StopOrder.BeforeRegistry)]
+    public async Task RollingRestart_HandlerIntegration_NoCallFails(StopOrder order)
     {
         // Arrange: the gRPC client factory's client with core's handler (address http://echo).
         await using var host = await GrpcTestHost.StartAsync(3, services => services
@@ -113,7 +118,7 @@ public sealed class RollingRestartTests(ITestOutputHelper output)
         {
             host.Configuration.Provider.SetEndpoints(GrpcTestHost.Service, [.. next.Select(b => b.Address)]);
             return Task.CompletedTask;
-        });
+        }, order);
 
         // Assert
         await using var _ = replacements;
