@@ -42,8 +42,9 @@ public sealed class RollingRestartTests(ITestOutputHelper output)
     [InlineData(LodestarGrpcPolicies.RoundRobin, StopOrder.BeforeRegistry)]
     public async Task RollingRestart_ConfigurationSource_NoCallFails(string balancer, StopOrder order)
     {
-        // Arrange
-        await using var host = await GrpcTestHost.StartAsync(3);
+        // Arrange: a short peak-EWMA decay, as in the balancer tests: a new instance's first answers on a busy machine can
+        // be slow, and a peak-sensitive estimate would keep it out of the load for the default decay's many seconds.
+        await using var host = await GrpcTestHost.StartAsync(3, settings: [new("Lodestar:LoadBalancing:Services:echo:PeakEwmaDecay", "00:00:01")]);
         var client = host.CreateClient(balancer);
 
         // Act
