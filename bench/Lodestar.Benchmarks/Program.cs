@@ -13,6 +13,11 @@ public static class Program
             return await DnsQpsScenario.RunAsync(args[1..]);
         }
 
+        if (args.Length > 0 && args[0] == "grpc-tail")
+        {
+            return await Grpc.GrpcTailScenario.RunAsync(args[1..]);
+        }
+
         if (args.Length > 0 && args[0] == "k8s-wire-sizes")
         {
             return Kubernetes.EncodingBenchmarks.WireSizes();

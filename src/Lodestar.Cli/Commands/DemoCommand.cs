@@ -20,6 +20,11 @@ internal static class DemoCommand
     private static readonly Option<int> Rps = new("--rps") { Description = "Requests per second (1-5000).", DefaultValueFactory = _ => 200 };
     private static readonly Option<int> Concurrency = new("--concurrency") { Description = "Concurrent requests at most (1-256).", DefaultValueFactory = _ => 16 };
     private static readonly Option<bool> Http2 = new("--http2") { Description = "Use HTTP/2 (cleartext, prior knowledge) between client and backends." };
+    private static readonly Option<bool> Grpc = new("--grpc")
+    {
+        Description = "Send unary gRPC calls through a lodestar:/// channel and a Lodestar gRPC balancer (HTTP/2) instead of HTTP requests; policies round-robin, least-request, peak-ewma or ring-hash.",
+    };
+
     private static readonly Option<bool> Json = new("--json") { Description = "Print one JSON object with the results and nothing else on stdout." };
     private static readonly Option<int> MetricsPort = new("--metrics-port") { Description = "Port of the demo's /metrics endpoint on 127.0.0.1 (0 = any free port).", DefaultValueFactory = _ => 0 };
     private static readonly Option<int?> AdminPort = new("--admin-port") { Description = "Serve the demo client's admin page at http://127.0.0.1:<port>/lodestar (0 = any free port); off unless given." };
@@ -27,7 +32,7 @@ internal static class DemoCommand
     public static Command Create()
     {
         var command = new Command("demo", "Start backends on 127.0.0.1, balance load over them while one slows down, all restart and one is killed, and show what happened.");
-        foreach (var option in new Option[] { Policy, Instances, Duration, Rps, Concurrency, Http2, Json, MetricsPort, AdminPort })
+        foreach (var option in new Option[] { Policy, Instances, Duration, Rps, Concurrency, Http2, Grpc, Json, MetricsPort, AdminPort })
         {
             command.Options.Add(option);
         }
@@ -46,10 +51,16 @@ internal static class DemoCommand
             Rps = Check(parseResult.GetValue(Rps), 1, 5000, "--rps"),
             Concurrency = Check(parseResult.GetValue(Concurrency), 1, 256, "--concurrency"),
             Http2 = parseResult.GetValue(Http2),
+            Grpc = parseResult.GetValue(Grpc),
             Json = parseResult.GetValue(Json),
             MetricsPort = Check(parseResult.GetValue(MetricsPort), 0, 65535, "--metrics-port"),
             AdminPort = parseResult.GetValue(AdminPort) is { } adminPort ? Check(adminPort, 0, 65535, "--admin-port") : null,
         };
+
+        if (options.Grpc && DemoGrpc.BalancerFor(options.Policy) is null)
+        {
+            throw new CliException($"--policy is '{options.Policy}', which has no gRPC balancer; with --grpc use one of {string.Join(", ", DemoGrpc.Policies)}.");
+        }
 
         await using var runner = new DemoRunner(options);
         var interactive = !options.Json && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;

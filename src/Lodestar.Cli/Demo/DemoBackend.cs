@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.Net;
+using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -55,6 +57,7 @@ internal sealed class DemoBackend : IAsyncDisposable
         var backend = new DemoBackend(name, app);
         app.MapLodestarHealth();
         app.MapGet("/work", (Delegate)backend.WorkAsync);
+        app.MapPost(DemoGrpc.Path, backend.WorkGrpcAsync);
         await app.StartAsync(cancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         backend.Address = new Uri(address).Authority;
@@ -99,6 +102,25 @@ internal sealed class DemoBackend : IAsyncDisposable
         await Task.Delay(BaseDelay * _slowFactor, context.RequestAborted);
         context.Response.Headers["X-Instance"] = Name;
         return Results.Text(Name);
+    }
+
+    /// <summary>
+    /// The demo's one unary gRPC method, framed by hand (the payload is UTF-8 text, not protobuf): the request is read and
+    /// ignored; the reply is this instance's address and how many earlier attempts of the call the client made.
+    /// </summary>
+    private async Task WorkGrpcAsync(HttpContext context)
+    {
+        await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
+        await Task.Delay(BaseDelay * _slowFactor, context.RequestAborted);
+        var attempts = context.Request.Headers[DemoGrpc.PreviousAttemptsHeader].ToString();
+        var payload = Encoding.UTF8.GetBytes(DemoGrpc.FormatReply(Address, attempts.Length == 0 ? 0 : int.Parse(attempts, System.Globalization.CultureInfo.InvariantCulture)));
+        var frame = new byte[5 + payload.Length];
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)payload.Length);
+        payload.CopyTo(frame, 5);
+        context.Response.ContentType = "application/grpc";
+        context.Response.Headers["X-Instance"] = Name;
+        await context.Response.Body.WriteAsync(frame, context.RequestAborted);
+        context.Response.AppendTrailer("grpc-status", "0");
     }
 }
 

@@ -15,6 +15,9 @@ internal sealed record DemoOptions
 
     public bool Http2 { get; init; }
 
+    /// <summary>Gets a value indicating whether the load is unary gRPC calls through a <c>lodestar:///</c> channel and a Lodestar gRPC balancer (HTTP/2).</summary>
+    public bool Grpc { get; init; }
+
     public bool Json { get; init; }
 
     /// <summary>Gets the port of the demo's /metrics endpoint on 127.0.0.1: 0 for an ephemeral one, null for none.</summary>

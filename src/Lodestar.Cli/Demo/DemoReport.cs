@@ -17,7 +17,7 @@ internal static class DemoReport
         var total = Math.Max(1, stats.Requests);
         var table = new Table().Border(TableBorder.Rounded)
             .Title(string.Create(CultureInfo.InvariantCulture,
-                $"lodestar demo · policy [bold]{Markup.Escape(runner.Options.Policy)}[/] · {runner.Elapsed.TotalSeconds:0.0}/{runner.Options.Duration.TotalSeconds:0}s · {stats.Requests} requests · [{(stats.Failed == 0 ? "green" : "red")}]{stats.Failed} failed[/] · {stats.Retried} retried"));
+                $"lodestar demo{(runner.Options.Grpc ? " (gRPC)" : string.Empty)} · policy [bold]{Markup.Escape(runner.Options.Policy)}[/] · {runner.Elapsed.TotalSeconds:0.0}/{runner.Options.Duration.TotalSeconds:0}s · {stats.Requests} requests · [{(stats.Failed == 0 ? "green" : "red")}]{stats.Failed} failed[/] · {stats.Retried} retried"));
         table.AddColumns("Instance", "Address", "State", "Requests", "Share", "p50 ms", "p99 ms", "Errors");
         foreach (var backend in runner.AllBackends())
         {

@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Lodestar.Diagnostics;
+using Lodestar.Grpc;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -10,7 +13,9 @@ namespace Lodestar.Cli.Demo;
 
 /// <summary>
 /// Runs the demo: starts the backends, declares them in the embedded configuration source, drives bounded load
-/// through a Lodestar HttpClient, and during the run slows one instance, restarts every instance in turn and kills one.
+/// through a Lodestar HttpClient (or, with <see cref="DemoOptions.Grpc"/>, unary gRPC calls through a <c>lodestar:///</c>
+/// channel and a Lodestar gRPC balancer), and during the run slows one instance, restarts every instance in turn and
+/// kills one.
 /// </summary>
 internal sealed class DemoRunner : IAsyncDisposable
 {
@@ -28,6 +33,7 @@ internal sealed class DemoRunner : IAsyncDisposable
     private MeterListener? _listener;
     private DemoMetricsServer? _metrics;
     private DemoAdminServer? _admin;
+    private GrpcChannel? _channel;
 
     public DemoRunner(DemoOptions options)
     {
@@ -43,6 +49,9 @@ internal sealed class DemoRunner : IAsyncDisposable
     public string? AdminUrl => _admin?.Url;
 
     public DemoOptions Options => _options;
+
+    /// <summary>Gets a value indicating whether the backends speak HTTP/2 (asked for, or needed by gRPC).</summary>
+    private bool UsesHttp2 => _options.Http2 || _options.Grpc;
 
     public TimeSpan Elapsed => Stopwatch.GetElapsedTime(_startTimestamp);
 
@@ -72,6 +81,12 @@ internal sealed class DemoRunner : IAsyncDisposable
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        if (_options.Grpc && DemoGrpc.BalancerFor(_options.Policy) is null)
+        {
+            // Before any backend starts.
+            throw new CliException($"--grpc works with the policies {string.Join(", ", DemoGrpc.Policies)}; '{_options.Policy}' has no gRPC balancer.");
+        }
+
         if (_options.MetricsPort is { } metricsPort)
         {
             _metrics = await DemoMetricsServer.StartAsync(metricsPort, cancellationToken);
@@ -84,7 +99,7 @@ internal sealed class DemoRunner : IAsyncDisposable
         }
 
         PublishEndpoints();
-        Event($"started {_options.Instances} instances ({(_options.Http2 ? "HTTP/2" : "HTTP/1.1")}), policy {_options.Policy}");
+        Event($"started {_options.Instances} instances ({(_options.Grpc ? "gRPC over HTTP/2" : _options.Http2 ? "HTTP/2" : "HTTP/1.1")}), policy {_options.Policy}");
 
         _services = BuildServices();
         if (_options.AdminPort is { } adminPort)
@@ -94,12 +109,23 @@ internal sealed class DemoRunner : IAsyncDisposable
         }
 
         ListenForRetries();
-        var client = _services.GetRequiredService<IHttpClientFactory>().CreateClient(ServiceName);
+        Func<CancellationToken, Task> send;
+        if (_options.Grpc)
+        {
+            _channel = CreateChannel(_services);
+            var invoker = _channel.CreateCallInvoker();
+            send = token => SendOneGrpcAsync(invoker, token);
+        }
+        else
+        {
+            var client = _services.GetRequiredService<IHttpClientFactory>().CreateClient(ServiceName);
+            send = token => SendOneAsync(client, token);
+        }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         // Hard bound on wall time: the run plus a grace period for the last requests.
         stop.CancelAfter(_options.Duration + TimeSpan.FromSeconds(15));
-        var load = RunLoadAsync(client, stop.Token);
+        var load = RunLoadAsync(send, stop.Token);
         var chaos = RunScenarioAsync(stop.Token);
         await Task.WhenAll(load, chaos);
     }
@@ -107,6 +133,7 @@ internal sealed class DemoRunner : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _listener?.Dispose();
+        _channel?.Dispose();
         if (_metrics is not null)
         {
             await _metrics.DisposeAsync();
@@ -135,10 +162,17 @@ internal sealed class DemoRunner : IAsyncDisposable
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging(l => l.SetMinimumLevel(LogLevel.None));
         services.AddLodestar(o => o.ResolutionTimeout = TimeSpan.FromSeconds(5));
+        if (_options.Grpc)
+        {
+            // The lodestar:/// resolver and the lodestar_* balancers; the client options below apply to the channel too
+            // (outlier detection, breakers, active checks), by the client name it is given.
+            services.AddLodestarGrpc();
+        }
+
         services.AddHttpClient(ServiceName, c =>
         {
             c.Timeout = TimeSpan.FromSeconds(10);
-            if (_options.Http2)
+            if (UsesHttp2)
             {
                 c.DefaultRequestVersion = System.Net.HttpVersion.Version20;
                 c.DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact;
@@ -176,6 +210,14 @@ internal sealed class DemoRunner : IAsyncDisposable
         return services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
     }
 
+    private GrpcChannel CreateChannel(IServiceProvider services)
+    {
+        var balancer = DemoGrpc.BalancerFor(_options.Policy)!;
+        var options = new GrpcChannelOptions { Credentials = ChannelCredentials.Insecure }.UseLodestar(services, balancer, clientName: ServiceName);
+        options.ServiceConfig!.MethodConfigs.Add(DemoGrpc.RetryConfig());
+        return GrpcChannel.ForAddress($"lodestar:///{ServiceName}", options);
+    }
+
     private void ListenForRetries()
     {
         _listener = new MeterListener
@@ -198,7 +240,7 @@ internal sealed class DemoRunner : IAsyncDisposable
         _listener.Start();
     }
 
-    private async Task RunLoadAsync(HttpClient client, CancellationToken cancellationToken)
+    private async Task RunLoadAsync(Func<CancellationToken, Task> send, CancellationToken cancellationToken)
     {
         var total = _options.MaxRequests;
         var interval = TimeSpan.FromSeconds(1.0 / _options.Rps);
@@ -228,7 +270,7 @@ internal sealed class DemoRunner : IAsyncDisposable
                     }
                 }
 
-                await SendOneAsync(client, cancellationToken);
+                await send(cancellationToken);
             }
         }
 
@@ -267,6 +309,32 @@ internal sealed class DemoRunner : IAsyncDisposable
         }
     }
 
+    private async Task SendOneGrpcAsync(CallInvoker invoker, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            // The run's token is not the call's: a call in flight when the run ends finishes within its deadline.
+            var reply = await invoker.AsyncUnaryCall(DemoGrpc.Work, null, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(10)), string.Empty);
+            var (address, previousAttempts) = DemoGrpc.ParseReply(reply);
+            Stats.Record(address, Stopwatch.GetElapsedTime(started).TotalMilliseconds, ok: true);
+            for (var i = 0; i < previousAttempts; i++)
+            {
+                Stats.AddRetry();
+            }
+        }
+        catch (RpcException ex)
+        {
+            if (cancellationToken.IsCancellationRequested && ex.StatusCode == StatusCode.Cancelled)
+            {
+                return;
+            }
+
+            Stats.Record("-", Stopwatch.GetElapsedTime(started).TotalMilliseconds, ok: false);
+            Event($"call failed: {ex.StatusCode} {ex.Status.Detail}");
+        }
+    }
+
     private async Task RunScenarioAsync(CancellationToken cancellationToken)
     {
         var d = _options.Duration;
@@ -291,7 +359,7 @@ internal sealed class DemoRunner : IAsyncDisposable
                 var old = Current(i);
                 old.State = DemoInstanceState.Restarting;
                 await old.StopAsync();
-                var replacement = await DemoBackend.StartAsync(old.Name, _options.Http2, cancellationToken);
+                var replacement = await DemoBackend.StartAsync(old.Name, UsesHttp2, cancellationToken);
                 Replace(i, replacement);
                 PublishEndpoints();
                 Event($"restarted {old.Name}: {old.Address} -> {replacement.Address}");
@@ -319,7 +387,7 @@ internal sealed class DemoRunner : IAsyncDisposable
 
     private async Task AddBackendAsync(string name, CancellationToken cancellationToken)
     {
-        var backend = await DemoBackend.StartAsync(name, _options.Http2, cancellationToken);
+        var backend = await DemoBackend.StartAsync(name, UsesHttp2, cancellationToken);
         lock (_gate)
         {
             _current.Add(backend);

@@ -14,6 +14,11 @@ namespace Lodestar.Grpc.Internal;
 /// channel's handler chain it finds the tracker on the request and reports the status instead, from the headers or,
 /// at the end of the body, from the trailers; the latency recorded is still the time to response headers, so a long
 /// stream does not look slow. The call counts in flight until its status is known.
+/// <para>
+/// A call whose connection could not be made (refused, timed out: it never reached a server) can be moved to another
+/// endpoint by <see cref="TryReroute"/>, which the outcome handler calls before the failure reaches the caller: the
+/// channel's subchannel to an instance that has just gone may still look ready for a moment.
+/// </para>
 /// </remarks>
 internal sealed class CallTracker : ISubchannelCallTracker
 {
@@ -21,22 +26,47 @@ internal sealed class CallTracker : ISubchannelCallTracker
     public static readonly HttpRequestOptionsKey<CallTracker> Key = new("Lodestar.Grpc.CallTracker");
 
     private readonly GrpcStatusOptions _grpc;
+    private readonly LodestarPicker? _picker;
+    private readonly Lodestar.LoadBalancing.PickContext _pick;
+    private List<EndpointState>? _tried;
     private EndpointAttempt _attempt;
     private long _headersLatencyTicks = -1;
     private int _observed;
     private int _finished;
 
-    public CallTracker(EndpointAttempt attempt, GrpcStatusOptions grpc, HttpRequestMessage? request)
+    // Guards _attempt between Start, TryReroute and Finish: a connection can fail on another thread while grpc-dotnet
+    // is still starting the tracker. A spin gate: held for a few instructions, and a tracker is made per call.
+    private int _gate;
+
+    public CallTracker(EndpointAttempt attempt, GrpcStatusOptions grpc, HttpRequestMessage? request, LodestarPicker? picker = null,
+        Lodestar.LoadBalancing.PickContext pick = default)
     {
         _attempt = attempt;
         _grpc = grpc;
+        _picker = picker;
+        _pick = pick;
         request?.Options.Set(Key, this);
     }
 
     /// <summary>Gets the endpoint the call goes to.</summary>
     public EndpointState Endpoint => _attempt.Endpoint!;
 
-    public void Start() => _attempt = _attempt.Start();
+    public void Start()
+    {
+        Enter();
+        try
+        {
+            // A call moved by TryReroute before grpc-dotnet started the tracker is already started on its new endpoint.
+            if (!_attempt.IsStarted && Volatile.Read(ref _finished) == 0)
+            {
+                _attempt = _attempt.Start();
+            }
+        }
+        finally
+        {
+            Exit();
+        }
+    }
 
     public void Complete(CompletionContext context)
     {
@@ -54,6 +84,61 @@ internal sealed class CallTracker : ISubchannelCallTracker
         }
     }
 
+    /// <summary>
+    /// Ends the attempt on the current endpoint with <paramref name="error"/> (a connection that could not be made) and
+    /// starts one on another endpoint with a ready subchannel, if there is one the call has not tried.
+    /// </summary>
+    /// <returns><see langword="false"/> when the call has no other endpoint to go to; the attempt is then left as it was.</returns>
+    public bool TryReroute(Exception error, out Subchannel subchannel, out BalancerAddress address)
+    {
+        subchannel = null!;
+        address = null!;
+        if (_picker is null)
+        {
+            return false;
+        }
+
+        Enter();
+        try
+        {
+            if (Volatile.Read(ref _finished) != 0)
+            {
+                return false;
+            }
+
+            _tried ??= new List<EndpointState>(4);
+            _tried.Add(_attempt.Endpoint!);
+            if (!_picker.TryPickAnother(_pick, _tried, out var next, out subchannel))
+            {
+                return false;
+            }
+
+            if ((subchannel.CurrentAddress ?? (subchannel.GetAddresses() is { Count: > 0 } all ? all[0] : null)) is not { } current)
+            {
+                next.Cancel();
+                return false;
+            }
+
+            address = current;
+            var failed = _attempt;
+            if (failed.IsStarted)
+            {
+                failed.Complete(EndpointOutcomes.FromException(error), failed.Elapsed);
+            }
+            else
+            {
+                failed.Cancel();
+            }
+
+            _attempt = next.Start();
+            return true;
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
     /// <summary>Reads the call's status from its response (see <see cref="GrpcOutcomeHandler"/>).</summary>
     public void Observe(HttpResponseMessage response)
     {
@@ -68,14 +153,28 @@ internal sealed class CallTracker : ISubchannelCallTracker
             return;
         }
 
-        if (!_attempt.IsStarted)
+        Enter();
+        var attempt = _attempt;
+        Exit();
+        if (!attempt.IsStarted)
         {
             // grpc-dotnet dropped the pick before sending (the subchannel stopped being ready).
-            _attempt.Cancel();
+            attempt.Cancel();
             return;
         }
 
         var ticks = Volatile.Read(ref _headersLatencyTicks);
-        _attempt.Complete(outcome, ticks >= 0 ? TimeSpan.FromTicks(ticks) : _attempt.Elapsed);
+        attempt.Complete(outcome, ticks >= 0 ? TimeSpan.FromTicks(ticks) : attempt.Elapsed);
     }
+
+    private void Enter()
+    {
+        var spin = default(SpinWait);
+        while (Interlocked.CompareExchange(ref _gate, 1, 0) != 0)
+        {
+            spin.SpinOnce();
+        }
+    }
+
+    private void Exit() => Volatile.Write(ref _gate, 0);
 }

@@ -1,9 +1,18 @@
+using Grpc.Net.Client.Balancer;
+
 namespace Lodestar.Grpc.Internal;
 
 /// <summary>
 /// Sits in a balanced channel's handler chain, below grpc-dotnet's balancer handler, and hands each response to the call
 /// tracker its picker left on the request, so the tracker can report the call's <c>grpc-status</c>.
 /// </summary>
+/// <remarks>
+/// A call whose connection could not be made never reached a server: rather than fail it, the handler asks the tracker
+/// for another endpoint with a ready subchannel and sends it there (at most once per endpoint). That happens when an
+/// instance stops before the registry says so and its subchannel still looks ready. grpc-dotnet's balancer handler
+/// tells the transport which subchannel and address to connect through in two request options; the handler sets both
+/// to the new pick, as the balancer handler does after a pick.
+/// </remarks>
 internal sealed class GrpcOutcomeHandler : DelegatingHandler
 {
     public GrpcOutcomeHandler()
@@ -15,14 +24,33 @@ internal sealed class GrpcOutcomeHandler : DelegatingHandler
     {
     }
 
+    // The option names grpc-dotnet's BalancerHttpHandler sets and its connect callback reads.
+    private static readonly HttpRequestOptionsKey<Subchannel> s_subchannelKey = new("Subchannel");
+    private static readonly HttpRequestOptionsKey<BalancerAddress> s_currentAddressKey = new("CurrentAddress");
+
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        if (request.Options.TryGetValue(CallTracker.Key, out var tracker))
+        request.Options.TryGetValue(CallTracker.Key, out var tracker);
+        HttpResponseMessage response;
+        while (true)
         {
-            tracker.Observe(response);
+            try
+            {
+                response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+                break;
+            }
+            catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.ConnectionError && !cancellationToken.IsCancellationRequested
+                && tracker is not null && request.RequestUri is { } uri && request.Options.TryGetValue(s_subchannelKey, out _)
+                && tracker.TryReroute(ex, out var subchannel, out var address))
+            {
+                // Nothing was sent (the content is written only once a connection exists): send it again elsewhere.
+                request.Options.Set(s_subchannelKey, subchannel);
+                request.Options.Set(s_currentAddressKey, address);
+                request.RequestUri = new UriBuilder(uri) { Host = address.EndPoint.Host, Port = address.EndPoint.Port }.Uri;
+            }
         }
 
+        tracker?.Observe(response);
         return response;
     }
 }

@@ -56,25 +56,37 @@ internal sealed class LodestarPicker : SubchannelPicker
 
         if (TryGetSubchannel(attempt, out var subchannel))
         {
-            return PickResult.ForSubchannel(subchannel, new CallTracker(attempt, _grpc, request));
+            return PickResult.ForSubchannel(subchannel, new CallTracker(attempt, _grpc, request, this, pick));
         }
 
         // The endpoint has no ready connection yet (or the channel's addresses lag the balancer's set): try the others.
-        var tried = new List<EndpointState>(4);
-        while (true)
-        {
-            attempt.Cancel();
-            tried.Add(attempt.Endpoint!);
-            if (tried.Count > _service.Endpoints.Count || !_service.TryPick(pick with { Attempted = tried }, out attempt))
-            {
-                return NoEndpoint();
-            }
+        attempt.Cancel();
+        var tried = new List<EndpointState>(4) { attempt.Endpoint! };
+        return TryPickAnother(pick, tried, out attempt, out subchannel)
+            ? PickResult.ForSubchannel(subchannel, new CallTracker(attempt, _grpc, request, this, pick))
+            : NoEndpoint();
+    }
 
+    /// <summary>
+    /// Picks an endpoint other than those in <paramref name="tried"/> that has a ready subchannel; every endpoint picked
+    /// without one is added to <paramref name="tried"/>. Bounded by the number of endpoints.
+    /// </summary>
+    internal bool TryPickAnother(in Lodestar.LoadBalancing.PickContext pick, List<EndpointState> tried, out EndpointAttempt attempt, out Subchannel subchannel)
+    {
+        while (tried.Count <= _service.Endpoints.Count && _service.TryPick(pick with { Attempted = tried }, out attempt))
+        {
             if (TryGetSubchannel(attempt, out subchannel))
             {
-                return PickResult.ForSubchannel(subchannel, new CallTracker(attempt, _grpc, request));
+                return true;
             }
+
+            attempt.Cancel();
+            tried.Add(attempt.Endpoint!);
         }
+
+        attempt = default;
+        subchannel = null!;
+        return false;
     }
 
     /// <summary>Hashes a header's value (FNV-1a, 64 bits, then a finalizer) without allocating; no header gives <see langword="null"/> (a random pick).</summary>
