@@ -1,0 +1,136 @@
+using Grpc.Core;
+using Lodestar.Testing;
+using Lodestar.Xds.Channels.Internal;
+using Lodestar.Xds.Resources;
+using Lodestar.Xds.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
+using static Lodestar.Xds.Tests.Infrastructure.XdsResources;
+
+namespace Lodestar.Xds.Tests.Channels;
+
+/// <summary>gRPC channels addressed <c>xds:///listener</c>, against the fake control plane and real gRPC backends.</summary>
+public sealed class XdsChannelTests
+{
+    [Fact]
+    public async Task Call_RouteToCluster_ReachesTheClustersEdsEndpoints()
+    {
+        // Arrange: cluster "a" has two endpoints (backends a and a2); cluster "b" is not routed to.
+        await using var h = await XdsChannelHarness.StartAsync(["a", "a2", "b"]);
+        h.Server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "a", Assignment("a", ("127.0.0.1", h.Backends["a"].Port), ("127.0.0.1", h.Backends["a2"].Port)));
+        h.SetRoutes(PrefixRoute("/", "a"));
+
+        // Act
+        var counts = await h.CountAsync(40);
+
+        // Assert: round robin over the cluster's two endpoints, nothing to the other cluster.
+        Assert.Equal(["a", "a2"], counts.Keys.Order(StringComparer.Ordinal));
+        Assert.InRange(counts["a"], 10, 30);
+        Assert.Equal(0, h.Backends["b"].Calls);
+    }
+
+    [Fact]
+    public async Task Call_EdsPushMovesTheEndpoints_CallsFollowThem()
+    {
+        // Arrange
+        await using var h = await XdsChannelHarness.StartAsync(["a", "b"]);
+        h.SetRoutes(PrefixRoute("/", "a"));
+        Assert.Equal("a", await h.CallAsync());
+
+        // Act: cluster a's endpoint moves to backend b's address.
+        h.Server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "a", Assignment("a", ("127.0.0.1", h.Backends["b"].Port)));
+
+        // Assert
+        await Eventually.TrueAsync(async () => await h.CallAsync() == "b", TimeSpan.FromSeconds(10), "calls follow the pushed endpoints");
+        var after = await h.CountAsync(20);
+        Assert.Equal(20, after.GetValueOrDefault("b"));
+    }
+
+    [Fact]
+    public async Task Call_WeightedRoute90To10_SplitsCallsWithinTolerance()
+    {
+        // Arrange
+        await using var h = await XdsChannelHarness.StartAsync(["stable", "canary"]);
+        h.SetRoutes(XdsTrafficHarness.WeightedRoute("/", ("stable", 90), ("canary", 10)));
+        await Eventually.TrueAsync(async () => await h.CallAsync() == "canary", TimeSpan.FromSeconds(10), "both clusters take calls");
+
+        // Act
+        var counts = await h.CountAsync(1000);
+
+        // Assert: 100 expected for the canary; ±50 is more than five standard deviations of the binomial (9.5).
+        Assert.Equal(1000, counts.GetValueOrDefault("stable") + counts.GetValueOrDefault("canary"));
+        Assert.InRange(counts.GetValueOrDefault("canary"), 50, 150);
+    }
+
+    [Fact]
+    public async Task Call_RouteByPath_SendsEachMethodToItsRoutesCluster()
+    {
+        // Arrange: the Hello method goes to b, everything else to a.
+        await using var h = await XdsChannelHarness.StartAsync(["a", "b"]);
+        h.SetRoutes(PrefixRoute("/lodestar.xds.tests.Greeter/Hello", "b"), PrefixRoute("/", "a"));
+
+        // Act
+        var counts = await h.CountAsync(10);
+
+        // Assert
+        Assert.Equal(10, counts.GetValueOrDefault("b"));
+    }
+
+    [Fact]
+    public async Task Call_ControlPlaneAwayThirtySeconds_KeepsTheLastGoodAddresses()
+    {
+        // Arrange
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var h = await XdsChannelHarness.StartAsync(["a", "b"], clock);
+        h.SetRoutes(PrefixRoute("/", "a"));
+        Assert.Equal("a", await h.CallAsync());
+        var streams = h.Server.StreamsOpened;
+
+        // Act: the control plane is away for 30 s of the client's clock (its reconnects fail), with calls every second.
+        await h.Server.StopAsync();
+        var failures = 0;
+        var answered = 0;
+        for (var second = 0; second < 30; second++)
+        {
+            clock.Advance(TimeSpan.FromSeconds(1));
+            for (var i = 0; i < 5; i++)
+            {
+                try
+                {
+                    answered += await h.CallAsync() == "a" ? 1 : 0;
+                }
+                catch (RpcException)
+                {
+                    failures++;
+                }
+            }
+        }
+
+        // Assert: every call reached the last good endpoint; once the server is back, its next push applies.
+        Assert.Equal(0, failures);
+        Assert.Equal(150, answered);
+        await h.Server.StartAgainAsync();
+        h.Server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "a", Assignment("a", ("127.0.0.1", h.Backends["b"].Port)));
+        await Eventually.TrueAsync(() =>
+        {
+            clock.Advance(TimeSpan.FromSeconds(1));
+            return h.Server.StreamsOpened > streams;
+        }, TimeSpan.FromSeconds(20), "the client opens a new stream once the server is back");
+        await Eventually.TrueAsync(async () => await h.CallAsync() == "b", TimeSpan.FromSeconds(10), "the pushed endpoints apply");
+    }
+
+    [Theory]
+    [InlineData("xds:///greeter.test:50051", "greeter.test:50051")]
+    [InlineData("xds:///orders.default.svc.cluster.local:8080", "orders.default.svc.cluster.local:8080")]
+    public void ParseListener_Address_ReturnsTheListenerName(string address, string expected)
+        => Assert.Equal(expected, XdsResolverFactory.ParseListener(new Uri(address)));
+
+    [Theory]
+    [InlineData("xds:///", "names no listener")]
+    [InlineData("xds://authority.example/greeter", "federation is not supported")]
+    public void ParseListener_BadAddress_ThrowsNamingTheAddress(string address, string expected)
+    {
+        var error = Assert.Throws<ArgumentException>(() => XdsResolverFactory.ParseListener(new Uri(address)));
+        Assert.Contains(address, error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+}
