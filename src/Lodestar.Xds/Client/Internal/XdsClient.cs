@@ -68,6 +68,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
     private Channel<object>? _outbox;
     private CancellationTokenSource? _stall;
     private bool _awaitingResponse;
+    private Action[] _reconnectListeners = [];
 
     public XdsClient(XdsBootstrap bootstrap, XdsOptions options, TimeProvider timeProvider, ILogger logger, SecretRedactor? redactor = null, Func<double>? random = null)
     {
@@ -89,6 +90,22 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
     /// <summary>Gets whether the current or next stream is incremental.</summary>
     public bool UsesDelta => Volatile.Read(ref _useDelta);
+
+    /// <summary>
+    /// Calls <paramref name="callback"/> (from the client's callback queue, never under its lock) each time the client
+    /// opens a new stream after the previous one failed or was closed.
+    /// </summary>
+    /// <returns>A handle that stops the calls when disposed.</returns>
+    public IDisposable OnReconnect(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        lock (_gate)
+        {
+            _reconnectListeners = [.. _reconnectListeners, callback];
+        }
+
+        return new ReconnectSubscription(this, callback);
+    }
 
     /// <summary>Watches one resource, or every resource of the type when <paramref name="name"/> is <see cref="Wildcard"/>.</summary>
     /// <returns>A handle that ends the watch (and the subscription, when it was the last watcher) when disposed.</returns>
@@ -253,8 +270,15 @@ internal sealed partial class XdsClient : IAsyncDisposable
     {
         var backoff = new Backoff(_options.Backoff, _timeProvider, _random);
         var streams = 0;
+        var reconnecting = false;
         while (!cancellationToken.IsCancellationRequested)
         {
+            if (reconnecting)
+            {
+                reconnecting = false;
+                NotifyReconnect();
+            }
+
             var delta = UsesDelta;
             using var stall = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _timeProvider);
             using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stall.Token);
@@ -308,6 +332,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 var wait = backoff.NextDelay();
                 Log.StreamFailed(_logger, _transport.DisplayName, error.Message, wait.TotalMilliseconds);
                 NotifyAll(error);
+                reconnecting = true;
                 try
                 {
                     await Task.Delay(wait, _timeProvider, cancellationToken).ConfigureAwait(false);
@@ -317,6 +342,20 @@ internal sealed partial class XdsClient : IAsyncDisposable
                     return;
                 }
             }
+        }
+    }
+
+    private void NotifyReconnect()
+    {
+        Action[] listeners;
+        lock (_gate)
+        {
+            listeners = _reconnectListeners;
+        }
+
+        foreach (var listener in listeners)
+        {
+            _callbacks.Schedule(listener);
         }
     }
 
@@ -997,6 +1036,28 @@ internal sealed partial class XdsClient : IAsyncDisposable
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
             {
                 client.Unwatch(typeUrl, name, watcher);
+            }
+        }
+    }
+
+    private sealed class ReconnectSubscription(XdsClient client, Action callback) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            {
+                return;
+            }
+
+            lock (client._gate)
+            {
+                var index = Array.IndexOf(client._reconnectListeners, callback);
+                if (index >= 0)
+                {
+                    client._reconnectListeners = [.. client._reconnectListeners.Where((_, i) => i != index)];
+                }
             }
         }
     }
