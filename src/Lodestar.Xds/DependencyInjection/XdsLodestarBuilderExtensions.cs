@@ -80,6 +80,7 @@ public static class XdsLodestarBuilderExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IRequestRouter, XdsRequestRouter>(static sp => sp.GetRequiredService<XdsRequestRouter>()));
 
         // gRPC channels created with this container as their ServiceProvider resolve xds:///<listener>.
+        services.TryAddSingleton<XdsClusterCallCounters>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ResolverFactory, XdsResolverFactory>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<LoadBalancerFactory, XdsClusterBalancerFactory>());
         return builder;

@@ -118,6 +118,41 @@ public sealed class XdsChannelTests
         await Eventually.TrueAsync(async () => await h.CallAsync() == "b", TimeSpan.FromSeconds(10), "the pushed endpoints apply");
     }
 
+    [Fact]
+    public async Task Call_ClusterAtMaxRequests_FailsUnavailableUntilACallEnds()
+    {
+        // Arrange: cluster a allows two calls in flight (circuit_breakers, DEFAULT priority).
+        await using var h = await XdsChannelHarness.StartAsync(["a"]);
+        var cluster = EdsCluster("a");
+        cluster.CircuitBreakers = new Envoy.Config.Cluster.V3.CircuitBreakers();
+        cluster.CircuitBreakers.Thresholds.Add(new Envoy.Config.Cluster.V3.CircuitBreakers.Types.Thresholds
+        {
+            Priority = Envoy.Config.Core.V3.RoutingPriority.Default,
+            MaxRequests = 2,
+        });
+        h.Server.SetResource(XdsTypeUrls.Cluster, "a", cluster);
+        h.SetRoutes(PrefixRoute("/", "a"));
+        Assert.Equal("a", await h.CallAsync());
+        var backend = h.Backends["a"];
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        backend.Gate = gate;
+
+        // Act: two calls wait at the backend; a third is refused by the breaker.
+        var held = new[] { h.CallAsync(), h.CallAsync() };
+        await Eventually.TrueAsync(() => backend.Waiting == 2, TimeSpan.FromSeconds(10), "two calls reach the backend");
+        var refused = await Assert.ThrowsAsync<RpcException>(h.CallAsync);
+        backend.Gate = null;
+        gate.SetResult();
+        await Task.WhenAll(held);
+
+        // Assert: the refusal names the cluster and the threshold; with the calls done, calls go through again.
+        Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+        Assert.Contains("'a'", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("max_requests", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(3, backend.Calls);
+        Assert.Equal("a", await h.CallAsync());
+    }
+
     [Theory]
     [InlineData("xds:///greeter.test:50051", "greeter.test:50051")]
     [InlineData("xds:///orders.default.svc.cluster.local:8080", "orders.default.svc.cluster.local:8080")]

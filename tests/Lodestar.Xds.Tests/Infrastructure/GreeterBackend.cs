@@ -17,6 +17,7 @@ internal sealed class GreeterBackend : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private int _calls;
+    private int _waiting;
 
     private GreeterBackend(string name, WebApplication app)
     {
@@ -27,6 +28,12 @@ internal sealed class GreeterBackend : IAsyncDisposable
     public string Name { get; }
 
     public int Port { get; private set; }
+
+    /// <summary>Gets or sets a gate every call waits on before it answers, or <see langword="null"/> to answer at once.</summary>
+    public TaskCompletionSource? Gate { get; set; }
+
+    /// <summary>Gets the number of calls waiting at <see cref="Gate"/>.</summary>
+    public int Waiting => Volatile.Read(ref _waiting);
 
     /// <summary>Gets the number of calls served.</summary>
     public int Calls => Volatile.Read(ref _calls);
@@ -66,10 +73,23 @@ internal sealed class GreeterBackend : IAsyncDisposable
     {
         private readonly GreeterBackend _owner = holder.Backend!;
 
-        public override Task<HelloReply> Hello(HelloRequest request, ServerCallContext context)
+        public override async Task<HelloReply> Hello(HelloRequest request, ServerCallContext context)
         {
             Interlocked.Increment(ref _owner._calls);
-            return Task.FromResult(new HelloReply { Instance = _owner.Name });
+            if (_owner.Gate is { } gate)
+            {
+                Interlocked.Increment(ref _owner._waiting);
+                try
+                {
+                    await gate.Task.WaitAsync(context.CancellationToken);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _owner._waiting);
+                }
+            }
+
+            return new HelloReply { Instance = _owner.Name };
         }
     }
 }

@@ -3,6 +3,8 @@ using Grpc.Core;
 using Grpc.Net.Client.Balancer;
 using Lodestar.Discovery;
 using Lodestar.LoadBalancing;
+using Lodestar.Xds.Clusters;
+using Lodestar.Xds.Clusters.Internal;
 using Lodestar.Xds.Discovery.Internal;
 using Microsoft.Extensions.Logging;
 
@@ -20,6 +22,8 @@ namespace Lodestar.Xds.Channels.Internal;
 internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
 {
     private readonly IServiceBalancing _balancing;
+    private readonly XdsClusterOptions _clusterOptions;
+    private readonly XdsClusterCallCounters _counters;
     private readonly Func<double> _random;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
@@ -28,10 +32,13 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
     private IReadOnlyList<Subchannel> _ready = [];
     private bool _disposed;
 
-    public XdsClusterBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, IServiceBalancing balancing, Func<double> random)
+    public XdsClusterBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, IServiceBalancing balancing, XdsClusterOptions clusterOptions,
+        XdsClusterCallCounters counters, Func<double> random)
         : base(controller, loggerFactory)
     {
         _balancing = balancing;
+        _clusterOptions = clusterOptions;
+        _counters = counters;
         _random = random;
         _logger = loggerFactory.CreateLogger("Lodestar.Xds.Balancer");
     }
@@ -62,7 +69,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
                     }
                     else
                     {
-                        clusters.Add(cluster, new ClusterBalancer(cluster));
+                        clusters.Add(cluster, new ClusterBalancer(cluster, _counters.For(cluster), _clusterOptions));
                         added.Add(cluster);
                     }
                 }
@@ -176,12 +183,18 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
 }
 
 /// <summary>Lodestar's balancer of one cluster once it exists, or why it cannot; written once, read by pickers.</summary>
-internal sealed class ClusterBalancer(string name)
+internal sealed class ClusterBalancer(string name, XdsClusterCallCounters.Counter calls, XdsClusterOptions clusterOptions)
 {
     private volatile BalancedService? _service;
     private volatile StrongBox<Status>? _failure;
 
     public string Name { get; } = name;
+
+    /// <summary>Gets the cluster's calls in flight over every channel.</summary>
+    public XdsClusterCallCounters.Counter Calls { get; } = calls;
+
+    /// <summary>Gets the cluster's <c>max_requests</c> (DEFAULT priority; Envoy's default 1,024 when the cluster sets none or is not known yet).</summary>
+    public long MaxRequests => clusterOptions.TryGet(Name, out var settings) ? settings.CircuitBreakers.MaxRequests : XdsCircuitBreakers.Default.MaxRequests;
 
     public BalancedService? Service
     {

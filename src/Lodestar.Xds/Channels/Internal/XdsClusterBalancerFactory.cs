@@ -1,5 +1,6 @@
 using Grpc.Net.Client.Balancer;
 using Lodestar.LoadBalancing;
+using Lodestar.Xds.Clusters.Internal;
 
 namespace Lodestar.Xds.Channels.Internal;
 
@@ -13,16 +14,20 @@ internal sealed class XdsClusterBalancerFactory : LoadBalancerFactory
     public const string PolicyName = "lodestar_xds_cluster_manager";
 
     private readonly IServiceBalancing _balancing;
+    private readonly XdsClusterOptions _clusterOptions;
+    private readonly XdsClusterCallCounters _counters;
     private readonly Func<double> _random;
 
-    public XdsClusterBalancerFactory(IServiceBalancing balancing)
-        : this(balancing, static () => Random.Shared.NextDouble())
+    public XdsClusterBalancerFactory(IServiceBalancing balancing, XdsClusterOptions clusterOptions, XdsClusterCallCounters counters)
+        : this(balancing, clusterOptions, counters, static () => Random.Shared.NextDouble())
     {
     }
 
-    internal XdsClusterBalancerFactory(IServiceBalancing balancing, Func<double> random)
+    internal XdsClusterBalancerFactory(IServiceBalancing balancing, XdsClusterOptions clusterOptions, XdsClusterCallCounters counters, Func<double> random)
     {
         _balancing = balancing;
+        _clusterOptions = clusterOptions;
+        _counters = counters;
         _random = random;
     }
 
@@ -31,6 +36,6 @@ internal sealed class XdsClusterBalancerFactory : LoadBalancerFactory
     public override LoadBalancer Create(LoadBalancerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new XdsClusterBalancer(options.Controller, options.LoggerFactory, _balancing, _random);
+        return new XdsClusterBalancer(options.Controller, options.LoggerFactory, _balancing, _clusterOptions, _counters, _random);
     }
 }

@@ -75,6 +75,14 @@ internal sealed class XdsClusterPicker : SubchannelPicker
             return PickResult.ForQueue();
         }
 
+        // gRFC A32: a cluster with max_requests calls in flight (over every channel) fails new calls at once.
+        var maxRequests = balancer.MaxRequests;
+        if (balancer.Calls.InFlight >= maxRequests)
+        {
+            return PickResult.ForFailure(new Status(StatusCode.Unavailable,
+                $"xDS cluster '{cluster}' has {maxRequests} calls in flight, the max_requests of its circuit breaker; the call is not sent."));
+        }
+
         var pick = new Lodestar.LoadBalancing.PickContext(request);
         if (!service.TryPick(pick, out var attempt))
         {
@@ -83,7 +91,7 @@ internal sealed class XdsClusterPicker : SubchannelPicker
 
         if (TryGetSubchannel(attempt, out var subchannel))
         {
-            return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt));
+            return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer.Calls));
         }
 
         // The endpoint has no ready connection yet (or the channel's addresses lag the balancer's set): try the others.
@@ -99,7 +107,7 @@ internal sealed class XdsClusterPicker : SubchannelPicker
 
             if (TryGetSubchannel(attempt, out subchannel))
             {
-                return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt));
+                return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer.Calls));
             }
         }
     }
@@ -131,10 +139,19 @@ internal sealed class XdsClusterPicker : SubchannelPicker
 /// The outcome is the transport's: a call that fails to send counts as a failure, one that gets response headers as a
 /// success (its <c>grpc-status</c> is not read here).
 /// </remarks>
-internal sealed class XdsCallTracker(EndpointAttempt attempt) : ISubchannelCallTracker
+internal sealed class XdsCallTracker : ISubchannelCallTracker
 {
-    private EndpointAttempt _attempt = attempt;
+    private readonly XdsClusterCallCounters.Counter _calls;
+    private EndpointAttempt _attempt;
     private int _finished;
+
+    /// <summary>Counts the call in flight on its cluster until <see cref="Complete"/>.</summary>
+    public XdsCallTracker(EndpointAttempt attempt, XdsClusterCallCounters.Counter calls)
+    {
+        _attempt = attempt;
+        _calls = calls;
+        calls.Enter();
+    }
 
     public void Start() => _attempt = _attempt.Start();
 
@@ -145,6 +162,7 @@ internal sealed class XdsCallTracker(EndpointAttempt attempt) : ISubchannelCallT
             return;
         }
 
+        _calls.Exit();
         if (!_attempt.IsStarted)
         {
             // grpc-dotnet dropped the pick before sending (the subchannel stopped being ready).
