@@ -746,7 +746,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
         }
     }
 
-    private void HandleSotw(DiscoveryResponse response)
+    /// <summary>Handles one state-of-the-world response: decode, validate, apply, notify, queue the ACK or NACK.</summary>
+    /// <remarks>Internal (not private) so that the delta versus state-of-the-world measurement can drive it alone.</remarks>
+    internal void HandleSotw(DiscoveryResponse response)
     {
         var decoded = new List<(XdsDecodeResult Result, ByteString Bytes)>(response.Resources.Count);
         XdsResourceType? type;
@@ -824,7 +826,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
         }
     }
 
-    private void HandleDelta(DeltaDiscoveryResponse response)
+    /// <summary>Handles one incremental response: decode, validate, apply, remove, notify, queue the ACK or NACK.</summary>
+    /// <remarks>Internal (not private) so that the delta versus state-of-the-world measurement can drive it alone.</remarks>
+    internal void HandleDelta(DeltaDiscoveryResponse response)
     {
         XdsResourceType? type;
         lock (_gate)
