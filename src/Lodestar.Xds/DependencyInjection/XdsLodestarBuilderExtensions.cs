@@ -4,6 +4,7 @@ using Lodestar.Discovery;
 using Lodestar.Health;
 using Lodestar.Http;
 using Lodestar.LoadBalancing;
+using Lodestar.Resilience.Admission;
 using Lodestar.Xds;
 using Lodestar.Xds.Channels.Internal;
 using Lodestar.Xds.Client.Internal;
@@ -75,6 +76,9 @@ public static class XdsLodestarBuilderExtensions
             static sp => sp.GetRequiredService<XdsClusterOptions>().LoadBalancingChanges));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IOptionsChangeTokenSource<OutlierDetectionOptions>, XdsClusterOptions.ChangeSource<OutlierDetectionOptions>>(
             static sp => sp.GetRequiredService<XdsClusterOptions>().OutlierChanges));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<ConcurrencyLimitOptions>, XdsClusterOptions>(static sp => sp.GetRequiredService<XdsClusterOptions>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IOptionsChangeTokenSource<ConcurrencyLimitOptions>, XdsClusterOptions.ChangeSource<ConcurrencyLimitOptions>>(
+            static sp => sp.GetRequiredService<XdsClusterOptions>().ConcurrencyChanges));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEndpointSourceProvider, XdsEndpointSourceProvider>());
         services.TryAddSingleton<XdsRequestRouter>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IRequestRouter, XdsRequestRouter>(static sp => sp.GetRequiredService<XdsRequestRouter>()));
