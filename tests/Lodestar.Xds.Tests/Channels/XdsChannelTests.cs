@@ -76,6 +76,37 @@ public sealed class XdsChannelTests
     }
 
     [Fact]
+    public async Task Call_RoutedClusterLosesAllEndpoints_FailsAtOnceNamingTheCluster()
+    {
+        // Arrange: Hello goes to cluster b, everything else to a.
+        await using var h = await XdsChannelHarness.StartAsync(["a", "b"]);
+        h.SetRoutes(PrefixRoute("/lodestar.xds.tests.Greeter/Hello", "b"), PrefixRoute("/", "a"));
+        Assert.Equal("b", await h.CallAsync());
+
+        // Act: the control plane empties cluster b.
+        h.Server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "b", Assignment("b", Array.Empty<(string, int)>()));
+        RpcException? failure = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            try
+            {
+                await h.CallAsync();
+                return false;
+            }
+            catch (RpcException ex)
+            {
+                failure = ex;
+                return true;
+            }
+        }, TimeSpan.FromSeconds(10), "calls to the emptied cluster fail");
+
+        // Assert: at once (not at the deadline), naming the cluster.
+        Assert.Equal(StatusCode.Unavailable, failure!.StatusCode);
+        Assert.Contains("'b'", failure.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("no endpoints", failure.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Call_ControlPlaneAwayThirtySeconds_KeepsTheLastGoodAddresses()
     {
         // Arrange

@@ -16,6 +16,7 @@ internal sealed class XdsChannelRoutes
     public static readonly BalancerAttributesKey<string> ClusterKey = new("lodestar.xds.cluster");
 
     private volatile XdsRouteTable? _table;
+    private volatile IReadOnlySet<string> _emptyClusters = new HashSet<string>();
 
     public XdsChannelRoutes(string listener)
     {
@@ -30,5 +31,12 @@ internal sealed class XdsChannelRoutes
     {
         get => _table;
         set => _table = value;
+    }
+
+    /// <summary>Gets or sets the clusters whose current endpoint set is empty (calls routed to them fail at once rather than wait).</summary>
+    public IReadOnlySet<string> EmptyClusters
+    {
+        get => _emptyClusters;
+        set => _emptyClusters = value;
     }
 }

@@ -63,7 +63,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
                         continue;
                     }
 
-                    if (_clusters.TryGetValue(cluster, out var known))
+                    if (_clusters.TryGetValue(cluster, out var known) && known.Failure is null)
                     {
                         clusters.Add(cluster, known);
                     }

@@ -61,8 +61,10 @@ internal sealed class XdsClusterPicker : SubchannelPicker
 
         if (!_clusters.TryGetValue(cluster, out var balancer))
         {
-            // The route names a cluster whose endpoints the resolver has not handed over yet.
-            return PickResult.ForQueue();
+            // The route names a cluster without endpoints now (fail), or whose endpoints have not arrived yet (wait).
+            return _routes.EmptyClusters.Contains(cluster)
+                ? PickResult.ForFailure(new Status(StatusCode.Unavailable, $"xDS cluster '{cluster}' (xDS listener '{_routes.Listener}') has no endpoints."))
+                : PickResult.ForQueue();
         }
 
         if (balancer.Failure is { } failure)

@@ -290,13 +290,21 @@ internal sealed partial class XdsResolver : Resolver
                 return; // Nothing to hand over before the first cluster's endpoints arrive.
             }
 
+            var empty = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (cluster, watch) in _clusters)
             {
+                if (watch.Set is { Count: 0 })
+                {
+                    empty.Add(cluster);
+                }
+
                 foreach (var endpoint in watch.Set?.Endpoints ?? [])
                 {
                     addresses.Add(ToAddress(endpoint, cluster));
                 }
             }
+
+            _routes.EmptyClusters = empty;
 
             generation = ++_generation;
         }
