@@ -3,6 +3,7 @@ using Lodestar.Testing;
 using Lodestar.Xds.Channels.Internal;
 using Lodestar.Xds.Resources;
 using Lodestar.Xds.Tests.Infrastructure;
+using Lodestar.Xds.Tests.Protos;
 using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Xds.Tests.Infrastructure.XdsResources;
 
@@ -104,6 +105,39 @@ public sealed class XdsChannelTests
         Assert.Equal(StatusCode.Unavailable, failure!.StatusCode);
         Assert.Contains("'b'", failure.Status.Detail, StringComparison.Ordinal);
         Assert.Contains("no endpoints", failure.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Call_RouteHashesOnAHeader_SameHeaderValueReachesTheSameEndpoint()
+    {
+        // Arrange: a ring-hash cluster of three backends; the route hashes on metadata x-user.
+        await using var h = await XdsChannelHarness.StartAsync(["a", "a2", "a3"]);
+        h.Server.SetResource(XdsTypeUrls.Cluster, "a", EdsCluster("a", policy: Envoy.Config.Cluster.V3.Cluster.Types.LbPolicy.RingHash));
+        h.Server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "a", Assignment("a",
+            ("127.0.0.1", h.Backends["a"].Port), ("127.0.0.1", h.Backends["a2"].Port), ("127.0.0.1", h.Backends["a3"].Port)));
+        var route = PrefixRoute("/", "a");
+        route.Route_.HashPolicy.Add(new Envoy.Config.Route.V3.RouteAction.Types.HashPolicy
+        {
+            Header = new Envoy.Config.Route.V3.RouteAction.Types.HashPolicy.Types.Header { HeaderName = "x-user" },
+        });
+        h.SetRoutes(route);
+        await Eventually.TrueAsync(async () => (await h.CountAsync(12)).Count == 3, TimeSpan.FromSeconds(10), "all three endpoints take calls");
+
+        // Act: ten calls for each of twenty users.
+        var byUser = new Dictionary<string, HashSet<string>>();
+        for (var user = 0; user < 20; user++)
+        {
+            var seen = byUser[$"u{user}"] = [];
+            for (var i = 0; i < 10; i++)
+            {
+                var reply = await h.Client.HelloAsync(new HelloRequest(), new Metadata { { "x-user", $"u{user}" } }, deadline: DateTime.UtcNow.AddSeconds(10));
+                seen.Add(reply.Instance);
+            }
+        }
+
+        // Assert: every user sticks to one endpoint, and the users spread over more than one.
+        Assert.All(byUser.Values, seen => Assert.Single(seen));
+        Assert.True(byUser.Values.Select(static s => s.Single()).Distinct().Count() > 1, "the users' keys spread over the ring");
     }
 
     [Fact]

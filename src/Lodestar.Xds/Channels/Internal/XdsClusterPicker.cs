@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Grpc.Net.Client.Balancer;
 using Lodestar.LoadBalancing;
+using Lodestar.Xds.Routing.Internal;
 
 namespace Lodestar.Xds.Channels.Internal;
 
@@ -83,6 +84,15 @@ internal sealed class XdsClusterPicker : SubchannelPicker
         {
             return PickResult.ForFailure(new Status(StatusCode.Unavailable,
                 $"xDS cluster '{cluster}' has {maxRequests} calls in flight, the max_requests of its circuit breaker; the call is not sent."));
+        }
+
+        // The route's hash policies give the key (header, cookie, query parameter), hashed by core as on the HttpClient
+        // path; a key the caller set on the request wins.
+        if (request is not null && match.Route.Action is { HashPolicies.Count: > 0 } action
+            && !request.Options.TryGetValue(LoadBalancingRequestOptions.HashKey, out _)
+            && HashKeys.Compute(action.HashPolicies, request) is { } key)
+        {
+            request.Options.Set(LoadBalancingRequestOptions.HashKey, key);
         }
 
         var pick = new Lodestar.LoadBalancing.PickContext(request);
