@@ -343,6 +343,7 @@ internal sealed partial class XdsResolver : Resolver
 
     private void OnProblem(string problem)
     {
+        problem = SecretRedactor.Default.Redact(problem) ?? string.Empty;
         lock (_deliveryGate)
         {
             if (_disposed)
