@@ -218,6 +218,31 @@ public sealed class XdsChannelTests
         Assert.Equal("a", await h.CallAsync());
     }
 
+    [Fact]
+    public async Task Call_ListenerDoesNotExist_FailsUnavailableNamingTheListener()
+    {
+        // Arrange: a channel for a listener the control plane does not have.
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var h = await XdsChannelHarness.StartAsync(["a"], clock);
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress("xds:///missing.test:1",
+            new Grpc.Net.Client.GrpcChannelOptions { Credentials = ChannelCredentials.Insecure, ServiceProvider = h.Services });
+        var client = new Greeter.GreeterClient(channel);
+
+        // Act: the call waits until the client gives up on the listener (ResourceDoesNotExistTimeout on its clock).
+        var call = client.HelloAsync(new HelloRequest(), deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync;
+        await Eventually.TrueAsync(() =>
+        {
+            clock.Advance(TimeSpan.FromSeconds(5));
+            return call.IsCompleted;
+        }, TimeSpan.FromSeconds(20), "the call fails once the listener is known not to exist");
+
+        // Assert
+        var error = await Assert.ThrowsAsync<RpcException>(() => call);
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Contains("'missing.test:1'", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("does not exist", error.Status.Detail, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("xds:///greeter.test:50051", "greeter.test:50051")]
     [InlineData("xds:///orders.default.svc.cluster.local:8080", "orders.default.svc.cluster.local:8080")]
