@@ -19,6 +19,7 @@ public sealed class XdsChannelTests
         await using var h = await XdsChannelHarness.StartAsync(["a", "a2", "b"]);
         h.Server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "a", Assignment("a", ("127.0.0.1", h.Backends["a"].Port), ("127.0.0.1", h.Backends["a2"].Port)));
         h.SetRoutes(PrefixRoute("/", "a"));
+        await Eventually.TrueAsync(async () => (await h.CountAsync(4)).Count == 2, TimeSpan.FromSeconds(10), "both endpoints have a ready connection");
 
         // Act
         var counts = await h.CountAsync(40);
