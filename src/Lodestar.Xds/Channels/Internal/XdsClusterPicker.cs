@@ -157,15 +157,22 @@ internal sealed class XdsCallTracker : ISubchannelCallTracker
     private EndpointAttempt _attempt;
     private int _finished;
 
-    /// <summary>Counts the call in flight on its cluster until <see cref="Complete"/>.</summary>
     public XdsCallTracker(EndpointAttempt attempt, XdsClusterCallCounters.Counter calls)
     {
         _attempt = attempt;
         _calls = calls;
-        calls.Enter();
     }
 
-    public void Start() => _attempt = _attempt.Start();
+    /// <summary>Counts the call in flight on its endpoint and its cluster, until <see cref="Complete"/>.</summary>
+    /// <remarks>
+    /// The cluster's count starts here, when the call is sent, not at the pick: grpc-dotnet may drop a pick whose
+    /// subchannel stopped being ready without completing its tracker, and such a pick must not hold a slot.
+    /// </remarks>
+    public void Start()
+    {
+        _attempt = _attempt.Start();
+        _calls.Enter();
+    }
 
     public void Complete(CompletionContext context)
     {
@@ -174,7 +181,6 @@ internal sealed class XdsCallTracker : ISubchannelCallTracker
             return;
         }
 
-        _calls.Exit();
         if (!_attempt.IsStarted)
         {
             // grpc-dotnet dropped the pick before sending (the subchannel stopped being ready).
@@ -182,6 +188,7 @@ internal sealed class XdsCallTracker : ISubchannelCallTracker
             return;
         }
 
+        _calls.Exit();
         _attempt.Complete(context.Error is { } error ? EndpointOutcomes.FromException(error) : EndpointOutcome.Success);
     }
 }
