@@ -1,9 +1,12 @@
+using Grpc.Net.Client.Balancer;
 using Lodestar.DependencyInjection;
 using Lodestar.Discovery;
 using Lodestar.Health;
 using Lodestar.Http;
 using Lodestar.LoadBalancing;
+using Lodestar.Resilience.Admission;
 using Lodestar.Xds;
+using Lodestar.Xds.Channels.Internal;
 using Lodestar.Xds.Client.Internal;
 using Lodestar.Xds.Clusters.Internal;
 using Lodestar.Xds.DependencyInjection.Internal;
@@ -41,6 +44,11 @@ public static class XdsLodestarBuilderExtensions
     /// listener named after the request's authority (LDS, then RDS): cluster, timeout, retry policy and hash key per
     /// route, through an <see cref="IRequestRouter"/>.
     /// </para>
+    /// <para>
+    /// gRPC channels whose <c>ServiceProvider</c> is this container resolve <c>xds:///&lt;listener&gt;</c> addresses the
+    /// same way (gRPC's scheme): the listener's routes choose a cluster per call, weighted clusters included, and Lodestar's
+    /// balancer of that cluster the endpoint.
+    /// </para>
     /// </remarks>
     /// <param name="builder">The Lodestar builder.</param>
     /// <param name="configure">Configures the options after configuration is bound, or <see langword="null"/>.</param>
@@ -68,9 +76,17 @@ public static class XdsLodestarBuilderExtensions
             static sp => sp.GetRequiredService<XdsClusterOptions>().LoadBalancingChanges));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IOptionsChangeTokenSource<OutlierDetectionOptions>, XdsClusterOptions.ChangeSource<OutlierDetectionOptions>>(
             static sp => sp.GetRequiredService<XdsClusterOptions>().OutlierChanges));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<ConcurrencyLimitOptions>, XdsClusterOptions>(static sp => sp.GetRequiredService<XdsClusterOptions>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IOptionsChangeTokenSource<ConcurrencyLimitOptions>, XdsClusterOptions.ChangeSource<ConcurrencyLimitOptions>>(
+            static sp => sp.GetRequiredService<XdsClusterOptions>().ConcurrencyChanges));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEndpointSourceProvider, XdsEndpointSourceProvider>());
         services.TryAddSingleton<XdsRequestRouter>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IRequestRouter, XdsRequestRouter>(static sp => sp.GetRequiredService<XdsRequestRouter>()));
+
+        // gRPC channels created with this container as their ServiceProvider resolve xds:///<listener>.
+        services.TryAddSingleton<XdsClusterCallCounters>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ResolverFactory, XdsResolverFactory>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<LoadBalancerFactory, XdsClusterBalancerFactory>());
         return builder;
     }
 }

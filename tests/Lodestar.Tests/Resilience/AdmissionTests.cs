@@ -1,5 +1,6 @@
 using Lodestar.Resilience.Admission;
 using Lodestar.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
@@ -27,6 +28,29 @@ public sealed class AdmissionTests
         Assert.Equal("orders", rejected.ServiceName);
         Assert.Contains("'orders' already has 2 requests in flight", rejected.Message, StringComparison.Ordinal);
         Assert.Equal(2, handler.Count);
+    }
+
+    [Fact]
+    public async Task ConcurrencyLimit_ServiceNamedOptionsAndNoClientLimit_ServiceLimitApplies()
+    {
+        // Arrange: the client sets no limit; the service's named options (as a control plane's cluster sets them) allow one.
+        var handler = new ScriptedHandler(ScriptedHandler.Hang);
+        await using var host = ResilienceTestHost.Create(timeProvider: new FakeTimeProvider(), primaryHandler: handler,
+            services: s => s.Configure<ConcurrencyLimitOptions>("orders", o => o.MaxConcurrentRequests = 1));
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002");
+        var client = host.CreateClient();
+        using var cts = new CancellationTokenSource();
+        var held = client.GetAsync("http://orders/a", cts.Token);
+        await Eventually.TrueAsync(() => handler.Count == 1, TimeSpan.FromSeconds(5), "the slot is taken");
+
+        // Act
+        var rejected = await Assert.ThrowsAsync<ServiceOverloadedException>(() => client.GetAsync("http://orders/b", cts.Token).WaitAsync(TimeSpan.FromSeconds(10)));
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => held.WaitAsync(TimeSpan.FromSeconds(5)));
+
+        // Assert
+        Assert.Contains("'orders' already has 1 requests in flight and 0 waiting", rejected.Message, StringComparison.Ordinal);
+        Assert.Equal(1, handler.Count);
     }
 
     [Fact]

@@ -79,6 +79,28 @@ public sealed class AddXdsTests
     }
 
     [Fact]
+    public void AddXds_TokenToARemoteFallbackServerWithoutTls_FailsValidationNamingIt()
+    {
+        // The primary is on loopback (a token may go there); the fallback is remote and in clear text.
+        var services = new ServiceCollection();
+        services.AddLodestar().AddXds(o =>
+        {
+            o.BootstrapJson = """
+                { "xds_servers": [
+                    { "server_uri": "127.0.0.1:15010", "channel_creds": [ { "type": "insecure" } ] },
+                    { "server_uri": "istiod-backup.istio-system.svc:15010", "channel_creds": [ { "type": "insecure" } ] } ] }
+                """;
+            o.TokenPath = "/var/run/secrets/tokens/istio-token";
+        });
+        using var provider = services.BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<XdsOptions>>().Value);
+
+        Assert.Contains("xDS server 'istiod-backup.istio-system.svc:15010': a token is sent only over 'tls'", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("127.0.0.1:15010", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AddXds_OutOfRangeOptions_FailValidationNamingThem()
     {
         var services = new ServiceCollection();

@@ -51,8 +51,8 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
     private readonly Lock _gate = new();
     private readonly Dictionary<string, TypeState> _types = new(StringComparer.Ordinal);
-    private readonly XdsServerConfig _server;
-    private readonly XdsTransport _transport;
+    private readonly XdsServerConfig[] _servers;
+    private readonly XdsTransport[] _transports;
     private readonly Node _node;
     private readonly XdsOptions _options;
     private readonly TimeProvider _timeProvider;
@@ -68,27 +68,57 @@ internal sealed partial class XdsClient : IAsyncDisposable
     private Channel<object>? _outbox;
     private CancellationTokenSource? _stall;
     private bool _awaitingResponse;
+    private Action[] _reconnectListeners = [];
+
+    // Whether the current stream delivered a response; written and read by the stream loop only.
+    private bool _receivedOnStream;
+
+    // The server of the current or next stream: an index into the bootstrap's xds_servers (0 is the primary).
+    private volatile int _active;
 
     public XdsClient(XdsBootstrap bootstrap, XdsOptions options, TimeProvider timeProvider, ILogger logger, SecretRedactor? redactor = null, Func<double>? random = null)
     {
         ArgumentNullException.ThrowIfNull(bootstrap);
-        _server = bootstrap.Servers[0];
+        _servers = [.. bootstrap.Servers];
         _options = options;
         _timeProvider = timeProvider;
         _logger = logger;
         _redactor = redactor ?? new SecretRedactor();
         _random = random;
         _useDelta = options.UseDelta;
-        _transport = new XdsTransport(_server, options.TokenPath, _redactor);
+        _transports = [.. _servers.Select(server => new XdsTransport(server, options.TokenPath, _redactor))];
         _node = BuildNode(bootstrap.Node);
         _callbacks = new CallbackSerializer(logger);
     }
 
     /// <summary>Gets the management server the client talks to, for messages.</summary>
-    public string ServerName => _server.DisplayName;
+    public string ServerName => ActiveServer.DisplayName;
+
+    /// <summary>Gets the index in the bootstrap's <c>xds_servers</c> of the server of the current or next stream (0: the primary).</summary>
+    public int ActiveServerIndex => _active;
+
+    private XdsServerConfig ActiveServer => _servers[_active];
+
+    private XdsTransport ActiveTransport => _transports[_active];
 
     /// <summary>Gets whether the current or next stream is incremental.</summary>
     public bool UsesDelta => Volatile.Read(ref _useDelta);
+
+    /// <summary>
+    /// Calls <paramref name="callback"/> (from the client's callback queue, never under its lock) each time the client
+    /// opens a new stream after the previous one failed or was closed.
+    /// </summary>
+    /// <returns>A handle that stops the calls when disposed.</returns>
+    public IDisposable OnReconnect(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        lock (_gate)
+        {
+            _reconnectListeners = [.. _reconnectListeners, callback];
+        }
+
+        return new ReconnectSubscription(this, callback);
+    }
 
     /// <summary>Watches one resource, or every resource of the type when <paramref name="name"/> is <see cref="Wildcard"/>.</summary>
     /// <returns>A handle that ends the watch (and the subscription, when it was the last watcher) when disposed.</returns>
@@ -253,32 +283,44 @@ internal sealed partial class XdsClient : IAsyncDisposable
     {
         var backoff = new Backoff(_options.Backoff, _timeProvider, _random);
         var streams = 0;
+        var reconnecting = false;
         while (!cancellationToken.IsCancellationRequested)
         {
+            if (reconnecting)
+            {
+                reconnecting = false;
+                NotifyReconnect();
+            }
+
             var delta = UsesDelta;
             using var stall = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _timeProvider);
-            using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stall.Token);
-            var received = false;
+            using var primaryBack = new CancellationTokenSource();
+            using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stall.Token, primaryBack.Token);
+            using var probeCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            _receivedOnStream = false;
+
+            // gRFC A71: while a fallback server serves, keep asking the primary; once it answers, go back to it.
+            var probe = _active > 0 ? ProbePrimaryAsync(primaryBack, probeCts.Token) : Task.CompletedTask;
             try
             {
-                var headers = _transport.BuildHeaders();
+                var headers = ActiveTransport.BuildHeaders();
                 var options = new CallOptions(headers, cancellationToken: streamCts.Token);
                 streams++;
-                Log.StreamOpening(_logger, _transport.DisplayName, delta ? "delta" : "state-of-the-world", streams);
-                using var channel = _transport.OpenChannel();
+                Log.StreamOpening(_logger, ActiveTransport.DisplayName, delta ? "delta" : "state-of-the-world", streams);
+                using var channel = ActiveTransport.OpenChannel();
                 var invoker = channel.CreateCallInvoker();
                 if (delta)
                 {
                     using var call = invoker.AsyncDuplexStreamingCall(s_deltaMethod, null, options);
-                    received = await RunStreamAsync(call.RequestStream, call.ResponseStream, stall, delta: true, backoff, streamCts.Token).ConfigureAwait(false);
+                    await RunStreamAsync(call.RequestStream, call.ResponseStream, stall, delta: true, backoff, streamCts.Token).ConfigureAwait(false);
                 }
                 else
                 {
                     using var call = invoker.AsyncDuplexStreamingCall(s_sotwMethod, null, options);
-                    received = await RunStreamAsync(call.RequestStream, call.ResponseStream, stall, delta: false, backoff, streamCts.Token).ConfigureAwait(false);
+                    await RunStreamAsync(call.RequestStream, call.ResponseStream, stall, delta: false, backoff, streamCts.Token).ConfigureAwait(false);
                 }
 
-                throw new XdsClientException($"xDS server '{_transport.DisplayName}' closed the stream.");
+                throw new XdsClientException($"xDS server '{ActiveTransport.DisplayName}' closed the stream.");
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -288,9 +330,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
             {
                 return;
             }
-            catch (RpcException ex) when (delta && ex.StatusCode == StatusCode.Unimplemented)
+            catch (RpcException ex) when (delta && ex.StatusCode == StatusCode.Unimplemented && !primaryBack.IsCancellationRequested)
             {
-                Log.DeltaUnsupported(_logger, _transport.DisplayName);
+                Log.DeltaUnsupported(_logger, ActiveTransport.DisplayName);
                 Volatile.Write(ref _useDelta, false);
                 EndStream();
                 continue;
@@ -298,16 +340,31 @@ internal sealed partial class XdsClient : IAsyncDisposable
             catch (Exception ex)
             {
                 EndStream();
-                var stalled = stall.IsCancellationRequested;
-                var error = Describe(ex, stalled);
-                if (received)
+                if (primaryBack.IsCancellationRequested)
                 {
-                    backoff.Reset();
+                    // The primary answered a probe: leave the fallback at once; the accepted resources stay in force.
+                    Log.PrimaryBack(_logger, _transports[0].DisplayName, ActiveTransport.DisplayName);
+                    _active = 0;
+                    reconnecting = true;
+                    continue;
                 }
 
-                var wait = backoff.NextDelay();
-                Log.StreamFailed(_logger, _transport.DisplayName, error.Message, wait.TotalMilliseconds);
+                var stalled = stall.IsCancellationRequested;
+                var error = Describe(ex, stalled);
                 NotifyAll(error);
+                reconnecting = true;
+                if (!_receivedOnStream && _active + 1 < _servers.Length)
+                {
+                    // gRFC A71: the server could not be reached (no response on its stream): try the next one now.
+                    Log.FallingBack(_logger, ActiveTransport.DisplayName, _transports[_active + 1].DisplayName, error.Message);
+                    _active++;
+                    continue;
+                }
+
+                // Start over from the primary after the backoff delay.
+                _active = 0;
+                var wait = backoff.NextDelay();
+                Log.StreamFailed(_logger, _transports[0].DisplayName, error.Message, wait.TotalMilliseconds);
                 try
                 {
                     await Task.Delay(wait, _timeProvider, cancellationToken).ConfigureAwait(false);
@@ -317,6 +374,114 @@ internal sealed partial class XdsClient : IAsyncDisposable
                     return;
                 }
             }
+            finally
+            {
+                await probeCts.CancelAsync().ConfigureAwait(false);
+                await probe.ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// While a fallback server serves, asks the primary after each backoff delay with a one-request stream for a
+    /// resource the client follows; its first answer means it is back, and ends the fallback's stream.
+    /// </summary>
+    private async Task ProbePrimaryAsync(CancellationTokenSource primaryBack, CancellationToken cancellationToken)
+    {
+        var backoff = new Backoff(_options.Backoff, _timeProvider, _random);
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(backoff.NextDelay(), _timeProvider, cancellationToken).ConfigureAwait(false);
+                if (await PrimaryAnswersAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    await primaryBack.CancelAsync().ConfigureAwait(false);
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The fallback's stream ended first.
+        }
+    }
+
+    private async Task<bool> PrimaryAnswersAsync(CancellationToken cancellationToken)
+    {
+        (string TypeUrl, string Name)? resource = null;
+        lock (_gate)
+        {
+            foreach (var state in _types.Values)
+            {
+                foreach (var (name, value) in state.Resources)
+                {
+                    if (name != Wildcard && (resource is null || value.Value is not null))
+                    {
+                        resource = (state.TypeUrl, name);
+                    }
+
+                    if (resource is not null && value.Value is not null)
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+
+        if (resource is not { } probe)
+        {
+            return false; // Nothing subscribed yet: nothing to ask the primary for.
+        }
+
+        using var timeout = new CancellationTokenSource(_options.ResourceDoesNotExistTimeout, _timeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        var primary = _transports[0];
+        try
+        {
+            using var channel = primary.OpenChannel();
+            var invoker = channel.CreateCallInvoker();
+            var options = new CallOptions(primary.BuildHeaders(), cancellationToken: linked.Token);
+            if (UsesDelta)
+            {
+                using var call = invoker.AsyncDuplexStreamingCall(s_deltaMethod, null, options);
+                var request = new DeltaDiscoveryRequest { Node = _node, TypeUrl = probe.TypeUrl };
+                request.ResourceNamesSubscribe.Add(probe.Name);
+                await call.RequestStream.WriteAsync(request).ConfigureAwait(false);
+                return await call.ResponseStream.MoveNext(linked.Token).ConfigureAwait(false);
+            }
+            else
+            {
+                using var call = invoker.AsyncDuplexStreamingCall(s_sotwMethod, null, options);
+                var request = new DiscoveryRequest { Node = _node, TypeUrl = probe.TypeUrl };
+                request.ResourceNames.Add(probe.Name);
+                await call.RequestStream.WriteAsync(request).ConfigureAwait(false);
+                return await call.ResponseStream.MoveNext(linked.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            // Any failure (refused, reset, timed out, or cancelled because the fallback's stream ended) means "not yet".
+            if (!cancellationToken.IsCancellationRequested)
+            {
+                Log.PrimaryStillAway(_logger, primary.DisplayName, _redactor.Redact(ex.Message) ?? string.Empty);
+            }
+
+            return false;
+        }
+    }
+
+    private void NotifyReconnect()
+    {
+        Action[] listeners;
+        lock (_gate)
+        {
+            listeners = _reconnectListeners;
+        }
+
+        foreach (var listener in listeners)
+        {
+            _callbacks.Schedule(listener);
         }
     }
 
@@ -354,6 +519,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 if (!received)
                 {
                     received = true;
+                    _receivedOnStream = true;
                     backoff.Reset();
                 }
 
@@ -580,7 +746,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
         }
     }
 
-    private void HandleSotw(DiscoveryResponse response)
+    /// <summary>Handles one state-of-the-world response: decode, validate, apply, notify, queue the ACK or NACK.</summary>
+    /// <remarks>Internal (not private) so that the delta versus state-of-the-world measurement can drive it alone.</remarks>
+    internal void HandleSotw(DiscoveryResponse response)
     {
         var decoded = new List<(XdsDecodeResult Result, ByteString Bytes)>(response.Resources.Count);
         XdsResourceType? type;
@@ -591,7 +759,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
         if (type is null)
         {
-            Log.UnknownType(_logger, _transport.DisplayName, response.TypeUrl);
+            Log.UnknownType(_logger, ActiveTransport.DisplayName, response.TypeUrl);
             return;
         }
 
@@ -630,7 +798,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
                     }
                 }
 
-                foreach (var name in state.Unwatched.Keys.Where(n => !seen.Contains(n) && !_server.IgnoreResourceDeletion).ToArray())
+                foreach (var name in state.Unwatched.Keys.Where(n => !seen.Contains(n) && !ActiveServer.IgnoreResourceDeletion).ToArray())
                 {
                     state.Unwatched.Remove(name);
                     changed = true;
@@ -658,7 +826,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
         }
     }
 
-    private void HandleDelta(DeltaDiscoveryResponse response)
+    /// <summary>Handles one incremental response: decode, validate, apply, remove, notify, queue the ACK or NACK.</summary>
+    /// <remarks>Internal (not private) so that the delta versus state-of-the-world measurement can drive it alone.</remarks>
+    internal void HandleDelta(DeltaDiscoveryResponse response)
     {
         XdsResourceType? type;
         lock (_gate)
@@ -668,7 +838,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
         if (type is null)
         {
-            Log.UnknownType(_logger, _transport.DisplayName, response.TypeUrl);
+            Log.UnknownType(_logger, ActiveTransport.DisplayName, response.TypeUrl);
             return;
         }
 
@@ -757,7 +927,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
             errors.Add(error);
             if (result.Name is { } failedName && state.Resources.TryGetValue(failedName, out var failed))
             {
-                var exception = new XdsClientException($"xDS server '{_transport.DisplayName}' sent an invalid {XdsTypeUrls.ShortName(state.TypeUrl)} resource; the last accepted version stays in force: {_redactor.Redact(error)}");
+                var exception = new XdsClientException($"xDS server '{ActiveTransport.DisplayName}' sent an invalid {XdsTypeUrls.ShortName(state.TypeUrl)} resource; the last accepted version stays in force: {_redactor.Redact(error)}");
                 foreach (var watcher in failed.Watchers)
                 {
                     _callbacks.Schedule(() => watcher.OnError(exception));
@@ -812,13 +982,13 @@ internal sealed partial class XdsClient : IAsyncDisposable
             return false;
         }
 
-        if (_server.IgnoreResourceDeletion && state.Type.AllResourcesRequiredInSotW)
+        if (ActiveServer.IgnoreResourceDeletion && state.Type.AllResourcesRequiredInSotW)
         {
-            Log.DeletionIgnored(_logger, XdsTypeUrls.ShortName(state.TypeUrl), name, _transport.DisplayName);
+            Log.DeletionIgnored(_logger, XdsTypeUrls.ShortName(state.TypeUrl), name, ActiveTransport.DisplayName);
             return false;
         }
 
-        Log.Removed(_logger, XdsTypeUrls.ShortName(state.TypeUrl), name, _transport.DisplayName);
+        Log.Removed(_logger, XdsTypeUrls.ShortName(state.TypeUrl), name, ActiveTransport.DisplayName);
         resource.Value = null;
         resource.Bytes = null;
         resource.Version = null;
@@ -865,15 +1035,15 @@ internal sealed partial class XdsClient : IAsyncDisposable
         if (stalled)
         {
             return new XdsClientException(
-                $"xDS server '{_transport.DisplayName}' answered nothing for {_options.StallTimeout.TotalSeconds:0.###} s; reconnecting.");
+                $"xDS server '{ActiveTransport.DisplayName}' answered nothing for {_options.StallTimeout.TotalSeconds:0.###} s; reconnecting.");
         }
 
         return ex switch
         {
             XdsClientException client => new XdsClientException(_redactor.Redact(client.Message)!),
             RpcException rpc => new XdsClientException(
-                $"The stream to xDS server '{_transport.DisplayName}' failed: {rpc.StatusCode}: {_redactor.Redact(rpc.Status.Detail)}"),
-            _ => new XdsClientException($"The stream to xDS server '{_transport.DisplayName}' failed: {_redactor.Redact(ex.Message)}"),
+                $"The stream to xDS server '{ActiveTransport.DisplayName}' failed: {rpc.StatusCode}: {_redactor.Redact(rpc.Status.Detail)}"),
+            _ => new XdsClientException($"The stream to xDS server '{ActiveTransport.DisplayName}' failed: {_redactor.Redact(ex.Message)}"),
         };
     }
 
@@ -1001,6 +1171,28 @@ internal sealed partial class XdsClient : IAsyncDisposable
         }
     }
 
+    private sealed class ReconnectSubscription(XdsClient client, Action callback) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            {
+                return;
+            }
+
+            lock (client._gate)
+            {
+                var index = Array.IndexOf(client._reconnectListeners, callback);
+                if (index >= 0)
+                {
+                    client._reconnectListeners = [.. client._reconnectListeners.Where((_, i) => i != index)];
+                }
+            }
+        }
+    }
+
     private static partial class Log
     {
         [LoggerMessage(1, LogLevel.Debug, "Opening {Mode} ADS stream {Stream} to xDS server {Server}.", EventName = "XdsStreamOpening")]
@@ -1026,6 +1218,15 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
         [LoggerMessage(8, LogLevel.Information, "xDS server {Server} does not offer incremental xDS; using state of the world.", EventName = "XdsDeltaUnsupported")]
         public static partial void DeltaUnsupported(ILogger logger, string server);
+
+        [LoggerMessage(30, LogLevel.Warning, "xDS server {Server} cannot be reached ({Reason}); falling back to xDS server {Fallback}.", EventName = "XdsFallingBack")]
+        public static partial void FallingBack(ILogger logger, string server, string fallback, string reason);
+
+        [LoggerMessage(31, LogLevel.Information, "The primary xDS server {Primary} answers again; leaving the fallback {Fallback}.", EventName = "XdsPrimaryBack")]
+        public static partial void PrimaryBack(ILogger logger, string primary, string fallback);
+
+        [LoggerMessage(32, LogLevel.Debug, "The primary xDS server {Primary} is still away: {Reason}", EventName = "XdsPrimaryStillAway")]
+        public static partial void PrimaryStillAway(ILogger logger, string primary, string reason);
 
         [LoggerMessage(9, LogLevel.Debug, "xDS server {Server} sent a response for type '{TypeUrl}', which is not subscribed; ignored.", EventName = "XdsUnknownType")]
         public static partial void UnknownType(ILogger logger, string server, string typeUrl);

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Lodestar.Health;
 using Lodestar.LoadBalancing;
+using Lodestar.Resilience.Admission;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 
@@ -26,17 +27,21 @@ namespace Lodestar.Xds.Clusters.Internal;
 /// values fires, not every CDS update.
 /// </para>
 /// </remarks>
-internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOptions>, IConfigureNamedOptions<OutlierDetectionOptions>
+internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOptions>, IConfigureNamedOptions<OutlierDetectionOptions>,
+    IConfigureNamedOptions<ConcurrencyLimitOptions>
 {
     private readonly ConcurrentDictionary<string, XdsClusterSettings> _clusters = new(StringComparer.Ordinal);
     private readonly IOptionsMonitorCache<LoadBalancingOptions> _loadBalancingCache;
     private readonly IOptionsMonitorCache<OutlierDetectionOptions> _outlierCache;
+    private readonly IOptionsMonitorCache<ConcurrencyLimitOptions>? _concurrencyCache;
     private readonly Lock _gate = new();
 
-    public XdsClusterOptions(IOptionsMonitorCache<LoadBalancingOptions> loadBalancingCache, IOptionsMonitorCache<OutlierDetectionOptions> outlierCache)
+    public XdsClusterOptions(IOptionsMonitorCache<LoadBalancingOptions> loadBalancingCache, IOptionsMonitorCache<OutlierDetectionOptions> outlierCache,
+        IOptionsMonitorCache<ConcurrencyLimitOptions>? concurrencyCache = null)
     {
         _loadBalancingCache = loadBalancingCache;
         _outlierCache = outlierCache;
+        _concurrencyCache = concurrencyCache;
     }
 
     /// <summary>Gets the change token source of <see cref="LoadBalancingOptions"/>.</summary>
@@ -44,6 +49,9 @@ internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOp
 
     /// <summary>Gets the change token source of <see cref="OutlierDetectionOptions"/>.</summary>
     public ChangeSource<OutlierDetectionOptions> OutlierChanges { get; } = new();
+
+    /// <summary>Gets the change token source of <see cref="ConcurrencyLimitOptions"/>.</summary>
+    public ChangeSource<ConcurrencyLimitOptions> ConcurrencyChanges { get; } = new();
 
     /// <summary>Gets the settings of a cluster, when the source follows it and its CDS resource was accepted.</summary>
     public bool TryGet(string cluster, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out XdsClusterSettings? settings)
@@ -78,10 +86,12 @@ internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOp
             // Evict first: the token's listeners read the options again.
             _loadBalancingCache.TryRemove(cluster);
             _outlierCache.TryRemove(cluster);
+            _concurrencyCache?.TryRemove(cluster);
         }
 
         LoadBalancingChanges.Fire();
         OutlierChanges.Fire();
+        ConcurrencyChanges.Fire();
         return true;
     }
 
@@ -152,6 +162,24 @@ internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOp
         options.FailurePercentageRequestVolume = Math.Clamp(detection.FailurePercentageRequestVolume, 1, 1_000_000_000);
     }
 
+    public void Configure(ConcurrencyLimitOptions options) => Configure(Options.DefaultName, options);
+
+    /// <summary>
+    /// Maps the cluster's circuit-breaker thresholds (DEFAULT priority, Envoy's defaults when unset): <c>max_requests</c>
+    /// becomes the most requests in flight and <c>max_pending_requests</c> how many may wait for a slot. Core applies
+    /// them to every client of the service that sets no limit of its own, each client with its own slots.
+    /// </summary>
+    public void Configure(string? name, ConcurrencyLimitOptions options)
+    {
+        if (name is null || !_clusters.TryGetValue(name, out var cluster))
+        {
+            return;
+        }
+
+        options.MaxConcurrentRequests = Math.Clamp(cluster.CircuitBreakers.MaxRequests, 1, 1_000_000);
+        options.MaxPendingRequests = Math.Clamp(cluster.CircuitBreakers.MaxPendingRequests, 0, 1_000_000);
+    }
+
     private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
 
     private static bool SameOptions(XdsClusterSettings? a, XdsClusterSettings? b)
@@ -163,7 +191,8 @@ internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOp
 
         return a.Policy == b.Policy && a.ChoiceCount == b.ChoiceCount && a.ActiveRequestBias.Equals(b.ActiveRequestBias)
                && a.MinimumRingSize == b.MinimumRingSize && a.MaximumRingSize == b.MaximumRingSize && a.MaglevTableSize == b.MaglevTableSize
-               && Equals(a.OutlierDetection, b.OutlierDetection) && Equals(a.SlowStart, b.SlowStart);
+               && Equals(a.OutlierDetection, b.OutlierDetection) && Equals(a.SlowStart, b.SlowStart)
+               && a.CircuitBreakers.MaxRequests == b.CircuitBreakers.MaxRequests && a.CircuitBreakers.MaxPendingRequests == b.CircuitBreakers.MaxPendingRequests;
     }
 
     /// <summary>A change token source under the default name, fired by the store.</summary>

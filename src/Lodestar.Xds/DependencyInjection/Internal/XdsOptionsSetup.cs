@@ -57,9 +57,13 @@ internal sealed class XdsOptionsValidator : IValidateOptions<XdsOptions>
         try
         {
             var bootstrap = XdsBootstrapParser.Load(options, _environment);
-            if (XdsTransport.CheckTokenPolicy(bootstrap.Servers[0], options.TokenPath) is { } token)
+            foreach (var server in bootstrap.Servers)
             {
-                failures.Add(token);
+                // Every server may carry the token (a fallback too), so each must keep it off clear-text links.
+                if (XdsTransport.CheckTokenPolicy(server, options.TokenPath) is { } token)
+                {
+                    failures.Add(token);
+                }
             }
         }
         catch (XdsBootstrapException ex)

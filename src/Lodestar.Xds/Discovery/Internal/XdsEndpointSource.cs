@@ -49,6 +49,8 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
             return;
         }
 
+        // Every cluster's endpoints ride the one ADS stream: each reopening of it is a reconnect of this source too.
+        using var reconnects = observer is IEndpointReconnectObserver counter ? client.OnReconnect(counter.OnReconnect) : null;
         using var follower = new Follower(this, client, observer);
         follower.Start();
         try

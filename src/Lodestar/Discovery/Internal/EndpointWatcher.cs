@@ -170,7 +170,7 @@ internal sealed partial class EndpointWatcher : IEndpointObserver, IReconnectObs
         }
     }
 
-    void IReconnectObserver.OnReconnect()
+    void IEndpointReconnectObserver.OnReconnect()
     {
         Interlocked.Increment(ref _reconnects);
         _metrics?.RecordDiscoveryReconnect(ServiceName, SourceName);

@@ -7,10 +7,8 @@ namespace Lodestar.Discovery.Internal;
 /// from a skipped entry), and each sign of progress (to notice the end of an outage).
 /// </summary>
 /// <remarks>Calls come from the source's loop, one at a time.</remarks>
-internal interface IReconnectObserver
+internal interface IReconnectObserver : IEndpointReconnectObserver
 {
-    void OnReconnect();
-
     /// <summary>A list or watch failed; replaces <see cref="IEndpointObserver.OnError"/> for that failure.</summary>
     /// <param name="error">The failure, as <see cref="ListWatchEndpointSource{TCursor}.DescribeError"/> describes it.</param>
     void OnFailure(Exception error);

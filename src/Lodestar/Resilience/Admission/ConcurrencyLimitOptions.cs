@@ -6,7 +6,15 @@ namespace Lodestar.Resilience.Admission;
 /// a slot, and any further request fails at once with a <see cref="ServiceOverloadedException"/> instead of queuing
 /// without bound. Off by default.
 /// </summary>
-/// <remarks>A request holds its slot until its response headers arrive (or it fails), retries and backoffs included.</remarks>
+/// <remarks>
+/// <para>A request holds its slot until its response headers arrive (or it fails), retries and backoffs included.</para>
+/// <para>
+/// Besides each client's own (<see cref="Http.LodestarClientOptions.ConcurrencyLimit"/>), the options are read by
+/// service name as named options: a source that supplies per-service settings (an xDS cluster's circuit breakers)
+/// configures them there, and a client that sets no <see cref="MaxConcurrentRequests"/> of its own gets the service's
+/// limit, each client with its own slots. A client's own limit wins.
+/// </para>
+/// </remarks>
 public sealed class ConcurrencyLimitOptions
 {
     /// <summary>Gets or sets the most requests in flight, or <see langword="null"/> (default) for no limit. Range 1 to 1,000,000.</summary>

@@ -4,6 +4,7 @@ using Lodestar.Health.Internal;
 using Lodestar.Http;
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
+using Lodestar.Resilience.Admission;
 using Microsoft.Extensions.Options;
 
 namespace Lodestar.Resilience.Internal;
@@ -25,6 +26,7 @@ internal sealed class ResilienceRegistry : IDisposable
     private readonly BalancerRegistry _balancers;
     private readonly HealthRegistry _health;
     private readonly TimeProvider _timeProvider;
+    private readonly IOptionsMonitor<ConcurrencyLimitOptions>? _concurrencyLimits;
     private readonly ConcurrentDictionary<(string Client, string Service), ServiceRoute> _routes = new();
     private readonly Lock _createGate = new();
     private readonly List<IDisposable> _changeSubscriptions = [];
@@ -33,15 +35,18 @@ internal sealed class ResilienceRegistry : IDisposable
 
     public ResilienceRegistry(BalancerRegistry balancers, HealthRegistry health, TimeProvider timeProvider,
         IOptionsMonitor<LoadBalancingOptions>? loadBalancing = null, IOptionsMonitor<OutlierDetectionOptions>? outlier = null,
-        IOptionsMonitor<HealthCheckOptions>? checks = null, IOptionsMonitor<CircuitBreakerOptions>? breakers = null)
+        IOptionsMonitor<HealthCheckOptions>? checks = null, IOptionsMonitor<CircuitBreakerOptions>? breakers = null,
+        IOptionsMonitor<ConcurrencyLimitOptions>? concurrencyLimits = null)
     {
         _balancers = balancers;
         _health = health;
         _timeProvider = timeProvider;
+        _concurrencyLimits = concurrencyLimits;
         Subscribe(loadBalancing);
         Subscribe(outlier);
         Subscribe(checks);
         Subscribe(breakers);
+        Subscribe(concurrencyLimits);
     }
 
     /// <summary>Gets the client's route to a service, creating it (and the stage and balancer behind it) on first use.</summary>
@@ -112,8 +117,12 @@ internal sealed class ResilienceRegistry : IDisposable
                 return existing;
             }
 
-            // The resilience state (budget, limiters with their waiting requests) outlives a change of settings.
-            var route = new ServiceRoute(balancer, existing?.Resilience ?? new ClientResilience(options, _timeProvider));
+            // The resilience state (budget, limiters with their waiting requests) outlives a change of settings, unless
+            // the service's own concurrency limit changed: then the new limit starts with a new state (the old limiter
+            // still releases the slots of the requests it admitted).
+            var serviceLimit = _concurrencyLimits?.Get(serviceName);
+            var resilience = existing?.Resilience is { } kept && kept.HasLimitOf(options, serviceLimit) ? kept : new ClientResilience(options, _timeProvider, serviceLimit);
+            var route = new ServiceRoute(balancer, resilience);
 
             // Options that changed while this route was being built may not be in it: the next request builds again.
             route.IsStale = Interlocked.Read(ref _generation) != generation;

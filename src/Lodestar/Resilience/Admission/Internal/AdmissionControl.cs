@@ -41,7 +41,7 @@ internal static class AdmissionControl
         slot.Dispose();
         metrics.RecordRejected(route.ServiceName, "overloaded");
         throw new ServiceOverloadedException(
-            $"Service '{route.ServiceName}' already has {options.ConcurrencyLimit.MaxConcurrentRequests} requests in flight and {options.ConcurrencyLimit.MaxPendingRequests} waiting.")
+            $"Service '{route.ServiceName}' already has {route.Resilience.MaxConcurrentRequests} requests in flight and {route.Resilience.MaxPendingRequests} waiting.")
         { ServiceName = route.ServiceName };
     }
 }

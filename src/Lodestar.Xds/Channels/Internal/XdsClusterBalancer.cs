@@ -1,0 +1,210 @@
+using System.Runtime.CompilerServices;
+using Grpc.Core;
+using Grpc.Net.Client.Balancer;
+using Lodestar.Discovery;
+using Lodestar.LoadBalancing;
+using Lodestar.Xds.Clusters;
+using Lodestar.Xds.Clusters.Internal;
+using Lodestar.Xds.Discovery.Internal;
+using Microsoft.Extensions.Logging;
+
+namespace Lodestar.Xds.Channels.Internal;
+
+/// <summary>
+/// The balancer of an <c>xds:///</c> channel: a subchannel per address of every cluster the routes name, and a picker
+/// that routes each call (path and metadata) to a cluster, weighted clusters included, then asks Lodestar's balancer of
+/// that cluster which endpoint takes it.
+/// </summary>
+/// <remarks>
+/// Each cluster is balanced by the same <see cref="IServiceBalancing"/> stage the <c>HttpClient</c> path uses for the
+/// service of that name and source <c>xds</c>, so the cluster's CDS policy, outlier detection and health apply.
+/// </remarks>
+internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
+{
+    private readonly IServiceBalancing _balancing;
+    private readonly XdsClusterOptions _clusterOptions;
+    private readonly XdsClusterCallCounters _counters;
+    private readonly Func<double> _random;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private Dictionary<string, ClusterBalancer> _clusters = new(StringComparer.Ordinal);
+    private XdsChannelRoutes? _routes;
+    private IReadOnlyList<Subchannel> _ready = [];
+    private bool _disposed;
+
+    public XdsClusterBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, IServiceBalancing balancing, XdsClusterOptions clusterOptions,
+        XdsClusterCallCounters counters, Func<double> random)
+        : base(controller, loggerFactory)
+    {
+        _balancing = balancing;
+        _clusterOptions = clusterOptions;
+        _counters = counters;
+        _random = random;
+        _logger = loggerFactory.CreateLogger("Lodestar.Xds.Balancer");
+    }
+
+    public override void UpdateChannelState(ChannelState state)
+    {
+        if (state.Status.StatusCode == StatusCode.OK && state.Addresses is { Count: > 0 } addresses)
+        {
+            List<string> added = [];
+            lock (_gate)
+            {
+                var clusters = new Dictionary<string, ClusterBalancer>(StringComparer.Ordinal);
+                foreach (var address in addresses)
+                {
+                    if (address.Attributes.TryGetValue(XdsChannelRoutes.Key, out var routes))
+                    {
+                        _routes = routes;
+                    }
+
+                    if (!address.Attributes.TryGetValue(XdsChannelRoutes.ClusterKey, out var cluster) || clusters.ContainsKey(cluster))
+                    {
+                        continue;
+                    }
+
+                    if (_clusters.TryGetValue(cluster, out var known) && known.Failure is null)
+                    {
+                        clusters.Add(cluster, known);
+                    }
+                    else
+                    {
+                        clusters.Add(cluster, new ClusterBalancer(cluster, _counters.For(cluster), _clusterOptions));
+                        added.Add(cluster);
+                    }
+                }
+
+                // One reference write: pickers built from now on see the new map; older ones keep theirs.
+                _clusters = clusters;
+            }
+
+            foreach (var cluster in added)
+            {
+                Connect(cluster);
+            }
+        }
+
+        base.UpdateChannelState(state);
+    }
+
+    protected override SubchannelPicker CreatePicker(IReadOnlyList<Subchannel> readySubchannels)
+    {
+        lock (_gate)
+        {
+            _ready = readySubchannels;
+            return BuildPicker_NeedsLock();
+        }
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private XdsClusterPicker BuildPicker_NeedsLock() => new(_routes, _clusters, _ready, _random);
+
+    private void Connect(string cluster)
+    {
+        ValueTask<BalancedService> pending;
+        try
+        {
+            pending = _balancing.GetServiceAsync(cluster, XdsEndpointSourceProvider.SourceName);
+        }
+        catch (Exception ex)
+        {
+            OnConnected(cluster, null, ex);
+            return;
+        }
+
+        if (pending.IsCompletedSuccessfully)
+        {
+            OnConnected(cluster, pending.Result, null);
+            return;
+        }
+
+        _ = CompleteAsync(this, cluster, pending);
+
+        static async Task CompleteAsync(XdsClusterBalancer self, string cluster, ValueTask<BalancedService> pending)
+        {
+            try
+            {
+                self.OnConnected(cluster, await pending.ConfigureAwait(false), null);
+            }
+            catch (Exception ex)
+            {
+                self.OnConnected(cluster, null, ex);
+            }
+        }
+    }
+
+    private void OnConnected(string cluster, BalancedService? service, Exception? error)
+    {
+        XdsClusterPicker picker;
+        lock (_gate)
+        {
+            if (_disposed || !_clusters.TryGetValue(cluster, out var balancer))
+            {
+                return;
+            }
+
+            if (error is not null)
+            {
+                var message = SecretRedactor.Default.Redact(error.Message) ?? string.Empty;
+                balancer.Failure = new Status(StatusCode.Unavailable, $"The xDS channel cannot balance cluster '{cluster}': {message}");
+                Log.ClusterFailed(_logger, cluster, message);
+            }
+            else
+            {
+                balancer.Service = service;
+            }
+
+            if (_ready.Count == 0)
+            {
+                return; // The base publishes its own connecting picker until a subchannel is ready.
+            }
+
+            picker = BuildPicker_NeedsLock();
+        }
+
+        // Calls queued for this cluster are picked again with the new picker.
+        Controller.UpdateState(new BalancerState(ConnectivityState.Ready, picker));
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(63, LogLevel.Warning, "The xDS channel cannot balance cluster {Cluster}: {Error}", EventName = "XdsChannelClusterFailed")]
+        public static partial void ClusterFailed(ILogger logger, string cluster, string error);
+    }
+}
+
+/// <summary>Lodestar's balancer of one cluster once it exists, or why it cannot; written once, read by pickers.</summary>
+internal sealed class ClusterBalancer(string name, XdsClusterCallCounters.Counter calls, XdsClusterOptions clusterOptions)
+{
+    private volatile BalancedService? _service;
+    private volatile StrongBox<Status>? _failure;
+
+    public string Name { get; } = name;
+
+    /// <summary>Gets the cluster's calls in flight over every channel.</summary>
+    public XdsClusterCallCounters.Counter Calls { get; } = calls;
+
+    /// <summary>Gets the cluster's <c>max_requests</c> (DEFAULT priority; Envoy's default 1,024 when the cluster sets none or is not known yet).</summary>
+    public long MaxRequests => clusterOptions.TryGet(Name, out var settings) ? settings.CircuitBreakers.MaxRequests : XdsCircuitBreakers.Default.MaxRequests;
+
+    public BalancedService? Service
+    {
+        get => _service;
+        set => _service = value;
+    }
+
+    public Status? Failure
+    {
+        get => _failure?.Value;
+        set => _failure = value is { } status ? new StrongBox<Status>(status) : null;
+    }
+}

@@ -1,0 +1,194 @@
+using Grpc.Core;
+using Grpc.Net.Client.Balancer;
+using Lodestar.LoadBalancing;
+using Lodestar.Xds.Routing.Internal;
+
+namespace Lodestar.Xds.Channels.Internal;
+
+/// <summary>
+/// Routes one call of an <c>xds:///</c> channel: the route table (read per call) chooses the cluster from the call's
+/// path and metadata, weighted clusters by a random pick; Lodestar's balancer of that cluster chooses the endpoint,
+/// and the endpoint's ready subchannel takes the call.
+/// </summary>
+/// <remarks>
+/// Built whenever the ready subchannels or the clusters change. A call for a cluster whose balancer does not exist yet,
+/// or whose endpoints have no ready connection yet, is queued until the next picker (grpc-dotnet re-picks queued calls
+/// then; the call's deadline bounds the wait).
+/// </remarks>
+internal sealed class XdsClusterPicker : SubchannelPicker
+{
+    private readonly XdsChannelRoutes? _routes;
+    private readonly IReadOnlyDictionary<string, ClusterBalancer> _clusters;
+    private readonly Dictionary<(string Host, int Port), Subchannel> _ready;
+    private readonly Func<double> _random;
+
+    public XdsClusterPicker(XdsChannelRoutes? routes, IReadOnlyDictionary<string, ClusterBalancer> clusters, IReadOnlyList<Subchannel> ready, Func<double> random)
+    {
+        _routes = routes;
+        _clusters = clusters;
+        _random = random;
+        _ready = new Dictionary<(string, int), Subchannel>(ready.Count, HostPortComparer.Instance);
+        foreach (var subchannel in ready)
+        {
+            var address = subchannel.CurrentAddress ?? (subchannel.GetAddresses() is { Count: > 0 } all ? all[0] : null);
+            if (address is not null)
+            {
+                _ready[(address.EndPoint.Host, address.EndPoint.Port)] = subchannel;
+            }
+        }
+    }
+
+    public override PickResult Pick(global::Grpc.Net.Client.Balancer.PickContext context)
+    {
+        var request = context.Request;
+        if (_routes?.Table is not { } table)
+        {
+            return PickResult.ForQueue();
+        }
+
+        var path = request?.RequestUri?.AbsolutePath ?? "/";
+        var match = table.Match(_routes.Listener, path, name => GetHeader(request, name), _random);
+        if (match is null)
+        {
+            return PickResult.ForFailure(new Status(StatusCode.Unavailable,
+                $"No route of route configuration '{table.Name}' (xDS listener '{_routes.Listener}') matches '{path}'."));
+        }
+
+        if (match.Cluster is not { } cluster)
+        {
+            return PickResult.ForFailure(new Status(StatusCode.Unavailable,
+                $"Route '{match.Route.Name}' of route configuration '{table.Name}' (xDS listener '{_routes.Listener}') redirects or answers directly; a gRPC call needs a cluster."));
+        }
+
+        if (!_clusters.TryGetValue(cluster, out var balancer))
+        {
+            // The route names a cluster without endpoints now (fail), or whose endpoints have not arrived yet (wait).
+            return _routes.EmptyClusters.Contains(cluster)
+                ? PickResult.ForFailure(new Status(StatusCode.Unavailable, $"xDS cluster '{cluster}' (xDS listener '{_routes.Listener}') has no endpoints."))
+                : PickResult.ForQueue();
+        }
+
+        if (balancer.Failure is { } failure)
+        {
+            return PickResult.ForFailure(failure);
+        }
+
+        if (balancer.Service is not { } service)
+        {
+            return PickResult.ForQueue();
+        }
+
+        // gRFC A32: a cluster with max_requests calls in flight (over every channel) fails new calls at once.
+        var maxRequests = balancer.MaxRequests;
+        if (balancer.Calls.InFlight >= maxRequests)
+        {
+            return PickResult.ForFailure(new Status(StatusCode.Unavailable,
+                $"xDS cluster '{cluster}' has {maxRequests} calls in flight, the max_requests of its circuit breaker; the call is not sent."));
+        }
+
+        // The route's hash policies give the key (header, cookie, query parameter), hashed by core as on the HttpClient
+        // path; a key the caller set on the request wins.
+        if (request is not null && match.Route.Action is { HashPolicies.Count: > 0 } action
+            && !request.Options.TryGetValue(LoadBalancingRequestOptions.HashKey, out _)
+            && HashKeys.Compute(action.HashPolicies, request) is { } key)
+        {
+            request.Options.Set(LoadBalancingRequestOptions.HashKey, key);
+        }
+
+        var pick = new Lodestar.LoadBalancing.PickContext(request);
+        if (!service.TryPick(pick, out var attempt))
+        {
+            return NoEndpoint(service);
+        }
+
+        if (TryGetSubchannel(attempt, out var subchannel))
+        {
+            return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer.Calls));
+        }
+
+        // The endpoint has no ready connection yet (or the channel's addresses lag the balancer's set): try the others.
+        var tried = new List<EndpointState>(4);
+        while (true)
+        {
+            attempt.Cancel();
+            tried.Add(attempt.Endpoint!);
+            if (tried.Count > service.Endpoints.Count || !service.TryPick(pick with { Attempted = tried }, out attempt))
+            {
+                return service.Routable.Count > 0 ? PickResult.ForQueue() : NoEndpoint(service);
+            }
+
+            if (TryGetSubchannel(attempt, out subchannel))
+            {
+                return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer.Calls));
+            }
+        }
+    }
+
+    private static string? GetHeader(HttpRequestMessage? request, string name)
+        => request is not null && request.Headers.NonValidated.TryGetValues(name, out var values) ? string.Join(',', values) : null;
+
+    private static PickResult NoEndpoint(BalancedService service) => PickResult.ForFailure(new Status(StatusCode.Unavailable,
+        $"xDS cluster '{service.ServiceName}' has no endpoint to take the call: {service.Routable.Count} routable."));
+
+    private bool TryGetSubchannel(in EndpointAttempt attempt, out Subchannel subchannel)
+    {
+        var endpoint = attempt.Endpoint!.Endpoint;
+        return _ready.TryGetValue((endpoint.Host, endpoint.Port), out subchannel!);
+    }
+
+    private sealed class HostPortComparer : IEqualityComparer<(string Host, int Port)>
+    {
+        public static readonly HostPortComparer Instance = new();
+
+        public bool Equals((string Host, int Port) x, (string Host, int Port) y) => x.Port == y.Port && string.Equals(x.Host, y.Host, StringComparison.OrdinalIgnoreCase);
+
+        public int GetHashCode((string Host, int Port) obj) => HashCode.Combine(StringComparer.OrdinalIgnoreCase.GetHashCode(obj.Host), obj.Port);
+    }
+}
+
+/// <summary>One call's attempt: started when grpc-dotnet sends it, completed when its response headers arrive or it fails.</summary>
+/// <remarks>
+/// The outcome is the transport's: a call that fails to send counts as a failure, one that gets response headers as a
+/// success (its <c>grpc-status</c> is not read here).
+/// </remarks>
+internal sealed class XdsCallTracker : ISubchannelCallTracker
+{
+    private readonly XdsClusterCallCounters.Counter _calls;
+    private EndpointAttempt _attempt;
+    private int _finished;
+
+    public XdsCallTracker(EndpointAttempt attempt, XdsClusterCallCounters.Counter calls)
+    {
+        _attempt = attempt;
+        _calls = calls;
+    }
+
+    /// <summary>Counts the call in flight on its endpoint and its cluster, until <see cref="Complete"/>.</summary>
+    /// <remarks>
+    /// The cluster's count starts here, when the call is sent, not at the pick: grpc-dotnet may drop a pick whose
+    /// subchannel stopped being ready without completing its tracker, and such a pick must not hold a slot.
+    /// </remarks>
+    public void Start()
+    {
+        _attempt = _attempt.Start();
+        _calls.Enter();
+    }
+
+    public void Complete(CompletionContext context)
+    {
+        if (Interlocked.Exchange(ref _finished, 1) != 0)
+        {
+            return;
+        }
+
+        if (!_attempt.IsStarted)
+        {
+            // grpc-dotnet dropped the pick before sending (the subchannel stopped being ready).
+            _attempt.Cancel();
+            return;
+        }
+
+        _calls.Exit();
+        _attempt.Complete(context.Error is { } error ? EndpointOutcomes.FromException(error) : EndpointOutcome.Success);
+    }
+}

@@ -1,0 +1,95 @@
+using System.Net;
+using Grpc.Core;
+using Lodestar.Xds.Tests.Protos;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Lodestar.Xds.Tests.Infrastructure;
+
+/// <summary>A real Grpc.AspNetCore server on 127.0.0.1 (h2c) whose every reply names it; counts the calls it served.</summary>
+internal sealed class GreeterBackend : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private int _calls;
+    private int _waiting;
+
+    private GreeterBackend(string name, WebApplication app)
+    {
+        Name = name;
+        _app = app;
+    }
+
+    public string Name { get; }
+
+    public int Port { get; private set; }
+
+    /// <summary>Gets or sets a gate every call waits on before it answers, or <see langword="null"/> to answer at once.</summary>
+    public TaskCompletionSource? Gate { get; set; }
+
+    /// <summary>Gets the number of calls waiting at <see cref="Gate"/>.</summary>
+    public int Waiting => Volatile.Read(ref _waiting);
+
+    /// <summary>Gets the number of calls served.</summary>
+    public int Calls => Volatile.Read(ref _calls);
+
+    public static async Task<GreeterBackend> StartAsync(string name)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
+        builder.Services.AddGrpc();
+        var holder = new Holder();
+        builder.Services.AddSingleton(holder);
+        var app = builder.Build();
+        var backend = new GreeterBackend(name, app);
+        holder.Backend = backend;
+        app.MapGrpcService<GreeterService>();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        backend.Port = new Uri(address).Port;
+        return backend;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await _app.StopAsync(stop.Token);
+        await _app.DisposeAsync();
+    }
+
+    private sealed class Holder
+    {
+        public GreeterBackend? Backend { get; set; }
+    }
+
+    private sealed class GreeterService(Holder holder) : Greeter.GreeterBase
+    {
+        private readonly GreeterBackend _owner = holder.Backend!;
+
+        public override async Task<HelloReply> Hello(HelloRequest request, ServerCallContext context)
+        {
+            Interlocked.Increment(ref _owner._calls);
+            if (_owner.Gate is { } gate)
+            {
+                Interlocked.Increment(ref _owner._waiting);
+                try
+                {
+                    await gate.Task.WaitAsync(context.CancellationToken);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _owner._waiting);
+                }
+            }
+
+            return new HelloReply { Instance = _owner.Name };
+        }
+    }
+}
