@@ -225,8 +225,8 @@ public sealed class XdsChannelTests
         // Arrange: a channel for a listener the control plane does not have.
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var h = await XdsChannelHarness.StartAsync(["a"], clock);
-        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress("xds:///missing.test:1",
-            new Grpc.Net.Client.GrpcChannelOptions { Credentials = ChannelCredentials.Insecure, ServiceProvider = h.Services });
+        using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress("xds:///missing.test:1",
+            new global::Grpc.Net.Client.GrpcChannelOptions { Credentials = ChannelCredentials.Insecure, ServiceProvider = h.Services });
         var client = new Greeter.GreeterClient(channel);
 
         // Act: the call waits until the client gives up on the listener (ResourceDoesNotExistTimeout on its clock).
