@@ -70,8 +70,10 @@ var scenarios = new List<Scenario>
     new("slow10x-8", "5 backends at 5 ms, one 10x slower, HTTP/1.1, 8 callers", 5, HttpProtocols.Http1, 8, 5, 10, tailPolicies),
     new("slow10x-20", "5 backends at 5 ms, one 10x slower, HTTP/1.1, 20 callers", 5, HttpProtocols.Http1, 20, 5, 10, tailPolicies),
     new("h2-equal", "4 equal backends at 5 ms, HTTP/2 (h2c), 16 callers: shares", 4, HttpProtocols.Http2, 16, 5, 1, allPolicies),
+    new("h2-slow5x-8", "5 backends at 5 ms, one 5x slower, HTTP/2 (h2c), 8 callers", 5, HttpProtocols.Http2, 8, 5, 5, tailPolicies),
     new("h2-slow5x-20", "5 backends at 5 ms, one 5x slower, HTTP/2 (h2c), 20 callers", 5, HttpProtocols.Http2, 20, 5, 5, tailPolicies),
     new("h2-slow10x-8", "5 backends at 5 ms, one 10x slower, HTTP/2 (h2c), 8 callers", 5, HttpProtocols.Http2, 8, 5, 10, tailPolicies),
+    new("h2-slow10x-20", "5 backends at 5 ms, one 10x slower, HTTP/2 (h2c), 20 callers", 5, HttpProtocols.Http2, 20, 5, 10, tailPolicies),
 };
 
 foreach (var scenario in scenarios.Where(s => only is null || only.Contains(s.Id)))
