@@ -195,6 +195,11 @@ public sealed class HealthProbeTests
         var balancer = await host.GetBalancerAsync();
         await SettleAsync(factory);
         var state = (await host.FindStateAsync(B))!;
+        var other = (await host.FindStateAsync(A))!;
+
+        // Both results applied: A (held too, as new) admitted by its pass, B's failure counted. Before A is admitted
+        // both are held, and with no healthy endpoint the panic threshold routes to all of them.
+        await Eventually.TrueAsync(() => balancer.Routable.Contains(other) && state.CheckFailures == 1, Wait, "the first round's results applied");
         var heldAfterFailedProbe = !balancer.Routable.Contains(state);
 
         // Act: it failed its first probe, so it is unhealthy and needs HealthyThreshold (2) passes, as in Envoy.
