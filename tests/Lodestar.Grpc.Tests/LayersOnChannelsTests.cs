@@ -14,23 +14,22 @@ public sealed class LayersOnChannelsTests
     private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(10);
 
     [Fact]
-    public async Task Priority_LevelZeroHealthy_TakesEveryCallThenFailsOverWhenItLeaves()
+    public async Task Priority_LevelZeroConnecting_CallsWaitForItThenFailOverWhenItLeaves()
     {
-        // Arrange: b0 at priority 0, b1 and b2 at priority 1.
+        // Arrange: b0 at priority 0, b1 and b2 at priority 1; the channel starts with no connection at all.
         await using var host = await GrpcTestHost.StartAsync(3);
         var b = host.Backends;
         host.Configuration.Provider.Replace(Endpoints((b[0].Address, 0, null), (b[1].Address, 1, null), (b[2].Address, 1, null)));
         var client = host.CreateClient(LodestarGrpcPolicies.RoundRobin);
-        await Eventually.TrueAsync(() => OnlyAsync(client, "b0"), s_wait, "priority 0 takes the calls once its connection is ready");
 
-        // Act
+        // Act: the first calls go out while priority 0's connection is still being made: they wait for it, none fails
+        // and none goes to priority 1 (which may be ready first).
         var before = await GrpcTestHost.CountUnaryAsync(client, 100);
         host.Configuration.Provider.Replace(Endpoints((b[1].Address, 1, null), (b[2].Address, 1, null)));
-        await Eventually.TrueAsync(() => SpreadOverAsync(client, "b1", "b2"), s_wait, "calls leave the removed priority 0 for both of priority 1");
+        await Eventually.TrueAsync(() => AvoidsAsync(client, "b0"), s_wait, "calls leave the removed priority 0");
         var after = await GrpcTestHost.CountUnaryAsync(client, 100);
 
         // Assert
-        Assert.Equal(100, Assert.Single(before).Value);
         Assert.Equal("b0", Assert.Single(before).Key);
         Assert.Equal(["b1", "b2"], after.Keys.Order());
         Assert.All(after.Values, c => Assert.InRange(c, 45, 55));
@@ -57,27 +56,15 @@ public sealed class LayersOnChannelsTests
     }
 
     /// <summary>
-    /// Whether ten calls all reach <paramref name="instance"/>. Until priority 0's connection is ready a call fails
-    /// UNAVAILABLE (the picker does not queue for a connecting endpoint of the preferred level yet): that counts as no.
+    /// Whether ten calls all avoid <paramref name="instance"/>. While a change is applied, the channel may drop the old
+    /// endpoint's connection a moment before the service's balancer stops choosing it; a call picked in that moment
+    /// fails UNAVAILABLE (a known limit, see docs/grpc.md), which counts as no here.
     /// </summary>
-    private static async Task<bool> OnlyAsync(Protos.Echo.EchoClient client, string instance)
+    private static async Task<bool> AvoidsAsync(Protos.Echo.EchoClient client, string instance)
     {
         try
         {
-            return (await GrpcTestHost.CountUnaryAsync(client, 10)).Keys.SequenceEqual([instance]);
-        }
-        catch (global::Grpc.Core.RpcException ex) when (ex.StatusCode == global::Grpc.Core.StatusCode.Unavailable)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>Whether twenty calls reach exactly <paramref name="instances"/>; a call failing UNAVAILABLE while connecting counts as no.</summary>
-    private static async Task<bool> SpreadOverAsync(Protos.Echo.EchoClient client, params string[] instances)
-    {
-        try
-        {
-            return (await GrpcTestHost.CountUnaryAsync(client, 20)).Keys.Order().SequenceEqual(instances);
+            return !(await GrpcTestHost.CountUnaryAsync(client, 10)).ContainsKey(instance);
         }
         catch (global::Grpc.Core.RpcException ex) when (ex.StatusCode == global::Grpc.Core.StatusCode.Unavailable)
         {

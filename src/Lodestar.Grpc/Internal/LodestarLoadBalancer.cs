@@ -28,10 +28,19 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
     private IReadOnlyList<Subchannel> _ready = [];
     private bool _disposed;
 
+    private readonly SubchannelRecorder _subchannels;
+
     public LodestarLoadBalancer(IChannelControlHelper controller, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, IServiceBalancing balancing,
+        BalancerSettings settings, LodestarClientOptions? clientOptions)
+        : this(new SubchannelRecorder(controller), loggerFactory, balancing, settings, clientOptions)
+    {
+    }
+
+    private LodestarLoadBalancer(SubchannelRecorder controller, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, IServiceBalancing balancing,
         BalancerSettings settings, LodestarClientOptions? clientOptions)
         : base(controller, loggerFactory)
     {
+        _subchannels = controller;
         _balancing = balancing;
         _settings = settings;
         _clientOptions = clientOptions;
@@ -114,7 +123,7 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
     private SubchannelPicker BuildPicker(BalancedService? service, Status? failure, IReadOnlyList<Subchannel> ready)
         => failure is { } status ? new FailurePicker(status)
             : service is null ? QueuePicker.Instance
-            : new LodestarPicker(service, ready, _grpc, _settings.HashHeader);
+            : new LodestarPicker(service, ready, _grpc, _settings.HashHeader, _subchannels.Connecting());
 
     private void Connect((string Service, string? Source) target)
     {

@@ -20,10 +20,13 @@ internal sealed class LodestarPicker : SubchannelPicker
     private readonly Dictionary<(string Host, int Port), Subchannel> _ready;
     private readonly GrpcStatusOptions _grpc;
     private readonly string? _hashHeader;
+    private readonly HashSet<(string Host, int Port)>? _connecting;
 
-    public LodestarPicker(BalancedService service, IReadOnlyList<Subchannel> ready, GrpcStatusOptions grpc, string? hashHeader)
+    public LodestarPicker(BalancedService service, IReadOnlyList<Subchannel> ready, GrpcStatusOptions grpc, string? hashHeader,
+        HashSet<(string Host, int Port)>? connecting = null)
     {
         _service = service;
+        _connecting = connecting is { Count: > 0 } ? connecting : null;
         _grpc = grpc;
         _hashHeader = hashHeader;
         _ready = new Dictionary<(string, int), Subchannel>(ready.Count, HostPortComparer.Instance);
@@ -62,9 +65,33 @@ internal sealed class LodestarPicker : SubchannelPicker
         // The endpoint has no ready connection yet (or the channel's addresses lag the balancer's set): try the others.
         attempt.Cancel();
         var tried = new List<EndpointState>(4) { attempt.Endpoint! };
-        return TryPickAnother(pick, tried, out attempt, out subchannel)
-            ? PickResult.ForSubchannel(subchannel, new CallTracker(attempt, _grpc, request, this, pick))
-            : NoEndpoint();
+        if (TryPickAnother(pick, tried, out attempt, out subchannel))
+        {
+            return PickResult.ForSubchannel(subchannel, new CallTracker(attempt, _grpc, request, this, pick));
+        }
+
+        // Every endpoint the layers allow lacks a ready connection. While one of them is still connecting, the call
+        // waits for the next picker (published when a connection becomes ready or fails), as a gRPC balancer queues
+        // picks while its preferred subchannels connect; when none is connecting it fails now.
+        return IsConnecting(tried) ? PickResult.ForQueue() : NoEndpoint();
+    }
+
+    private bool IsConnecting(List<EndpointState> tried)
+    {
+        if (_connecting is null)
+        {
+            return false;
+        }
+
+        foreach (var state in tried)
+        {
+            if (_connecting.Contains((state.Endpoint.Host, state.Endpoint.Port)))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -128,7 +155,7 @@ internal sealed class LodestarPicker : SubchannelPicker
     private PickResult NoEndpoint() => PickResult.ForFailure(new Status(StatusCode.Unavailable,
         $"Service '{_service.ServiceName}' has no endpoint to take the call: {_service.Routable.Count} routable, {_ready.Count} with a ready connection."));
 
-    private sealed class HostPortComparer : IEqualityComparer<(string Host, int Port)>
+    internal sealed class HostPortComparer : IEqualityComparer<(string Host, int Port)>
     {
         public static readonly HostPortComparer Instance = new();
 

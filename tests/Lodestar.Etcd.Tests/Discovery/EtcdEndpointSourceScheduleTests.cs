@@ -14,11 +14,12 @@ public sealed class EtcdEndpointSourceScheduleTests
     [Fact]
     public async Task RunAsync_EtcdUnreachable_BacksOffOnTheExactJitteredSchedule()
     {
-        // Arrange: nothing listens; the backoff starts at 100 ms, doubles, and is capped at 1 s; the jitter draws are scripted.
+        // Arrange: nothing listens; the backoff starts at 100 ms, doubles, and is capped at 1 s; the jitter draws are scripted
+        // (the retry after the last one may fail again before the rig stops: it draws 1.0).
         var clock = new RecordingTimeProvider();
         var draws = new Queue<double>([1.0, 0.5, 1.0, 1.0, 1.0, 0.25, 1.0]);
         var dead = $"http://127.0.0.1:{LoopbackPorts.Free(1)[0]}";
-        await using var rig = SourceRig.Create(dead, clock, random: () => draws.Dequeue()).Start();
+        await using var rig = SourceRig.Create(dead, clock, random: () => draws.TryDequeue(out var draw) ? draw : 1.0).Start();
         TimeSpan[] expected = [.. new[] { 100, 100, 400, 800, 1000, 250, 1000 }.Select(ms => TimeSpan.FromMilliseconds(ms))];
 
         // Act + Assert: each failure is reported, then exactly one delay is armed; advancing past it retries the range.
