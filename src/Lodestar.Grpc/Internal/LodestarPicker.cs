@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Grpc.Net.Client.Balancer;
 using Lodestar.Http;
+using Lodestar.Internal;
 using Lodestar.LoadBalancing;
 
 namespace Lodestar.Grpc.Internal;
@@ -17,7 +18,7 @@ namespace Lodestar.Grpc.Internal;
 internal sealed class LodestarPicker : SubchannelPicker
 {
     private readonly BalancedService _service;
-    private readonly Dictionary<(string Host, int Port), Subchannel> _ready;
+    private readonly ReadySubchannels _ready;
     private readonly GrpcStatusOptions _grpc;
     private readonly string? _hashHeader;
     private readonly HashSet<(string Host, int Port)>? _connecting;
@@ -29,15 +30,7 @@ internal sealed class LodestarPicker : SubchannelPicker
         _connecting = connecting is { Count: > 0 } ? connecting : null;
         _grpc = grpc;
         _hashHeader = hashHeader;
-        _ready = new Dictionary<(string, int), Subchannel>(ready.Count, HostPortComparer.Instance);
-        foreach (var subchannel in ready)
-        {
-            var address = subchannel.CurrentAddress ?? (subchannel.GetAddresses() is { Count: > 0 } all ? all[0] : null);
-            if (address is not null)
-            {
-                _ready[(address.EndPoint.Host, address.EndPoint.Port)] = subchannel;
-            }
-        }
+        _ready = new ReadySubchannels(ready);
     }
 
     /// <summary>Gets the number of ready subchannels the picker maps endpoints to.</summary>
@@ -99,22 +92,7 @@ internal sealed class LodestarPicker : SubchannelPicker
     /// without one is added to <paramref name="tried"/>. Bounded by the number of endpoints.
     /// </summary>
     internal bool TryPickAnother(in Lodestar.LoadBalancing.PickContext pick, List<EndpointState> tried, out EndpointAttempt attempt, out Subchannel subchannel)
-    {
-        while (tried.Count <= _service.Endpoints.Count && _service.TryPick(pick with { Attempted = tried }, out attempt))
-        {
-            if (TryGetSubchannel(attempt, out subchannel))
-            {
-                return true;
-            }
-
-            attempt.Cancel();
-            tried.Add(attempt.Endpoint!);
-        }
-
-        attempt = default;
-        subchannel = null!;
-        return false;
-    }
+        => _ready.TryPickAnother(_service, pick, tried, out attempt, out subchannel);
 
     /// <summary>Hashes a header's value (FNV-1a, 64 bits, then a finalizer) without allocating; no header gives <see langword="null"/> (a random pick).</summary>
     internal static ulong? HashHeader(HttpRequestMessage? request, string header)
@@ -146,21 +124,8 @@ internal sealed class LodestarPicker : SubchannelPicker
         return hash;
     }
 
-    private bool TryGetSubchannel(in EndpointAttempt attempt, out Subchannel subchannel)
-    {
-        var endpoint = attempt.Endpoint!.Endpoint;
-        return _ready.TryGetValue((endpoint.Host, endpoint.Port), out subchannel!);
-    }
+    private bool TryGetSubchannel(in EndpointAttempt attempt, out Subchannel subchannel) => _ready.TryGet(attempt.Endpoint!, out subchannel);
 
     private PickResult NoEndpoint() => PickResult.ForFailure(new Status(StatusCode.Unavailable,
         $"Service '{_service.ServiceName}' has no endpoint to take the call: {_service.Routable.Count} routable, {_ready.Count} with a ready connection."));
-
-    internal sealed class HostPortComparer : IEqualityComparer<(string Host, int Port)>
-    {
-        public static readonly HostPortComparer Instance = new();
-
-        public bool Equals((string Host, int Port) x, (string Host, int Port) y) => x.Port == y.Port && string.Equals(x.Host, y.Host, StringComparison.OrdinalIgnoreCase);
-
-        public int GetHashCode((string Host, int Port) obj) => HashCode.Combine(StringComparer.OrdinalIgnoreCase.GetHashCode(obj.Host), obj.Port);
-    }
 }

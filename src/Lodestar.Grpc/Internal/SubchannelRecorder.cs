@@ -44,7 +44,7 @@ internal sealed class SubchannelRecorder(IChannelControlHelper inner) : IChannel
     /// <summary>The addresses of the subchannels that are idle or connecting now; shut-down subchannels are forgotten.</summary>
     public HashSet<(string Host, int Port)> Connecting()
     {
-        var connecting = new HashSet<(string Host, int Port)>(LodestarPicker.HostPortComparer.Instance);
+        var connecting = new HashSet<(string Host, int Port)>(Lodestar.Internal.ReadySubchannels.HostPortComparer.Instance);
         lock (_gate)
         {
             foreach (var (subchannel, state) in _states)

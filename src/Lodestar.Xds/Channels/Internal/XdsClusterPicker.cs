@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Grpc.Net.Client.Balancer;
+using Lodestar.Internal;
 using Lodestar.LoadBalancing;
 using Lodestar.Xds.Routing.Internal;
 
@@ -19,7 +20,7 @@ internal sealed class XdsClusterPicker : SubchannelPicker
 {
     private readonly XdsChannelRoutes? _routes;
     private readonly IReadOnlyDictionary<string, ClusterBalancer> _clusters;
-    private readonly Dictionary<(string Host, int Port), Subchannel> _ready;
+    private readonly ReadySubchannels _ready;
     private readonly Func<double> _random;
 
     public XdsClusterPicker(XdsChannelRoutes? routes, IReadOnlyDictionary<string, ClusterBalancer> clusters, IReadOnlyList<Subchannel> ready, Func<double> random)
@@ -27,15 +28,7 @@ internal sealed class XdsClusterPicker : SubchannelPicker
         _routes = routes;
         _clusters = clusters;
         _random = random;
-        _ready = new Dictionary<(string, int), Subchannel>(ready.Count, HostPortComparer.Instance);
-        foreach (var subchannel in ready)
-        {
-            var address = subchannel.CurrentAddress ?? (subchannel.GetAddresses() is { Count: > 0 } all ? all[0] : null);
-            if (address is not null)
-            {
-                _ready[(address.EndPoint.Host, address.EndPoint.Port)] = subchannel;
-            }
-        }
+        _ready = new ReadySubchannels(ready);
     }
 
     public override PickResult Pick(global::Grpc.Net.Client.Balancer.PickContext context)
@@ -107,21 +100,14 @@ internal sealed class XdsClusterPicker : SubchannelPicker
         }
 
         // The endpoint has no ready connection yet (or the channel's addresses lag the balancer's set): try the others.
-        var tried = new List<EndpointState>(4);
-        while (true)
+        attempt.Cancel();
+        var tried = new List<EndpointState>(4) { attempt.Endpoint! };
+        if (_ready.TryPickAnother(service, pick, tried, out attempt, out subchannel))
         {
-            attempt.Cancel();
-            tried.Add(attempt.Endpoint!);
-            if (tried.Count > service.Endpoints.Count || !service.TryPick(pick with { Attempted = tried }, out attempt))
-            {
-                return service.Routable.Count > 0 ? PickResult.ForQueue() : NoEndpoint(service);
-            }
-
-            if (TryGetSubchannel(attempt, out subchannel))
-            {
-                return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer.Calls));
-            }
+            return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer.Calls));
         }
+
+        return service.Routable.Count > 0 ? PickResult.ForQueue() : NoEndpoint(service);
     }
 
     private static string? GetHeader(HttpRequestMessage? request, string name)
@@ -130,20 +116,7 @@ internal sealed class XdsClusterPicker : SubchannelPicker
     private static PickResult NoEndpoint(BalancedService service) => PickResult.ForFailure(new Status(StatusCode.Unavailable,
         $"xDS cluster '{service.ServiceName}' has no endpoint to take the call: {service.Routable.Count} routable."));
 
-    private bool TryGetSubchannel(in EndpointAttempt attempt, out Subchannel subchannel)
-    {
-        var endpoint = attempt.Endpoint!.Endpoint;
-        return _ready.TryGetValue((endpoint.Host, endpoint.Port), out subchannel!);
-    }
-
-    private sealed class HostPortComparer : IEqualityComparer<(string Host, int Port)>
-    {
-        public static readonly HostPortComparer Instance = new();
-
-        public bool Equals((string Host, int Port) x, (string Host, int Port) y) => x.Port == y.Port && string.Equals(x.Host, y.Host, StringComparison.OrdinalIgnoreCase);
-
-        public int GetHashCode((string Host, int Port) obj) => HashCode.Combine(StringComparer.OrdinalIgnoreCase.GetHashCode(obj.Host), obj.Port);
-    }
+    private bool TryGetSubchannel(in EndpointAttempt attempt, out Subchannel subchannel) => _ready.TryGet(attempt.Endpoint!, out subchannel);
 }
 
 /// <summary>One call's attempt: started when grpc-dotnet sends it, completed when its response headers arrive or it fails.</summary>
