@@ -32,6 +32,12 @@ internal sealed class GreeterBackend : IAsyncDisposable
     /// <summary>Gets or sets a gate every call waits on before it answers, or <see langword="null"/> to answer at once.</summary>
     public TaskCompletionSource? Gate { get; set; }
 
+    /// <summary>Gets or sets the status the next <see cref="FailuresLeft"/> calls fail with, or <see langword="null"/> to answer.</summary>
+    public StatusCode? Failure { get; set; }
+
+    /// <summary>Gets or sets how many more calls fail with <see cref="Failure"/>; negative for every call.</summary>
+    public int FailuresLeft { get; set; } = -1;
+
     /// <summary>Gets the number of calls waiting at <see cref="Gate"/>.</summary>
     public int Waiting => Volatile.Read(ref _waiting);
 
@@ -64,6 +70,24 @@ internal sealed class GreeterBackend : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
+    private bool TryTakeFailure()
+    {
+        lock (_app)
+        {
+            if (FailuresLeft == 0)
+            {
+                return false;
+            }
+
+            if (FailuresLeft > 0)
+            {
+                FailuresLeft--;
+            }
+
+            return true;
+        }
+    }
+
     private sealed class Holder
     {
         public GreeterBackend? Backend { get; set; }
@@ -76,6 +100,11 @@ internal sealed class GreeterBackend : IAsyncDisposable
         public override async Task<HelloReply> Hello(HelloRequest request, ServerCallContext context)
         {
             Interlocked.Increment(ref _owner._calls);
+            if (_owner.Failure is { } failure && _owner.TryTakeFailure())
+            {
+                throw new RpcException(new Status(failure, $"backend {_owner.Name} fails"));
+            }
+
             if (_owner.Gate is { } gate)
             {
                 Interlocked.Increment(ref _owner._waiting);
