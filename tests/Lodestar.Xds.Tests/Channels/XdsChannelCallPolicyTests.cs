@@ -41,6 +41,26 @@ public sealed class XdsChannelCallPolicyTests
     }
 
     [Fact]
+    public async Task Call_UnavailableInTheTrailers_OutlierDetectionEjectsTheEndpoint()
+    {
+        // Arrange: the bad backend sends its response headers before it fails, so the status comes in the trailers.
+        await using var h = await XdsChannelHarness.StartAsync(["good", "bad"]);
+        await PublishTwoEndpointClusterAsync(h, outlierDetection: true);
+        var bad = h.Backends["bad"];
+        bad.FailAfterHeaders = true;
+        bad.Failure = StatusCode.Unavailable;
+        var before = bad.Calls;
+
+        // Act
+        var (served, failed) = await CallManyAsync(h, 40);
+
+        // Assert
+        Assert.Equal(3, bad.Calls - before);
+        Assert.Equal(3, failed);
+        Assert.Equal(37, served);
+    }
+
+    [Fact]
     public async Task Call_ClientCountsInternalAsFailure_EndpointAnsweringInternalIsEjected()
     {
         // Arrange: the channel reads the failure statuses of client "orders", which names INTERNAL.
@@ -124,6 +144,26 @@ public sealed class XdsChannelCallPolicyTests
         h.SetRoutes(PrefixRoute("/", "a"));
         Assert.Equal("a", await h.CallAsync());
         var backend = h.Backends["a"];
+        backend.FailuresLeft = 1;
+        backend.Failure = StatusCode.Unavailable;
+
+        // Act
+        var failure = await Assert.ThrowsAsync<RpcException>(h.CallAsync);
+
+        // Assert
+        Assert.Equal(StatusCode.Unavailable, failure.StatusCode);
+        Assert.Equal(2, backend.Calls);
+    }
+
+    [Fact]
+    public async Task Call_FailureAfterResponseHeaders_IsNotRetried()
+    {
+        // Arrange: the backend sends headers, then fails: the call is committed (gRPC retries only before a response).
+        await using var h = await XdsChannelHarness.StartAsync(["a"]);
+        h.SetRoutes(RetryRoute("unavailable", 2));
+        Assert.Equal("a", await h.CallAsync());
+        var backend = h.Backends["a"];
+        backend.FailAfterHeaders = true;
         backend.FailuresLeft = 1;
         backend.Failure = StatusCode.Unavailable;
 

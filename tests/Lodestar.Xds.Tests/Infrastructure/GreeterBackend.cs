@@ -38,6 +38,9 @@ internal sealed class GreeterBackend : IAsyncDisposable
     /// <summary>Gets or sets how many more calls fail with <see cref="Failure"/>; negative for every call.</summary>
     public int FailuresLeft { get; set; } = -1;
 
+    /// <summary>Gets or sets whether a failing call sends its response headers first, so its status travels in the trailers.</summary>
+    public bool FailAfterHeaders { get; set; }
+
     /// <summary>Gets the number of calls waiting at <see cref="Gate"/>.</summary>
     public int Waiting => Volatile.Read(ref _waiting);
 
@@ -102,6 +105,11 @@ internal sealed class GreeterBackend : IAsyncDisposable
             Interlocked.Increment(ref _owner._calls);
             if (_owner.Failure is { } failure && _owner.TryTakeFailure())
             {
+                if (_owner.FailAfterHeaders)
+                {
+                    await context.WriteResponseHeadersAsync(new Metadata());
+                }
+
                 throw new RpcException(new Status(failure, $"backend {_owner.Name} fails"));
             }
 
