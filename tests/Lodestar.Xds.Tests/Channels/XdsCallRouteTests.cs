@@ -31,7 +31,25 @@ public sealed class XdsCallRouteTests
 
         // Assert
         Assert.Equal(Seconds(expectedSeconds), route.MaxStreamDuration);
-        Assert.Equal("a", route.Cluster);
+    }
+
+    [Fact]
+    public void For_SameRouteAndListener_ReusesTheDerivedSettings()
+    {
+        // Arrange
+        var match = Match(new XdsRouteAction { Clusters = [new XdsWeightedCluster("a", 1)], TotalWeight = 1, MaxStreamDuration = TimeSpan.FromSeconds(3) },
+            new XdsRetryPolicy(["unavailable"], 1, null, TimeSpan.FromMilliseconds(25), TimeSpan.FromMilliseconds(250), []));
+
+        // Act
+        var first = XdsCallRoute.For(match, null);
+        var again = XdsCallRoute.For(match, null);
+        var otherListener = XdsCallRoute.For(match, TimeSpan.FromSeconds(1));
+
+        // Assert: cached per route; a listener change derives again (the route's own cap still wins).
+        Assert.Same(first, again);
+        Assert.NotSame(first, otherListener);
+        Assert.Equal(TimeSpan.FromSeconds(3), otherListener.MaxStreamDuration);
+        Assert.NotNull(first.Retry);
     }
 
     [Fact]

@@ -190,16 +190,31 @@ internal sealed class XdsCallTracker : ISubchannelCallTracker
 }
 
 /// <summary>The settings a call's route gives it on a channel: gRFC A31's deadline cap and gRFC A44's retry policy.</summary>
-/// <param name="Cluster">The cluster the route chose.</param>
 /// <param name="MaxStreamDuration">
 /// The cap on the call's deadline (<c>grpc_timeout_header_max</c> when set, else the route's <c>max_stream_duration</c>,
 /// else the listener's), or <see langword="null"/> when the application's deadline stands unchanged.
 /// </param>
 /// <param name="Retry">The route's (else the virtual host's) retry policy when it names a gRPC status, else <see langword="null"/>.</param>
-internal sealed record XdsCallRoute(string Cluster, TimeSpan? MaxStreamDuration, XdsGrpcRetryPolicy? Retry)
+/// <param name="ListenerMaxStreamDuration">The listener's value this was derived with.</param>
+internal sealed record XdsCallRoute(TimeSpan? MaxStreamDuration, XdsGrpcRetryPolicy? Retry, TimeSpan? ListenerMaxStreamDuration)
 {
-    /// <summary>Reads the call settings of a matched route.</summary>
-    /// <param name="match">The route match, with its cluster.</param>
+    /// <summary>Gets the call settings of a matched route, cached on the route (one reference write; a race computes twice).</summary>
+    /// <param name="match">The route match.</param>
+    /// <param name="listenerMaxStreamDuration">The listener's <c>common_http_protocol_options.max_stream_duration</c>.</param>
+    public static XdsCallRoute For(XdsRouteResult match, TimeSpan? listenerMaxStreamDuration)
+    {
+        if (match.Route.CallRoute is { } cached && cached.ListenerMaxStreamDuration == listenerMaxStreamDuration)
+        {
+            return cached;
+        }
+
+        var computed = From(match, listenerMaxStreamDuration);
+        match.Route.CallRoute = computed;
+        return computed;
+    }
+
+    /// <summary>Derives the call settings of a matched route.</summary>
+    /// <param name="match">The route match.</param>
     /// <param name="listenerMaxStreamDuration">The listener's <c>common_http_protocol_options.max_stream_duration</c>.</param>
     public static XdsCallRoute From(XdsRouteResult match, TimeSpan? listenerMaxStreamDuration)
     {
@@ -212,7 +227,7 @@ internal sealed record XdsCallRoute(string Cluster, TimeSpan? MaxStreamDuration,
             cap = null;
         }
 
-        return new XdsCallRoute(match.Cluster!, cap, XdsGrpcRetryPolicy.From(match.RetryPolicy));
+        return new XdsCallRoute(cap, XdsGrpcRetryPolicy.From(match.RetryPolicy), listenerMaxStreamDuration);
     }
 }
 

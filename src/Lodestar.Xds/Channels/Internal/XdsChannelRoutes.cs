@@ -1,5 +1,5 @@
-using Grpc.Net.Client.Balancer;
 using System.Runtime.CompilerServices;
+using Grpc.Net.Client.Balancer;
 using Lodestar.Xds.Routing;
 
 namespace Lodestar.Xds.Channels.Internal;

@@ -94,7 +94,7 @@ internal sealed class XdsClusterPicker : SubchannelPicker
             return NoEndpoint(service);
         }
 
-        var route = XdsCallRoute.From(match, _routes.MaxStreamDuration);
+        var route = XdsCallRoute.For(match, _routes.MaxStreamDuration);
         if (TryGetSubchannel(attempt, out var subchannel))
         {
             return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer, request, route, service, _ready, pick));
