@@ -137,6 +137,64 @@ public sealed class XdsChannelCallPolicyTests
     }
 
     [Fact]
+    public async Task Call_Retried_CarriesThePreviousAttemptsHeader()
+    {
+        // Arrange
+        await using var h = await XdsChannelHarness.StartAsync(["a"]);
+        h.SetRoutes(RetryRoute("unavailable", 2));
+        Assert.Equal("a", await h.CallAsync());
+        var backend = h.Backends["a"];
+        Assert.Null(backend.LastPreviousAttempts);
+        backend.FailuresLeft = 1;
+        backend.Failure = StatusCode.Unavailable;
+
+        // Act
+        Assert.Equal("a", await h.CallAsync());
+
+        // Assert
+        Assert.Equal("1", backend.LastPreviousAttempts);
+    }
+
+    [Fact]
+    public async Task Call_ServerPushbackNegative_IsNotRetried()
+    {
+        // Arrange: the failing answer asks the client not to retry (gRFC A6 pushback).
+        await using var h = await XdsChannelHarness.StartAsync(["a"]);
+        h.SetRoutes(RetryRoute("unavailable", 2));
+        Assert.Equal("a", await h.CallAsync());
+        var backend = h.Backends["a"];
+        backend.Pushback = "-1";
+        backend.FailuresLeft = 1;
+        backend.Failure = StatusCode.Unavailable;
+
+        // Act
+        var failure = await Assert.ThrowsAsync<RpcException>(h.CallAsync);
+
+        // Assert
+        Assert.Equal(StatusCode.Unavailable, failure.StatusCode);
+        Assert.Equal(2, backend.Calls);
+    }
+
+    [Fact]
+    public async Task Call_ServerPushbackZero_IsRetried()
+    {
+        // Arrange
+        await using var h = await XdsChannelHarness.StartAsync(["a"]);
+        h.SetRoutes(RetryRoute("unavailable", 2));
+        Assert.Equal("a", await h.CallAsync());
+        var backend = h.Backends["a"];
+        backend.Pushback = "0";
+        backend.FailuresLeft = 1;
+        backend.Failure = StatusCode.Unavailable;
+
+        // Act
+        Assert.Equal("a", await h.CallAsync());
+
+        // Assert
+        Assert.Equal(3, backend.Calls);
+    }
+
+    [Fact]
     public async Task Call_RouteWithoutRetryPolicy_FailingOnceBackendFailsTheCall()
     {
         // Arrange
@@ -296,6 +354,50 @@ public sealed class XdsChannelCallPolicyTests
         // Assert
         Assert.Equal(StatusCode.DeadlineExceeded, failure.StatusCode);
         Assert.False(safety.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task Call_RouteCapAndNoCallDeadline_ServerReceivesTheCapAsGrpcTimeout()
+    {
+        // Arrange: a 5 s cap; the call sets no deadline, so grpc-dotnet sends no grpc-timeout of its own.
+        await using var h = await XdsChannelHarness.StartAsync(["a"]);
+        h.SetRoutes(TimedRoute(maxStreamDuration: TimeSpan.FromSeconds(5), headerMax: null));
+
+        // Act
+        await h.Client.HelloAsync(new HelloRequest());
+        var after = DateTime.UtcNow;
+
+        // Assert: the server was told a deadline, at most the cap after the call.
+        var deadline = h.Backends["a"].LastDeadline;
+        Assert.NotEqual(DateTime.MaxValue, deadline);
+        Assert.True(deadline <= after.AddSeconds(5), $"{deadline:O} is more than 5 s after {after:O}");
+    }
+
+    [Fact]
+    public async Task Call_OwnDeadlineShorterThanTheCap_GrpcTimeoutLeftAsTheCallSetIt()
+    {
+        // Arrange: a 60 s cap; the call's own deadline is about 10 s.
+        await using var h = await XdsChannelHarness.StartAsync(["a"]);
+        h.SetRoutes(TimedRoute(maxStreamDuration: TimeSpan.FromSeconds(60), headerMax: null));
+
+        // Act
+        await h.CallAsync();
+        var after = DateTime.UtcNow;
+
+        // Assert: the call's own (shorter) deadline reached the server, not the cap's 60 s.
+        var deadline = h.Backends["a"].LastDeadline;
+        Assert.True(deadline <= after.AddSeconds(10), $"{deadline:O} is more than 10 s after {after:O}");
+    }
+
+    [Fact]
+    public async Task Call_NoRouteCap_NoGrpcTimeoutIsAdded()
+    {
+        await using var h = await XdsChannelHarness.StartAsync(["a"]);
+        h.SetRoutes(PrefixRoute("/", "a"));
+
+        await h.Client.HelloAsync(new HelloRequest());
+
+        Assert.Equal(DateTime.MaxValue, h.Backends["a"].LastDeadline);
     }
 
     [Fact]

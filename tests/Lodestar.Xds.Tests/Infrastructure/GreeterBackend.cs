@@ -41,6 +41,15 @@ internal sealed class GreeterBackend : IAsyncDisposable
     /// <summary>Gets or sets whether a failing call sends its response headers first, so its status travels in the trailers.</summary>
     public bool FailAfterHeaders { get; set; }
 
+    /// <summary>Gets or sets the <c>grpc-retry-pushback-ms</c> a failing call sends, or <see langword="null"/> for none.</summary>
+    public string? Pushback { get; set; }
+
+    /// <summary>Gets the deadline the server read for the last call (from its <c>grpc-timeout</c>), <see cref="DateTime.MaxValue"/> for none.</summary>
+    public DateTime LastDeadline { get; private set; }
+
+    /// <summary>Gets the <c>grpc-previous-rpc-attempts</c> header of the last call, or <see langword="null"/> when it had none.</summary>
+    public string? LastPreviousAttempts { get; private set; }
+
     /// <summary>Gets the number of calls waiting at <see cref="Gate"/>.</summary>
     public int Waiting => Volatile.Read(ref _waiting);
 
@@ -103,8 +112,15 @@ internal sealed class GreeterBackend : IAsyncDisposable
         public override async Task<HelloReply> Hello(HelloRequest request, ServerCallContext context)
         {
             Interlocked.Increment(ref _owner._calls);
+            _owner.LastDeadline = context.Deadline;
+            _owner.LastPreviousAttempts = context.RequestHeaders.GetValue("grpc-previous-rpc-attempts");
             if (_owner.Failure is { } failure && _owner.TryTakeFailure())
             {
+                if (_owner.Pushback is { } pushback)
+                {
+                    context.ResponseTrailers.Add("grpc-retry-pushback-ms", pushback);
+                }
+
                 if (_owner.FailAfterHeaders)
                 {
                     await context.WriteResponseHeadersAsync(new Metadata());
