@@ -2,6 +2,8 @@ using Grpc.Net.Client;
 using Lodestar.Http;
 using Lodestar.Xds.Channels.Internal;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Lodestar.Xds.Channels;
@@ -47,7 +49,8 @@ public static class XdsGrpcChannelOptionsExtensions
         var fallback = new GrpcStatusOptions();
         Func<GrpcStatusOptions> grpc = monitor is null ? () => fallback : () => monitor.Get(name).Grpc;
         var timeProvider = services.GetService<TimeProvider>() ?? TimeProvider.System;
-        options.HttpHandler = new XdsCallHandler(options.HttpHandler ?? CreateDefaultHandler(), grpc, timeProvider, Random.Shared.NextDouble);
+        var logger = (services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Lodestar.Xds.Channel");
+        options.HttpHandler = new XdsCallHandler(options.HttpHandler ?? CreateDefaultHandler(), grpc, timeProvider, Random.Shared.NextDouble, logger);
         return options;
     }
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using Grpc.Net.Client.Balancer;
 using Lodestar.Http;
+using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Xds.Channels.Internal;
 
@@ -29,7 +30,7 @@ namespace Lodestar.Xds.Channels.Internal;
 /// <c>DEADLINE_EXCEEDED</c> itself. The cap counts from when the call reaches this handler and spans its retries.
 /// </para>
 /// </remarks>
-internal sealed class XdsCallHandler : DelegatingHandler
+internal sealed partial class XdsCallHandler : DelegatingHandler
 {
     /// <summary>The status of a call whose deadline passed, <c>DEADLINE_EXCEEDED</c>.</summary>
     internal const int DeadlineExceeded = 4;
@@ -42,13 +43,15 @@ internal sealed class XdsCallHandler : DelegatingHandler
     private readonly Func<GrpcStatusOptions> _grpc;
     private readonly TimeProvider _timeProvider;
     private readonly Func<double> _random;
+    private readonly ILogger _logger;
 
-    public XdsCallHandler(HttpMessageHandler inner, Func<GrpcStatusOptions> grpc, TimeProvider timeProvider, Func<double> random)
+    public XdsCallHandler(HttpMessageHandler inner, Func<GrpcStatusOptions> grpc, TimeProvider timeProvider, Func<double> random, ILogger logger)
         : base(inner)
     {
         _grpc = grpc;
         _timeProvider = timeProvider;
         _random = random;
+        _logger = logger;
     }
 
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
@@ -100,7 +103,8 @@ internal sealed class XdsCallHandler : DelegatingHandler
             catch (OperationCanceledException ex) when (deadline is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
             {
                 tracker.Fail(ex);
-                return DeadlineResponse(request, cap!.Value);
+                Log.DeadlineExceeded(_logger, request.RequestUri?.AbsolutePath ?? "/", cap!.Value.TotalMilliseconds);
+                return DeadlineResponse(request, cap.Value);
             }
 
             tracker.Observe(response, grpc);
@@ -117,7 +121,8 @@ internal sealed class XdsCallHandler : DelegatingHandler
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 response.Dispose();
-                return DeadlineResponse(request, cap!.Value);
+                Log.DeadlineExceeded(_logger, request.RequestUri?.AbsolutePath ?? "/", cap!.Value.TotalMilliseconds);
+                return DeadlineResponse(request, cap.Value);
             }
             catch (OperationCanceledException)
             {
@@ -130,6 +135,7 @@ internal sealed class XdsCallHandler : DelegatingHandler
             }
 
             response.Dispose();
+            Log.Retrying(_logger, request.RequestUri?.AbsolutePath ?? "/", attempt, status, address.EndPoint.ToString());
 
             // Sent again through the new endpoint's subchannel, as grpc-dotnet's balancer handler does after a pick.
             request.Options.Set(s_subchannelKey, subchannel);
@@ -182,6 +188,15 @@ internal sealed class XdsCallHandler : DelegatingHandler
     /// </summary>
     private static bool IsSingleMessage(HttpRequestMessage request)
         => request.Content?.GetType().Name.StartsWith("PushUnaryContent", StringComparison.Ordinal) == true;
+
+    private static partial class Log
+    {
+        [LoggerMessage(64, LogLevel.Debug, "xDS channel call {Path}: attempt {Attempt} answered status {Status}; retrying on {Endpoint}.", EventName = "XdsChannelRetrying")]
+        public static partial void Retrying(ILogger logger, string path, int attempt, int status, string endpoint);
+
+        [LoggerMessage(65, LogLevel.Debug, "xDS channel call {Path}: no response within the route's cap of {CapMilliseconds} ms; the call fails DEADLINE_EXCEEDED.", EventName = "XdsChannelDeadlineExceeded")]
+        public static partial void DeadlineExceeded(ILogger logger, string path, double capMilliseconds);
+    }
 
     private static HttpResponseMessage DeadlineResponse(HttpRequestMessage request, TimeSpan cap)
     {
