@@ -40,6 +40,12 @@ internal sealed class XdsRoute
     /// <summary>Gets the action, or <see langword="null"/> when it is a redirect, a direct response or another unsupported action.</summary>
     public XdsRouteAction? Action { get; init; }
 
+    /// <summary>
+    /// Gets or sets what <c>xds:///</c> channels derive from this route for each call (deadline cap, gRPC retry policy),
+    /// computed on first use so that picks allocate nothing for it; the route itself never changes.
+    /// </summary>
+    internal Channels.Internal.XdsCallRoute? CallRoute { get; set; }
+
     /// <summary>Returns whether the route matches a request (the path without its query string).</summary>
     public bool Matches(string path, Func<string, string?> headers, Func<double> random)
     {

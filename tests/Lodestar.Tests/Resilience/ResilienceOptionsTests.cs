@@ -68,6 +68,7 @@ public sealed class ResilienceOptionsTests
             o.HealthChecks.Path = "readyz";
             o.Hedging.DelayPercentile = 1.5;
             o.ConcurrencyLimit.MaxConcurrentRequests = 0;
+            o.ConcurrencyLimit.MaxConcurrentRetries = -1;
             o.Retry.RetryOnStatusCodes = [200];
         });
 
@@ -80,6 +81,7 @@ public sealed class ResilienceOptionsTests
         Assert.Contains("HealthChecks.Path", error.Message, StringComparison.Ordinal);
         Assert.Contains("Hedging.DelayPercentile", error.Message, StringComparison.Ordinal);
         Assert.Contains("ConcurrencyLimit.MaxConcurrentRequests", error.Message, StringComparison.Ordinal);
+        Assert.Contains("ConcurrencyLimit.MaxConcurrentRetries", error.Message, StringComparison.Ordinal);
         Assert.Contains("RetryOnStatusCodes contains 200", error.Message, StringComparison.Ordinal);
     }
 }

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Lodestar.Http;
 using Lodestar.Internal;
 using Lodestar.Resilience;
+using Lodestar.Resilience.Admission;
 using Lodestar.Resilience.Retry.Internal;
 using Lodestar.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -348,6 +349,79 @@ public sealed class RetryTests
         using var response = await host.CreateClient().GetAsync("http://orders/x");
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(2, handler.Count);
+    }
+
+    [Fact]
+    public async Task Retry_MaxConcurrentRetriesOneWithARetryInFlight_NextFailureIsNotRetriedUntilItEnds()
+    {
+        // Arrange: calls 1 and 3 answer 503; call 2 (the first request's retry) waits for the test; later calls answer 200.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = new ScriptedHandler(async call =>
+        {
+            switch (call.Number)
+            {
+                case 1 or 3 or 4:
+                    return new HttpResponseMessage(HttpStatusCode.ServiceUnavailable);
+                case 2:
+                    await release.Task.WaitAsync(call.Token);
+                    return new HttpResponseMessage(HttpStatusCode.OK);
+                default:
+                    return new HttpResponseMessage(HttpStatusCode.OK);
+            }
+        });
+        await using var host = await HostAsync(handler, o => o.ConcurrencyLimit.MaxConcurrentRetries = 1);
+        var client = host.CreateClient();
+        var first = client.GetAsync("http://orders/a");
+        await Eventually.TrueAsync(() => handler.Count == 2, TimeSpan.FromSeconds(5), "the first request's retry is in flight");
+
+        // Act: the second request fails while the only retry slot is taken.
+        using var second = await client.GetAsync("http://orders/b");
+        release.SetResult();
+        using var firstResponse = await first;
+        using var third = await client.GetAsync("http://orders/c");
+
+        // Assert: the second request ended with its own 503 after one attempt; once the slot was free, the third was retried.
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, second.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, firstResponse.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, third.StatusCode);
+        Assert.Equal(5, handler.Count);
+    }
+
+    [Fact]
+    public async Task Retry_ServiceMaxConcurrentRetriesZero_FailureIsNotRetried()
+    {
+        // Arrange: the client sets no cap; the service's named options (as an xDS cluster's max_retries) allow none.
+        var handler = new ScriptedHandler(call => ScriptedHandler.Status(call.Number == 1 ? 503 : 200));
+        await using var host = ResilienceTestHost.Create(o => o.Retry.BackoffBase = TimeSpan.FromMilliseconds(1), primaryHandler: handler,
+            services: s => s.Configure<ConcurrencyLimitOptions>("orders", o => o.MaxConcurrentRetries = 0));
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002");
+
+        // Act
+        using var response = await host.CreateClient().GetAsync("http://orders/x");
+
+        // Assert
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(1, handler.Count);
+    }
+
+    [Fact]
+    public async Task Retry_ClientMaxConcurrentRetriesWinsOverTheServices_FailureIsRetried()
+    {
+        // Arrange: the service allows no retry, the client allows one.
+        var handler = new ScriptedHandler(call => ScriptedHandler.Status(call.Number == 1 ? 503 : 200));
+        await using var host = ResilienceTestHost.Create(o =>
+        {
+            o.Retry.BackoffBase = TimeSpan.FromMilliseconds(1);
+            o.ConcurrencyLimit.MaxConcurrentRetries = 1;
+        }, primaryHandler: handler, services: s => s.Configure<ConcurrencyLimitOptions>("orders", o => o.MaxConcurrentRetries = 0));
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002");
+
+        // Act
+        using var response = await host.CreateClient().GetAsync("http://orders/x");
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(2, handler.Count);
     }
 

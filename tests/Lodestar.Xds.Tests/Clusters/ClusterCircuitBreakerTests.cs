@@ -9,7 +9,10 @@ using Cluster = Envoy.Config.Cluster.V3.Cluster;
 
 namespace Lodestar.Xds.Tests.Clusters;
 
-/// <summary>A cluster's circuit-breaker thresholds on the <c>HttpClient</c> path: <c>max_requests</c> and <c>max_pending_requests</c> as the concurrency limit.</summary>
+/// <summary>
+/// A cluster's circuit-breaker thresholds on the <c>HttpClient</c> path: <c>max_requests</c> and <c>max_pending_requests</c>
+/// as the concurrency limit, <c>max_retries</c> as the cap on retries in flight.
+/// </summary>
 public sealed class ClusterCircuitBreakerTests
 {
     [Fact]
@@ -96,6 +99,37 @@ public sealed class ClusterCircuitBreakerTests
             await Assert.ThrowsAsync<ServiceOverloadedException>(() => second);
             return false;
         }, TimeSpan.FromSeconds(20), "two requests are in flight at once under the raised limit");
+    }
+
+    [Theory]
+    [InlineData(0u, 1)]
+    [InlineData(null, 2)]
+    public async Task Send_ClusterMaxRetries_CapsTheRoutesRetries(uint? maxRetries, int expectedRequests)
+    {
+        // Arrange: cluster a has two endpoints; the route retries 5xx once; the cluster allows max_retries retries in
+        // flight (Envoy's 3 when unset).
+        await using var h = await XdsTrafficHarness.StartAsync(["a", "a2"]);
+        h.Server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "a", Assignment("a", ("127.0.0.1", h.Backends["a"].Port), ("127.0.0.1", h.Backends["a2"].Port)));
+        var cluster = EdsCluster("a");
+        if (maxRetries is { } max)
+        {
+            cluster.CircuitBreakers = new CircuitBreakers();
+            cluster.CircuitBreakers.Thresholds.Add(new CircuitBreakers.Types.Thresholds { Priority = RoutingPriority.Default, MaxRetries = max });
+        }
+
+        h.Server.SetResource(XdsTypeUrls.Cluster, "a", cluster);
+        h.SetRoutes(XdsTrafficHarness.WithRetry(PrefixRoute("/", "a"), "5xx", 1));
+        await Eventually.TrueAsync(async () => await h.GetInstanceAsync("/") == "a2", TimeSpan.FromSeconds(10), "both endpoints take requests");
+        h.Backends["a"].Status = 503;
+        h.Backends["a2"].Status = 503;
+        var before = h.Backends["a"].Requests + h.Backends["a2"].Requests;
+
+        // Act
+        using var response = await h.Http.GetAsync(XdsTrafficHarness.BaseUrl + "/");
+
+        // Assert
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(expectedRequests, h.Backends["a"].Requests + h.Backends["a2"].Requests - before);
     }
 
     private static Cluster Limited(string name, uint maxRequests, uint maxPending)

@@ -32,6 +32,24 @@ internal sealed class GreeterBackend : IAsyncDisposable
     /// <summary>Gets or sets a gate every call waits on before it answers, or <see langword="null"/> to answer at once.</summary>
     public TaskCompletionSource? Gate { get; set; }
 
+    /// <summary>Gets or sets the status the next <see cref="FailuresLeft"/> calls fail with, or <see langword="null"/> to answer.</summary>
+    public StatusCode? Failure { get; set; }
+
+    /// <summary>Gets or sets how many more calls fail with <see cref="Failure"/>; negative for every call.</summary>
+    public int FailuresLeft { get; set; } = -1;
+
+    /// <summary>Gets or sets whether a failing call sends its response headers first, so its status travels in the trailers.</summary>
+    public bool FailAfterHeaders { get; set; }
+
+    /// <summary>Gets or sets the <c>grpc-retry-pushback-ms</c> a failing call sends, or <see langword="null"/> for none.</summary>
+    public string? Pushback { get; set; }
+
+    /// <summary>Gets the deadline the server read for the last call (from its <c>grpc-timeout</c>), <see cref="DateTime.MaxValue"/> for none.</summary>
+    public DateTime LastDeadline { get; private set; }
+
+    /// <summary>Gets the <c>grpc-previous-rpc-attempts</c> header of the last call, or <see langword="null"/> when it had none.</summary>
+    public string? LastPreviousAttempts { get; private set; }
+
     /// <summary>Gets the number of calls waiting at <see cref="Gate"/>.</summary>
     public int Waiting => Volatile.Read(ref _waiting);
 
@@ -64,6 +82,24 @@ internal sealed class GreeterBackend : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
+    private bool TryTakeFailure()
+    {
+        lock (_app)
+        {
+            if (FailuresLeft == 0)
+            {
+                return false;
+            }
+
+            if (FailuresLeft > 0)
+            {
+                FailuresLeft--;
+            }
+
+            return true;
+        }
+    }
+
     private sealed class Holder
     {
         public GreeterBackend? Backend { get; set; }
@@ -76,6 +112,23 @@ internal sealed class GreeterBackend : IAsyncDisposable
         public override async Task<HelloReply> Hello(HelloRequest request, ServerCallContext context)
         {
             Interlocked.Increment(ref _owner._calls);
+            _owner.LastDeadline = context.Deadline;
+            _owner.LastPreviousAttempts = context.RequestHeaders.GetValue("grpc-previous-rpc-attempts");
+            if (_owner.Failure is { } failure && _owner.TryTakeFailure())
+            {
+                if (_owner.Pushback is { } pushback)
+                {
+                    context.ResponseTrailers.Add("grpc-retry-pushback-ms", pushback);
+                }
+
+                if (_owner.FailAfterHeaders)
+                {
+                    await context.WriteResponseHeadersAsync(new Metadata());
+                }
+
+                throw new RpcException(new Status(failure, $"backend {_owner.Name} fails"));
+            }
+
             if (_owner.Gate is { } gate)
             {
                 Interlocked.Increment(ref _owner._waiting);

@@ -2,6 +2,7 @@ using Envoy.Config.Route.V3;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Lodestar.Testing.Xds;
+using Lodestar.Xds.Channels;
 using Lodestar.Xds.Resources;
 using Lodestar.Xds.Tests.Protos;
 using Microsoft.Extensions.DependencyInjection;
@@ -17,12 +18,13 @@ internal sealed class XdsChannelHarness : IAsyncDisposable
     public const string Listener = "greeter.test:50051";
     public const string RouteConfigName = "greeter-routes";
 
-    private XdsChannelHarness(FakeXdsServer server, ServiceProvider services, IReadOnlyDictionary<string, GreeterBackend> backends)
+    private XdsChannelHarness(FakeXdsServer server, ServiceProvider services, IReadOnlyDictionary<string, GreeterBackend> backends, bool useXds, string? clientName)
     {
         Server = server;
         Services = services;
         Backends = backends;
-        Channel = GrpcChannel.ForAddress("xds:///" + Listener, new GrpcChannelOptions { Credentials = ChannelCredentials.Insecure, ServiceProvider = services });
+        var options = new GrpcChannelOptions { Credentials = ChannelCredentials.Insecure, ServiceProvider = services };
+        Channel = GrpcChannel.ForAddress("xds:///" + Listener, useXds ? options.UseXds(services, clientName) : options);
         Client = new Greeter.GreeterClient(Channel);
     }
 
@@ -37,7 +39,13 @@ internal sealed class XdsChannelHarness : IAsyncDisposable
     public Greeter.GreeterClient Client { get; }
 
     /// <summary>Starts the server and the backends, and publishes one EDS cluster per backend and the listener.</summary>
-    public static async Task<XdsChannelHarness> StartAsync(string[] backendNames, TimeProvider? timeProvider = null)
+    /// <param name="backendNames">The backends, each with a cluster of the same name.</param>
+    /// <param name="timeProvider">The clock of the container, or <see langword="null"/> for the system's.</param>
+    /// <param name="useXds">Whether the channel is set up with <c>UseXds</c> (else only its <c>ServiceProvider</c> is set).</param>
+    /// <param name="clientName">The Lodestar client <c>UseXds</c> reads the gRPC failure statuses of.</param>
+    /// <param name="configure">Adds to the container before it is built.</param>
+    public static async Task<XdsChannelHarness> StartAsync(string[] backendNames, TimeProvider? timeProvider = null, bool useXds = true, string? clientName = null,
+        Action<IServiceCollection>? configure = null)
     {
         var server = await FakeXdsServer.StartAsync();
         var backends = new Dictionary<string, GreeterBackend>(StringComparer.Ordinal);
@@ -58,7 +66,8 @@ internal sealed class XdsChannelHarness : IAsyncDisposable
         }
 
         services.AddLodestar(o => o.ResolutionTimeout = TimeSpan.FromSeconds(10)).AddXds(o => o.BootstrapJson = server.Bootstrap());
-        return new XdsChannelHarness(server, services.BuildServiceProvider(), backends);
+        configure?.Invoke(services);
+        return new XdsChannelHarness(server, services.BuildServiceProvider(), backends, useXds, clientName);
     }
 
     /// <summary>Sets the route configuration to one virtual host for every domain with these routes.</summary>

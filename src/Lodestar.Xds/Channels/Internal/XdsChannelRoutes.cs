@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Grpc.Net.Client.Balancer;
 using Lodestar.Xds.Routing;
 
@@ -17,6 +18,7 @@ internal sealed class XdsChannelRoutes
 
     private volatile XdsRouteTable? _table;
     private volatile IReadOnlySet<string> _emptyClusters = new HashSet<string>();
+    private volatile StrongBox<TimeSpan>? _maxStreamDuration;
 
     public XdsChannelRoutes(string listener)
     {
@@ -38,5 +40,15 @@ internal sealed class XdsChannelRoutes
     {
         get => _emptyClusters;
         set => _emptyClusters = value;
+    }
+
+    /// <summary>
+    /// Gets or sets the listener's <c>common_http_protocol_options.max_stream_duration</c>: the cap on a call's deadline
+    /// for routes that set neither <c>max_stream_duration</c> nor <c>grpc_timeout_header_max</c> (gRFC A31).
+    /// </summary>
+    public TimeSpan? MaxStreamDuration
+    {
+        get => _maxStreamDuration?.Value;
+        set => _maxStreamDuration = value is { } duration ? new StrongBox<TimeSpan>(duration) : null;
     }
 }

@@ -196,6 +196,9 @@ internal sealed class ClusterBalancer(string name, XdsClusterCallCounters.Counte
     /// <summary>Gets the cluster's <c>max_requests</c> (DEFAULT priority; Envoy's default 1,024 when the cluster sets none or is not known yet).</summary>
     public long MaxRequests => clusterOptions.TryGet(Name, out var settings) ? settings.CircuitBreakers.MaxRequests : XdsCircuitBreakers.Default.MaxRequests;
 
+    /// <summary>Gets the cluster's <c>max_retries</c> (DEFAULT priority; Envoy's default 3 when the cluster sets none or is not known yet).</summary>
+    public long MaxRetries => clusterOptions.TryGet(Name, out var settings) ? settings.CircuitBreakers.MaxRetries : XdsCircuitBreakers.Default.MaxRetries;
+
     public BalancedService? Service
     {
         get => _service;

@@ -94,9 +94,10 @@ internal sealed class XdsClusterPicker : SubchannelPicker
             return NoEndpoint(service);
         }
 
+        var route = XdsCallRoute.For(match, _routes.MaxStreamDuration);
         if (TryGetSubchannel(attempt, out var subchannel))
         {
-            return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer.Calls));
+            return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer, request, route, service, _ready, pick));
         }
 
         // The endpoint has no ready connection yet (or the channel's addresses lag the balancer's set): try the others.
@@ -104,7 +105,7 @@ internal sealed class XdsClusterPicker : SubchannelPicker
         var tried = new List<EndpointState>(4) { attempt.Endpoint! };
         if (_ready.TryPickAnother(service, pick, tried, out attempt, out subchannel))
         {
-            return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer.Calls));
+            return PickResult.ForSubchannel(subchannel, new XdsCallTracker(attempt, balancer, request, route, service, _ready, pick));
         }
 
         return service.Routable.Count > 0 ? PickResult.ForQueue() : NoEndpoint(service);
@@ -117,51 +118,4 @@ internal sealed class XdsClusterPicker : SubchannelPicker
         $"xDS cluster '{service.ServiceName}' has no endpoint to take the call: {service.Routable.Count} routable."));
 
     private bool TryGetSubchannel(in EndpointAttempt attempt, out Subchannel subchannel) => _ready.TryGet(attempt.Endpoint!, out subchannel);
-}
-
-/// <summary>One call's attempt: started when grpc-dotnet sends it, completed when its response headers arrive or it fails.</summary>
-/// <remarks>
-/// The outcome is the transport's: a call that fails to send counts as a failure, one that gets response headers as a
-/// success (its <c>grpc-status</c> is not read here).
-/// </remarks>
-internal sealed class XdsCallTracker : ISubchannelCallTracker
-{
-    private readonly XdsClusterCallCounters.Counter _calls;
-    private EndpointAttempt _attempt;
-    private int _finished;
-
-    public XdsCallTracker(EndpointAttempt attempt, XdsClusterCallCounters.Counter calls)
-    {
-        _attempt = attempt;
-        _calls = calls;
-    }
-
-    /// <summary>Counts the call in flight on its endpoint and its cluster, until <see cref="Complete"/>.</summary>
-    /// <remarks>
-    /// The cluster's count starts here, when the call is sent, not at the pick: grpc-dotnet may drop a pick whose
-    /// subchannel stopped being ready without completing its tracker, and such a pick must not hold a slot.
-    /// </remarks>
-    public void Start()
-    {
-        _attempt = _attempt.Start();
-        _calls.Enter();
-    }
-
-    public void Complete(CompletionContext context)
-    {
-        if (Interlocked.Exchange(ref _finished, 1) != 0)
-        {
-            return;
-        }
-
-        if (!_attempt.IsStarted)
-        {
-            // grpc-dotnet dropped the pick before sending (the subchannel stopped being ready).
-            _attempt.Cancel();
-            return;
-        }
-
-        _calls.Exit();
-        _attempt.Complete(context.Error is { } error ? EndpointOutcomes.FromException(error) : EndpointOutcome.Success);
-    }
 }

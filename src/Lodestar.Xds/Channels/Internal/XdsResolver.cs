@@ -151,6 +151,7 @@ internal sealed partial class XdsResolver : Resolver
                 return;
             }
 
+            _routes.MaxStreamDuration = listener.MaxStreamDuration;
             if (listener.InlineRoutes is { } routes)
             {
                 old = _routeWatch;

@@ -166,8 +166,9 @@ internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOp
 
     /// <summary>
     /// Maps the cluster's circuit-breaker thresholds (DEFAULT priority, Envoy's defaults when unset): <c>max_requests</c>
-    /// becomes the most requests in flight and <c>max_pending_requests</c> how many may wait for a slot. Core applies
-    /// them to every client of the service that sets no limit of its own, each client with its own slots.
+    /// becomes the most requests in flight, <c>max_pending_requests</c> how many may wait for a slot and
+    /// <c>max_retries</c> the most retries in flight. Core applies them to every client of the service that sets no limit
+    /// of its own, each client with its own slots.
     /// </summary>
     public void Configure(string? name, ConcurrencyLimitOptions options)
     {
@@ -178,6 +179,7 @@ internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOp
 
         options.MaxConcurrentRequests = Math.Clamp(cluster.CircuitBreakers.MaxRequests, 1, 1_000_000);
         options.MaxPendingRequests = Math.Clamp(cluster.CircuitBreakers.MaxPendingRequests, 0, 1_000_000);
+        options.MaxConcurrentRetries = Math.Clamp(cluster.CircuitBreakers.MaxRetries, 0, 1_000_000);
     }
 
     private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
@@ -192,7 +194,8 @@ internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOp
         return a.Policy == b.Policy && a.ChoiceCount == b.ChoiceCount && a.ActiveRequestBias.Equals(b.ActiveRequestBias)
                && a.MinimumRingSize == b.MinimumRingSize && a.MaximumRingSize == b.MaximumRingSize && a.MaglevTableSize == b.MaglevTableSize
                && Equals(a.OutlierDetection, b.OutlierDetection) && Equals(a.SlowStart, b.SlowStart)
-               && a.CircuitBreakers.MaxRequests == b.CircuitBreakers.MaxRequests && a.CircuitBreakers.MaxPendingRequests == b.CircuitBreakers.MaxPendingRequests;
+               && a.CircuitBreakers.MaxRequests == b.CircuitBreakers.MaxRequests && a.CircuitBreakers.MaxPendingRequests == b.CircuitBreakers.MaxPendingRequests
+               && a.CircuitBreakers.MaxRetries == b.CircuitBreakers.MaxRetries;
     }
 
     /// <summary>A change token source under the default name, fired by the store.</summary>

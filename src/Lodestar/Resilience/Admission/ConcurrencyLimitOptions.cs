@@ -22,4 +22,12 @@ public sealed class ConcurrencyLimitOptions
 
     /// <summary>Gets or sets how many requests may wait for a slot, oldest served first. Default 0 (fail fast); range 0 to 1,000,000.</summary>
     public int MaxPendingRequests { get; set; }
+
+    /// <summary>
+    /// Gets or sets the most retries in flight (Envoy's <c>max_retries</c>), or <see langword="null"/> (default) for no
+    /// cap. A retry counts from when it is decided until its attempt has a response or fails; a retry over the cap is not
+    /// made and the request ends with the outcome of its last attempt. It applies over and above the retry budget
+    /// (<see cref="Retry.RetryOptions.BudgetRatio"/>). A client's own value wins over the service's. Range 0 to 1,000,000.
+    /// </summary>
+    public int? MaxConcurrentRetries { get; set; }
 }

@@ -16,6 +16,7 @@ internal sealed class ClientResilience : IDisposable
     private static readonly int[] s_defaultRetryStatus = [502, 503, 504];
 
     private readonly bool[] _retryStatus = new bool[600];
+    private int _retriesInFlight;
 
     /// <param name="options">The client's options.</param>
     /// <param name="timeProvider">The clock.</param>
@@ -48,6 +49,8 @@ internal sealed class ClientResilience : IDisposable
             });
         }
 
+        MaxConcurrentRetries = options.ConcurrencyLimit.MaxConcurrentRetries ?? serviceLimit?.MaxConcurrentRetries;
+
         var rate = options.RateLimit;
         if (rate.Enabled)
         {
@@ -70,6 +73,9 @@ internal sealed class ClientResilience : IDisposable
     /// <summary>Gets how many requests may wait for a slot of <see cref="Concurrency"/>.</summary>
     public int MaxPendingRequests { get; }
 
+    /// <summary>Gets the most retries in flight, or <see langword="null"/> for no cap.</summary>
+    public int? MaxConcurrentRetries { get; }
+
     public TokenBucket? RateLimiter { get; }
 
     public LatencyTracker? Latency { get; }
@@ -78,7 +84,41 @@ internal sealed class ClientResilience : IDisposable
     public bool HasLimitOf(LodestarClientOptions options, ConcurrencyLimitOptions? serviceLimit)
     {
         var limit = options.ConcurrencyLimit.MaxConcurrentRequests is not null ? options.ConcurrencyLimit : serviceLimit;
-        return limit?.MaxConcurrentRequests == MaxConcurrentRequests && (MaxConcurrentRequests is null || limit!.MaxPendingRequests == MaxPendingRequests);
+        return limit?.MaxConcurrentRequests == MaxConcurrentRequests && (MaxConcurrentRequests is null || limit!.MaxPendingRequests == MaxPendingRequests)
+            && (options.ConcurrencyLimit.MaxConcurrentRetries ?? serviceLimit?.MaxConcurrentRetries) == MaxConcurrentRetries;
+    }
+
+    /// <summary>Counts one more retry in flight unless <see cref="MaxConcurrentRetries"/> are already; always succeeds without a cap.</summary>
+    /// <returns><see langword="false"/> when the retry may not be made; otherwise the caller calls <see cref="ExitRetry"/> once it ends.</returns>
+    public bool TryEnterRetry()
+    {
+        if (MaxConcurrentRetries is not { } max)
+        {
+            return true;
+        }
+
+        var current = Volatile.Read(ref _retriesInFlight);
+        while (current < max)
+        {
+            var seen = Interlocked.CompareExchange(ref _retriesInFlight, current + 1, current);
+            if (seen == current)
+            {
+                return true;
+            }
+
+            current = seen;
+        }
+
+        return false;
+    }
+
+    /// <summary>Ends a retry counted by <see cref="TryEnterRetry"/>.</summary>
+    public void ExitRetry()
+    {
+        if (MaxConcurrentRetries is not null)
+        {
+            Interlocked.Decrement(ref _retriesInFlight);
+        }
     }
 
     public bool IsRetryableStatus(int statusCode) => (uint)statusCode < (uint)_retryStatus.Length && _retryStatus[statusCode];

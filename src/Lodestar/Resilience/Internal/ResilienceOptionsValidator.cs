@@ -89,6 +89,11 @@ internal sealed class ResilienceOptionsValidator : IValidateOptions<LodestarClie
         }
 
         Range(limit.MaxPendingRequests, 0, 1_000_000, $"{p}{nameof(limit.MaxPendingRequests)}", failures);
+        if (limit.MaxConcurrentRetries is { } retries)
+        {
+            Range(retries, 0, 1_000_000, $"{p}{nameof(limit.MaxConcurrentRetries)}", failures);
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

@@ -48,84 +48,119 @@ internal sealed partial class RetryStrategy
         FailedAttempts? failures = null;
         var retries = 0;
         var state = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var ticket);
-        for (var attempt = 1; ; attempt++)
+
+        // A retry holds a slot of the cap on retries in flight (max_retries) from when it is decided until its attempt ends.
+        var retrying = false;
+        try
         {
-            if (state is null)
+            for (var attempt = 1; ; attempt++)
             {
-                throw EndpointSelection.NoEndpoints(context, attempt - 1, failures, tried, _metrics);
-            }
-
-            var result = await _runner.SendAsync(context.Request, context, state, ticket, attempt, cancellationToken).ConfigureAwait(false);
-            if (result.Response is { } response)
-            {
-                var status = (int)response.StatusCode;
-                if (!context.IsRetryableStatus(status) || !context.Safe || !context.Replayable || attempt >= context.MaxAttempts)
+                if (state is null)
                 {
-                    return response;
+                    throw EndpointSelection.NoEndpoints(context, attempt - 1, failures, tried, _metrics);
                 }
 
-                var retryAfter = GetRetryAfter(response, status);
-                if (retryAfter > retry.MaxRetryAfter)
+                var result = await _runner.SendAsync(context.Request, context, state, ticket, attempt, cancellationToken).ConfigureAwait(false);
+                if (retrying)
                 {
-                    return response;
+                    retrying = false;
+                    resilience.ExitRetry();
                 }
 
-                // The list of tried endpoints exists only once a retry is considered: a first attempt that succeeds allocates nothing for it.
+                if (result.Response is { } response)
+                {
+                    var status = (int)response.StatusCode;
+                    if (!context.IsRetryableStatus(status) || !context.Safe || !context.Replayable || attempt >= context.MaxAttempts)
+                    {
+                        return response;
+                    }
+
+                    var retryAfter = GetRetryAfter(response, status);
+                    if (retryAfter > retry.MaxRetryAfter)
+                    {
+                        return response;
+                    }
+
+                    // The list of tried endpoints exists only once a retry is considered: a first attempt that succeeds allocates nothing for it.
+                    (tried ??= new List<EndpointState>(context.MaxAttempts)).Add(state);
+                    var next = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var nextTicket);
+                    if (next is null)
+                    {
+                        return response;
+                    }
+
+                    if (!resilience.TryEnterRetry())
+                    {
+                        HealthStage.OnAttemptAbandoned(next, nextTicket);
+                        Log.RetryCapReached(_logger, service, resilience.MaxConcurrentRetries!.Value, attempt);
+                        return response;
+                    }
+
+                    retrying = true;
+                    if (!resilience.Budget.TryWithdraw())
+                    {
+                        HealthStage.OnAttemptAbandoned(next, nextTicket);
+                        _metrics.RecordRetryBudgetExhausted(service);
+                        Log.RetryBudgetExhausted(_logger, service, attempt);
+                        return response;
+                    }
+
+                    response.Dispose();
+                    var reason = "status_" + status.ToString(CultureInfo.InvariantCulture);
+                    Log.RetryingElsewhere(_logger, service, state.Endpoint.Address, attempt, reason, "status " + status);
+                    _metrics.RecordRetry(service, reason);
+                    var delay = retryAfter ?? Backoff(context, retries++);
+                    await DelayOrReleaseAsync(delay, next, nextTicket, cancellationToken).ConfigureAwait(false);
+                    (state, ticket) = (next, nextTicket);
+                    continue;
+                }
+
+                (failures ??= new FailedAttempts()).Add(result);
+                var failure = result.Failure;
+                var allowed = failure.Reason is not null && attempt < context.MaxAttempts && (failure.NeverSent
+                    ? context.Replayable || failure.Reason != FailureClassifier.RefusedStream
+                    : context.Safe && context.Replayable);
+                if (!allowed)
+                {
+                    throw failures.Final(service, result);
+                }
+
                 (tried ??= new List<EndpointState>(context.MaxAttempts)).Add(state);
-                var next = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var nextTicket);
-                if (next is null)
+                var following = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var followingTicket);
+                if (following is not null && !resilience.TryEnterRetry())
                 {
-                    return response;
+                    HealthStage.OnAttemptAbandoned(following, followingTicket);
+                    Log.RetryCapReached(_logger, service, resilience.MaxConcurrentRetries!.Value, attempt);
+                    throw failures.Final(service, result);
                 }
 
-                if (!resilience.Budget.TryWithdraw())
+                retrying = following is not null;
+                if (following is not null && !resilience.Budget.TryWithdraw())
                 {
-                    HealthStage.OnAttemptAbandoned(next, nextTicket);
+                    HealthStage.OnAttemptAbandoned(following, followingTicket);
                     _metrics.RecordRetryBudgetExhausted(service);
                     Log.RetryBudgetExhausted(_logger, service, attempt);
-                    return response;
+                    throw failures.Final(service, result);
                 }
 
-                response.Dispose();
-                var reason = "status_" + status.ToString(CultureInfo.InvariantCulture);
-                Log.RetryingElsewhere(_logger, service, state.Endpoint.Address, attempt, reason, "status " + status);
-                _metrics.RecordRetry(service, reason);
-                var delay = retryAfter ?? Backoff(context, retries++);
-                await DelayOrReleaseAsync(delay, next, nextTicket, cancellationToken).ConfigureAwait(false);
-                (state, ticket) = (next, nextTicket);
-                continue;
-            }
+                Log.RetryingElsewhere(_logger, service, state.Endpoint.Address, attempt, failure.Reason!, result.Error!.Message);
+                _metrics.RecordRetry(service, failure.Reason!);
+                if (following is not null && !failure.NeverSent)
+                {
+                    // The server may have seen the request: back off. A request that never left goes elsewhere at once.
+                    var delay = Backoff(context, retries++);
+                    await DelayOrReleaseAsync(delay, following, followingTicket, cancellationToken).ConfigureAwait(false);
+                }
 
-            (failures ??= new FailedAttempts()).Add(result);
-            var failure = result.Failure;
-            var allowed = failure.Reason is not null && attempt < context.MaxAttempts && (failure.NeverSent
-                ? context.Replayable || failure.Reason != FailureClassifier.RefusedStream
-                : context.Safe && context.Replayable);
-            if (!allowed)
+                (state, ticket) = (following, followingTicket);
+            }
+        }
+        finally
+        {
+            if (retrying)
             {
-                throw failures.Final(service, result);
+                resilience.ExitRetry();
             }
-
-            (tried ??= new List<EndpointState>(context.MaxAttempts)).Add(state);
-            var following = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var followingTicket);
-            if (following is not null && !resilience.Budget.TryWithdraw())
-            {
-                HealthStage.OnAttemptAbandoned(following, followingTicket);
-                _metrics.RecordRetryBudgetExhausted(service);
-                Log.RetryBudgetExhausted(_logger, service, attempt);
-                throw failures.Final(service, result);
-            }
-
-            Log.RetryingElsewhere(_logger, service, state.Endpoint.Address, attempt, failure.Reason!, result.Error!.Message);
-            _metrics.RecordRetry(service, failure.Reason!);
-            if (following is not null && !failure.NeverSent)
-            {
-                // The server may have seen the request: back off. A request that never left goes elsewhere at once.
-                var delay = Backoff(context, retries++);
-                await DelayOrReleaseAsync(delay, following, followingTicket, cancellationToken).ConfigureAwait(false);
-            }
-
-            (state, ticket) = (following, followingTicket);
         }
     }
 
@@ -177,6 +212,9 @@ internal sealed partial class RetryStrategy
     {
         [LoggerMessage(100, LogLevel.Debug, "Attempt {Attempt} for service {Service} to {Endpoint} failed ({Reason}: {Error}); retrying on another endpoint.", EventName = "RetryingElsewhere")]
         public static partial void RetryingElsewhere(ILogger logger, string service, string endpoint, int attempt, string reason, string error);
+
+        [LoggerMessage(104, LogLevel.Debug, "Service {Service} has {MaxConcurrentRetries} retries in flight, its cap; attempt {Attempt} is not retried.", EventName = "RetryCapReached")]
+        public static partial void RetryCapReached(ILogger logger, string service, int maxConcurrentRetries, int attempt);
 
         [LoggerMessage(102, LogLevel.Debug, "The retry budget of service {Service} is spent; attempt {Attempt} is not retried.", EventName = "RetryBudgetExhausted")]
         public static partial void RetryBudgetExhausted(ILogger logger, string service, int attempt);
