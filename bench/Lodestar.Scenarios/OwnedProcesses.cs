@@ -8,23 +8,37 @@ namespace Lodestar.Scenarios;
 /// ends the run (the end of a scenario, Ctrl+C, SIGTERM, an unhandled exception, the process exiting) kills them, and
 /// nothing else is ever killed.
 /// </summary>
+/// <remarks>
+/// Where util-linux's <c>setpriv</c> is installed, every process is started through it with <c>--pdeathsig KILL</c>
+/// (it sets the flag and then becomes the program, same process id), so the kernel kills it when this runner dies, even
+/// by SIGKILL, which no handler here sees. The kernel sends that signal when the <em>thread</em> that started the process
+/// ends, so every process is started from one dedicated thread that lives as long as the runner: a thread-pool thread
+/// retiring after a quiet spell would otherwise kill a proxy in the middle of a run.
+/// </remarks>
 internal static class OwnedProcesses
 {
+    private const string Setpriv = "/usr/bin/setpriv";
     private static readonly Lock s_lock = new();
     private static readonly HashSet<Process> s_processes = [];
+    private static readonly System.Collections.Concurrent.BlockingCollection<(ProcessStartInfo StartInfo, TaskCompletionSource<Process> Started)> s_starts = [];
     private static int s_hooked;
 
-    /// <summary>Starts a process and records it as owned until <see cref="Release"/>.</summary>
+    /// <summary>Starts a process and records it as owned until <see cref="StopAsync"/>.</summary>
     public static Process Start(ProcessStartInfo startInfo)
     {
         Hook();
-        lock (s_lock)
+        if (File.Exists(Setpriv))
         {
-            // Started under the lock so that KillAll, racing with a start, either sees the process or runs before it exists.
-            var process = Process.Start(startInfo) ?? throw new InvalidOperationException($"Could not start {startInfo.FileName}.");
-            s_processes.Add(process);
-            return process;
+            startInfo.ArgumentList.Insert(0, startInfo.FileName);
+            startInfo.ArgumentList.Insert(0, "--");
+            startInfo.ArgumentList.Insert(0, "KILL");
+            startInfo.ArgumentList.Insert(0, "--pdeathsig");
+            startInfo.FileName = Setpriv;
         }
+
+        var started = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
+        s_starts.Add((startInfo, started));
+        return started.Task.GetAwaiter().GetResult();
     }
 
     /// <summary>Kills an owned process if it still runs, waits for it and forgets it.</summary>
@@ -79,6 +93,28 @@ internal static class OwnedProcesses
         {
             AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
             AppDomain.CurrentDomain.UnhandledException += (_, _) => KillAll();
+            new Thread(StartLoop) { IsBackground = true, Name = "process starter" }.Start();
+        }
+    }
+
+    private static void StartLoop()
+    {
+        foreach (var (startInfo, started) in s_starts.GetConsumingEnumerable())
+        {
+            try
+            {
+                lock (s_lock)
+                {
+                    // Started under the lock so that KillAll, racing with a start, either sees the process or runs before it exists.
+                    var process = Process.Start(startInfo) ?? throw new InvalidOperationException($"Could not start {startInfo.FileName}.");
+                    s_processes.Add(process);
+                    started.SetResult(process);
+                }
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                started.SetException(ex);
+            }
         }
     }
 
