@@ -178,14 +178,10 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
         starting.AddRange(specs.Select(spec => SetupProcess.StartAsync(spec, scenario, backendUrls, cancellationToken)));
         var setups = await Task.WhenAll(starting);
 
-        // Warm up before anything is measured: one round over every setup (connections, estimates, JIT at tier 0, and the
-        // backends' and proxies' own warm-up), then every setup again in short windows until two windows in a row agree on
-        // throughput within 5 % (tiered JIT and dynamic PGO recompile the hot methods in the background for a while).
-        foreach (var setup in setups)
-        {
-            await setup.PrimeAsync(cancellationToken);
-        }
-
+        // Warm up before anything is measured: every setup in short windows until two windows in a row agree on throughput
+        // within 5 % (connections, estimates, tier-0 JIT in the first window; tiered JIT and dynamic PGO recompile the hot
+        // methods in the background for a while). Each client has a process of its own, so a round over all of them first,
+        // as when they shared one, would only warm each twice; the first setup's windows warm the backends and proxies.
         foreach (var setup in setups)
         {
             var windows = await setup.WarmAsync(cancellationToken);

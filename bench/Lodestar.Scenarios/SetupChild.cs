@@ -60,7 +60,7 @@ internal sealed record SetupSpec(string Name, SetupKind Kind, string Uri, string
 /// with <c>@</c> on standard output. It exits when its standard input closes, so it never outlives the parent.
 /// </summary>
 /// <remarks>
-/// Commands: <c>prime</c> (0.5 s of load: connections, estimates, tier-0 JIT), <c>warm</c> (windows until steady),
+/// Commands: <c>warm</c> (windows of load until throughput is steady: connections, estimates, JIT),
 /// <c>run &lt;seconds&gt; &lt;max requests&gt;</c> (one measured window; the answer is the <see cref="RunResult"/> as JSON).
 /// </remarks>
 internal static class SetupChild
@@ -154,10 +154,6 @@ internal static class SetupChild
             var command = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             switch (command)
             {
-                case ["prime"]:
-                    await Load.RunAsync(client, uri, http2, callers, TimeSpan.FromMilliseconds(500), 5_000, CancellationToken.None);
-                    Console.WriteLine("@primed");
-                    break;
                 case ["warm"]:
                     var windows = await Load.WarmUntilSteadyAsync(client, uri, http2, callers, CancellationToken.None);
                     Console.WriteLine("@warmed " + windows.ToString(CultureInfo.InvariantCulture));

@@ -66,13 +66,6 @@ internal sealed class SetupProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Drives the client for 0.5 s: connections, estimates, tier-0 JIT.</summary>
-    public async Task PrimeAsync(CancellationToken cancellationToken)
-    {
-        await SendAsync("prime");
-        await ReadAnswerAsync("@primed", TimeSpan.FromSeconds(30), cancellationToken);
-    }
-
     /// <summary>Drives the client in short windows until its throughput is steady; returns the number of windows.</summary>
     public async Task<int> WarmAsync(CancellationToken cancellationToken)
     {
