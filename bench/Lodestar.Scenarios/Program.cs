@@ -99,8 +99,10 @@ try
         report.Scenarios.Add(await RunScenarioAsync(scenario, duration / passes, passes, 2_000_000, stop.Token));
     }
 }
-catch (OperationCanceledException) when (stop.IsCancellationRequested)
+catch (Exception) when (stop.IsCancellationRequested)
 {
+    // Cancelled, or a failure that the stop caused (a client process ended by the terminal's Ctrl+C before this
+    // process's handler cancelled the run): the scenario's finally blocks have already cleaned up.
     OwnedProcesses.KillAll();
     var left = OwnedProcesses.Running();
     Console.Error.WriteLine(stoppedBy != 0
@@ -117,7 +119,7 @@ Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output + ".json
 await File.WriteAllTextAsync(output + ".json", JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
 await File.WriteAllTextAsync(output + ".svg", Svg.Render(report));
 Console.WriteLine($"Wrote {output}.json and {output}.svg");
-return 0;
+return stoppedBy;
 
 void OnSignal(PosixSignalContext context, int exitCode)
 {

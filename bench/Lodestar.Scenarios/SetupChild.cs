@@ -139,6 +139,10 @@ internal static class SetupChild
                 break;
         }
 
+        // Ctrl+C in a terminal signals the whole process group: the parent decides when this process ends (it closes the
+        // standard input or kills it), so that it can stop everything in order.
+        using var ignoreInterrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+            System.Runtime.InteropServices.PosixSignal.SIGINT, static context => context.Cancel = true);
         await using var provider = services.BuildServiceProvider();
         using var client = kind == SetupKind.Plain
             ? new HttpClient(new System.Net.Http.SocketsHttpHandler
