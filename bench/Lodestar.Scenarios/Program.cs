@@ -20,7 +20,8 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 //
 //   dotnet run -c Release --project bench/Lodestar.Scenarios -- [--duration 3] [--passes 3] [--out docs/benchmarks-tail] [--only id,id]
 //
-// --duration is the measured seconds per setup, split evenly over the passes.
+// --duration is the measured seconds per setup, split evenly over the passes. Environment variables prefixed SCENARIO_
+// reach every client process's configuration (SCENARIO_Lodestar__RetireRemovedConnections=false, for instance).
 if (args.Contains("--child"))
 {
     return await SetupChild.RunAsync(args);

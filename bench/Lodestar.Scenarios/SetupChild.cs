@@ -112,8 +112,10 @@ internal static class SetupChild
         var settings = backends.Select((b, i) => new KeyValuePair<string, string?>($"Lodestar:Services:svc:Endpoints:{i}", b))
             .Concat(backends.Select((b, i) => new KeyValuePair<string, string?>($"Services:svc:http:{i}", b["http://".Length..])))
             .Append(new KeyValuePair<string, string?>("Lodestar:LoadBalancing:Defaults:HashKeyHeader", "X-User"));
+        // SCENARIO_-prefixed environment variables reach every client's configuration, for an A/B run of one setting
+        // (SCENARIO_Lodestar__RetireRemovedConnections=false turns the connection tracking off).
         var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(settings).AddEnvironmentVariables("SCENARIO_").Build());
         services.AddLogging();
         services.AddServiceDiscovery();
         switch (kind)
