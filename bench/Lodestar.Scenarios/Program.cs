@@ -150,7 +150,7 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
         }
 
         var backendUrls = backends.Select(b => b.Url).ToArray();
-        var specs = new List<SetupSpec> { new("plain HttpClient (1 address)", SetupKind.Plain, backends[0].Url + "/") };
+        var specs = new List<SetupSpec> { new(Peers.Plain, SetupKind.Plain, backends[0].Url + "/") };
         specs.AddRange(scenario.Policies.Select(p => new SetupSpec("lodestar " + p, SetupKind.Lodestar, "http://svc/", p)));
         if (scenario.WithPeers)
         {
@@ -160,25 +160,45 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
 
         specs.Add(new(Peers.Mesd, SetupKind.Mesd, "http://svc/"));
         specs.Add(new("M.E.SD round robin + standard resilience", SetupKind.MesdResilience, "http://svc/"));
-        if (scenario.WithPeers)
-        {
-            var haproxy = await HaProxy.StartAsync(backends.Select(b => b.Port).ToArray(), cancellationToken);
-            proxies.Add(haproxy);
-            var yarpP2c = await YarpProcess.StartAsync("PowerOfTwoChoices", backendUrls, http2, cancellationToken);
-            proxies.Add(yarpP2c);
-            var yarpRoundRobin = await YarpProcess.StartAsync("RoundRobin", backendUrls, http2, cancellationToken);
-            proxies.Add(yarpRoundRobin);
-            specs.Add(new(Peers.YarpP2c, SetupKind.Plain, $"http://127.0.0.1:{yarpP2c.Port}/"));
-            specs.Add(new("yarp RoundRobin", SetupKind.Plain, $"http://127.0.0.1:{yarpRoundRobin.Port}/"));
-            foreach (var balance in new[] { "roundrobin", "leastconn" })
-            {
-                specs.Add(new("haproxy " + balance, SetupKind.Plain, $"http://127.0.0.1:{haproxy.Ports[http2 ? balance + "-h2" : balance]}/"));
-            }
-        }
 
         // One client process per setup, started together (they idle until told to send), so no setup inherits another's
-        // JIT, GC heap, thread pool or connections; each answers only while the parent drives it, one at a time.
+        // JIT, GC heap, thread pool or connections; each answers only while the parent drives it, one at a time. The
+        // proxies start meanwhile, and their clients once they listen.
         starting.AddRange(specs.Select(spec => SetupProcess.StartAsync(spec, scenario, backendUrls, cancellationToken)));
+        if (scenario.WithPeers)
+        {
+            Task<IAsyncDisposable>[] proxyStarts =
+            [
+                Started(HaProxy.StartAsync(backends.Select(b => b.Port).ToArray(), cancellationToken)),
+                Started(YarpProcess.StartAsync("PowerOfTwoChoices", backendUrls, http2, cancellationToken)),
+                Started(YarpProcess.StartAsync("RoundRobin", backendUrls, http2, cancellationToken)),
+            ];
+            try
+            {
+                await Task.WhenAll(proxyStarts);
+            }
+            finally
+            {
+                // Whichever started is stopped at the end, even when another failed to.
+                proxies.AddRange(proxyStarts.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result));
+            }
+
+            var haproxy = (HaProxy)proxies[0];
+            var yarpP2c = (YarpProcess)proxies[1];
+            var yarpRoundRobin = (YarpProcess)proxies[2];
+            List<SetupSpec> peers =
+            [
+                new(Peers.YarpP2c, SetupKind.Plain, $"http://127.0.0.1:{yarpP2c.Port}/"),
+                new("yarp RoundRobin", SetupKind.Plain, $"http://127.0.0.1:{yarpRoundRobin.Port}/"),
+            ];
+            foreach (var balance in new[] { "roundrobin", "leastconn" })
+            {
+                peers.Add(new("haproxy " + balance, SetupKind.Plain, $"http://127.0.0.1:{haproxy.Ports[http2 ? balance + "-h2" : balance]}/"));
+            }
+
+            starting.AddRange(peers.Select(spec => SetupProcess.StartAsync(spec, scenario, backendUrls, cancellationToken)));
+        }
+
         var setups = await Task.WhenAll(starting);
 
         // Warm up before anything is measured: every setup in short windows until two windows in a row agree on throughput
@@ -250,6 +270,10 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
 
     return result;
 }
+
+static async Task<IAsyncDisposable> Started<T>(Task<T> start)
+    where T : IAsyncDisposable
+    => await start;
 
 static string BackendName(Scenario scenario, List<TestBackend> backends, int index)
     => backends[index].Name + (scenario.SlowFactor > 1 && index == backends.Count - 1 ? " (slow)" : string.Empty);
