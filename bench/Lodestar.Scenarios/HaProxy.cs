@@ -6,7 +6,7 @@ using System.Text;
 
 namespace Lodestar.Scenarios;
 
-/// <summary>A local HAProxy in front of the scenario's backends, started with a generated configuration and stopped at the end.</summary>
+/// <summary>A local HAProxy in front of the scenario's backends, started with a generated configuration and stopped, by this process's handle on it, at the end.</summary>
 internal sealed class HaProxy : IAsyncDisposable
 {
     private readonly Process _process;
@@ -50,14 +50,22 @@ internal sealed class HaProxy : IAsyncDisposable
 
         var path = Path.Combine(Path.GetTempPath(), $"lodestar-scenarios-{Environment.ProcessId}.cfg");
         await File.WriteAllTextAsync(path, config.ToString(), cancellationToken);
-        var check = Process.Start(new ProcessStartInfo(Executable, ["-c", "-q", "-f", path]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-        await check.WaitForExitAsync(cancellationToken);
-        if (check.ExitCode != 0)
+        var check = OwnedProcesses.Start(new ProcessStartInfo(Executable, ["-c", "-q", "-f", path]) { RedirectStandardError = true, RedirectStandardOutput = true });
+        try
         {
-            throw new InvalidOperationException($"HAProxy rejected its configuration: {await check.StandardError.ReadToEndAsync(cancellationToken)}");
+            var errors = check.StandardError.ReadToEndAsync(cancellationToken);
+            await check.WaitForExitAsync(cancellationToken);
+            if (check.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"HAProxy rejected its configuration: {await errors}");
+            }
+        }
+        finally
+        {
+            await OwnedProcesses.StopAsync(check);
         }
 
-        var process = Process.Start(new ProcessStartInfo(Executable, ["-db", "-f", path]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        var process = OwnedProcesses.Start(new ProcessStartInfo(Executable, ["-db", "-f", path]) { RedirectStandardError = true, RedirectStandardOutput = true });
         var proxy = new HaProxy(process, path, ports);
         try
         {
@@ -82,13 +90,7 @@ internal sealed class HaProxy : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            _process.Kill();
-            await _process.WaitForExitAsync();
-        }
-
-        _process.Dispose();
+        await OwnedProcesses.StopAsync(_process);
         File.Delete(_configPath);
     }
 

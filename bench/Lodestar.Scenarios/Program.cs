@@ -1,24 +1,32 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Lodestar.LoadBalancing;
 using Lodestar.Scenarios;
 using Lodestar.Testing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 
-// Runs the same closed-loop traffic, side by side in one process run, through a plain HttpClient on one address, Lodestar
-// policies with and without hedging, Microsoft.Extensions.ServiceDiscovery's round robin bare and with the standard
-// resilience handler, YARP 2.3 (a reverse-proxy process of its own: PowerOfTwoChoices, RoundRobin) and HAProxy
-// (roundrobin, leastconn), all in front of the same loopback Kestrel backends. Every scenario first warms every setup
-// until its throughput is steady, then measures them in alternating passes (forward, reverse, forward, ...) and reports
-// each setup's median and spread over the passes. Bounded in time and count; only the proxy processes started here are
-// stopped.
+// Runs the same closed-loop traffic through a plain HttpClient on one address, Lodestar policies with and without
+// hedging, Microsoft.Extensions.ServiceDiscovery's round robin bare and with the standard resilience handler, YARP 2.3 (a
+// reverse-proxy process of its own: PowerOfTwoChoices, RoundRobin) and HAProxy (roundrobin, leastconn), all in front of
+// the same loopback Kestrel backends. The backends and the proxies run in this process and its proxy processes, shared
+// by every setup; each setup's client runs in a process of its own (this program re-invoked with --child), so every
+// setup starts from the same state (JIT, GC heap, thread pool, connection pools) whatever ran before it, and its CPU and
+// bytes per request are its client's alone. Every scenario first warms every setup until its throughput is steady,
+// then measures them in alternating passes (forward, reverse, forward, ...) and reports each setup's median and spread
+// over the passes. Bounded in time and count. Ctrl+C or SIGTERM stops it: it kills the processes it started (by
+// handle, never by name), stops the backends and exits non-zero.
 //
 //   dotnet run -c Release --project bench/Lodestar.Scenarios -- [--duration 3] [--passes 3] [--out docs/benchmarks-tail] [--only id,id]
 //
-// --duration is the measured seconds per setup, split evenly over the passes.
+// --duration is the measured seconds per setup, split evenly over the passes. Environment variables prefixed SCENARIO_
+// reach every client process's configuration (SCENARIO_Lodestar__RetireRemovedConnections=false, for instance).
+if (args.Contains("--child"))
+{
+    return await SetupChild.RunAsync(args);
+}
+
 var seconds = 3.0;
 var passes = 3;
 var output = Path.Combine("docs", "benchmarks-tail");
@@ -46,6 +54,14 @@ var duration = TimeSpan.FromSeconds(Math.Clamp(seconds, 1, 60));
 passes = Math.Clamp(passes, 1, 9);
 var wallClock = Stopwatch.StartNew();
 using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(40));
+
+// Ctrl+C and SIGTERM cancel the run: the scenario's finally blocks kill the client and proxy processes and stop the
+// backends, and the runner exits with 128 + the signal. A second signal while that runs ends the process at once (the
+// exit handler still kills the processes started here).
+var stoppedBy = 0;
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => OnSignal(c, 130));
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => OnSignal(c, 143));
+
 string[] allPolicies =
 [
     LoadBalancingPolicies.RoundRobin, LoadBalancingPolicies.Random, LoadBalancingPolicies.LeastRequest, LoadBalancingPolicies.WeightedRoundRobin,
@@ -56,7 +72,7 @@ string[] tailPolicies = [LoadBalancingPolicies.RoundRobin, LoadBalancingPolicies
 var report = new Report
 {
     Command = "dotnet run -c Release --project bench/Lodestar.Scenarios -- " + string.Join(' ', args),
-    Machine = $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}",
+    Machine = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}",
     SecondsPerSetup = duration.TotalSeconds,
     Passes = passes,
 };
@@ -64,6 +80,7 @@ var report = new Report
 var scenarios = new List<Scenario>
 {
     new("throughput", "5 equal backends answering at once, HTTP/1.1, 32 callers: throughput, CPU and bytes per request", 5, HttpProtocols.Http1, 32, 0, 1, allPolicies),
+    new("throughput-16", "5 equal backends answering at once, HTTP/1.1, 16 callers: throughput, CPU and bytes per request under contention", 5, HttpProtocols.Http1, 16, 0, 1, tailPolicies, WithPeers: false),
     new("equal", "5 equal backends at 5 ms, HTTP/1.1, 20 callers: shares, and hedges when nothing is slow", 5, HttpProtocols.Http1, 20, 5, 1, allPolicies),
     new("slow5x-8", "5 backends at 5 ms, one 5x slower, HTTP/1.1, 8 callers", 5, HttpProtocols.Http1, 8, 5, 5, tailPolicies),
     new("slow5x-20", "5 backends at 5 ms, one 5x slower, HTTP/1.1, 20 callers", 5, HttpProtocols.Http1, 20, 5, 5, tailPolicies),
@@ -76,9 +93,23 @@ var scenarios = new List<Scenario>
     new("h2-slow10x-20", "5 backends at 5 ms, one 10x slower, HTTP/2 (h2c), 20 callers", 5, HttpProtocols.Http2, 20, 5, 10, tailPolicies),
 };
 
-foreach (var scenario in scenarios.Where(s => only is null || only.Contains(s.Id)))
+try
 {
-    report.Scenarios.Add(await RunScenarioAsync(scenario, duration / passes, passes, 2_000_000, stop.Token));
+    foreach (var scenario in scenarios.Where(s => only is null || only.Contains(s.Id)))
+    {
+        report.Scenarios.Add(await RunScenarioAsync(scenario, duration / passes, passes, 2_000_000, stop.Token));
+    }
+}
+catch (Exception) when (stop.IsCancellationRequested)
+{
+    // Cancelled, or a failure that the stop caused (a client process ended by the terminal's Ctrl+C before this
+    // process's handler cancelled the run): the scenario's finally blocks have already cleaned up.
+    OwnedProcesses.KillAll();
+    var left = OwnedProcesses.Running();
+    Console.Error.WriteLine(stoppedBy != 0
+        ? $"Stopped by signal after {wallClock.Elapsed.TotalMinutes:F1} min; backends stopped, started processes killed{(left.Length == 0 ? string.Empty : ", still exiting: " + string.Join(' ', left))}."
+        : $"Stopped: the run exceeded its 40 minute bound; backends stopped, started processes killed.");
+    return stoppedBy != 0 ? stoppedBy : 1;
 }
 
 Summarise(report);
@@ -89,94 +120,97 @@ Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output + ".json
 await File.WriteAllTextAsync(output + ".json", JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
 await File.WriteAllTextAsync(output + ".svg", Svg.Render(report));
 Console.WriteLine($"Wrote {output}.json and {output}.svg");
-return 0;
+return stoppedBy;
+
+void OnSignal(PosixSignalContext context, int exitCode)
+{
+    if (Interlocked.CompareExchange(ref stoppedBy, exitCode, 0) == 0)
+    {
+        context.Cancel = true;
+        Console.Error.WriteLine($"{context.Signal}: stopping (the started processes are killed, the backends stopped); send it again to end at once.");
+        stop.Cancel();
+    }
+}
 
 async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, int passCount, int maxRequests, CancellationToken cancellationToken)
 {
-    Console.WriteLine($"Scenario ({scenario.Id}): {scenario.Description}; load average {LoadAverage()}");
-    var backends = new TestBackend[scenario.Backends];
-    for (var i = 0; i < backends.Length; i++)
-    {
-        backends[i] = await TestBackend.StartAsync("b" + i, scenario.Protocols);
-        backends[i].Delay = TimeSpan.FromMilliseconds(scenario.DelayMs * (i == backends.Length - 1 ? scenario.SlowFactor : 1));
-    }
-
+    Console.WriteLine($"Scenario ({scenario.Id}): {scenario.Description}; load average {Load.LoadAverage()}");
+    var backends = new List<TestBackend>();
     var http2 = scenario.Protocols == HttpProtocols.Http2;
-    var result = new ScenarioResult { Id = scenario.Id, Description = scenario.Description, LoadAverageAtStart = LoadAverage() };
+    var result = new ScenarioResult { Id = scenario.Id, Description = scenario.Description, DelayMs = scenario.DelayMs, SlowFactor = scenario.SlowFactor, LoadAverageAtStart = Load.LoadAverage() };
     var proxies = new List<IAsyncDisposable>();
+    var starting = new List<Task<SetupProcess>>();
     try
     {
-        var haproxy = await HaProxy.StartAsync(backends.Select(b => b.Port).ToArray(), cancellationToken);
-        proxies.Add(haproxy);
-        var yarpP2c = await YarpProcess.StartAsync("PowerOfTwoChoices", backends.Select(b => b.Url).ToArray(), http2, cancellationToken);
-        proxies.Add(yarpP2c);
-        var yarpRoundRobin = await YarpProcess.StartAsync("RoundRobin", backends.Select(b => b.Url).ToArray(), http2, cancellationToken);
-        proxies.Add(yarpRoundRobin);
-        var settings = backends.Select((b, i) => new KeyValuePair<string, string?>($"Lodestar:Services:svc:Endpoints:{i}", b.Url))
-            .Concat(backends.Select((b, i) => new KeyValuePair<string, string?>($"Services:svc:http:{i}", b.Address)))
-            .Append(new KeyValuePair<string, string?>("Lodestar:LoadBalancing:Defaults:HashKeyHeader", "X-User"));
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
-        var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(configuration);
-        services.AddLogging();
-        services.AddServiceDiscovery();
-        foreach (var policy in scenario.Policies)
+        for (var i = 0; i < scenario.Backends; i++)
         {
-            services.AddHttpClient("lodestar-" + policy).AddLodestar(o => o.Policy = policy);
+            var backend = await TestBackend.StartAsync("b" + i, scenario.Protocols);
+            backends.Add(backend);
+            backend.Delay = TimeSpan.FromMilliseconds(scenario.DelayMs * (i == scenario.Backends - 1 ? scenario.SlowFactor : 1));
         }
 
-        foreach (var policy in new[] { LoadBalancingPolicies.RoundRobin, LoadBalancingPolicies.PeakEwma })
+        var backendUrls = backends.Select(b => b.Url).ToArray();
+        var specs = new List<SetupSpec> { new(Peers.Plain, SetupKind.Plain, backends[0].Url + "/") };
+        specs.AddRange(scenario.Policies.Select(p => new SetupSpec("lodestar " + p, SetupKind.Lodestar, "http://svc/", p)));
+        if (scenario.WithPeers)
         {
-            // One option group a user turns on: hedge a request whose first attempt is slower than the service's p98.
-            services.AddHttpClient("lodestar-hedged-" + policy).AddLodestar(o =>
+            specs.Add(new("lodestar round-robin + hedging p98", SetupKind.Lodestar, "http://svc/", LoadBalancingPolicies.RoundRobin, Hedged: true));
+            specs.Add(new("lodestar peak-ewma + hedging p98", SetupKind.Lodestar, "http://svc/", LoadBalancingPolicies.PeakEwma, Hedged: true));
+        }
+
+        specs.Add(new(Peers.Mesd, SetupKind.Mesd, "http://svc/"));
+        specs.Add(new("M.E.SD round robin + standard resilience", SetupKind.MesdResilience, "http://svc/"));
+
+        // One client process per setup, started together (they idle until told to send), so no setup inherits another's
+        // JIT, GC heap, thread pool or connections; each answers only while the parent drives it, one at a time. The
+        // proxies start meanwhile, and their clients once they listen.
+        starting.AddRange(specs.Select(spec => SetupProcess.StartAsync(spec, scenario, backendUrls, cancellationToken)));
+        if (scenario.WithPeers)
+        {
+            Task<IAsyncDisposable>[] proxyStarts =
+            [
+                Started(HaProxy.StartAsync(backends.Select(b => b.Port).ToArray(), cancellationToken)),
+                Started(YarpProcess.StartAsync("PowerOfTwoChoices", backendUrls, http2, cancellationToken)),
+                Started(YarpProcess.StartAsync("RoundRobin", backendUrls, http2, cancellationToken)),
+            ];
+            try
             {
-                o.Policy = policy;
-                o.Hedging.Enabled = true;
-                o.Hedging.DelayPercentile = 0.98;
-            });
+                await Task.WhenAll(proxyStarts);
+            }
+            finally
+            {
+                // Whichever started is stopped at the end, even when another failed to.
+                proxies.AddRange(proxyStarts.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result));
+            }
+
+            var haproxy = (HaProxy)proxies[0];
+            var yarpP2c = (YarpProcess)proxies[1];
+            var yarpRoundRobin = (YarpProcess)proxies[2];
+            List<SetupSpec> peers =
+            [
+                new(Peers.YarpP2c, SetupKind.Plain, $"http://127.0.0.1:{yarpP2c.Port}/"),
+                new("yarp RoundRobin", SetupKind.Plain, $"http://127.0.0.1:{yarpRoundRobin.Port}/"),
+            ];
+            foreach (var balance in new[] { "roundrobin", "leastconn" })
+            {
+                peers.Add(new("haproxy " + balance, SetupKind.Plain, $"http://127.0.0.1:{haproxy.Ports[http2 ? balance + "-h2" : balance]}/"));
+            }
+
+            starting.AddRange(peers.Select(spec => SetupProcess.StartAsync(spec, scenario, backendUrls, cancellationToken)));
         }
 
-        services.AddHttpClient("mesd").AddServiceDiscovery();
-        services.AddHttpClient("mesd-resilience").AddStandardResilienceHandler();
-        services.AddHttpClient("mesd-resilience").AddServiceDiscovery();
-        await using var provider = services.BuildServiceProvider();
-        var factory = provider.GetRequiredService<IHttpClientFactory>();
-        var setups = new List<(string Name, HttpClient Client, string Uri)>
-        {
-            ("plain HttpClient (1 address)", Plain(), backends[0].Url + "/"),
-        };
+        var setups = await Task.WhenAll(starting);
 
-        foreach (var policy in scenario.Policies)
+        // Warm up before anything is measured: every setup in short windows until two windows in a row agree on throughput
+        // within 5 % (connections, estimates, tier-0 JIT in the first window; tiered JIT and dynamic PGO recompile the hot
+        // methods in the background for a while). Each client has a process of its own, so a round over all of them first,
+        // as when they shared one, would only warm each twice; the first setup's windows warm the backends and proxies.
+        foreach (var setup in setups)
         {
-            setups.Add(("lodestar " + policy, factory.CreateClient("lodestar-" + policy), "http://svc/"));
-        }
-
-        setups.Add(("lodestar round-robin + hedging p98", factory.CreateClient("lodestar-hedged-" + LoadBalancingPolicies.RoundRobin), "http://svc/"));
-        setups.Add(("lodestar peak-ewma + hedging p98", factory.CreateClient("lodestar-hedged-" + LoadBalancingPolicies.PeakEwma), "http://svc/"));
-        setups.Add(("M.E.SD round robin", factory.CreateClient("mesd"), "http://svc/"));
-        setups.Add(("M.E.SD round robin + standard resilience", factory.CreateClient("mesd-resilience"), "http://svc/"));
-        setups.Add(("yarp PowerOfTwoChoices", Plain(), $"http://127.0.0.1:{yarpP2c.Port}/"));
-        setups.Add(("yarp RoundRobin", Plain(), $"http://127.0.0.1:{yarpRoundRobin.Port}/"));
-        foreach (var balance in new[] { "roundrobin", "leastconn" })
-        {
-            setups.Add(("haproxy " + balance, Plain(), $"http://127.0.0.1:{haproxy.Ports[http2 ? balance + "-h2" : balance]}/"));
-        }
-
-        // Warm up before anything is measured: one round over every setup (connections, estimates, JIT at tier 0), then
-        // every setup again in short windows until two windows in a row agree on throughput within 5 % (tiered JIT and
-        // dynamic PGO recompile the hot methods in the background for a while; the first pass used to run 35-45 %
-        // slower than a later pass of the same setup).
-        foreach (var (_, client, uri) in setups)
-        {
-            await LoadAsync(client, uri, http2, scenario.Callers, TimeSpan.FromMilliseconds(500), 5_000, cancellationToken);
-        }
-
-        foreach (var (name, client, uri) in setups)
-        {
-            var windows = await WarmUntilSteadyAsync(client, uri, http2, scenario.Callers, cancellationToken);
+            var windows = await setup.WarmAsync(cancellationToken);
             if (windows > 3)
             {
-                Console.WriteLine($"  warm-up  {name,-42} steady after {windows} windows");
+                Console.WriteLine($"  warm-up  {setup.Spec.Name,-42} steady after {windows} windows");
             }
         }
 
@@ -185,16 +219,16 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
         for (var number = 1; number <= passCount; number++)
         {
             var pass = number % 2 == 1 ? "forward" : "reverse";
-            var ordered = pass == "forward" ? setups : Enumerable.Reverse(setups).ToList();
-            foreach (var (name, client, uri) in ordered)
+            var ordered = pass == "forward" ? setups : setups.Reverse().ToArray();
+            foreach (var setup in ordered)
             {
                 var before = backends.Select(b => b.Requests).ToArray();
-                var run = await LoadAsync(client, uri, http2, scenario.Callers, runFor, maxRequests, cancellationToken);
-                run.Setup = name;
+                var run = await setup.RunAsync(runFor, maxRequests, cancellationToken);
+                run.Setup = setup.Spec.Name;
                 run.Pass = pass;
                 run.PassNumber = number;
                 var attempts = 0L;
-                for (var i = 0; i < backends.Length; i++)
+                for (var i = 0; i < backends.Count; i++)
                 {
                     var count = backends[i].Requests - before[i];
                     attempts += count;
@@ -203,20 +237,26 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
 
                 run.ExtraAttemptsPercent = run.Requests == 0 ? 0 : 100.0 * (attempts - run.Requests) / run.Requests;
                 result.Results.Add(run);
-                Console.WriteLine($"  {number} {pass,-7} {name,-42} {run.RequestsPerSecond,8:F0} req/s  p50 {run.P50Ms,6:F2}  p99 {run.P99Ms,6:F2}  p99.9 {run.P999Ms,6:F2} ms  extra {run.ExtraAttemptsPercent,5:F2} %  errors {run.Errors}  load {run.LoadAverage}");
-            }
-        }
-
-        foreach (var (name, client, _) in setups)
-        {
-            if (!name.StartsWith("lodestar", StringComparison.Ordinal) && !name.StartsWith("M.E.SD", StringComparison.Ordinal))
-            {
-                client.Dispose();
+                Console.WriteLine($"  {number} {pass,-7} {setup.Spec.Name,-42} {run.RequestsPerSecond,8:F0} req/s  p50 {run.P50Ms,6:F2}  p99 {run.P99Ms,6:F2}  p99.9 {run.P999Ms,6:F2} ms  cpu {run.CpuMicrosecondsPerRequest,5:F1} us  {run.BytesPerRequest,6} B  extra {run.ExtraAttemptsPercent,5:F2} %  errors {run.Errors}  load {run.LoadAverage}");
             }
         }
     }
     finally
     {
+        // Whatever ended the scenario (its end, a failure, Ctrl+C): the client processes first, then the proxies, then
+        // the backends they talk to.
+        foreach (var task in starting)
+        {
+            try
+            {
+                await (await task).DisposeAsync();
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // A setup that failed to start has already been killed and disposed by its own start.
+            }
+        }
+
         foreach (var proxy in proxies)
         {
             await proxy.DisposeAsync();
@@ -231,38 +271,12 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
     return result;
 }
 
-static string BackendName(Scenario scenario, TestBackend[] backends, int index)
-    => backends[index].Name + (scenario.SlowFactor > 1 && index == backends.Length - 1 ? " (slow)" : string.Empty);
+static async Task<IAsyncDisposable> Started<T>(Task<T> start)
+    where T : IAsyncDisposable
+    => await start;
 
-static async Task<int> WarmUntilSteadyAsync(HttpClient client, string uri, bool http2, int callers, CancellationToken cancellationToken)
-{
-    const int MaxWindows = 5;
-    var previous = 0.0;
-    for (var window = 1; window <= MaxWindows; window++)
-    {
-        var run = await LoadAsync(client, uri, http2, callers, TimeSpan.FromMilliseconds(400), 200_000, cancellationToken);
-        if (window > 1 && previous > 0 && Math.Abs(run.RequestsPerSecond - previous) <= 0.05 * previous)
-        {
-            return window;
-        }
-
-        previous = run.RequestsPerSecond;
-    }
-
-    return MaxWindows;
-}
-
-static string LoadAverage()
-{
-    try
-    {
-        return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
-    }
-    catch (IOException)
-    {
-        return "n/a";
-    }
-}
+static string BackendName(Scenario scenario, List<TestBackend> backends, int index)
+    => backends[index].Name + (scenario.SlowFactor > 1 && index == backends.Count - 1 ? " (slow)" : string.Empty);
 
 static void Summarise(Report report)
 {
@@ -307,6 +321,8 @@ static void Summarise(Report report)
             summary.ThroughputVsMesd = Ratio(summary.RequestsPerSecond, bySetup.GetValueOrDefault(Peers.Mesd)?.RequestsPerSecond);
             summary.P99VsHaproxyLeastconn = Ratio(summary.P99Ms, bySetup.GetValueOrDefault(Peers.HaproxyLeastconn)?.P99Ms);
             summary.P99VsYarpP2c = Ratio(summary.P99Ms, bySetup.GetValueOrDefault(Peers.YarpP2c)?.P99Ms);
+            summary.CpuVsPlain = Ratio(summary.CpuMicrosecondsPerRequest, bySetup.GetValueOrDefault(Peers.Plain)?.CpuMicrosecondsPerRequest);
+            summary.BytesVsPlain = Ratio(summary.BytesPerRequest, bySetup.GetValueOrDefault(Peers.Plain)?.BytesPerRequest);
             if (summary.Setup.StartsWith("lodestar", StringComparison.Ordinal))
             {
                 foreach (var (peer, ratio) in new[] { (Peers.HaproxyLeastconn, summary.P99VsHaproxyLeastconn), (Peers.YarpP2c, summary.P99VsYarpP2c) })
@@ -342,105 +358,49 @@ static void PrintSummary(Report report)
     Console.WriteLine();
     Console.WriteLine($"Summary: median of {report.Passes} passes per setup ({report.SecondsPerSetup / report.Passes:F2} s each), spread = (max-min)/median over the passes.");
     Console.WriteLine("x M.E.SD = throughput over bare M.E.SD round robin's; p99/leastconn and p99/P2C = p99 over HAProxy leastconn's and YARP PowerOfTwoChoices';");
-    Console.WriteLine("max/min = share of the busiest over the least busy backend that is not slow (all passes); slow % = share sent to the slow one; extra % = hedges and retries.");
+    Console.WriteLine("max/min = share of the busiest over the least busy backend that is not slow (all passes); slow % = share sent to the slow one; extra % = hedges and retries;");
+    Console.WriteLine("cpu us and B/req = the setup's client process per request (for the proxies: their client only); cpu/plain and B/plain = over the plain HttpClient's.");
     foreach (var scenario in report.Scenarios)
     {
         Console.WriteLine();
         Console.WriteLine($"({scenario.Id}) {scenario.Description}; load average at start {scenario.LoadAverageAtStart}");
-        Console.WriteLine($"{"setup",-42} {"req/s",8} {"spread",6} {"x M.E.SD",8} {"p99 ms",7} {"spread",6} {"p99/leastconn",13} {"p99/P2C",7} {"max/min",7} {"slow %",6} {"extra %",7} {"cpu us",6} {"B/req",6}");
+        Console.WriteLine($"{"setup",-42} {"req/s",8} {"spread",6} {"x M.E.SD",8} {"p99 ms",7} {"spread",6} {"p99/leastconn",13} {"p99/P2C",7} {"max/min",7} {"slow %",6} {"extra %",7} {"cpu us",6} {"cpu/plain",9} {"B/req",6} {"B/plain",7}");
         foreach (var s in scenario.Summary)
         {
-            Console.WriteLine($"{s.Setup,-42} {s.RequestsPerSecond,8:F0} {s.RequestsPerSecondSpreadPercent,5:F1}% {Format(s.ThroughputVsMesd),8} {s.P99Ms,7:F2} {s.P99SpreadPercent,5:F1}% {Format(s.P99VsHaproxyLeastconn),13} {Format(s.P99VsYarpP2c),7} {Format(s.MaxMinShare),7} {s.SlowSharePercent,6:F2} {s.ExtraAttemptsPercent,7:F2} {s.CpuMicrosecondsPerRequest,6:F0} {s.BytesPerRequest,6:F0}");
+            Console.WriteLine($"{s.Setup,-42} {s.RequestsPerSecond,8:F0} {s.RequestsPerSecondSpreadPercent,5:F1}% {Format(s.ThroughputVsMesd),8} {s.P99Ms,7:F2} {s.P99SpreadPercent,5:F1}% {Format(s.P99VsHaproxyLeastconn),13} {Format(s.P99VsYarpP2c),7} {Format(s.MaxMinShare),7} {s.SlowSharePercent,6:F2} {s.ExtraAttemptsPercent,7:F2} {s.CpuMicrosecondsPerRequest,6:F1} {Format(s.CpuVsPlain),9} {s.BytesPerRequest,6:F0} {Format(s.BytesVsPlain),7}");
         }
     }
 
-    static string Format(double? ratio) => ratio is { } value ? value.ToString("F3", CultureInfo.InvariantCulture) : "-";
-}
-
-static HttpClient Plain() => new(new SocketsHttpHandler
-{
-    PooledConnectionLifetime = TimeSpan.FromMinutes(2),
-    EnableMultipleHttp2Connections = true,
-    ConnectTimeout = TimeSpan.FromSeconds(3),
-});
-
-static async Task<RunResult> LoadAsync(HttpClient client, string uri, bool http2, int concurrency, TimeSpan duration, int maxRequests, CancellationToken cancellationToken)
-{
-    var loadAverage = LoadAverage();
-    var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-    var bytesBefore = GC.GetTotalAllocatedBytes(false);
-    var started = Stopwatch.GetTimestamp();
-    var deadline = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-    var issued = 0;
-    var workers = new Task<(List<long> Latencies, int Errors)>[concurrency];
-    for (var w = 0; w < concurrency; w++)
+    // The goals in one place: over the Lodestar setups of every scenario, the worst of each ratio the goals name.
+    Console.WriteLine();
+    Console.WriteLine("Goals, per scenario, over the Lodestar setups without hedging (worst / best): throughput x M.E.SD (>= 1); cpu/plain (<= 1.05) and B/plain");
+    Console.WriteLine("where the backends answer at once (with a delay, CPU per request is mostly the idle thread pool's, spread over fewer requests);");
+    Console.WriteLine("peak-ewma p99 over HAProxy leastconn and YARP P2C (<= 0.5) where one backend is slow; hedges % when nothing is slow; max/min share (<= 1.1).");
+    Console.WriteLine($"{"scenario",-14} {"x M.E.SD",15} {"cpu/plain",15} {"B/plain",15} {"p99/leastconn",13} {"p99/P2C",7} {"hedges %",15} {"max/min",15}");
+    foreach (var scenario in report.Scenarios)
     {
-        var worker = w;
-        workers[w] = Task.Run(async () =>
-        {
-            var latencies = new List<long>(4096);
-            var errors = 0;
-            while (Stopwatch.GetTimestamp() < deadline && Interlocked.Increment(ref issued) <= maxRequests)
-            {
-                using var request = new HttpRequestMessage(HttpMethod.Get, uri);
-                if (http2)
-                {
-                    request.Version = System.Net.HttpVersion.Version20;
-                    request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
-                }
-
-                // Hash policies see a new one of 100,000 users on every request, process-wide, so a run's share per backend
-                // is the table's over as many keys as there were requests (1,000 keys alone spread ±7 % per backend); the
-                // other policies ignore the header.
-                request.Headers.Add("X-User", "user-" + HashKeys.Next().ToString(CultureInfo.InvariantCulture));
-                var start = Stopwatch.GetTimestamp();
-                try
-                {
-                    using var response = await client.SendAsync(request, cancellationToken);
-                    await response.Content.ReadAsByteArrayAsync(cancellationToken);
-                    if (!response.IsSuccessStatusCode)
-                    {
-                        errors++;
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                    errors++;
-                }
-
-                latencies.Add(Stopwatch.GetTimestamp() - start);
-            }
-
-            return (latencies, errors);
-        }, cancellationToken);
+        var lodestar = scenario.Summary.Where(s => s.Setup.StartsWith("lodestar", StringComparison.Ordinal) && !s.Setup.Contains("hedging", StringComparison.Ordinal)).ToList();
+        var hedged = scenario.Summary.Where(s => s.Setup.Contains("hedging", StringComparison.Ordinal)).ToList();
+        var peakEwma = scenario.Summary.FirstOrDefault(s => s.Setup == "lodestar " + LoadBalancingPolicies.PeakEwma);
+        var slow = scenario.SlowFactor > 1;
+        var immediate = scenario.DelayMs == 0;
+        Console.WriteLine($"{scenario.Id,-14} {Range(lodestar.Select(s => s.ThroughputVsMesd), worstIsMin: true),15} {(immediate ? Range(lodestar.Select(s => s.CpuVsPlain), worstIsMin: false) : "-"),15} {(immediate ? Range(lodestar.Select(s => s.BytesVsPlain), worstIsMin: false) : "-"),15} {(slow ? Format(peakEwma?.P99VsHaproxyLeastconn) : "-"),13} {(slow ? Format(peakEwma?.P99VsYarpP2c) : "-"),7} {(slow || hedged.Count == 0 ? "-" : Range(hedged.Select(s => (double?)s.ExtraAttemptsPercent), worstIsMin: false)),15} {Range(lodestar.Concat(hedged).Select(s => s.MaxMinShare), worstIsMin: false),15}");
     }
 
-    var results = await Task.WhenAll(workers);
-    var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
-    var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;
-    var bytes = GC.GetTotalAllocatedBytes(false) - bytesBefore;
-    var all = results.SelectMany(r => r.Latencies).Select(t => t * 1000.0 / Stopwatch.Frequency).ToArray();
-    Array.Sort(all);
-    return new RunResult
-    {
-        Requests = all.Length,
-        Errors = results.Sum(r => r.Errors),
-        Seconds = elapsed,
-        RequestsPerSecond = all.Length / elapsed,
-        P50Ms = Percentile(all, 0.50),
-        P90Ms = Percentile(all, 0.90),
-        P99Ms = Percentile(all, 0.99),
-        P999Ms = Percentile(all, 0.999),
-        MaxMs = all.Length == 0 ? 0 : all[^1],
-        Curve = Svg.Quantiles.Select(q => Percentile(all, q)).ToArray(),
-        CpuMicrosecondsPerRequest = all.Length == 0 ? 0 : cpu * 1000 / all.Length,
-        BytesPerRequest = all.Length == 0 ? 0 : bytes / all.Length,
-        LoadAverage = loadAverage,
-    };
-}
+    static string Format(double? ratio) => ratio is { } value ? value.ToString("F3", CultureInfo.InvariantCulture) : "-";
 
-static double Percentile(double[] sorted, double quantile)
-    => sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(quantile * sorted.Length) - 1, 0, sorted.Length - 1)];
+    static string Range(IEnumerable<double?> values, bool worstIsMin)
+    {
+        var known = values.OfType<double>().ToArray();
+        if (known.Length == 0)
+        {
+            return "-";
+        }
+
+        var (worst, best) = worstIsMin ? (known.Min(), known.Max()) : (known.Max(), known.Min());
+        return string.Create(CultureInfo.InvariantCulture, $"{worst:F3} / {best:F3}");
+    }
+}
 
 static void Print(Report report)
 {
@@ -457,7 +417,7 @@ static void Print(Report report)
             var shares = string.Join(" ", run.Shares.Select(s => $"{s.Key}:{100.0 * s.Value / total:F1}%"));
             var fast = run.Shares.Where(s => !s.Key.EndsWith("(slow)", StringComparison.Ordinal)).Select(s => s.Value).ToArray();
             var maxMin = fast.Length == 0 || fast.Min() == 0 ? double.NaN : fast.Max() / (double)fast.Min();
-            Console.WriteLine($"{run.PassNumber + " " + run.Pass,-9} {run.Setup,-42} {run.RequestsPerSecond,8:F0} {run.P50Ms,7:F2} {run.P99Ms,7:F2} {run.P999Ms,7:F2} {run.ExtraAttemptsPercent,6:F2} {run.CpuMicrosecondsPerRequest,7:F0} {run.BytesPerRequest,7:F0} {maxMin,7:F3}  {shares}  ({run.LoadAverage})");
+            Console.WriteLine($"{run.PassNumber + " " + run.Pass,-9} {run.Setup,-42} {run.RequestsPerSecond,8:F0} {run.P50Ms,7:F2} {run.P99Ms,7:F2} {run.P999Ms,7:F2} {run.ExtraAttemptsPercent,6:F2} {run.CpuMicrosecondsPerRequest,7:F1} {run.BytesPerRequest,7:F0} {maxMin,7:F3}  {shares}  ({run.LoadAverage})");
         }
 
     }
@@ -477,13 +437,20 @@ internal sealed class Report
     public List<ScenarioResult> Scenarios { get; } = [];
 }
 
-internal sealed record Scenario(string Id, string Description, int Backends, HttpProtocols Protocols, int Callers, double DelayMs, double SlowFactor, string[] Policies);
+/// <summary>One scenario: backends, protocol, callers, delays, the Lodestar policies to run, and whether the proxies and hedged setups run too.</summary>
+internal sealed record Scenario(string Id, string Description, int Backends, HttpProtocols Protocols, int Callers, double DelayMs, double SlowFactor, string[] Policies, bool WithPeers = true);
 
 internal sealed class ScenarioResult
 {
     public string Id { get; set; } = string.Empty;
 
     public string Description { get; set; } = string.Empty;
+
+    /// <summary>Gets or sets the backends' answer delay in milliseconds (0: at once).</summary>
+    public double DelayMs { get; set; }
+
+    /// <summary>Gets or sets how many times slower the last backend answers (1: none is slow).</summary>
+    public double SlowFactor { get; set; }
 
     public string LoadAverageAtStart { get; set; } = string.Empty;
 
@@ -559,6 +526,12 @@ internal sealed class SetupSummary
 
     public double BytesPerRequest { get; set; }
 
+    /// <summary>Gets or sets the CPU per request over the plain HttpClient's, in the same scenario.</summary>
+    public double? CpuVsPlain { get; set; }
+
+    /// <summary>Gets or sets the bytes allocated per request over the plain HttpClient's, in the same scenario.</summary>
+    public double? BytesVsPlain { get; set; }
+
     /// <summary>Gets or sets the busiest fast backend's requests over the least busy one's, over all passes.</summary>
     public double? MaxMinShare { get; set; }
 
@@ -572,6 +545,7 @@ internal sealed class SetupSummary
 /// <summary>The setups the goals compare Lodestar with.</summary>
 internal static class Peers
 {
+    public const string Plain = "plain HttpClient (1 address)";
     public const string Mesd = "M.E.SD round robin";
     public const string HaproxyLeastconn = "haproxy leastconn";
     public const string YarpP2c = "yarp PowerOfTwoChoices";

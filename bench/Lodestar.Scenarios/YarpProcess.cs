@@ -34,7 +34,9 @@ internal sealed class YarpProcess : IAsyncDisposable
             arguments.Add("--h2");
         }
 
-        var process = Process.Start(new ProcessStartInfo("dotnet", arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        // The proxy ends when its standard input closes: when this runner exits, however it exits, the proxy follows.
+        arguments.Add("--exit-with-stdin");
+        var process = OwnedProcesses.Start(new ProcessStartInfo("dotnet", arguments) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true });
         var proxy = new YarpProcess(process, port);
         try
         {
@@ -59,12 +61,6 @@ internal sealed class YarpProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            _process.Kill();
-            await _process.WaitForExitAsync();
-        }
-
-        _process.Dispose();
+        await OwnedProcesses.StopAsync(_process);
     }
 }

@@ -4,12 +4,14 @@ using Yarp.ReverseProxy.Configuration;
 
 // A YARP 2.3 reverse proxy for the scenario runner, in a process of its own as a proxy would be deployed: one loopback
 // listener, one cluster of the given backends under one load-balancing policy. Prints "listening" once it serves.
+// With --exit-with-stdin it stops when its standard input closes, so it cannot outlive the runner that started it.
 //
-//   Lodestar.YarpProxy --port 5000 --policy PowerOfTwoChoices --backends http://127.0.0.1:5001,http://127.0.0.1:5002 [--h2]
+//   Lodestar.YarpProxy --port 5000 --policy PowerOfTwoChoices --backends http://127.0.0.1:5001,http://127.0.0.1:5002 [--h2] [--exit-with-stdin]
 var port = 0;
 var policy = "PowerOfTwoChoices";
 var backends = Array.Empty<string>();
 var http2 = false;
+var exitWithStdin = false;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -25,6 +27,9 @@ for (var i = 0; i < args.Length; i++)
             break;
         case "--h2":
             http2 = true;
+            break;
+        case "--exit-with-stdin":
+            exitWithStdin = true;
             break;
     }
 }
@@ -52,6 +57,19 @@ builder.Services.AddReverseProxy().LoadFromMemory(
 var app = builder.Build();
 app.MapReverseProxy();
 await app.StartAsync();
+if (exitWithStdin)
+{
+    var lifetime = app.Lifetime;
+    _ = Task.Run(async () =>
+    {
+        while (await Console.In.ReadLineAsync() is not null)
+        {
+        }
+
+        lifetime.StopApplication();
+    });
+}
+
 Console.WriteLine("listening");
 await app.WaitForShutdownAsync();
 return 0;

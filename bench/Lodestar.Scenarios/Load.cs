@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Lodestar.Scenarios;
+
+/// <summary>The closed-loop load generator: a fixed number of callers, each sending its next request when the last one answered.</summary>
+internal static class Load
+{
+    /// <summary>Sends requests from <paramref name="concurrency"/> callers for <paramref name="duration"/> or <paramref name="maxRequests"/> requests, whichever ends first.</summary>
+    /// <remarks>CPU and bytes are this process's over the window: the setup's client process alone, the backends and proxies run elsewhere.</remarks>
+    public static async Task<RunResult> RunAsync(HttpClient client, string uri, bool http2, int concurrency, TimeSpan duration, int maxRequests, CancellationToken cancellationToken)
+    {
+        var loadAverage = LoadAverage();
+        using var self = Process.GetCurrentProcess();
+        var cpuBefore = self.TotalProcessorTime;
+        var bytesBefore = GC.GetTotalAllocatedBytes(true);
+        var started = Stopwatch.GetTimestamp();
+        var deadline = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var issued = 0;
+        var workers = new Task<(List<long> Latencies, int Errors)>[concurrency];
+        for (var w = 0; w < concurrency; w++)
+        {
+            workers[w] = Task.Run(async () =>
+            {
+                var latencies = new List<long>(4096);
+                var errors = 0;
+                while (Stopwatch.GetTimestamp() < deadline && Interlocked.Increment(ref issued) <= maxRequests)
+                {
+                    using var request = new HttpRequestMessage(HttpMethod.Get, uri);
+                    if (http2)
+                    {
+                        request.Version = System.Net.HttpVersion.Version20;
+                        request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
+                    }
+
+                    // Hash policies see a new one of 100,000 users on every request, so a run's share per backend is the
+                    // table's over as many keys as there were requests (1,000 keys alone spread ±7 % per backend); the other
+                    // policies ignore the header.
+                    request.Headers.Add("X-User", "user-" + HashKeys.Next().ToString(CultureInfo.InvariantCulture));
+                    var start = Stopwatch.GetTimestamp();
+                    try
+                    {
+                        using var response = await client.SendAsync(request, cancellationToken);
+                        await response.Content.ReadAsByteArrayAsync(cancellationToken);
+                        if (!response.IsSuccessStatusCode)
+                        {
+                            errors++;
+                        }
+                    }
+                    catch (HttpRequestException)
+                    {
+                        errors++;
+                    }
+
+                    latencies.Add(Stopwatch.GetTimestamp() - start);
+                }
+
+                return (latencies, errors);
+            }, cancellationToken);
+        }
+
+        var results = await Task.WhenAll(workers);
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        self.Refresh();
+        var cpu = (self.TotalProcessorTime - cpuBefore).TotalMilliseconds;
+        var bytes = GC.GetTotalAllocatedBytes(true) - bytesBefore;
+        var all = results.SelectMany(r => r.Latencies).Select(t => t * 1000.0 / Stopwatch.Frequency).ToArray();
+        Array.Sort(all);
+        return new RunResult
+        {
+            Requests = all.Length,
+            Errors = results.Sum(r => r.Errors),
+            Seconds = elapsed,
+            RequestsPerSecond = all.Length / elapsed,
+            P50Ms = Percentile(all, 0.50),
+            P90Ms = Percentile(all, 0.90),
+            P99Ms = Percentile(all, 0.99),
+            P999Ms = Percentile(all, 0.999),
+            MaxMs = all.Length == 0 ? 0 : all[^1],
+            Curve = Svg.Quantiles.Select(q => Percentile(all, q)).ToArray(),
+            CpuMicrosecondsPerRequest = all.Length == 0 ? 0 : cpu * 1000 / all.Length,
+            BytesPerRequest = all.Length == 0 ? 0 : bytes / all.Length,
+            LoadAverage = loadAverage,
+        };
+    }
+
+    /// <summary>Runs short windows until two in a row agree on throughput within 5 % (at most five); returns how many it took.</summary>
+    public static async Task<int> WarmUntilSteadyAsync(HttpClient client, string uri, bool http2, int callers, CancellationToken cancellationToken)
+    {
+        const int MaxWindows = 5;
+        var previous = 0.0;
+        for (var window = 1; window <= MaxWindows; window++)
+        {
+            var run = await RunAsync(client, uri, http2, callers, TimeSpan.FromMilliseconds(400), 200_000, cancellationToken);
+            if (window > 1 && previous > 0 && Math.Abs(run.RequestsPerSecond - previous) <= 0.05 * previous)
+            {
+                return window;
+            }
+
+            previous = run.RequestsPerSecond;
+        }
+
+        return MaxWindows;
+    }
+
+    /// <summary>Gets the machine's 1, 5 and 15 minute load averages, or "n/a".</summary>
+    public static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "n/a";
+        }
+    }
+
+    /// <summary>Gets the value at <paramref name="quantile"/> of sorted values (nearest rank).</summary>
+    public static double Percentile(double[] sorted, double quantile)
+        => sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(quantile * sorted.Length) - 1, 0, sorted.Length - 1)];
+}
