@@ -104,6 +104,33 @@ public sealed class LodestarBalancerFactoryTests
     }
 
     [Fact]
+    public async Task Maglev_OneOfFourInstancesRemoved_OnlyItsKeysMove()
+    {
+        // Arrange: four instances, a hundred keys.
+        await using var host = await GrpcTestHost.StartAsync(4);
+        var client = host.CreateClient(LodestarGrpcPolicies.Maglev, hashHeader: "x-user");
+        await WarmUpAsync(host, client);
+        var keys = Enumerable.Range(0, 100).Select(k => $"user-{k}").ToArray();
+        var before = await InstancesOfAsync(client, keys);
+
+        // Act: remove b3 from the registry; wait until the balancer no longer sends its keys there.
+        var removed = host.Backends[3];
+        host.Configuration.Provider.Replace(host.Backends.Take(3).Select((b, i) =>
+            new KeyValuePair<string, string?>($"Lodestar:Services:{GrpcTestHost.Service}:Endpoints:{i}", b.Address)));
+        var onRemoved = keys.Where(k => before[k] == removed.Name).ToArray();
+        await Eventually.TrueAsync(async () => !(await GrpcTestHost.CountUnaryAsync(client, onRemoved.Length, new Metadata { { "x-user", onRemoved[0] } })).ContainsKey(removed.Name),
+            s_wait, "a key leaves the removed instance");
+        var after = await InstancesOfAsync(client, keys);
+
+        // Assert: each key on one instance; the keys spread over all four (25 each expected); only the removed
+        // instance's keys moved (Maglev's table may move a few others: at most 5 of the 75).
+        Assert.All(host.Backends, b => Assert.InRange(before.Values.Count(i => i == b.Name), 10, 40));
+        Assert.DoesNotContain(removed.Name, after.Values);
+        var movedOthers = keys.Count(k => before[k] != removed.Name && after[k] != before[k]);
+        Assert.True(movedOthers <= 5, $"{movedOthers} keys moved that were not on the removed instance ({onRemoved.Length} were)");
+    }
+
+    [Fact]
     public async Task Balancer_InstanceAnsweringUnavailable_EjectedWithinConsecutiveFailureCount()
     {
         // Arrange: outlier detection ejects after 5 failures in a row (the default).
@@ -307,6 +334,19 @@ public sealed class LodestarBalancerFactoryTests
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
         Assert.Contains("'hashheader'", error.Status.Detail, StringComparison.Ordinal);
         Assert.Contains(LodestarGrpcPolicies.RingHash, error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>The instance each key's calls go to; three calls per key, which must agree.</summary>
+    private static async Task<Dictionary<string, string>> InstancesOfAsync(Echo.EchoClient client, IEnumerable<string> keys)
+    {
+        var instances = new Dictionary<string, string>();
+        foreach (var key in keys)
+        {
+            var counts = await GrpcTestHost.CountUnaryAsync(client, 3, new Metadata { { "x-user", key } });
+            instances[key] = Assert.Single(counts).Key;
+        }
+
+        return instances;
     }
 
     internal static async Task WarmUpAsync(GrpcTestHost host, Echo.EchoClient client)
