@@ -131,6 +131,33 @@ public sealed class LodestarBalancerFactoryTests
     }
 
     [Fact]
+    public async Task PeakEwma_InstanceAdded_TakesItsShareWithoutLatencyData()
+    {
+        // Arrange: b0 and b1 established with latency estimates; b2 not in the registry yet.
+        await using var host = await GrpcTestHost.StartAsync(3);
+        var b = host.Backends;
+        host.Configuration.Provider.Replace(b.Take(2).Select((backend, i) =>
+            new KeyValuePair<string, string?>($"Lodestar:Services:{GrpcTestHost.Service}:Endpoints:{i}", backend.Address)));
+        var client = host.CreateClient(LodestarGrpcPolicies.PeakEwma);
+        await GrpcTestHost.CountUnaryAsync(client, 50);
+
+        // Act: add b2 and wait until its connection is ready (it answers a call); then four callers make 75 calls each.
+        host.Configuration.Provider.Replace(b.Select((backend, i) =>
+            new KeyValuePair<string, string?>($"Lodestar:Services:{GrpcTestHost.Service}:Endpoints:{i}", backend.Address)));
+        await Eventually.TrueAsync(async () => (await client.UnaryAsync(new EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10))).Instance == "b2",
+            s_wait, "the new instance answers");
+        var before = b[2].Calls;
+        var counts = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => GrpcTestHost.CountUnaryAsync(client, 75)));
+
+        // Assert: an instance without an observation competes at the best estimate among the candidates, so it is
+        // neither starved nor flooded. A third of 300 would be 100; equal local servers on a busy machine give peak
+        // EWMA noisy estimates (35 to 146 seen), so the bounds only tell a share from none (under 5 %) or all.
+        var added = b[2].Calls - before;
+        Assert.Equal(300, counts.Sum(c => c.Values.Sum()));
+        Assert.InRange(added, 15, 225);
+    }
+
+    [Fact]
     public async Task Balancer_InstanceAnsweringUnavailable_EjectedWithinConsecutiveFailureCount()
     {
         // Arrange: outlier detection ejects after 5 failures in a row (the default).
