@@ -246,7 +246,9 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
             }
         }
 
-        Publish();
+        // Not on this thread: a set can be applied while another channel of the same service holds its own lock (its
+        // balancer looking the service up), and publishing here would take this channel's lock inside that one.
+        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(), this, preferLocal: false);
     }
 
     private void Connect((string Service, string? Source) target)
