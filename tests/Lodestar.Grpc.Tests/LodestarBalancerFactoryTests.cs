@@ -75,10 +75,12 @@ public sealed class LodestarBalancerFactoryTests
         // Act: four concurrent callers, 60 calls each.
         await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => GrpcTestHost.CountUnaryAsync(client, 60)));
 
-        // Assert: a third of the calls would be 80; the slow instance gets far fewer.
+        // Assert: a third of the calls would be 80 each; the slow instance gets less than half of what each fast one
+        // gets. How many it gets grows with the run's length (about one call per 150 ms per caller it wins), which a
+        // busy machine stretches: a fixed bound (under 30) failed once at 30 of 240 (30, 110, 100) under load.
         var calls = host.Backends.Select((b, i) => b.Calls - before[i]).ToArray();
         Assert.Equal(240, calls.Sum());
-        Assert.True(calls[0] < 30, $"the slow instance got {calls[0]} of 240 calls ({string.Join(", ", calls)})");
+        Assert.True(calls[0] * 2 < Math.Min(calls[1], calls[2]), $"the slow instance got {calls[0]} of 240 calls ({string.Join(", ", calls)})");
     }
 
     [Fact]
