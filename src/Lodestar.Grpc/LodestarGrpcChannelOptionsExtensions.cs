@@ -18,7 +18,7 @@ public static class LodestarGrpcChannelOptionsExtensions
     /// <param name="services">The service provider with Lodestar and <c>AddLodestarGrpc()</c> registered.</param>
     /// <param name="balancerName">A name from <see cref="LodestarGrpcPolicies"/>; default <see cref="LodestarGrpcPolicies.RoundRobin"/>.</param>
     /// <param name="clientName">The Lodestar client whose options apply (<c>Lodestar:Clients:&lt;name&gt;</c>), or <see langword="null"/>.</param>
-    /// <param name="hashHeader">For <see cref="LodestarGrpcPolicies.RingHash"/>: the metadata header that is the hash key, or <see langword="null"/>.</param>
+    /// <param name="hashHeader">For <see cref="LodestarGrpcPolicies.RingHash"/> and <see cref="LodestarGrpcPolicies.Maglev"/>: the metadata header that is the hash key, or <see langword="null"/>.</param>
     /// <returns>The same options.</returns>
     /// <exception cref="InvalidOperationException"><see cref="GrpcChannelOptions.HttpClient"/> is set: its handler chain cannot be extended.</exception>
     public static GrpcChannelOptions UseLodestar(this GrpcChannelOptions options, IServiceProvider services, string balancerName = LodestarGrpcPolicies.RoundRobin,

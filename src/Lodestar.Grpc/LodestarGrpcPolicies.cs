@@ -26,10 +26,16 @@ public static class LodestarGrpcPolicies
     /// <summary>Consistent hashing on a ring (<see cref="LoadBalancingPolicies.RingHash"/>); the key is a metadata header (see <see cref="CreateConfig"/>).</summary>
     public const string RingHash = "lodestar_ring_hash";
 
+    /// <summary>
+    /// Consistent hashing with Maglev's lookup table (<see cref="LoadBalancingPolicies.Maglev"/>): the key is a metadata
+    /// header, as for <see cref="RingHash"/>; picks are a table lookup, and removing one of n endpoints moves about 1/n of the keys.
+    /// </summary>
+    public const string Maglev = "lodestar_maglev";
+
     /// <summary>The configuration key naming the Lodestar client whose options (health overrides, gRPC failure statuses) apply.</summary>
     public const string ClientKey = "client";
 
-    /// <summary>The configuration key naming the call metadata header whose value is the hash key (ring hash).</summary>
+    /// <summary>The configuration key naming the call metadata header whose value is the hash key (ring hash, Maglev).</summary>
     public const string HashHeaderKey = "hashHeader";
 
     /// <summary>The configuration key naming the service, for channels whose resolver is not <c>lodestar</c>.</summary>
@@ -44,13 +50,14 @@ public static class LodestarGrpcPolicies
         PeakEwma => LoadBalancingPolicies.PeakEwma,
         RoundRobin => LoadBalancingPolicies.WeightedRoundRobin,
         RingHash => LoadBalancingPolicies.RingHash,
+        Maglev => LoadBalancingPolicies.Maglev,
         _ => null,
     };
 
     /// <summary>Builds the load-balancing config that selects a Lodestar balancer.</summary>
     /// <param name="balancerName">One of the names above.</param>
     /// <param name="clientName">The Lodestar client whose options apply, or <see langword="null"/> for the service's settings alone.</param>
-    /// <param name="hashHeader">For <see cref="RingHash"/>: the metadata header whose value is the hash key, or <see langword="null"/> for the service's <see cref="LoadBalancingOptions.HashKeyHeader"/>.</param>
+    /// <param name="hashHeader">For <see cref="RingHash"/> and <see cref="Maglev"/>: the metadata header whose value is the hash key, or <see langword="null"/> for the service's <see cref="LoadBalancingOptions.HashKeyHeader"/>.</param>
     /// <returns>The config, to add to <see cref="ServiceConfig.LoadBalancingConfigs"/>.</returns>
     /// <exception cref="ArgumentException"><paramref name="balancerName"/> is not a Lodestar balancer.</exception>
     public static LoadBalancingConfig CreateConfig(string balancerName, string? clientName = null, string? hashHeader = null)
@@ -59,7 +66,7 @@ public static class LodestarGrpcPolicies
         if (ToPolicy(balancerName) is null)
         {
             throw new ArgumentException(
-                $"'{balancerName}' is not a Lodestar gRPC balancer (known: {LeastRequest}, {PeakEwma}, {RoundRobin}, {RingHash}).", nameof(balancerName));
+                $"'{balancerName}' is not a Lodestar gRPC balancer (known: {LeastRequest}, {PeakEwma}, {RoundRobin}, {RingHash}, {Maglev}).", nameof(balancerName));
         }
 
         var config = new LoadBalancingConfig(balancerName);

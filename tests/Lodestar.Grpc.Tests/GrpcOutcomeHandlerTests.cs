@@ -58,6 +58,83 @@ public sealed class GrpcOutcomeHandlerTests
         Assert.Equal(2, refusing.Refused);
     }
 
+    [Fact]
+    public async Task Send_GracefulCloseAfterRequestSent_UnaryCallGoesToAnotherEndpoint()
+    {
+        // Arrange: every instance answers; then b0's requests are written out and answered by a graceful close
+        // (GOAWAY NO_ERROR above the stream's id), as when an instance stops while a call is being sent to it.
+        await using var host = await GrpcTestHost.StartAsync(3);
+        var closing = new ClosingHandler(new SocketsHttpHandler { EnableMultipleHttp2Connections = true });
+        using var channel = GrpcChannel.ForAddress($"lodestar:///{GrpcTestHost.Service}",
+            new GrpcChannelOptions { Credentials = ChannelCredentials.Insecure, HttpHandler = closing }.UseLodestar(host.Services, LodestarGrpcPolicies.RoundRobin));
+        var client = new Echo.EchoClient(channel);
+        await Eventually.TrueAsync(async () => (await GrpcTestHost.CountUnaryAsync(client, 30)).Count == 3, s_wait, "every instance answers");
+        closing.ClosingPort = host.Backends[0].Port;
+
+        // Act
+        var counts = await GrpcTestHost.CountUnaryAsync(client, 60);
+        using var stream = client.Stream(new StreamRequest { Count = 2 }, deadline: DateTime.UtcNow.AddSeconds(10));
+        var messages = 0;
+        while (await stream.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            messages++;
+        }
+
+        // Assert: no call failed and none was answered by b0; some were closed there first and moved.
+        Assert.Equal(60, counts.Values.Sum());
+        Assert.False(counts.ContainsKey("b0"));
+        Assert.True(closing.Closed > 0, "no call was sent to the closing endpoint");
+        Assert.Equal(2, messages);
+    }
+
+    [Fact]
+    public async Task Send_ConnectionClosedWithError_CallFailsWithoutMoving()
+    {
+        // Arrange: the connection is closed with INTERNAL_ERROR: the server may have processed the call.
+        await using var host = await GrpcTestHost.StartAsync(1);
+        var closing = new ClosingHandler(new SocketsHttpHandler { EnableMultipleHttp2Connections = true }) { ErrorCode = 2 };
+        using var channel = GrpcChannel.ForAddress($"lodestar:///{GrpcTestHost.Service}",
+            new GrpcChannelOptions { Credentials = ChannelCredentials.Insecure, HttpHandler = closing }.UseLodestar(host.Services, LodestarGrpcPolicies.RoundRobin));
+        var client = new Echo.EchoClient(channel);
+        await GrpcTestHost.CountUnaryAsync(client, 1);
+        closing.ClosingPort = host.Backends[0].Port;
+
+        // Act
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.UnaryAsync(new EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10)).ResponseAsync);
+
+        // Assert: sent once, not again.
+        Assert.Equal(StatusCode.Internal, error.StatusCode);
+        Assert.Equal(1, closing.Closed);
+    }
+
+    /// <summary>
+    /// Writes a request to one port out and then fails it as SocketsHttpHandler does when the server closes the
+    /// connection with GOAWAY above the request's stream (HTTP/2 error code <see cref="ErrorCode"/>).
+    /// </summary>
+    private sealed class ClosingHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        private int _closed;
+
+        public int ClosingPort { get; set; } = -1;
+
+        public long ErrorCode { get; init; }
+
+        public int Closed => Volatile.Read(ref _closed);
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.RequestUri?.Port == ClosingPort)
+            {
+                Interlocked.Increment(ref _closed);
+                await request.Content!.CopyToAsync(Stream.Null, cancellationToken);
+                throw new HttpRequestException(HttpRequestError.HttpProtocolError, $"The HTTP/2 server closed the connection. HTTP/2 error code '{ErrorCode}'.",
+                    new HttpProtocolException(ErrorCode, "The HTTP/2 server closed the connection.", null));
+            }
+
+            return await base.SendAsync(request, cancellationToken);
+        }
+    }
+
     /// <summary>Refuses requests to one port (or all) as a refused connection would, before anything is sent.</summary>
     private sealed class RefusingHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
     {

@@ -36,6 +36,44 @@ public sealed class LayersOnChannelsTests
     }
 
     [Fact]
+    public async Task Priority_LevelZeroRemovedBeforeBalancerApplies_CallWaitsThenGoesToLevelOne()
+    {
+        // Arrange: b0 at priority 0, b1 at priority 1. The channel's resolver reads through a gate that, once armed,
+        // gives the channel the next set and then holds the watcher's delivery before the service's balancer sees it.
+        await using var host = await GrpcTestHost.StartAsync(2);
+        var b = host.Backends;
+        host.Configuration.Provider.Replace(Endpoints((b[0].Address, 0, null), (b[1].Address, 1, null)));
+        var gate = new HeldDeliveryResolver(host.Services.GetRequiredService<Lodestar.Discovery.IEndpointResolver>());
+        var client = host.CreateClient(LodestarGrpcPolicies.RoundRobin, channelServices: HeldDeliveryResolver.ForChannel(host.Services, gate));
+        Assert.Equal("b0", Assert.Single(await GrpcTestHost.CountUnaryAsync(client, 20)).Key);
+        using var picks = new PickCounter(host.Services);
+
+        // Act: remove priority 0. The channel drops b0's connection; the balancer still chooses b0 (the order the two
+        // deliveries take when the channel subscribed first, made to last as long as the test needs).
+        gate.Arm();
+        var change = Task.Run(() => host.Configuration.Provider.Replace(Endpoints((b[1].Address, 1, null))));
+        string? answered;
+        try
+        {
+            await gate.Held.WaitAsync(s_wait);
+            var picked = picks.Next();
+            var call = client.UnaryAsync(new Protos.EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10)).ResponseAsync;
+            await Task.WhenAny(picked, call).WaitAsync(s_wait);
+            Assert.False(call.IsFaulted, $"the call failed while the balancer lagged the channel: {call.Exception?.InnerException?.Message}");
+            gate.Release();
+            answered = (await call.WaitAsync(s_wait)).Instance;
+        }
+        finally
+        {
+            gate.Release();
+            await change.WaitAsync(s_wait);
+        }
+
+        // Assert: the call waited for the balancer to apply the set, then went to priority 1.
+        Assert.Equal("b1", answered);
+    }
+
+    [Fact]
     public async Task TrafficSplit_TenPercentToVersionTwo_CanaryGetsItsShareOfCalls()
     {
         // Arrange: b2 is the canary (version v2); the service's split sends it 10 % of calls.
@@ -56,20 +94,41 @@ public sealed class LayersOnChannelsTests
     }
 
     /// <summary>
-    /// Whether ten calls all avoid <paramref name="instance"/>. While a change is applied, the channel may drop the old
-    /// endpoint's connection a moment before the service's balancer stops choosing it; a call picked in that moment
-    /// fails UNAVAILABLE (a known limit, see docs/grpc.md), which counts as no here.
+    /// Whether ten calls all avoid <paramref name="instance"/>. None may fail while the change is applied: a call picked
+    /// while the channel has the new addresses and the service's balancer not yet waits for it.
     /// </summary>
     private static async Task<bool> AvoidsAsync(Protos.Echo.EchoClient client, string instance)
+        => !(await GrpcTestHost.CountUnaryAsync(client, 10)).ContainsKey(instance);
+
+    /// <summary>Signals picks made by the balancers of one container (its own meters only).</summary>
+    private sealed class PickCounter : IDisposable
     {
-        try
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public PickCounter(IServiceProvider services)
         {
-            return !(await GrpcTestHost.CountUnaryAsync(client, 10)).ContainsKey(instance);
+            var meters = services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Name == "lodestar.client.picks" && ReferenceEquals(instrument.Meter.Scope, meters))
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((_, _, _, _) => Volatile.Read(ref _next).TrySetResult());
+            _listener.Start();
         }
-        catch (global::Grpc.Core.RpcException ex) when (ex.StatusCode == global::Grpc.Core.StatusCode.Unavailable)
+
+        /// <summary>Completes at the next pick after this call.</summary>
+        public Task Next()
         {
-            return false;
+            var next = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _next, next);
+            return next.Task;
         }
+
+        public void Dispose() => _listener.Dispose();
     }
 
     private static IEnumerable<KeyValuePair<string, string?>> Endpoints(params (string Address, int Priority, string? Version)[] endpoints)

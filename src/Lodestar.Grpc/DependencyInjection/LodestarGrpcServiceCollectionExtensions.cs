@@ -37,7 +37,8 @@ public static class LodestarGrpcServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<HealthProbeFactory, GrpcHealthProbeFactory>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ResolverFactory, LodestarResolverFactory>(static sp =>
             new LodestarResolverFactory(sp.GetRequiredService<IEndpointResolver>())));
-        foreach (var name in (string[])[LodestarGrpcPolicies.LeastRequest, LodestarGrpcPolicies.PeakEwma, LodestarGrpcPolicies.RoundRobin, LodestarGrpcPolicies.RingHash])
+        foreach (var name in (string[])[LodestarGrpcPolicies.LeastRequest, LodestarGrpcPolicies.PeakEwma, LodestarGrpcPolicies.RoundRobin, LodestarGrpcPolicies.RingHash,
+                     LodestarGrpcPolicies.Maglev])
         {
             services.AddSingleton<LoadBalancerFactory>(sp => new LodestarBalancerFactory(name, sp.GetRequiredService<IServiceBalancing>(),
                 sp.GetRequiredService<IOptionsMonitor<LodestarClientOptions>>()));
@@ -58,7 +59,7 @@ public static class LodestarGrpcServiceCollectionExtensions
     /// <param name="builder">The builder <c>AddGrpcClient</c> returned.</param>
     /// <param name="balancerName">A name from <see cref="LodestarGrpcPolicies"/>; default <see cref="LodestarGrpcPolicies.RoundRobin"/>.</param>
     /// <param name="configure">Configures the client's Lodestar options, or <see langword="null"/>.</param>
-    /// <param name="hashHeader">For <see cref="LodestarGrpcPolicies.RingHash"/>: the metadata header that is the hash key, or <see langword="null"/>.</param>
+    /// <param name="hashHeader">For <see cref="LodestarGrpcPolicies.RingHash"/> and <see cref="LodestarGrpcPolicies.Maglev"/>: the metadata header that is the hash key, or <see langword="null"/>.</param>
     /// <returns>The builder.</returns>
     /// <remarks>
     /// This is the balancer integration: grpc-dotnet keeps a connection per endpoint and Lodestar picks among them per

@@ -12,6 +12,12 @@ namespace Lodestar.Grpc.Internal;
 /// instance stops before the registry says so and its subchannel still looks ready. grpc-dotnet's balancer handler
 /// tells the transport which subchannel and address to connect through in two request options; the handler sets both
 /// to the new pick, as the balancer handler does after a pick.
+/// The same holds for a call the server refused by closing its connection gracefully (HTTP/2 <c>GOAWAY</c> with
+/// <c>NO_ERROR</c>) after the call's stream was opened: the stream's id is above the last one the server said it
+/// processes, which RFC 9113 (section 6.8) says is safe to send again (gRPC's "transparent retry", gRFC A6).
+/// <see cref="SocketsHttpHandler"/> sends such a request again by itself only if it had not begun to send its body;
+/// when it had, the handler does, for calls with a single request message (unary and server streaming), whose content
+/// can be written again.
 /// </remarks>
 internal sealed class GrpcOutcomeHandler : DelegatingHandler
 {
@@ -39,7 +45,7 @@ internal sealed class GrpcOutcomeHandler : DelegatingHandler
                 response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
                 break;
             }
-            catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.ConnectionError && !cancellationToken.IsCancellationRequested
+            catch (HttpRequestException ex) when ((ex.HttpRequestError == HttpRequestError.ConnectionError || IsRefusedByGracefulClose(ex, request)) && !cancellationToken.IsCancellationRequested
                 && tracker is not null && request.RequestUri is { } uri && request.Options.TryGetValue(s_subchannelKey, out _)
                 && tracker.TryReroute(ex, out var subchannel, out var address))
             {
@@ -53,4 +59,16 @@ internal sealed class GrpcOutcomeHandler : DelegatingHandler
         tracker?.Observe(response);
         return response;
     }
+
+    /// <summary>
+    /// Whether the server closed the connection gracefully (<c>GOAWAY</c>, <c>NO_ERROR</c>) before processing the
+    /// call's stream, and the call's single request message can be written again.
+    /// </summary>
+    internal static bool IsRefusedByGracefulClose(HttpRequestException error, HttpRequestMessage request)
+        => error.HttpRequestError == HttpRequestError.HttpProtocolError
+           && error.InnerException is HttpProtocolException { ErrorCode: 0 }
+
+           // grpc-dotnet's content for unary and server-streaming calls serializes the request message each time it is
+           // written; a streaming request's content hands the call's writer one stream, once.
+           && request.Content?.GetType().Name.StartsWith("PushUnaryContent", StringComparison.Ordinal) == true;
 }

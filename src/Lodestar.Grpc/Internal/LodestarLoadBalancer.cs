@@ -13,6 +13,12 @@ namespace Lodestar.Grpc.Internal;
 /// <remarks>
 /// Lodestar's balancer reads the same endpoint cache the <c>lodestar</c> resolver feeds the channel from, so both see the
 /// same endpoints; a pick whose endpoint has no ready subchannel yet (still connecting) is retried on another.
+/// The two hear of a new set one after the other, so the resolver puts the set's version on every address and each
+/// picker knows the version its addresses came from: while Lodestar's balancer has not applied that version (or has
+/// applied a newer one the channel has not), a call that finds no ready endpoint among those the layers allow waits
+/// instead of failing, as grpc-go keeps the resolver state and the picker consistent. The balancer publishes a new
+/// picker when Lodestar's balancer applies a set (<see cref="BalancedService.RegisterSetChanged"/>), and the channel
+/// publishes one when its addresses change, so a waiting call is picked again as soon as the two agree.
 /// </remarks>
 internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
 {
@@ -28,6 +34,15 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
     private IReadOnlyList<Subchannel> _ready = [];
     private bool _disposed;
 
+    // The version of the endpoint set the channel's addresses came from; 0 when unknown (another resolver) or when the
+    // resolver follows another source than the balancer, whose versions cannot be compared.
+    private long _setVersion;
+
+    // Counts changes to what a picker is built from (_ready, _setVersion), so that a picker published from outside the
+    // channel's lock can tell whether a newer one may have been published before it.
+    private long _generation;
+    private IDisposable? _setChanged;
+
     private readonly SubchannelRecorder _subchannels;
 
     public LodestarLoadBalancer(IChannelControlHelper controller, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, IServiceBalancing balancing,
@@ -41,6 +56,7 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
         : base(controller, loggerFactory)
     {
         _subchannels = controller;
+        controller.Published = OnPublished;
         _balancing = balancing;
         _settings = settings;
         _clientOptions = clientOptions;
@@ -74,9 +90,14 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
             return;
         }
 
-        var source = first.TryGetValue(LodestarBalancerAttributes.Source, out var sourceName) ? sourceName : _clientOptions?.Source;
+        var hasSource = first.TryGetValue(LodestarBalancerAttributes.Source, out var sourceName);
+        var source = hasSource ? sourceName : _clientOptions?.Source;
+        var version = (hasSource || _clientOptions?.Source is null) && first.TryGetValue(LodestarResolver.SetVersion, out var setVersion) ? setVersion : 0;
         var target = (service, source);
         bool start;
+        IDisposable? stale = null;
+        long generation;
+        bool versionChanged;
         lock (_gate)
         {
             start = _target != target;
@@ -85,45 +106,150 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
                 _target = target;
                 _service = null;
                 _failure = null;
+                stale = _setChanged;
+                _setChanged = null;
             }
+
+            versionChanged = _setVersion != version;
+            if (versionChanged)
+            {
+                _setVersion = version;
+                _generation++;
+            }
+
+            generation = _generation;
         }
 
+        stale?.Dispose();
         if (start)
         {
             Connect(target);
         }
 
         base.UpdateChannelState(state);
+
+        // The base publishes a picker only when the addresses changed; a set that changed only the endpoints' metadata
+        // (priority, weight) still needs a picker that knows the new version. Under the channel's lock: none can race.
+        lock (_gate)
+        {
+            if (!versionChanged || _generation != generation)
+            {
+                return;
+            }
+        }
+
+        Publish();
     }
 
     protected override SubchannelPicker CreatePicker(IReadOnlyList<Subchannel> readySubchannels)
     {
         BalancedService? service;
         Status? failure;
+        long version;
         lock (_gate)
         {
             _ready = readySubchannels;
+            _generation++;
             service = _service;
             failure = _failure;
+            version = _setVersion;
         }
 
-        return BuildPicker(service, failure, readySubchannels);
+        return BuildPicker(service, failure, readySubchannels, version);
     }
 
     protected override void Dispose(bool disposing)
     {
+        IDisposable? setChanged;
         lock (_gate)
         {
             _disposed = true;
+            setChanged = _setChanged;
+            _setChanged = null;
         }
 
+        setChanged?.Dispose();
         base.Dispose(disposing);
     }
 
-    private SubchannelPicker BuildPicker(BalancedService? service, Status? failure, IReadOnlyList<Subchannel> ready)
+    private SubchannelPicker BuildPicker(BalancedService? service, Status? failure, IReadOnlyList<Subchannel> ready, long setVersion)
         => failure is { } status ? new FailurePicker(status)
             : service is null ? QueuePicker.Instance
-            : new LodestarPicker(service, ready, _grpc, _settings.HashHeader, _subchannels.Connecting());
+            : new LodestarPicker(service, ready, _grpc, _settings.HashHeader, _subchannels.Connecting(), setVersion);
+
+    /// <summary>
+    /// Publishes a picker over the latest ready subchannels and set version, when Lodestar's balancer exists and some
+    /// subchannel is ready (otherwise the base's picker, which queues or fails, stays). Called from outside the channel's
+    /// lock too (a set applied by Lodestar's balancer): if the channel built a picker meanwhile, which it may have
+    /// published before this one, publishes again from the newer state. Bounded; each round needs the channel to
+    /// have changed its subchannels in between.
+    /// </summary>
+    private void Publish()
+    {
+        for (var round = 0; round < 8; round++)
+        {
+            BalancedService? service;
+            IReadOnlyList<Subchannel> ready;
+            long version;
+            long generation;
+            lock (_gate)
+            {
+                if (_disposed || _failure is not null || _service is null || _ready.Count == 0)
+                {
+                    return;
+                }
+
+                service = _service;
+                ready = _ready;
+                version = _setVersion;
+                generation = _generation;
+            }
+
+            Controller.UpdateState(new BalancerState(ConnectivityState.Ready, BuildPicker(service, null, ready, version)));
+            lock (_gate)
+            {
+                if (_generation == generation)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sees every state published to the channel. The base publishes a state other than ready (connecting, failure)
+    /// without asking for a picker: no subchannel is ready then, and a picker published later must not bring back the
+    /// subchannels of the last ready list.
+    /// </summary>
+    private void OnPublished(BalancerState state)
+    {
+        if (state.ConnectivityState == ConnectivityState.Ready)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            _ready = [];
+            _generation++;
+        }
+    }
+
+    /// <summary>Lodestar's balancer applied a newer set: calls waiting for it are picked again with a new picker.</summary>
+    private void OnSetChanged((string Service, string? Source) target)
+    {
+        lock (_gate)
+        {
+            if (_disposed || _target != target || _setVersion == 0)
+            {
+                return;
+            }
+        }
+
+        // Not on this thread: a set can be applied while another channel of the same service holds its own lock (its
+        // balancer looking the service up), and publishing here would take this channel's lock inside that one.
+        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(), this, preferLocal: false);
+    }
 
     private void Connect((string Service, string? Source) target)
     {
@@ -162,7 +288,6 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
 
     private void OnConnected((string Service, string? Source) target, BalancedService? service, Exception? error)
     {
-        IReadOnlyList<Subchannel> ready;
         Status? failure = null;
         lock (_gate)
         {
@@ -179,19 +304,30 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
                 _failure = failure;
                 Log.BalancerFailed(_logger, _settings.Name, target.Service, message ?? string.Empty);
             }
-
-            ready = _ready;
         }
 
-        // A picker built before the balancer existed queues calls: publish one that picks, once subchannels are ready.
         if (failure is not null)
         {
             Controller.UpdateState(new BalancerState(ConnectivityState.TransientFailure, new FailurePicker(failure.Value)));
+            return;
         }
-        else if (ready.Count > 0)
+
+        // Registered outside the lock: the callback takes it. A set applied between the lookup and here is covered by
+        // the picker published below, which reads the balancer's version when it picks.
+        var registration = service!.RegisterSetChanged(() => OnSetChanged(target));
+        lock (_gate)
         {
-            Controller.UpdateState(new BalancerState(ConnectivityState.Ready, BuildPicker(service, null, ready)));
+            if (!_disposed && _target == target && _setChanged is null)
+            {
+                _setChanged = registration;
+                registration = null;
+            }
         }
+
+        registration?.Dispose();
+
+        // A picker built before the balancer existed queues calls: publish one that picks, once subchannels are ready.
+        Publish();
     }
 
     private sealed class FailurePicker(Status status) : SubchannelPicker

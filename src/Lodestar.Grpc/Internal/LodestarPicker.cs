@@ -22,11 +22,13 @@ internal sealed class LodestarPicker : SubchannelPicker
     private readonly GrpcStatusOptions _grpc;
     private readonly string? _hashHeader;
     private readonly HashSet<(string Host, int Port)>? _connecting;
+    private readonly long _setVersion;
 
     public LodestarPicker(BalancedService service, IReadOnlyList<Subchannel> ready, GrpcStatusOptions grpc, string? hashHeader,
-        HashSet<(string Host, int Port)>? connecting = null)
+        HashSet<(string Host, int Port)>? connecting = null, long setVersion = 0)
     {
         _service = service;
+        _setVersion = setVersion;
         _connecting = connecting is { Count: > 0 } ? connecting : null;
         _grpc = grpc;
         _hashHeader = hashHeader;
@@ -65,9 +67,14 @@ internal sealed class LodestarPicker : SubchannelPicker
 
         // Every endpoint the layers allow lacks a ready connection. While one of them is still connecting, the call
         // waits for the next picker (published when a connection becomes ready or fails), as a gRPC balancer queues
-        // picks while its preferred subchannels connect; when none is connecting it fails now.
-        return IsConnecting(tried) ? PickResult.ForQueue() : NoEndpoint();
+        // picks while its preferred subchannels connect. It waits too while Lodestar's balancer and the channel's
+        // addresses come from different endpoint sets (one has heard of a change the other has not yet applied): the
+        // next picker comes when the lagging one applies it. Otherwise it fails now.
+        return IsConnecting(tried) || IsSetChanging() ? PickResult.ForQueue() : NoEndpoint();
     }
+
+    /// <summary>Whether the channel's addresses and Lodestar's balancer come from different versions of the endpoint set.</summary>
+    private bool IsSetChanging() => _setVersion != 0 && _service.SetVersion != _setVersion;
 
     private bool IsConnecting(List<EndpointState> tried)
     {

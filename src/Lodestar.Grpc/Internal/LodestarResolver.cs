@@ -26,6 +26,12 @@ internal sealed partial class LodestarResolver : Resolver
     private long _version;
     private volatile bool _disposed;
 
+    /// <summary>
+    /// The version of the endpoint set an address came from (the watcher's <see cref="EndpointSet.Version"/>), so the
+    /// balancer can tell whether Lodestar's balancer of the service has applied the set the channel has.
+    /// </summary>
+    internal static readonly BalancerAttributesKey<long> SetVersion = new("lodestar.set_version");
+
     public LodestarResolver(IEndpointResolver resolver, string service, string? source, ILoggerFactory loggerFactory)
     {
         _resolver = resolver;
@@ -105,6 +111,7 @@ internal sealed partial class LodestarResolver : Resolver
         {
             var address = ToAddress(endpoint);
             address.Attributes.Set(LodestarBalancerAttributes.Service, _service);
+            address.Attributes.Set(SetVersion, set.Version);
             if (_source is not null)
             {
                 address.Attributes.Set(LodestarBalancerAttributes.Source, _source);

@@ -37,7 +37,14 @@ internal sealed class SubchannelRecorder(IChannelControlHelper inner) : IChannel
         return subchannel;
     }
 
-    public void UpdateState(BalancerState state) => inner.UpdateState(state);
+    /// <summary>Gets or sets what sees each state before the channel does.</summary>
+    public Action<BalancerState>? Published { get; set; }
+
+    public void UpdateState(BalancerState state)
+    {
+        Published?.Invoke(state);
+        inner.UpdateState(state);
+    }
 
     public void RefreshResolver() => inner.RefreshResolver();
 

@@ -33,6 +33,20 @@ public sealed class BalancedService
     /// <summary>Gets the version of the endpoint set the current picker was built from; 0 before the first.</summary>
     public long SetVersion => _balancer.SetVersion;
 
+    /// <summary>
+    /// Registers a callback that runs each time the balancer starts picking from a newer endpoint set
+    /// (<see cref="SetVersion"/> grew); health changes do not call it. A caller that holds back work until the balancer
+    /// has applied a set it heard of elsewhere (a gRPC channel's resolver) resumes it here instead of polling.
+    /// </summary>
+    /// <param name="callback">Runs on the thread that applied the set, after the new picker is in force; keep it short and non-blocking.</param>
+    /// <returns>The registration; dispose it to stop the calls.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="callback"/> is <see langword="null"/>.</exception>
+    public IDisposable RegisterSetChanged(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        return _balancer.RegisterSetChanged(callback);
+    }
+
     /// <summary>Gets every endpoint that may take traffic (weight above 0), healthy or not.</summary>
     public IReadOnlyList<EndpointState> Endpoints => _balancer.Endpoints;
 

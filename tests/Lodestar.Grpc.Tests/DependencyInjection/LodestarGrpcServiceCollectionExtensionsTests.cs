@@ -149,7 +149,7 @@ public sealed class LodestarGrpcServiceCollectionExtensionsTests
         // Assert
         Assert.Single(provider.GetServices<ResolverFactory>(), f => f.Name == "lodestar");
         var names = provider.GetServices<LoadBalancerFactory>().Select(f => f.Name).ToList();
-        Assert.Equal([LodestarGrpcPolicies.LeastRequest, LodestarGrpcPolicies.PeakEwma, LodestarGrpcPolicies.RoundRobin, LodestarGrpcPolicies.RingHash], names);
+        Assert.Equal([LodestarGrpcPolicies.LeastRequest, LodestarGrpcPolicies.PeakEwma, LodestarGrpcPolicies.RoundRobin, LodestarGrpcPolicies.RingHash, LodestarGrpcPolicies.Maglev], names);
         Assert.NotNull(provider.GetService<IServiceBalancing>());
     }
 

@@ -63,12 +63,12 @@ internal sealed class GrpcTestHost : IAsyncDisposable
         return new GrpcTestHost(backends, source, services.BuildServiceProvider());
     }
 
-    /// <summary>Creates a balanced channel for <c>lodestar:///echo</c>.</summary>
+    /// <summary>Creates a balanced channel for <c>lodestar:///echo</c> (resolved and balanced through <paramref name="channelServices"/> when given).</summary>
     public Echo.EchoClient CreateClient(string balancer = LodestarGrpcPolicies.RoundRobin, string? client = null, string? hashHeader = null, ChannelCredentials? credentials = null,
-        SocketsHttpHandler? handler = null)
+        SocketsHttpHandler? handler = null, IServiceProvider? channelServices = null)
     {
         var options = new GrpcChannelOptions { Credentials = credentials ?? ChannelCredentials.Insecure, HttpHandler = handler };
-        var channel = GrpcChannel.ForAddress($"lodestar:///{Service}", options.UseLodestar(Services, balancer, client, hashHeader));
+        var channel = GrpcChannel.ForAddress($"lodestar:///{Service}", options.UseLodestar(channelServices ?? Services, balancer, client, hashHeader));
         _channels.Add(channel);
         return new Echo.EchoClient(channel);
     }

@@ -151,6 +151,62 @@ public sealed class ServiceBalancingTests
         Assert.Throws<InvalidOperationException>(() => default(EndpointAttempt).Start());
     }
 
+    [Fact]
+    public async Task RegisterSetChanged_NewSetThenHealthChange_CalledForTheSetOnlyWithItsPickerInForce()
+    {
+        // Arrange
+        await using var host = ResilienceTestHost.Create();
+        host.SetEndpoints(s_addresses);
+        var service = await GetAsync(host);
+        var before = service.SetVersion;
+        var calls = 0;
+        var seen = new TaskCompletionSource<(long Version, int Count)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var registration = service.RegisterSetChanged(() =>
+        {
+            Interlocked.Increment(ref calls);
+            seen.TrySetResult((service.SetVersion, service.Endpoints.Count));
+        });
+
+        // Act: a new set, then an ejection (a health change over the same set).
+        host.SetEndpoints(s_addresses[0], s_addresses[1]);
+        var (version, count) = await seen.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var bad = service.Endpoints[0];
+        for (var i = 0; i < 30; i++)
+        {
+            Assert.True(service.TryPick(default, out var picked));
+            var attempt = picked.Start();
+            attempt.Complete(ReferenceEquals(attempt.Endpoint, bad) ? EndpointOutcome.GatewayFailure : EndpointOutcome.Success);
+        }
+
+        // Assert: called once, after the picker of the new set was in force; the ejection did not call it.
+        Assert.True(bad.IsEjected);
+        Assert.True(version > before);
+        Assert.Equal(2, count);
+        Assert.Equal(1, Volatile.Read(ref calls));
+    }
+
+    [Fact]
+    public async Task RegisterSetChanged_Disposed_NotCalledAgain()
+    {
+        // Arrange
+        await using var host = ResilienceTestHost.Create();
+        host.SetEndpoints(s_addresses);
+        var service = await GetAsync(host);
+        var calls = 0;
+        var registration = service.RegisterSetChanged(() => Interlocked.Increment(ref calls));
+        var other = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var witness = service.RegisterSetChanged(() => other.TrySetResult());
+
+        // Act
+        registration.Dispose();
+        host.SetEndpoints(s_addresses[0]);
+        await other.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        // Assert
+        Assert.Equal(0, Volatile.Read(ref calls));
+        Assert.Throws<ArgumentNullException>(() => service.RegisterSetChanged(null!));
+    }
+
     private static async Task<BalancedService> GetAsync(ResilienceTestHost host, string policy = LoadBalancingPolicies.RoundRobin)
         => await host.Services.GetRequiredService<IServiceBalancing>().GetServiceAsync(ResilienceTestHost.Service, policyName: policy);
 }

@@ -23,6 +23,7 @@ internal sealed class ServiceBalancer : IDisposable
     private readonly Lock _buildGate = new();
     private readonly IDisposable _subscription;
     private volatile Built _built = s_empty;
+    private Action[] _setChanged = [];
 
     public ServiceBalancer(HealthStage stage, ILoadBalancingPolicy policy, double panicThreshold, RandomSource random, LoadBalancingOptions? options = null)
     {
@@ -57,9 +58,24 @@ internal sealed class ServiceBalancer : IDisposable
     /// <summary>Gets whether the current picker routes over unhealthy endpoints because too few are healthy.</summary>
     public bool InPanic => _built.Panic;
 
+    /// <summary>
+    /// Calls <paramref name="callback"/> after each rebuild that moved the picker to a newer endpoint set (not after
+    /// health changes), once the new picker is in force; the callback runs outside the build lock.
+    /// </summary>
+    public IDisposable RegisterSetChanged(Action callback)
+    {
+        lock (_buildGate)
+        {
+            _setChanged = [.. _setChanged, callback];
+        }
+
+        return new SetChangedRegistration(this, callback);
+    }
+
     /// <summary>Rebuilds the picker from the stage's latest snapshot, unless it was already built from it.</summary>
     public void Refresh()
     {
+        Action[] setChanged;
         lock (_buildGate)
         {
             var snapshot = Stage.Snapshot;
@@ -68,11 +84,19 @@ internal sealed class ServiceBalancer : IDisposable
                 return;
             }
 
+            setChanged = snapshot.SetVersion != _built.SetVersion ? _setChanged : [];
+
             // Subsets, priority levels (with panic per level) and zones are layered over the policy's picker.
             var result = PickerBuilder.Build(_policy, ServiceName, snapshot, PanicThreshold, _options, Stage.TimeProvider, _random);
 
             // SetVersion is published with the picker: callers take SetVersion > 0 to mean "ready to pick".
             _built = new Built(result.Picker, snapshot.Endpoints, result.Routable, result.Panic, snapshot.Version, snapshot.SetVersion);
+        }
+
+        // Outside the lock: a callback may publish a picker to a channel, which takes the channel's own lock.
+        foreach (var callback in setChanged)
+        {
+            callback();
         }
     }
 
@@ -119,6 +143,27 @@ internal sealed class ServiceBalancer : IDisposable
     }
 
     public void Dispose() => _subscription.Dispose();
+
+    private void UnregisterSetChanged(Action callback)
+    {
+        lock (_buildGate)
+        {
+            _setChanged = Array.FindAll(_setChanged, c => c != callback);
+        }
+    }
+
+    private sealed class SetChangedRegistration(ServiceBalancer owner, Action callback) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                owner.UnregisterSetChanged(callback);
+            }
+        }
+    }
 
     private sealed class Built(EndpointPicker? picker, EndpointState[] all, EndpointState[] routable, bool panic, long healthVersion, long setVersion)
     {
