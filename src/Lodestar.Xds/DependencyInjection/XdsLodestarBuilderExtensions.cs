@@ -11,6 +11,7 @@ using Lodestar.Xds.Client.Internal;
 using Lodestar.Xds.Clusters.Internal;
 using Lodestar.Xds.DependencyInjection.Internal;
 using Lodestar.Xds.Discovery.Internal;
+using Lodestar.Xds.Endpoints.Internal;
 using Lodestar.Xds.Routing.Internal;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -70,6 +71,7 @@ public static class XdsLodestarBuilderExtensions
         services.TryAddSingleton<XdsClientProvider>();
         services.TryAddSingleton<IXdsInspector, XdsInspector>();
         services.TryAddSingleton<XdsClusterOptions>();
+        services.TryAddSingleton<XdsDropOverloads>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LoadBalancingOptions>, XdsClusterOptions>(static sp => sp.GetRequiredService<XdsClusterOptions>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<OutlierDetectionOptions>, XdsClusterOptions>(static sp => sp.GetRequiredService<XdsClusterOptions>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IOptionsChangeTokenSource<LoadBalancingOptions>, XdsClusterOptions.ChangeSource<LoadBalancingOptions>>(

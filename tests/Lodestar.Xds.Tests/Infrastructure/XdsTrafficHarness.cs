@@ -1,9 +1,11 @@
 using Envoy.Config.Route.V3;
 using Google.Protobuf.WellKnownTypes;
 using Lodestar.Http;
+using Lodestar.LoadBalancing;
 using Lodestar.Testing;
 using Lodestar.Testing.Xds;
 using Lodestar.Xds.Client.Internal;
+using Lodestar.Xds.Endpoints.Internal;
 using Lodestar.Xds.Resources;
 using Lodestar.Xds.Routing.Internal;
 using Microsoft.Extensions.DependencyInjection;
@@ -65,7 +67,8 @@ internal sealed class XdsTrafficHarness : IAsyncDisposable
         if (random is not null)
         {
             services.AddSingleton(sp => new XdsRequestRouter(sp.GetRequiredService<XdsClientProvider>(), sp.GetRequiredService<IOptionsMonitor<LodestarClientOptions>>(),
-                sp.GetRequiredService<IOptionsMonitor<LodestarOptions>>(), sp.GetRequiredService<TimeProvider>(), NullLogger.Instance, random));
+                sp.GetRequiredService<IOptionsMonitor<LodestarOptions>>(), sp.GetRequiredService<TimeProvider>(), NullLogger.Instance, random,
+                sp.GetRequiredService<XdsDropOverloads>(), sp.GetRequiredService<IServiceBalancing>()));
         }
 
         services.AddLodestar(o => o.ResolutionTimeout = TimeSpan.FromSeconds(10)).AddXds(o => o.BootstrapJson = server.Bootstrap());

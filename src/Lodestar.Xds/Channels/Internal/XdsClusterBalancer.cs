@@ -6,6 +6,7 @@ using Lodestar.LoadBalancing;
 using Lodestar.Xds.Clusters;
 using Lodestar.Xds.Clusters.Internal;
 using Lodestar.Xds.Discovery.Internal;
+using Lodestar.Xds.Endpoints.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Xds.Channels.Internal;
@@ -25,6 +26,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
     private readonly XdsClusterOptions _clusterOptions;
     private readonly XdsClusterCallCounters _counters;
     private readonly Func<double> _random;
+    private readonly XdsDropOverloads? _drops;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private Dictionary<string, ClusterBalancer> _clusters = new(StringComparer.Ordinal);
@@ -33,9 +35,10 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
     private bool _disposed;
 
     public XdsClusterBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, IServiceBalancing balancing, XdsClusterOptions clusterOptions,
-        XdsClusterCallCounters counters, Func<double> random)
+        XdsClusterCallCounters counters, Func<double> random, XdsDropOverloads? drops = null)
         : base(controller, loggerFactory)
     {
+        _drops = drops;
         _balancing = balancing;
         _clusterOptions = clusterOptions;
         _counters = counters;
@@ -106,7 +109,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
         base.Dispose(disposing);
     }
 
-    private XdsClusterPicker BuildPicker_NeedsLock() => new(_routes, _clusters, _ready, _random);
+    private XdsClusterPicker BuildPicker_NeedsLock() => new(_routes, _clusters, _ready, _random, _drops);
 
     private void Connect(string cluster)
     {

@@ -1,6 +1,7 @@
 using Grpc.Net.Client.Balancer;
 using Lodestar.LoadBalancing;
 using Lodestar.Xds.Clusters.Internal;
+using Lodestar.Xds.Endpoints.Internal;
 
 namespace Lodestar.Xds.Channels.Internal;
 
@@ -17,14 +18,17 @@ internal sealed class XdsClusterBalancerFactory : LoadBalancerFactory
     private readonly XdsClusterOptions _clusterOptions;
     private readonly XdsClusterCallCounters _counters;
     private readonly Func<double> _random;
+    private readonly XdsDropOverloads? _drops;
 
-    public XdsClusterBalancerFactory(IServiceBalancing balancing, XdsClusterOptions clusterOptions, XdsClusterCallCounters counters)
-        : this(balancing, clusterOptions, counters, static () => Random.Shared.NextDouble())
+    public XdsClusterBalancerFactory(IServiceBalancing balancing, XdsClusterOptions clusterOptions, XdsClusterCallCounters counters, XdsDropOverloads drops)
+        : this(balancing, clusterOptions, counters, static () => Random.Shared.NextDouble(), drops)
     {
     }
 
-    internal XdsClusterBalancerFactory(IServiceBalancing balancing, XdsClusterOptions clusterOptions, XdsClusterCallCounters counters, Func<double> random)
+    internal XdsClusterBalancerFactory(IServiceBalancing balancing, XdsClusterOptions clusterOptions, XdsClusterCallCounters counters, Func<double> random,
+        XdsDropOverloads? drops = null)
     {
+        _drops = drops;
         _balancing = balancing;
         _clusterOptions = clusterOptions;
         _counters = counters;
@@ -36,6 +40,6 @@ internal sealed class XdsClusterBalancerFactory : LoadBalancerFactory
     public override LoadBalancer Create(LoadBalancerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new XdsClusterBalancer(options.Controller, options.LoggerFactory, _balancing, _clusterOptions, _counters, _random);
+        return new XdsClusterBalancer(options.Controller, options.LoggerFactory, _balancing, _clusterOptions, _counters, _random, _drops);
     }
 }

@@ -2,6 +2,7 @@ using Grpc.Core;
 using Grpc.Net.Client.Balancer;
 using Lodestar.Internal;
 using Lodestar.LoadBalancing;
+using Lodestar.Xds.Endpoints.Internal;
 using Lodestar.Xds.Routing.Internal;
 
 namespace Lodestar.Xds.Channels.Internal;
@@ -22,9 +23,12 @@ internal sealed class XdsClusterPicker : SubchannelPicker
     private readonly IReadOnlyDictionary<string, ClusterBalancer> _clusters;
     private readonly ReadySubchannels _ready;
     private readonly Func<double> _random;
+    private readonly XdsDropOverloads? _drops;
 
-    public XdsClusterPicker(XdsChannelRoutes? routes, IReadOnlyDictionary<string, ClusterBalancer> clusters, IReadOnlyList<Subchannel> ready, Func<double> random)
+    public XdsClusterPicker(XdsChannelRoutes? routes, IReadOnlyDictionary<string, ClusterBalancer> clusters, IReadOnlyList<Subchannel> ready, Func<double> random,
+        XdsDropOverloads? drops = null)
     {
+        _drops = drops;
         _routes = routes;
         _clusters = clusters;
         _random = random;
@@ -69,6 +73,13 @@ internal sealed class XdsClusterPicker : SubchannelPicker
         if (balancer.Service is not { } service)
         {
             return PickResult.ForQueue();
+        }
+
+        // EDS drop overloads (gRPC's xds_cluster_impl, before its circuit breaker): each category in order drops the call
+        // with its probability. ForDrop fails it at once, even a wait-for-ready call, and it is never sent.
+        if (_drops is { } drops && drops.TryDrop(cluster, _random, out var drop))
+        {
+            return PickResult.ForDrop(new Status(StatusCode.Unavailable, XdsDropOverloads.Describe(cluster, drop)));
         }
 
         // gRFC A32: a cluster with max_requests calls in flight (over every channel) fails new calls at once.

@@ -26,13 +26,15 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
     private readonly XdsClientProvider _clients;
     private readonly ILogger _logger;
     private readonly XdsClusterOptions? _clusterOptions;
+    private readonly XdsDropOverloads? _drops;
 
-    public XdsEndpointSource(string clusterName, XdsClientProvider clients, ILogger logger, XdsClusterOptions? clusterOptions = null)
+    public XdsEndpointSource(string clusterName, XdsClientProvider clients, ILogger logger, XdsClusterOptions? clusterOptions = null, XdsDropOverloads? drops = null)
     {
         _clusterName = clusterName;
         _clients = clients;
         _logger = logger;
         _clusterOptions = clusterOptions;
+        _drops = drops;
     }
 
     public async Task RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
@@ -71,6 +73,7 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
         private IDisposable? _clusterWatch;
         private IDisposable? _endpointWatch;
         private string? _edsName;
+        private IReadOnlyList<XdsDropOverload>? _dropsSet;
         private bool _stopped;
 
         public Follower(XdsEndpointSource source, XdsClient client, IEndpointObserver observer)
@@ -104,6 +107,10 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
             cluster?.Dispose();
             endpoints?.Dispose();
             _source._clusterOptions?.Update(_source._clusterName, null);
+            if (Volatile.Read(ref _dropsSet) is { } drops)
+            {
+                _source._drops?.Remove(_source._clusterName, drops);
+            }
         }
 
         private void OnCluster(XdsClusterSettings cluster)
@@ -139,6 +146,7 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
             Log.ClusterChanged(_source._logger, _source._clusterName, cluster.Kind.ToString(), cluster.EdsServiceName, cluster.Policy);
             if (cluster.Kind == XdsClusterKind.Static && cluster.InlineAssignment is { } inline)
             {
+                SetDrops(inline.DropOverloads);
                 Publish(inline.RoutableEndpoints);
             }
         }
@@ -154,6 +162,9 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
             }
 
             Log.EndpointsChanged(_source._logger, _source._clusterName, assignment.RoutableEndpoints.Count);
+
+            // Before the endpoints: a balancer that has them already applies their drops.
+            SetDrops(assignment.DropOverloads);
             Publish(assignment.RoutableEndpoints);
         }
 
@@ -174,6 +185,7 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
 
             old?.Dispose();
             _source._clusterOptions?.Update(_source._clusterName, null);
+            SetDrops([]);
             Publish([]);
             OnError(new XdsClientException($"Cluster '{_source._clusterName}' does not exist on xDS server '{_client.ServerName}'."));
         }
@@ -191,8 +203,18 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
                 name = _edsName;
             }
 
+            SetDrops([]);
             Publish([]);
             OnError(new XdsClientException($"The endpoints '{name}' of cluster '{_source._clusterName}' do not exist on xDS server '{_client.ServerName}'."));
+        }
+
+        private void SetDrops(IReadOnlyList<XdsDropOverload> drops)
+        {
+            if (_source._drops is { } registry && !Volatile.Read(ref _stopped))
+            {
+                Volatile.Write(ref _dropsSet, drops);
+                registry.Set(_source._clusterName, drops);
+            }
         }
 
         private void Publish(IReadOnlyList<DiscoveredEndpoint> endpoints)

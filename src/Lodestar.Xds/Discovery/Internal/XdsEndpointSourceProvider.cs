@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using Lodestar.Discovery;
 using Lodestar.Xds.Client.Internal;
 using Lodestar.Xds.Clusters.Internal;
+using Lodestar.Xds.Endpoints.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Lodestar.Xds.Discovery.Internal;
@@ -14,19 +15,21 @@ internal sealed class XdsEndpointSourceProvider : IEndpointSourceProvider
     private readonly XdsClientProvider _clients;
     private readonly ILogger<XdsEndpointSource> _logger;
     private readonly XdsClusterOptions? _clusterOptions;
+    private readonly XdsDropOverloads? _drops;
 
-    public XdsEndpointSourceProvider(XdsClientProvider clients, ILogger<XdsEndpointSource> logger, XdsClusterOptions? clusterOptions = null)
+    public XdsEndpointSourceProvider(XdsClientProvider clients, ILogger<XdsEndpointSource> logger, XdsClusterOptions? clusterOptions = null, XdsDropOverloads? drops = null)
     {
         _clients = clients;
         _logger = logger;
         _clusterOptions = clusterOptions;
+        _drops = drops;
     }
 
     public string Name => SourceName;
 
     public bool TryCreateSource(string serviceName, [NotNullWhen(true)] out IEndpointSource? source)
     {
-        source = string.IsNullOrEmpty(serviceName) ? null : new XdsEndpointSource(serviceName, _clients, _logger, _clusterOptions);
+        source = string.IsNullOrEmpty(serviceName) ? null : new XdsEndpointSource(serviceName, _clients, _logger, _clusterOptions, _drops);
         return source is not null;
     }
 }

@@ -2,9 +2,12 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using Lodestar.Http;
+using Lodestar.LoadBalancing;
+using Lodestar.Resilience.Admission;
 using Lodestar.Xds.Client;
 using Lodestar.Xds.Client.Internal;
 using Lodestar.Xds.Discovery.Internal;
+using Lodestar.Xds.Endpoints.Internal;
 using Lodestar.Xds.Listeners;
 using Lodestar.Xds.Listeners.Internal;
 using Microsoft.Extensions.Logging;
@@ -31,6 +34,11 @@ namespace Lodestar.Xds.Routing.Internal;
 /// <see cref="HttpRequestException"/> naming the listener, the route configuration and the request's authority and path,
 /// as Envoy answers 404 and gRPC fails the call.
 /// </para>
+/// <para>
+/// The chosen cluster's EDS drop overloads then apply: a dropped request fails at once with a
+/// <see cref="ServiceOverloadedException"/> naming the cluster and the drop category, is not sent, not retried and
+/// counts against no endpoint.
+/// </para>
 /// </remarks>
 internal sealed partial class XdsRequestRouter : IRequestRouter, IDisposable
 {
@@ -40,18 +48,22 @@ internal sealed partial class XdsRequestRouter : IRequestRouter, IDisposable
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly Func<double> _random;
+    private readonly XdsDropOverloads? _drops;
+    private readonly IServiceBalancing? _balancing;
     private readonly ConcurrentDictionary<string, Lazy<ListenerWatch>> _listeners = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConditionalWeakTable<XdsRetryPolicy, RouteRetryPolicy> _retryPolicies = new();
 
     public XdsRequestRouter(XdsClientProvider clients, IOptionsMonitor<LodestarClientOptions> clientOptions, IOptionsMonitor<LodestarOptions> lodestarOptions,
-        TimeProvider timeProvider, ILogger<XdsRequestRouter> logger)
-        : this(clients, clientOptions, lodestarOptions, timeProvider, logger, static () => Random.Shared.NextDouble())
+        TimeProvider timeProvider, ILogger<XdsRequestRouter> logger, XdsDropOverloads drops, IServiceBalancing balancing)
+        : this(clients, clientOptions, lodestarOptions, timeProvider, logger, static () => Random.Shared.NextDouble(), drops, balancing)
     {
     }
 
     internal XdsRequestRouter(XdsClientProvider clients, IOptionsMonitor<LodestarClientOptions> clientOptions, IOptionsMonitor<LodestarOptions> lodestarOptions,
-        TimeProvider timeProvider, ILogger logger, Func<double> random)
+        TimeProvider timeProvider, ILogger logger, Func<double> random, XdsDropOverloads? drops = null, IServiceBalancing? balancing = null)
     {
+        _drops = drops;
+        _balancing = balancing;
         _clients = clients;
         _clientOptions = clientOptions;
         _lodestarOptions = lodestarOptions;
@@ -63,6 +75,47 @@ internal sealed partial class XdsRequestRouter : IRequestRouter, IDisposable
     public async ValueTask<RequestRoute?> RouteAsync(HttpRequestMessage request, string serviceName, string clientName, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
+        var route = await RouteCoreAsync(request, clientName, cancellationToken).ConfigureAwait(false);
+        if (route is null && !IsXdsClient(clientName))
+        {
+            return null;
+        }
+
+        await ApplyDropsAsync(route?.ServiceName ?? serviceName, clientName, cancellationToken).ConfigureAwait(false);
+        return route;
+    }
+
+    /// <summary>
+    /// Drops the request before it is sent when a drop overload of its cluster says so (EDS <c>policy.drop_overloads</c>,
+    /// each category in order with its probability): it fails with a <see cref="ServiceOverloadedException"/> naming the
+    /// cluster and the category, is not retried and touches no endpoint's health.
+    /// </summary>
+    private async ValueTask ApplyDropsAsync(string cluster, string clientName, CancellationToken cancellationToken)
+    {
+        if (_drops is not { } drops)
+        {
+            return;
+        }
+
+        if (!drops.IsKnown(cluster) && _balancing is { } balancing)
+        {
+            // The cluster's first request: its endpoint source starts with its balancer, and the drops arrive with the
+            // first assignment. Waiting for it here is the wait the request makes next anyway.
+            await balancing.GetServiceAsync(cluster, XdsEndpointSourceProvider.SourceName, null, _clientOptions.Get(clientName), clientName, cancellationToken)
+                .ConfigureAwait(false);
+        }
+
+        if (drops.TryDrop(cluster, _random, out var drop))
+        {
+            throw new ServiceOverloadedException(XdsDropOverloads.Describe(cluster, drop)) { ServiceName = cluster };
+        }
+    }
+
+    private bool IsXdsClient(string clientName)
+        => string.Equals(_clientOptions.Get(clientName).Source ?? _lodestarOptions.CurrentValue.DefaultSource, XdsEndpointSourceProvider.SourceName, StringComparison.OrdinalIgnoreCase);
+
+    private async ValueTask<RequestRoute?> RouteCoreAsync(HttpRequestMessage request, string clientName, CancellationToken cancellationToken)
+    {
         var source = _clientOptions.Get(clientName).Source ?? _lodestarOptions.CurrentValue.DefaultSource;
         if (!string.Equals(source, XdsEndpointSourceProvider.SourceName, StringComparison.OrdinalIgnoreCase) || request.RequestUri is not { IsAbsoluteUri: true } uri)
         {
