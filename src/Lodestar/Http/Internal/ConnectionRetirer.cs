@@ -139,12 +139,14 @@ internal sealed partial class ConnectionRetirer
 
             // Not a cancellation of the handler's: SocketsHttpHandler reports it as a connection error (a connect failure).
             var full = lease is null && caps is not null ? limits!.FirstFull(caps) : null;
+            var milliseconds = timeout!.Value.TotalMilliseconds;
             throw new TimeoutException(full is { } cap
                 ? string.Create(CultureInfo.InvariantCulture,
-                    $"No connection to service '{cap.Service}' closed within the connect timeout ({timeout}, of service '{timeoutService}'): this client has its most connections ({cap.Max}) open to the service's endpoints.")
+                    $"This client already has {cap.Max} connection(s) open to service '{cap.Service}', its most, and none closed within the connect timeout of {milliseconds:0.###} ms (service '{timeoutService}').")
                 : string.Create(CultureInfo.InvariantCulture,
-                    $"Connecting to {address} timed out after {timeout} (the connect timeout of service '{timeoutService}')."));
+                    $"Connecting to {address} timed out after {milliseconds:0.###} ms (the connect timeout of service '{timeoutService}')."));
         }
+
         catch
         {
             lease?.Release();
