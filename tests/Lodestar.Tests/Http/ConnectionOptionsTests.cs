@@ -86,6 +86,45 @@ public sealed class ConnectionOptionsTests
     }
 
     [Fact]
+    public async Task ConnectAsync_ConnectHangsPastTheServicesTimeout_FailsNamingAddressServiceAndTimeout()
+    {
+        // Arrange: a listener that never accepts, its backlog filled, so the kernel leaves the next connect pending.
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
+        var fillers = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                fillers.Add(filler);
+                await filler.ConnectAsync(IPAddress.Loopback, port).WaitAsync(s_wait);
+            }
+
+            var clock = new RecordingTimeProvider();
+            var retirer = Retirer(clock, ("orders", new ConnectionOptions { ConnectTimeout = TimeSpan.FromMilliseconds(1500) }));
+            retirer.OnSetChanged(null, Set("orders", DiscoveredEndpoint.Create("127.0.0.1", port)));
+
+            // Act
+            var connect = retirer.ConnectAsync(Context(port), CancellationToken.None).AsTask();
+            var due = await clock.NextFiniteTimerAsync(s_wait);
+            clock.Advance(due);
+            var error = await Assert.ThrowsAsync<TimeoutException>(() => connect.WaitAsync(s_wait));
+
+            // Assert
+            Assert.Equal(TimeSpan.FromMilliseconds(1500), due);
+            Assert.Equal($"Connecting to 127.0.0.1:{port} timed out after 1500 ms (the connect timeout of service 'orders').", error.Message);
+            Assert.Equal(0, retirer.CountOpen($"127.0.0.1:{port}"));
+        }
+        finally
+        {
+            fillers.ForEach(f => f.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task ConnectAsync_AddressLeftEveryService_NoCapApplies()
     {
         // Arrange

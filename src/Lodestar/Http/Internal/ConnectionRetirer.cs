@@ -146,7 +146,6 @@ internal sealed partial class ConnectionRetirer
                 : string.Create(CultureInfo.InvariantCulture,
                     $"Connecting to {address} timed out after {milliseconds:0.###} ms (the connect timeout of service '{timeoutService}')."));
         }
-
         catch
         {
             lease?.Release();
