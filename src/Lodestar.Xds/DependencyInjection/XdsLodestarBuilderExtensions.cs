@@ -81,6 +81,7 @@ public static class XdsLodestarBuilderExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<ConcurrencyLimitOptions>, XdsClusterOptions>(static sp => sp.GetRequiredService<XdsClusterOptions>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IOptionsChangeTokenSource<ConcurrencyLimitOptions>, XdsClusterOptions.ChangeSource<ConcurrencyLimitOptions>>(
             static sp => sp.GetRequiredService<XdsClusterOptions>().ConcurrencyChanges));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<ConnectionOptions>, XdsClusterOptions>(static sp => sp.GetRequiredService<XdsClusterOptions>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEndpointSourceProvider, XdsEndpointSourceProvider>());
         services.TryAddSingleton<XdsRequestRouter>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IRequestRouter, XdsRequestRouter>(static sp => sp.GetRequiredService<XdsRequestRouter>()));

@@ -70,8 +70,9 @@ public static class LodestarHttpClientBuilderExtensions
             handler.EnableMultipleHttp2Connections = true;
             if (sp.GetRequiredService<IOptionsMonitor<LodestarOptions>>().CurrentValue.RetireRemovedConnections && handler.ConnectCallback is null)
             {
-                // Tracks each connection by address so connections to endpoints that left close once idle.
-                handler.ConnectCallback = sp.GetRequiredService<ConnectionRetirer>().ConnectAsync;
+                // Tracks each connection by address so connections to endpoints that left close once idle, and applies
+                // the services' connection settings; one callback per handler, whose pool it caps.
+                handler.ConnectCallback = sp.GetRequiredService<ConnectionRetirer>().CreateConnectCallback();
             }
         });
         builder.AddHttpMessageHandler(sp => new LodestarHandler(

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Lodestar.Health;
+using Lodestar.Http;
 using Lodestar.LoadBalancing;
 using Lodestar.Resilience.Admission;
 using Microsoft.Extensions.Options;
@@ -9,9 +10,10 @@ namespace Lodestar.Xds.Clusters.Internal;
 
 /// <summary>
 /// Keeps the accepted CDS settings of every cluster the <c>xds</c> source follows and applies them to the cluster's
-/// named <see cref="LoadBalancingOptions"/> and <see cref="OutlierDetectionOptions"/> (the options of the service of
-/// that name), so that core's per-service machinery uses them; a change is announced through the options' change
-/// tokens and takes effect on the service's next request.
+/// named <see cref="LoadBalancingOptions"/>, <see cref="OutlierDetectionOptions"/>, <see cref="ConcurrencyLimitOptions"/>
+/// and <see cref="ConnectionOptions"/> (the options of the service of that name), so that core's per-service machinery
+/// uses them; a change is announced through the options' change tokens and takes effect on the service's next request
+/// (for <see cref="ConnectionOptions"/>, which core reads on every connection attempt, on the next connection).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -28,20 +30,25 @@ namespace Lodestar.Xds.Clusters.Internal;
 /// </para>
 /// </remarks>
 internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOptions>, IConfigureNamedOptions<OutlierDetectionOptions>,
-    IConfigureNamedOptions<ConcurrencyLimitOptions>
+    IConfigureNamedOptions<ConcurrencyLimitOptions>, IConfigureNamedOptions<ConnectionOptions>
 {
+    /// <summary>Envoy's connect timeout when a cluster sets none.</summary>
+    internal static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(5);
+
     private readonly ConcurrentDictionary<string, XdsClusterSettings> _clusters = new(StringComparer.Ordinal);
     private readonly IOptionsMonitorCache<LoadBalancingOptions> _loadBalancingCache;
     private readonly IOptionsMonitorCache<OutlierDetectionOptions> _outlierCache;
     private readonly IOptionsMonitorCache<ConcurrencyLimitOptions>? _concurrencyCache;
+    private readonly IOptionsMonitorCache<ConnectionOptions>? _connectionCache;
     private readonly Lock _gate = new();
 
     public XdsClusterOptions(IOptionsMonitorCache<LoadBalancingOptions> loadBalancingCache, IOptionsMonitorCache<OutlierDetectionOptions> outlierCache,
-        IOptionsMonitorCache<ConcurrencyLimitOptions>? concurrencyCache = null)
+        IOptionsMonitorCache<ConcurrencyLimitOptions>? concurrencyCache = null, IOptionsMonitorCache<ConnectionOptions>? connectionCache = null)
     {
         _loadBalancingCache = loadBalancingCache;
         _outlierCache = outlierCache;
         _concurrencyCache = concurrencyCache;
+        _connectionCache = connectionCache;
     }
 
     /// <summary>Gets the change token source of <see cref="LoadBalancingOptions"/>.</summary>
@@ -87,6 +94,7 @@ internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOp
             _loadBalancingCache.TryRemove(cluster);
             _outlierCache.TryRemove(cluster);
             _concurrencyCache?.TryRemove(cluster);
+            _connectionCache?.TryRemove(cluster);
         }
 
         LoadBalancingChanges.Fire();
@@ -182,6 +190,25 @@ internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOp
         options.MaxConcurrentRetries = Math.Clamp(cluster.CircuitBreakers.MaxRetries, 0, 1_000_000);
     }
 
+    public void Configure(ConnectionOptions options) => Configure(Options.DefaultName, options);
+
+    /// <summary>
+    /// Maps the cluster's <c>connect_timeout</c> (Envoy's 5 s when unset) and its circuit-breaker <c>max_connections</c>
+    /// (DEFAULT priority, Envoy's 1,024 when unset) onto the service's connection settings, clamped to their ranges
+    /// (100 ms to 2 minutes; 1 to 1,000,000). Core applies them per client handler, and a client's own
+    /// <c>ConnectTimeout</c> still bounds every connect (the shorter applies).
+    /// </summary>
+    public void Configure(string? name, ConnectionOptions options)
+    {
+        if (name is null || !_clusters.TryGetValue(name, out var cluster))
+        {
+            return;
+        }
+
+        options.ConnectTimeout = Clamp(cluster.ConnectTimeout ?? DefaultConnectTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(2));
+        options.MaxConnections = Math.Clamp(cluster.CircuitBreakers.MaxConnections, 1, 1_000_000);
+    }
+
     private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
 
     private static bool SameOptions(XdsClusterSettings? a, XdsClusterSettings? b)
@@ -195,7 +222,8 @@ internal sealed class XdsClusterOptions : IConfigureNamedOptions<LoadBalancingOp
                && a.MinimumRingSize == b.MinimumRingSize && a.MaximumRingSize == b.MaximumRingSize && a.MaglevTableSize == b.MaglevTableSize
                && Equals(a.OutlierDetection, b.OutlierDetection) && Equals(a.SlowStart, b.SlowStart)
                && a.CircuitBreakers.MaxRequests == b.CircuitBreakers.MaxRequests && a.CircuitBreakers.MaxPendingRequests == b.CircuitBreakers.MaxPendingRequests
-               && a.CircuitBreakers.MaxRetries == b.CircuitBreakers.MaxRetries;
+               && a.CircuitBreakers.MaxRetries == b.CircuitBreakers.MaxRetries
+               && a.CircuitBreakers.MaxConnections == b.CircuitBreakers.MaxConnections && a.ConnectTimeout == b.ConnectTimeout;
     }
 
     /// <summary>A change token source under the default name, fired by the store.</summary>

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Net.Sockets;
 using Lodestar.Endpoints;
 using Lodestar.LoadBalancing;
@@ -32,6 +33,12 @@ namespace Lodestar.Http.Internal;
 /// that holds it reports its states through <see cref="Track"/>): the request path keeps no count of its own here. A
 /// state that left its stage stays known while requests to it are in flight, and is forgotten once they are done.
 /// </para>
+/// <para>
+/// Per-service connection settings (<see cref="ConnectionOptions"/>) apply here too: the services of a connection are
+/// those whose sets hold its address (kept from <see cref="OnSetChanged"/>). The shortest of their connect timeouts
+/// bounds the connect, and each handler's callback (<see cref="CreateConnectCallback"/>) counts its open connections
+/// per service against their <see cref="ConnectionOptions.MaxConnections"/>.
+/// </para>
 /// </remarks>
 internal sealed partial class ConnectionRetirer
 {
@@ -40,38 +47,135 @@ internal sealed partial class ConnectionRetirer
     private readonly ConcurrentDictionary<string, EndpointState[]> _states = new(StringComparer.OrdinalIgnoreCase);
     private readonly Lock _statesGate = new();
     private readonly Dictionary<string, int> _members = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, Dictionary<string, int>> _memberServices = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, string[]> _services = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<TrackedStream, ConnectionLimits.Lease> _leases = new();
     private readonly Lock _membersGate = new();
     private readonly TimeProvider _timeProvider;
     private readonly IOptionsMonitor<LodestarOptions> _options;
+    private readonly IOptionsMonitor<ConnectionOptions>? _connectionOptions;
     private readonly ILogger _logger;
 
-    public ConnectionRetirer(TimeProvider timeProvider, IOptionsMonitor<LodestarOptions> options, ILogger<ConnectionRetirer> logger)
+    public ConnectionRetirer(TimeProvider timeProvider, IOptionsMonitor<LodestarOptions> options, ILogger<ConnectionRetirer> logger,
+        IOptionsMonitor<ConnectionOptions>? connectionOptions = null)
     {
         _timeProvider = timeProvider;
         _options = options;
         _logger = logger;
+        _connectionOptions = connectionOptions;
     }
 
     internal TimeProvider TimeProvider => _timeProvider;
 
     internal TimeSpan QuietPeriod => _options.CurrentValue.RetireQuietPeriod;
 
-    /// <summary>Connects as SocketsHttpHandler does by default, and tracks the connection by its address.</summary>
-    public async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
+    /// <summary>
+    /// Connects as SocketsHttpHandler does by default, within the services' connect timeout, and tracks the connection
+    /// by its address. Applies no connection cap: that needs a callback per handler (<see cref="CreateConnectCallback"/>).
+    /// </summary>
+    public ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
+        => ConnectAsync(null, context, cancellationToken);
+
+    /// <summary>
+    /// Creates the <see cref="SocketsHttpHandler.ConnectCallback"/> of one handler: as <see cref="ConnectAsync(SocketsHttpConnectionContext, CancellationToken)"/>,
+    /// and it also caps the handler's open connections per service (<see cref="ConnectionOptions.MaxConnections"/>),
+    /// since a connection pool belongs to its handler.
+    /// </summary>
+    public Func<SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> CreateConnectCallback()
+    {
+        var limits = new ConnectionLimits();
+        return (context, cancellationToken) => ConnectAsync(limits, context, cancellationToken);
+    }
+
+    /// <summary>Gets the services whose sets hold <paramref name="address"/> (tests).</summary>
+    internal IReadOnlyList<string> ServicesOf(string address) => _services.GetValueOrDefault(address) ?? [];
+
+    internal async ValueTask<Stream> ConnectAsync(ConnectionLimits? limits, SocketsHttpConnectionContext context, CancellationToken cancellationToken)
+    {
+        var address = DiscoveredEndpoint.FormatAddress(context.DnsEndPoint.Host, context.DnsEndPoint.Port);
+        TimeSpan? timeout = null;
+        string? timeoutService = null;
+        List<(string Service, int Max)>? caps = null;
+        if (_connectionOptions is not null && _services.TryGetValue(address, out var services))
+        {
+            foreach (var service in services)
+            {
+                var options = _connectionOptions.Get(service);
+                if (options.ConnectTimeout is { } connectTimeout && (timeout is null || connectTimeout < timeout))
+                {
+                    timeout = connectTimeout;
+                    timeoutService = service;
+                }
+
+                if (limits is not null && options.MaxConnections is { } max)
+                {
+                    (caps ??= []).Add((service, max));
+                }
+            }
+        }
+
+        if (timeout is null && caps is null)
+        {
+            return TrackConnection(address, await ConnectSocketAsync(context.DnsEndPoint, cancellationToken).ConfigureAwait(false), null);
+        }
+
+        using var timer = timeout is { } due ? new CancellationTokenSource(due, _timeProvider) : null;
+        using var linked = timer is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
+        var token = linked?.Token ?? cancellationToken;
+        ConnectionLimits.Lease? lease = null;
+        try
+        {
+            if (caps is not null)
+            {
+                lease = await limits!.AcquireAsync(caps, token).ConfigureAwait(false);
+            }
+
+            var socket = await ConnectSocketAsync(context.DnsEndPoint, token).ConfigureAwait(false);
+            return TrackConnection(address, socket, lease);
+        }
+        catch (OperationCanceledException) when (timer is not null && timer.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            lease?.Release();
+
+            // Not a cancellation of the handler's: SocketsHttpHandler reports it as a connection error (a connect failure).
+            var full = lease is null && caps is not null ? limits!.FirstFull(caps) : null;
+            var milliseconds = timeout!.Value.TotalMilliseconds;
+            throw new TimeoutException(full is { } cap
+                ? string.Create(CultureInfo.InvariantCulture,
+                    $"This client already has {cap.Max} connection(s) open to service '{cap.Service}', its most, and none closed within the connect timeout of {milliseconds:0.###} ms (service '{timeoutService}').")
+                : string.Create(CultureInfo.InvariantCulture,
+                    $"Connecting to {address} timed out after {milliseconds:0.###} ms (the connect timeout of service '{timeoutService}')."));
+        }
+        catch
+        {
+            lease?.Release();
+            throw;
+        }
+    }
+
+    private static async ValueTask<Socket> ConnectSocketAsync(System.Net.DnsEndPoint endPoint, CancellationToken cancellationToken)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            await socket.ConnectAsync(context.DnsEndPoint, cancellationToken).ConfigureAwait(false);
+            await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
+            return socket;
         }
         catch
         {
             socket.Dispose();
             throw;
         }
+    }
 
-        var address = DiscoveredEndpoint.FormatAddress(context.DnsEndPoint.Host, context.DnsEndPoint.Port);
+    private TrackedStream TrackConnection(string address, Socket socket, ConnectionLimits.Lease? lease)
+    {
         var stream = new TrackedStream(new NetworkStream(socket, ownsSocket: true), this, address);
+        if (lease is not null)
+        {
+            _leases[stream] = lease;
+        }
+
         _connections.GetOrAdd(address, static _ => new ConcurrentDictionary<TrackedStream, byte>()).TryAdd(stream, 0);
         if (_retired.ContainsKey(address))
         {
@@ -98,6 +202,7 @@ internal sealed partial class ConnectionRetirer
             {
                 if (!before.Contains(address))
                 {
+                    AddService_NeedsLock(address, current.ServiceName);
                     var count = _members.GetValueOrDefault(address) + 1;
                     _members[address] = count;
                     if (count == 1 && _retired.ContainsKey(address))
@@ -111,6 +216,7 @@ internal sealed partial class ConnectionRetirer
             {
                 if (!after.Contains(address))
                 {
+                    RemoveService_NeedsLock(address, previous!.ServiceName);
                     var count = _members.GetValueOrDefault(address) - 1;
                     if (count <= 0)
                     {
@@ -229,6 +335,11 @@ internal sealed partial class ConnectionRetirer
 
     internal void OnClosed(TrackedStream stream, bool retired)
     {
+        if (_leases.TryRemove(stream, out var lease))
+        {
+            lease.Release();
+        }
+
         if (_connections.TryGetValue(stream.Address, out var streams))
         {
             streams.TryRemove(stream, out _);
@@ -252,6 +363,43 @@ internal sealed partial class ConnectionRetirer
         else
         {
             _states[address] = pruned;
+        }
+    }
+
+    private void AddService_NeedsLock(string address, string service)
+    {
+        if (!_memberServices.TryGetValue(address, out var services))
+        {
+            _memberServices[address] = services = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        }
+
+        services[service] = services.GetValueOrDefault(service) + 1;
+        _services[address] = [.. services.Keys];
+    }
+
+    private void RemoveService_NeedsLock(string address, string service)
+    {
+        if (!_memberServices.TryGetValue(address, out var services))
+        {
+            return;
+        }
+
+        var count = services.GetValueOrDefault(service) - 1;
+        if (count > 0)
+        {
+            services[service] = count;
+            return;
+        }
+
+        services.Remove(service);
+        if (services.Count == 0)
+        {
+            _memberServices.Remove(address);
+            _services.TryRemove(address, out _);
+        }
+        else
+        {
+            _services[address] = [.. services.Keys];
         }
     }
 
