@@ -201,7 +201,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 }
 
                 resources.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
-                types.Add(new XdsTypeDump(state.TypeUrl, state.AcceptedVersion, state.Resources.ContainsKey(Wildcard), state.LastNack, resources));
+                types.Add(new XdsTypeDump(state.TypeUrl, state.AcceptedVersion, state.Resources.ContainsKey(Wildcard), state.LastNack, resources, state.Nonce));
             }
 
             return types;
