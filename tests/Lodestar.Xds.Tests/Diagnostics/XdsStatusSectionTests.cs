@@ -16,8 +16,10 @@ public sealed class XdsStatusSectionTests : IDisposable
 
     private readonly string _tokenFile = Path.GetTempFileName();
 
-    [Fact]
-    public async Task WriteTo_PushNacked_SectionShowsTheNackWithItsDetailAndNeverTheToken()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task WriteTo_PushNacked_SectionShowsTheNackWithItsDetailAndNeverTheToken(bool delta)
     {
         // Arrange: a good cluster, then a rejected one whose name carries the call-credential token, as a server could echo it.
         await File.WriteAllTextAsync(_tokenFile, Token + "\n");
@@ -27,7 +29,7 @@ public sealed class XdsStatusSectionTests : IDisposable
         bad.LbPolicy = Envoy.Config.Cluster.V3.Cluster.Types.LbPolicy.ClusterProvided;
         server.SetResources(XdsTypeUrls.Cluster, [("orders", EdsCluster("orders")), (leaky, bad)]);
         server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "orders", Assignment("orders", ("10.0.0.1", 8080)));
-        await using var provider = BuildProvider(server.Bootstrap(tokenFile: _tokenFile));
+        await using var provider = BuildProvider(server.Bootstrap(tokenFile: _tokenFile), delta);
         var section = Assert.Single(provider.GetServices<ILodestarStatusSection>());
         var resolver = provider.GetRequiredService<IEndpointResolver>();
         Assert.Single((await resolver.GetEndpointsAsync("orders", "xds")).Endpoints);
@@ -49,7 +51,7 @@ public sealed class XdsStatusSectionTests : IDisposable
         Assert.StartsWith(server.NoncePrefix, nack.GetProperty("nonce").GetString(), StringComparison.Ordinal);
         Assert.True(nack.GetProperty("at").GetDateTimeOffset() > DateTimeOffset.UnixEpoch);
         Assert.StartsWith(server.NoncePrefix, cds.GetProperty("lastNonce").GetString(), StringComparison.Ordinal);
-        Assert.False(string.IsNullOrEmpty(cds.GetProperty("acceptedVersion").GetString()));
+        Assert.Equal(delta, string.IsNullOrEmpty(cds.GetProperty("acceptedVersion").GetString())); // a type's version is state of the world's
         var subscribed = cds.GetProperty("subscribed").EnumerateArray().Select(e => e.GetString()).ToArray();
         Assert.Contains("orders", subscribed);
         Assert.Contains("leak-" + SecretRedactor.Mask, subscribed);
@@ -78,11 +80,15 @@ public sealed class XdsStatusSectionTests : IDisposable
 
     public void Dispose() => File.Delete(_tokenFile);
 
-    private static ServiceProvider BuildProvider(string bootstrap)
+    private static ServiceProvider BuildProvider(string bootstrap, bool delta = false)
     {
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddLodestar(o => o.ResolutionTimeout = TimeSpan.FromSeconds(10)).AddXds(o => o.BootstrapJson = bootstrap);
+        services.AddLodestar(o => o.ResolutionTimeout = TimeSpan.FromSeconds(10)).AddXds(o =>
+        {
+            o.BootstrapJson = bootstrap;
+            o.UseDelta = delta;
+        });
         return services.BuildServiceProvider();
     }
 

@@ -867,6 +867,8 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 return;
             }
 
+            // Kept for diagnostics only: a delta ACK carries the nonce of the response it answers.
+            state.Nonce = response.Nonce;
             var errors = new List<string>();
             var changed = false;
             foreach (var (result, bytes, version) in decoded)
