@@ -1,5 +1,6 @@
 using Grpc.Net.Client.Balancer;
 using Lodestar.DependencyInjection;
+using Lodestar.Diagnostics;
 using Lodestar.Discovery;
 using Lodestar.Health;
 using Lodestar.Http;
@@ -50,6 +51,10 @@ public static class XdsLodestarBuilderExtensions
     /// same way (gRPC's scheme): the listener's routes choose a cluster per call, weighted clusters included, and Lodestar's
     /// balancer of that cluster the endpoint.
     /// </para>
+    /// <para>
+    /// The admin view (<c>MapLodestarAdmin</c>) gets an <c>xds</c> section: the server in use and, per resource type, the
+    /// subscribed names, accepted version, last nonce and last NACK.
+    /// </para>
     /// </remarks>
     /// <param name="builder">The Lodestar builder.</param>
     /// <param name="configure">Configures the options after configuration is bound, or <see langword="null"/>.</param>
@@ -70,6 +75,7 @@ public static class XdsLodestarBuilderExtensions
         options.ValidateOnStart();
         services.TryAddSingleton<XdsClientProvider>();
         services.TryAddSingleton<IXdsInspector, XdsInspector>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ILodestarStatusSection, XdsStatusSection>());
         services.TryAddSingleton<XdsClusterOptions>();
         services.TryAddSingleton<XdsDropOverloads>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<LoadBalancingOptions>, XdsClusterOptions>(static sp => sp.GetRequiredService<XdsClusterOptions>()));

@@ -1,3 +1,4 @@
+using Lodestar.Diagnostics;
 using Lodestar.Health;
 using Lodestar.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -57,6 +58,47 @@ public sealed class AdminPageBrowserTests
 
         await load.CancelAsync();
         await traffic;
+    }
+
+    [Fact]
+    public async Task AdminPage_SectionRegistered_RendersHeadingAndTableWithTextEscaped()
+    {
+        // Arrange: a section whose text looks like markup, as a control plane could send.
+        await using var app = await AdminApp.StartAsync(fakeClock: false, services: s => s.AddSingleton<ILodestarStatusSection>(
+            new AdminSectionTests.FakeSection("<i>plane</i>", w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("server", "127.0.0.1:18000");
+                w.WriteStartArray("types");
+                w.WriteStartObject();
+                w.WriteString("type", "Cluster");
+                w.WriteStartObject("lastNack");
+                w.WriteString("errorDetail", "<img src=x onerror=alert(1)>bad");
+                w.WriteEndObject();
+                w.WriteEndObject();
+                w.WriteEndArray();
+                w.WriteEndObject();
+            })), admin: o => o.PageRefreshInterval = TimeSpan.FromMilliseconds(500));
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ChromiumPath(),
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu"],
+        });
+        var page = await browser.NewPageAsync();
+        var section = page.Locator("#sections section.status-section");
+
+        // Act
+        await page.GotoAsync(app.Url + "/lodestar");
+
+        // Assert: the heading and the cells show the text itself; nothing of it became an element.
+        await Assertions.Expect(section.Locator("h2")).ToHaveTextAsync("<i>plane</i>", new LocatorAssertionsToHaveTextOptions { Timeout = 20_000 });
+        await Assertions.Expect(section.Locator("dl.kv").First).ToContainTextAsync("127.0.0.1:18000", s_wait);
+        await Assertions.Expect(section.Locator("table td").First).ToHaveTextAsync("Cluster", new LocatorAssertionsToHaveTextOptions { Timeout = 20_000 });
+        await Assertions.Expect(section.Locator("table")).ToContainTextAsync("<img src=x onerror=alert(1)>bad", s_wait);
+        Assert.Equal(["type", "lastNack"], await section.Locator("table thead th").AllTextContentsAsync());
+        Assert.Equal(0, await section.Locator("i, img").CountAsync());
     }
 
     /// <summary>Sends one request every 20 ms until cancelled, at most 5,000.</summary>

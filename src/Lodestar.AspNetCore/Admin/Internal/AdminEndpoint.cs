@@ -1,12 +1,15 @@
+using System.Buffers;
 using System.Net;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Lodestar.Diagnostics;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Lodestar.AspNetCore.Admin.Internal;
 
-/// <summary>Answers the admin API (<c>{prefix}/api</c>) and page (<c>{prefix}</c>) from the process's <see cref="ILodestarInspector"/>.</summary>
+/// <summary>Answers the admin API (<c>{prefix}/api</c>) and page (<c>{prefix}</c>) from the process's <see cref="ILodestarInspector"/> and
+/// the registered <see cref="ILodestarStatusSection"/>s.</summary>
 internal sealed class AdminEndpoint
 {
     /// <summary>The page's content security policy: nothing outside the page itself but calls back to this server.</summary>
@@ -37,10 +40,26 @@ internal sealed class AdminEndpoint
 
         var service = context.Request.Query["service"].ToString();
         var inspection = _view.Apply(_inspector.Inspect(string.IsNullOrEmpty(service) ? null : service));
+        var sections = context.RequestServices.GetServices<ILodestarStatusSection>();
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            // The inspection's properties, then every registered section under "sections".
+            var element = JsonSerializer.SerializeToElement(inspection, AdminJsonContext.Default.LodestarInspection);
+            writer.WriteStartObject();
+            foreach (var property in element.EnumerateObject())
+            {
+                property.WriteTo(writer);
+            }
+
+            writer.WritePropertyName("sections");
+            AdminSections.Write(writer, sections, text => _view.Clean(text));
+            writer.WriteEndObject();
+        }
+
         context.Response.ContentType = "application/json; charset=utf-8";
         SetCommonHeaders(context.Response);
-        await JsonSerializer.SerializeAsync(context.Response.Body, inspection, AdminJsonContext.Default.LodestarInspection, context.RequestAborted)
-            .ConfigureAwait(false);
+        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
     }
 
     public async Task PageAsync(HttpContext context)

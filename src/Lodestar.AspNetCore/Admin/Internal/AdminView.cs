@@ -72,6 +72,7 @@ internal sealed class AdminView(LodestarAdminOptions options)
         return true;
     }
 
+    /// <summary>Redacts secrets and strips URI user-info from a text a registry, server or section wrote.</summary>
     [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(text))]
-    private string? Clean(string? text) => text is null ? null : UserInfo.Strip(_redactor.Redact(text)!);
+    public string? Clean(string? text) => text is null ? null : UserInfo.Strip(_redactor.Redact(text)!);
 }

@@ -201,7 +201,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 }
 
                 resources.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
-                types.Add(new XdsTypeDump(state.TypeUrl, state.AcceptedVersion, state.Resources.ContainsKey(Wildcard), state.LastNack, resources));
+                types.Add(new XdsTypeDump(state.TypeUrl, state.AcceptedVersion, state.Resources.ContainsKey(Wildcard), state.LastNack, resources, state.Nonce));
             }
 
             return types;
@@ -867,6 +867,8 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 return;
             }
 
+            // Kept for diagnostics only: a delta ACK carries the nonce of the response it answers.
+            state.Nonce = response.Nonce;
             var errors = new List<string>();
             var changed = false;
             foreach (var (result, bytes, version) in decoded)

@@ -13,7 +13,8 @@ internal sealed record XdsNack(string Version, string Nonce, string Message, Dat
 /// <param name="Wildcard">Whether the type is subscribed with a wildcard.</param>
 /// <param name="LastNack">The last rejection, or <see langword="null"/>.</param>
 /// <param name="Resources">The resources, by name.</param>
-internal sealed record XdsTypeDump(string TypeUrl, string AcceptedVersion, bool Wildcard, XdsNack? LastNack, IReadOnlyList<XdsResourceDump> Resources);
+/// <param name="Nonce">The nonce of the last response received, or empty.</param>
+internal sealed record XdsTypeDump(string TypeUrl, string AcceptedVersion, bool Wildcard, XdsNack? LastNack, IReadOnlyList<XdsResourceDump> Resources, string Nonce = "");
 
 /// <summary>What the client holds for one resource.</summary>
 /// <param name="Name">The resource name.</param>
