@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Lodestar.Grpc.Internal;
 using Lodestar.Grpc.Tests.Infrastructure;
 using Lodestar.Grpc.Tests.Protos;
 using Lodestar.Testing;
@@ -133,6 +134,38 @@ public sealed class GrpcOutcomeHandlerTests
 
             return await base.SendAsync(request, cancellationToken);
         }
+    }
+
+    [Fact]
+    public async Task Send_RequestWithoutTracker_PassesInnerTaskThrough()
+    {
+        // Arrange: a request no Lodestar picker handled carries no tracker.
+        var inner = new PendingHandler();
+        using var outer = new ForwardingHandler(new GrpcOutcomeHandler(inner));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "http://127.0.0.1:1/echo.Echo/Unary");
+
+        // Act
+        var sent = outer.Send(request);
+        inner.Response.SetResult(new HttpResponseMessage(System.Net.HttpStatusCode.OK));
+        using var response = await sent;
+
+        // Assert: the inner handler's own task, not one of the outcome handler's making.
+        Assert.Same(inner.Response.Task, sent);
+        Assert.Same(await inner.Response.Task, response);
+    }
+
+    /// <summary>Answers every request with one pending task the test completes.</summary>
+    private sealed class PendingHandler : HttpMessageHandler
+    {
+        public TaskCompletionSource<HttpResponseMessage> Response { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => Response.Task;
+    }
+
+    /// <summary>Hands a request to its inner handler directly, as the handler above it in a channel's chain does.</summary>
+    private sealed class ForwardingHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        public Task<HttpResponseMessage> Send(HttpRequestMessage request) => SendAsync(request, CancellationToken.None);
     }
 
     /// <summary>Refuses requests to one port (or all) as a refused connection would, before anything is sent.</summary>
