@@ -36,7 +36,7 @@ internal sealed class GrpcOutcomeHandler : DelegatingHandler
 
     // A call without a tracker (not picked by a Lodestar picker) passes through without a state machine of its own.
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        => request.Options.TryGetValue(CallTracker.Key, out var tracker)
+        => request.Options.TryGetValue(CallTracker.Key, out var tracker) && tracker.IsFor(request)
             ? SendTrackedAsync(request, tracker, cancellationToken)
             : base.SendAsync(request, cancellationToken);
 
