@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Lodestar.Grpc.Internal;
 using Lodestar.Grpc.Tests.Infrastructure;
 using Lodestar.Grpc.Tests.Protos;
 using Lodestar.Testing;
@@ -133,6 +134,98 @@ public sealed class GrpcOutcomeHandlerTests
 
             return await base.SendAsync(request, cancellationToken);
         }
+    }
+
+    [Fact]
+    public async Task Send_RequestWithoutTracker_PassesInnerTaskThrough()
+    {
+        // Arrange: a request no Lodestar picker handled carries no tracker.
+        var inner = new PendingHandler();
+        using var outer = new ForwardingHandler(new GrpcOutcomeHandler(inner));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "http://127.0.0.1:1/echo.Echo/Unary");
+
+        // Act
+        var sent = outer.Send(request);
+        inner.Response.SetResult(new HttpResponseMessage(System.Net.HttpStatusCode.OK));
+        using var response = await sent;
+
+        // Assert: the inner handler's own task, not one of the outcome handler's making.
+        Assert.Same(inner.Response.Task, sent);
+        Assert.Same(await inner.Response.Task, response);
+    }
+
+    [Fact]
+    public void Rent_CompletedAndOutcomeReported_NextCallReusesTracker()
+    {
+        // Arrange: a call whose response carried its status (Trailers-Only): the outcome is reported at once.
+        var pool = new CallTracker?[4];
+        using var first = new HttpRequestMessage(HttpMethod.Post, "http://127.0.0.1:1/echo.Echo/Unary");
+        var tracker = CallTracker.Rent(default, new Http.GrpcStatusOptions(), first, pool: pool);
+        using var response = TrailersOnly();
+        tracker.Observe(response);
+
+        // Act: grpc-dotnet has not completed the tracker yet, then it has.
+        using var early = new HttpRequestMessage(HttpMethod.Post, "http://127.0.0.1:1/echo.Echo/Unary");
+        var whileHeld = CallTracker.Rent(default, new Http.GrpcStatusOptions(), early, pool: pool);
+        tracker.Complete(new global::Grpc.Net.Client.Balancer.CompletionContext());
+        using var next = new HttpRequestMessage(HttpMethod.Post, "http://127.0.0.1:1/echo.Echo/Unary");
+        var reused = CallTracker.Rent(default, new Http.GrpcStatusOptions(), next, pool: pool);
+
+        // Assert: reused only once both are done, and then it serves the new request only.
+        Assert.NotSame(tracker, whileHeld);
+        Assert.Same(tracker, reused);
+        Assert.True(reused.IsFor(next));
+        Assert.False(reused.IsFor(first));
+        whileHeld.Complete(new global::Grpc.Net.Client.Balancer.CompletionContext());
+        reused.Complete(new global::Grpc.Net.Client.Balancer.CompletionContext());
+    }
+
+    [Fact]
+    public async Task Send_TrackerReusedByAnotherCall_PassesEarlierRequestThrough()
+    {
+        // Arrange: an earlier call's request still names a tracker that now serves another call.
+        var pool = new CallTracker?[4];
+        using var earlier = new HttpRequestMessage(HttpMethod.Post, "http://127.0.0.1:1/echo.Echo/Unary");
+        var tracker = CallTracker.Rent(default, new Http.GrpcStatusOptions(), earlier, pool: pool);
+        tracker.Complete(new global::Grpc.Net.Client.Balancer.CompletionContext());
+        using var current = new HttpRequestMessage(HttpMethod.Post, "http://127.0.0.1:1/echo.Echo/Unary");
+        var reused = CallTracker.Rent(default, new Http.GrpcStatusOptions(), current, pool: pool);
+        var inner = new PendingHandler();
+        using var outer = new ForwardingHandler(new GrpcOutcomeHandler(inner));
+
+        // Act
+        var sent = outer.Send(earlier);
+        using var response = TrailersOnly();
+        inner.Response.SetResult(response);
+        await sent;
+
+        // Assert: the earlier request went through untracked; the tracker was left to its current call.
+        Assert.Same(tracker, reused);
+        Assert.Same(inner.Response.Task, sent);
+        Assert.True(reused.IsFor(current));
+        reused.Complete(new global::Grpc.Net.Client.Balancer.CompletionContext());
+    }
+
+    private static HttpResponseMessage TrailersOnly()
+    {
+        var response = new HttpResponseMessage(System.Net.HttpStatusCode.OK) { Content = new ByteArrayContent([]) };
+        response.Content.Headers.TryAddWithoutValidation("Content-Type", "application/grpc");
+        response.Headers.TryAddWithoutValidation("grpc-status", "0");
+        return response;
+    }
+
+    /// <summary>Answers every request with one pending task the test completes.</summary>
+    private sealed class PendingHandler : HttpMessageHandler
+    {
+        public TaskCompletionSource<HttpResponseMessage> Response { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => Response.Task;
+    }
+
+    /// <summary>Hands a request to its inner handler directly, as the handler above it in a channel's chain does.</summary>
+    private sealed class ForwardingHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        public Task<HttpResponseMessage> Send(HttpRequestMessage request) => SendAsync(request, CancellationToken.None);
     }
 
     /// <summary>Refuses requests to one port (or all) as a refused connection would, before anything is sent.</summary>

@@ -25,31 +25,54 @@ internal sealed class CallTracker : ISubchannelCallTracker
     /// <summary>The request option under which the picker leaves the tracker for <see cref="GrpcOutcomeHandler"/>.</summary>
     public static readonly HttpRequestOptionsKey<CallTracker> Key = new("Lodestar.Grpc.CallTracker");
 
-    private readonly GrpcStatusOptions _grpc;
-    private readonly LodestarPicker? _picker;
-    private readonly Lodestar.LoadBalancing.PickContext _pick;
+    private readonly CallTracker?[] _pool;
+    private GrpcStatusOptions _grpc = null!;
+    private LodestarPicker? _picker;
+    private Lodestar.LoadBalancing.PickContext _pick;
+    private HttpRequestMessage? _request;
     private List<EndpointState>? _tried;
     private EndpointAttempt _attempt;
     private long _headersLatencyTicks = -1;
     private int _observed;
     private int _finished;
 
+    // Complete and Finish each release one; the last returns the tracker to the pool.
+    private int _holds;
+
     // Guards _attempt between Start, TryReroute and Finish: a connection can fail on another thread while grpc-dotnet
-    // is still starting the tracker. A spin gate: held for a few instructions, and a tracker is made per call.
+    // is still starting the tracker. A spin gate: held for a few instructions.
     private int _gate;
 
-    public CallTracker(EndpointAttempt attempt, GrpcStatusOptions grpc, HttpRequestMessage? request, LodestarPicker? picker = null,
-        Lodestar.LoadBalancing.PickContext pick = default)
+    private CallTracker(CallTracker?[] pool) => _pool = pool;
+
+    /// <summary>
+    /// Gets the trackers that served a call, for the next ones. A tracker comes back once grpc-dotnet has completed it
+    /// and its outcome is reported, the only two things that can still reach it; one that misses either (a pick
+    /// grpc-dotnet dropped, a body never read nor disposed) is left to the collector.
+    /// </summary>
+    public static CallTracker?[] SharedPool { get; } = new CallTracker?[16];
+
+    /// <summary>Takes a tracker for a call (a pooled one when there is one) and leaves it on the request for <see cref="GrpcOutcomeHandler"/>.</summary>
+    public static CallTracker Rent(EndpointAttempt attempt, GrpcStatusOptions grpc, HttpRequestMessage? request, LodestarPicker? picker = null,
+        Lodestar.LoadBalancing.PickContext pick = default, CallTracker?[]? pool = null)
     {
-        _attempt = attempt;
-        _grpc = grpc;
-        _picker = picker;
-        _pick = pick;
-        request?.Options.Set(Key, this);
+        pool ??= SharedPool;
+        var tracker = TakePooled(pool) ?? new CallTracker(pool);
+        tracker._attempt = attempt;
+        tracker._grpc = grpc;
+        tracker._picker = picker;
+        tracker._pick = pick;
+        tracker._request = request;
+        tracker._holds = 2;
+        request?.Options.Set(Key, tracker);
+        return tracker;
     }
 
     /// <summary>Gets the endpoint the call goes to.</summary>
     public EndpointState Endpoint => _attempt.Endpoint!;
+
+    /// <summary>Whether the tracker serves <paramref name="request"/>: one left on an earlier call's request may serve another call by now.</summary>
+    public bool IsFor(HttpRequestMessage request) => ReferenceEquals(Volatile.Read(ref _request), request);
 
     public void Start()
     {
@@ -73,15 +96,18 @@ internal sealed class CallTracker : ISubchannelCallTracker
         if (context.Error is { } error)
         {
             Finish(EndpointOutcomes.FromException(error));
-            return;
+        }
+        else
+        {
+            Volatile.Write(ref _headersLatencyTicks, _attempt.Elapsed.Ticks);
+            if (Volatile.Read(ref _observed) == 0)
+            {
+                // No outcome handler in the chain: the headers are all there is to go by.
+                Finish(EndpointOutcome.Success);
+            }
         }
 
-        Volatile.Write(ref _headersLatencyTicks, _attempt.Elapsed.Ticks);
-        if (Volatile.Read(ref _observed) == 0)
-        {
-            // No outcome handler in the chain: the headers are all there is to go by.
-            Finish(EndpointOutcome.Success);
-        }
+        Release();
     }
 
     /// <summary>
@@ -160,11 +186,54 @@ internal sealed class CallTracker : ISubchannelCallTracker
         {
             // grpc-dotnet dropped the pick before sending (the subchannel stopped being ready).
             attempt.Cancel();
+        }
+        else
+        {
+            var ticks = Volatile.Read(ref _headersLatencyTicks);
+            attempt.Complete(outcome, ticks >= 0 ? TimeSpan.FromTicks(ticks) : attempt.Elapsed);
+        }
+
+        Release();
+    }
+
+    private static CallTracker? TakePooled(CallTracker?[] pool)
+    {
+        for (var i = 0; i < pool.Length; i++)
+        {
+            if (Volatile.Read(ref pool[i]) is not null && Interlocked.Exchange(ref pool[i], null) is { } tracker)
+            {
+                return tracker;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Gives up one hold; the last clears the tracker (it keeps nothing of the call alive) and pools it.</summary>
+    private void Release()
+    {
+        if (Interlocked.Decrement(ref _holds) != 0)
+        {
             return;
         }
 
-        var ticks = Volatile.Read(ref _headersLatencyTicks);
-        attempt.Complete(outcome, ticks >= 0 ? TimeSpan.FromTicks(ticks) : attempt.Elapsed);
+        Volatile.Write(ref _request, null);
+        _grpc = null!;
+        _picker = null;
+        _pick = default;
+        _tried?.Clear();
+        _attempt = default;
+        _headersLatencyTicks = -1;
+        _observed = 0;
+        _finished = 0;
+        var pool = _pool;
+        for (var i = 0; i < pool.Length; i++)
+        {
+            if (Volatile.Read(ref pool[i]) is null && Interlocked.CompareExchange(ref pool[i], this, null) is null)
+            {
+                return;
+            }
+        }
     }
 
     private void Enter()

@@ -34,9 +34,14 @@ internal sealed class GrpcOutcomeHandler : DelegatingHandler
     private static readonly HttpRequestOptionsKey<Subchannel> s_subchannelKey = new("Subchannel");
     private static readonly HttpRequestOptionsKey<BalancerAddress> s_currentAddressKey = new("CurrentAddress");
 
-    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    // A call without a tracker (not picked by a Lodestar picker) passes through without a state machine of its own.
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        => request.Options.TryGetValue(CallTracker.Key, out var tracker) && tracker.IsFor(request)
+            ? SendTrackedAsync(request, tracker, cancellationToken)
+            : base.SendAsync(request, cancellationToken);
+
+    private async Task<HttpResponseMessage> SendTrackedAsync(HttpRequestMessage request, CallTracker tracker, CancellationToken cancellationToken)
     {
-        request.Options.TryGetValue(CallTracker.Key, out var tracker);
         HttpResponseMessage response;
         while (true)
         {
@@ -46,7 +51,7 @@ internal sealed class GrpcOutcomeHandler : DelegatingHandler
                 break;
             }
             catch (HttpRequestException ex) when ((ex.HttpRequestError == HttpRequestError.ConnectionError || IsRefusedByGracefulClose(ex, request)) && !cancellationToken.IsCancellationRequested
-                && tracker is not null && request.RequestUri is { } uri && request.Options.TryGetValue(s_subchannelKey, out _)
+                && request.RequestUri is { } uri && request.Options.TryGetValue(s_subchannelKey, out _)
                 && tracker.TryReroute(ex, out var subchannel, out var address))
             {
                 // Nothing was sent (the content is written only once a connection exists): send it again elsewhere.
@@ -56,7 +61,7 @@ internal sealed class GrpcOutcomeHandler : DelegatingHandler
             }
         }
 
-        tracker?.Observe(response);
+        tracker.Observe(response);
         return response;
     }
 

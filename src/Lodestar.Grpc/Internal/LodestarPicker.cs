@@ -13,7 +13,7 @@ namespace Lodestar.Grpc.Internal;
 /// <remarks>
 /// Built whenever the set of ready subchannels changes; health changes need no rebuild because every pick reads the
 /// Lodestar balancer's current picker. The pick itself takes no lock; it allocates grpc-dotnet's
-/// <see cref="PickResult"/> and the tracker, which carries the call's own state.
+/// <see cref="PickResult"/>; the tracker, which carries the call's own state, comes from a pool.
 /// </remarks>
 internal sealed class LodestarPicker : SubchannelPicker
 {
@@ -54,7 +54,7 @@ internal sealed class LodestarPicker : SubchannelPicker
 
         if (TryGetSubchannel(attempt, out var subchannel))
         {
-            return PickResult.ForSubchannel(subchannel, new CallTracker(attempt, _grpc, request, this, pick));
+            return PickResult.ForSubchannel(subchannel, CallTracker.Rent(attempt, _grpc, request, this, pick));
         }
 
         // The endpoint has no ready connection yet (or the channel's addresses lag the balancer's set): try the others.
@@ -62,7 +62,7 @@ internal sealed class LodestarPicker : SubchannelPicker
         var tried = new List<EndpointState>(4) { attempt.Endpoint! };
         if (TryPickAnother(pick, tried, out attempt, out subchannel))
         {
-            return PickResult.ForSubchannel(subchannel, new CallTracker(attempt, _grpc, request, this, pick));
+            return PickResult.ForSubchannel(subchannel, CallTracker.Rent(attempt, _grpc, request, this, pick));
         }
 
         // Every endpoint the layers allow lacks a ready connection. While one of them is still connecting, the call

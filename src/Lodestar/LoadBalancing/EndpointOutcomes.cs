@@ -49,10 +49,6 @@ public static class EndpointOutcomes
             return;
         }
 
-        GrpcTrailers.Watch(response, options, static (outcome, s) =>
-        {
-            var (callback, inner) = ((Action<EndpointOutcome, object?>, object?))s!;
-            callback(outcome is { } o ? FailureClassifier.ToPublic(o) : EndpointOutcome.Abandoned, inner);
-        }, (onOutcome, state));
+        GrpcTrailers.Watch(response, options, onOutcome, state);
     }
 }

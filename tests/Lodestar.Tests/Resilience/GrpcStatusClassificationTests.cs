@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Sockets;
+using System.Text;
 using Lodestar.Health.Internal;
 using Lodestar.Http;
 using Lodestar.LoadBalancing;
@@ -120,6 +122,50 @@ public sealed class GrpcStatusClassificationTests
         Assert.Same(content, response.Content);
     }
 
+    [Fact]
+    public async Task ObserveGrpcResponse_SocketsHandlerBody_OpensStreamWithoutInnerTask()
+    {
+        // Arrange: responses from SocketsHttpHandler over loopback, grpc-status in the chunked body's trailers; the
+        // first one warms the path (type names, static state) so the second measures a call's own allocation.
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var client = new HttpClient(new SocketsHttpHandler());
+        var warm = await ReadObservedAsync(listener, client);
+
+        // Act
+        var measured = await ReadObservedAsync(listener, client);
+
+        // Assert: the returned task and the watching stream only (about 112 bytes); opening the transport's stream
+        // through its own task and an async method would add two more tasks.
+        Assert.True(measured.Allocated <= 144, $"opening the body allocated {measured.Allocated} bytes");
+        Assert.Equal(5, measured.Read);
+        Assert.Equal([EndpointOutcome.Success], warm.Outcomes);
+        Assert.Equal([EndpointOutcome.Success], measured.Outcomes);
+    }
+
+    private static async Task<(long Allocated, int Read, List<EndpointOutcome> Outcomes)> ReadObservedAsync(TcpListener listener, HttpClient client)
+    {
+        var serving = ServeOnceAsync(listener, "HTTP/1.1 200 OK\r\nContent-Type: application/grpc\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            + "5\r\n\0\0\0\0\0\r\n0\r\ngrpc-status: 0\r\n\r\n");
+        using var response = await client.GetAsync($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/", HttpCompletionOption.ResponseHeadersRead);
+        var outcomes = new List<EndpointOutcome>();
+        EndpointOutcomes.ObserveGrpcResponse(response, new GrpcStatusOptions(), (o, s) => ((List<EndpointOutcome>)s!).Add(o), outcomes);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var opening = response.Content.ReadAsStreamAsync();
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        await using var stream = await opening;
+        var buffer = new byte[16];
+        var read = 0;
+        while (await stream.ReadAsync(buffer) is > 0 and var n)
+        {
+            read += n;
+        }
+
+        await serving;
+        return (allocated, read, outcomes);
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(17)]
@@ -144,6 +190,26 @@ public sealed class GrpcStatusClassificationTests
         Assert.Equal(EndpointOutcome.Abandoned, EndpointOutcomes.FromException(new OperationCanceledException()));
         Assert.Equal(EndpointOutcome.ConnectFailure, EndpointOutcomes.FromException(new HttpRequestException(HttpRequestError.ConnectionError, "refused")));
         Assert.Equal(EndpointOutcome.GatewayFailure, EndpointOutcomes.FromException(new IOException("reset")));
+    }
+
+    private static async Task ServeOnceAsync(TcpListener listener, string answer)
+    {
+        using var socket = await listener.AcceptSocketAsync();
+        var received = new StringBuilder();
+        var buffer = new byte[1024];
+        while (!received.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+        {
+            var n = await socket.ReceiveAsync(buffer, SocketFlags.None);
+            if (n == 0)
+            {
+                return;
+            }
+
+            received.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes(answer), SocketFlags.None);
+        socket.Shutdown(SocketShutdown.Send);
     }
 
     private static HttpResponseMessage GrpcResponse(Stream body)

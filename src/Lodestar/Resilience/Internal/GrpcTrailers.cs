@@ -1,6 +1,7 @@
 using System.Net;
 using Lodestar.Health.Internal;
 using Lodestar.Http;
+using Lodestar.LoadBalancing;
 
 namespace Lodestar.Resilience.Internal;
 
@@ -12,23 +13,34 @@ internal static class GrpcTrailers
 {
     /// <summary>Calls <paramref name="onOutcome"/> once: the trailers' outcome at the end of the body, a gateway failure when reading fails, <see langword="null"/> when the caller disposed the body first.</summary>
     public static void Watch(HttpResponseMessage response, GrpcStatusOptions options, Action<AttemptOutcome?, object?> onOutcome, object? state)
-        => response.Content = new WatchedContent(response, options, onOutcome, state);
+        => response.Content = new WatchedContent(response, options, onOutcome, null, state);
+
+    /// <summary>
+    /// Calls <paramref name="onOutcome"/> once with the public form of the outcome: the trailers' outcome at the end of
+    /// the body, <see cref="EndpointOutcome.GatewayFailure"/> when reading fails, <see cref="EndpointOutcome.Abandoned"/>
+    /// when the caller disposed the body first. Converts in place, so the caller's callback and state need no wrapper.
+    /// </summary>
+    public static void Watch(HttpResponseMessage response, GrpcStatusOptions options, Action<EndpointOutcome, object?> onOutcome, object? state)
+        => response.Content = new WatchedContent(response, options, null, onOutcome, state);
 
     private sealed class WatchedContent : HttpContent
     {
         private readonly HttpResponseMessage _response;
         private readonly HttpContent _inner;
         private readonly GrpcStatusOptions _options;
-        private readonly Action<AttemptOutcome?, object?> _onOutcome;
+        private readonly Action<AttemptOutcome?, object?>? _onOutcome;
+        private readonly Action<EndpointOutcome, object?>? _onPublicOutcome;
         private readonly object? _state;
         private int _reported;
 
-        public WatchedContent(HttpResponseMessage response, GrpcStatusOptions options, Action<AttemptOutcome?, object?> onOutcome, object? state)
+        public WatchedContent(HttpResponseMessage response, GrpcStatusOptions options, Action<AttemptOutcome?, object?>? onOutcome,
+            Action<EndpointOutcome, object?>? onPublicOutcome, object? state)
         {
             _response = response;
             _inner = response.Content;
             _options = options;
             _onOutcome = onOutcome;
+            _onPublicOutcome = onPublicOutcome;
             _state = state;
             foreach (var header in _inner.Headers.NonValidated)
             {
@@ -41,16 +53,44 @@ internal static class GrpcTrailers
 
         public void Report(AttemptOutcome? outcome)
         {
-            if (Interlocked.Exchange(ref _reported, 1) == 0)
+            if (Interlocked.Exchange(ref _reported, 1) != 0)
             {
-                _onOutcome(outcome, _state);
+                return;
+            }
+
+            if (_onPublicOutcome is not null)
+            {
+                _onPublicOutcome(outcome is { } result ? FailureClassifier.ToPublic(result) : EndpointOutcome.Abandoned, _state);
+            }
+            else
+            {
+                _onOutcome!(outcome, _state);
             }
         }
 
         public void ReportEnd() => Report(FailureClassifier.ClassifyGrpcTrailers(_response, _options));
 
-        protected override async Task<Stream> CreateContentReadStreamAsync(CancellationToken cancellationToken)
-            => new WatchedStream(await _inner.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), this);
+        protected override Task<Stream> CreateContentReadStreamAsync(CancellationToken cancellationToken)
+        {
+            if (IsTransportContent(_inner))
+            {
+                // Its stream is there once the headers are: reading it synchronously spares the inner content's task.
+                try
+                {
+                    return Task.FromResult<Stream>(new WatchedStream(_inner.ReadAsStream(cancellationToken), this));
+                }
+                catch (OperationCanceledException ex) when (ex.CancellationToken.IsCancellationRequested)
+                {
+                    return Task.FromCanceled<Stream>(ex.CancellationToken);
+                }
+                catch (Exception ex)
+                {
+                    return Task.FromException<Stream>(ex);
+                }
+            }
+
+            return ReadInnerAsync(cancellationToken);
+        }
 
         protected override Task<Stream> CreateContentReadStreamAsync() => CreateContentReadStreamAsync(CancellationToken.None);
 
@@ -86,6 +126,16 @@ internal static class GrpcTrailers
 
             base.Dispose(disposing);
         }
+
+        /// <summary>
+        /// Whether <paramref name="content"/> is the body <see cref="SocketsHttpHandler"/> answers with, whose stream is
+        /// ready once the headers are (other contents may buffer when read synchronously).
+        /// </summary>
+        private static bool IsTransportContent(HttpContent content)
+            => content.GetType() is { Name: "HttpConnectionResponseContent" } type && type.Assembly == typeof(SocketsHttpHandler).Assembly;
+
+        private async Task<Stream> ReadInnerAsync(CancellationToken cancellationToken)
+            => new WatchedStream(await _inner.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), this);
     }
 
     private sealed class WatchedStream(Stream inner, WatchedContent owner) : Stream
