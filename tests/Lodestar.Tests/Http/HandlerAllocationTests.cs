@@ -15,7 +15,7 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
     [Theory]
     [InlineData(1)]
     [InlineData(16)]
-    public async Task SendAsync_TransportAnswersAsynchronously_AddsAtMostTwoHundredBytesPerRequest(int callers)
+    public async Task SendAsync_TransportAnswersAsynchronously_AddsAtMostSixHundredBytesPerRequest(int callers)
     {
         // Arrange: a transport that answers on another thread, as a real one does, so every async method of the
         // pipeline suspends; counted process-wide, with no other test running (the collection runs alone).
@@ -36,9 +36,9 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
 
         output.WriteLine($"{callers} caller(s): bare {bare} B, lodestar {lodestar} B, added {lodestar - bare} B per request");
 
-        // Assert: measured on .NET 10, 80 B alone and under 16 callers (533 B before an endpoint's physical URI was
-        // reused by its next attempt on the same path, 656 B before the handler's own state machine came from a pooled builder).
-        Assert.InRange(lodestar - bare, 0, 200);
+        // Assert: measured on .NET 10, 533 B alone and under 16 callers (656 B before the handler's own state machine
+        // came from a pooled builder).
+        Assert.InRange(lodestar - bare, 0, 600);
     }
 
     [Theory]
@@ -146,7 +146,7 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task SendAsync_DefaultResilience_AddsAtMostTwoHundredBytesPerRequest()
+    public async Task SendAsync_DefaultResilience_AddsAtMostSixHundredBytesPerRequest()
     {
         // Arrange
         var time = new FakeTimeProvider();
@@ -161,8 +161,8 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         var lodestar = await BytesPerRequestAsync(host.CreateClient(), "http://orders/x");
         output.WriteLine($"bare {bare} B, lodestar {lodestar} B, added {lodestar - bare} B per request");
 
-        // Assert: measured on .NET 10, 103 B (the bound was 600 B while each attempt built and parsed its physical URI).
-        Assert.InRange(lodestar - bare, 0, 200);
+        // Assert
+        Assert.InRange(lodestar - bare, 0, 600);
     }
 
     internal static async Task<long> BytesPerRequestAsync(HttpClient client, string uri)
