@@ -82,13 +82,27 @@ internal sealed class TrackedStream : Stream
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
         => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    // Pooled builders: a read that completes later would otherwise allocate its state machine on every call.
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var read = await _inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        ValueTask<int> pending;
+        try
+        {
+            pending = _inner.ReadAsync(buffer, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            return ValueTask.FromException<int>(ex);
+        }
+
+        if (!pending.IsCompletedSuccessfully)
+        {
+            return AwaitReadAsync(pending);
+        }
+
+        // Data already at hand (HTTP/1.1 bodies often are): no state machine for this read.
+        var read = pending.Result;
         Touch();
-        return read;
+        return new ValueTask<int>(read);
     }
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
@@ -110,19 +124,29 @@ internal sealed class TrackedStream : Stream
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
         => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref _pendingWrites);
+        ValueTask pending;
         try
         {
-            await _inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+            pending = _inner.WriteAsync(buffer, cancellationToken);
         }
-        finally
+        catch (Exception ex)
         {
-            Touch();
-            Interlocked.Decrement(ref _pendingWrites);
+            EndWrite();
+            return ValueTask.FromException(ex);
         }
+
+        if (!pending.IsCompletedSuccessfully)
+        {
+            return AwaitWriteAsync(pending);
+        }
+
+        // A socket with room in its send buffer (nearly every write) completes at once: no state machine for this write.
+        pending.GetAwaiter().GetResult();
+        EndWrite();
+        return default;
     }
 
     public override void Flush() => _inner.Flush();
@@ -150,6 +174,34 @@ internal sealed class TrackedStream : Stream
     }
 
     private void Touch() => Volatile.Write(ref _lastActivity, _owner.TimeProvider.GetTimestamp());
+
+    private void EndWrite()
+    {
+        Touch();
+        Interlocked.Decrement(ref _pendingWrites);
+    }
+
+    // Pooled builders: a read that completes later would otherwise allocate its state machine on every call.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> AwaitReadAsync(ValueTask<int> pending)
+    {
+        var read = await pending.ConfigureAwait(false);
+        Touch();
+        return read;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask AwaitWriteAsync(ValueTask pending)
+    {
+        try
+        {
+            await pending.ConfigureAwait(false);
+        }
+        finally
+        {
+            EndWrite();
+        }
+    }
 
     private void CheckQuiet()
     {
