@@ -1,5 +1,6 @@
 using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
+using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Tests.LoadBalancing.BalancerFixture;
 
 namespace Lodestar.Tests.LoadBalancing;
@@ -21,7 +22,11 @@ public class PickAllocationTests
         options.TrafficSplits.Add(new TrafficSplit { Percent = 10, Match = { ["version"] = "v2" } });
         var endpoints = Enumerable.Range(0, 40).Select(i => Endpoint(i, weight: 1 + (i % 3), zone: i % 2 == 0 ? "a" : "b",
             metadata: new Dictionary<string, string> { ["version"] = i < 4 ? "v2" : "v1" }));
-        var balancer = BalancerFixture.Create(Policy(name), endpoints, options);
+        // The clock stands still while picks are counted: on the system clock the slow-start ramp rebuilds the picker when
+        // a step falls due, and a slow run's loop can span one (a rebuild allocates; a pick does not).
+        var clock = new FakeTimeProvider();
+        var balancer = BalancerFixture.Create(Policy(name), endpoints, options, clock);
+        clock.Advance(TimeSpan.FromSeconds(30));
         var request = HashPolicyTests.Request(header: "user-42");
         for (var i = 0; i < 1_000; i++)
         {
