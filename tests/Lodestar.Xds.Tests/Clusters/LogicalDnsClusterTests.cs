@@ -193,6 +193,21 @@ public sealed class LogicalDnsClusterTests
     }
 
     [Fact]
+    public async Task Source_ClusterUpdateNamesAnotherHost_ResolvesTheNewHost()
+    {
+        await using var server = await FakeXdsServer.StartAsync();
+        server.SetResource(XdsTypeUrls.Cluster, Name, LogicalDns(Name, "old.example", 8080));
+        var clock = new RecordingTimeProvider();
+        await using var run = Run(server, clock, (host, _) => Task.FromResult<IPAddress[]>(
+            [IPAddress.Parse(host == "old.example" ? "10.2.0.1" : "10.2.0.2")]));
+        Assert.Equal("10.2.0.1:8080", Assert.Single(await run.NextEndpointsAsync()).Address);
+
+        server.SetResource(XdsTypeUrls.Cluster, Name, LogicalDns(Name, "new.example", 9090));
+
+        Assert.Equal("10.2.0.2:9090", Assert.Single(await run.NextEndpointsAsync()).Address);
+    }
+
+    [Fact]
     public async Task Source_FirstResolutionFails_PublishesNoEndpointAndReportsIt()
     {
         await using var server = await FakeXdsServer.StartAsync();

@@ -233,6 +233,9 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
                             throw new XdsClientException($"'{host}' resolved to {address}, which is not a valid endpoint: {error}");
                         }
 
+                        Log.DnsResolved(_source._logger, _source._clusterName, host, address.ToString());
+
+                        // Under the gate: once a newer cluster update has stopped this loop, it publishes nothing.
                         lock (_gate)
                         {
                             if (cancellationToken.IsCancellationRequested)
@@ -241,10 +244,8 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
                             }
 
                             current = address;
+                            Publish([endpoint]);
                         }
-
-                        Log.DnsResolved(_source._logger, _source._clusterName, host, address.ToString());
-                        Publish([endpoint]);
                     }
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -255,7 +256,10 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
                 {
                     var what = current is null ? "the cluster has no endpoint yet" : $"keeping {current}";
                     var reason = ex is XdsClientException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
-                    OnError(new XdsClientException($"Cluster '{_source._clusterName}': resolving LOGICAL_DNS host '{host}' failed ({what}): {reason}", ex));
+                    if (!cancellationToken.IsCancellationRequested)
+                    {
+                        OnError(new XdsClientException($"Cluster '{_source._clusterName}': resolving LOGICAL_DNS host '{host}' failed ({what}): {reason}", ex));
+                    }
                 }
 
                 try
