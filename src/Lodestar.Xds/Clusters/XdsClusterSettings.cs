@@ -10,6 +10,31 @@ internal enum XdsClusterKind
 
     /// <summary>Endpoints are listed in the cluster itself (<c>load_assignment</c>).</summary>
     Static,
+
+    /// <summary>
+    /// One endpoint, the first address <see cref="XdsClusterSettings.DnsHost"/> resolves to, re-resolved every
+    /// <see cref="XdsClusterSettings.DnsRefreshRate"/> (<c>LOGICAL_DNS</c>).
+    /// </summary>
+    LogicalDns,
+}
+
+/// <summary>Which address families a <see cref="XdsClusterKind.LogicalDns"/> cluster's name resolves to, as Envoy's <c>dns_lookup_family</c>.</summary>
+internal enum XdsDnsLookupFamily
+{
+    /// <summary>IPv6 addresses; IPv4 when there are none.</summary>
+    Auto,
+
+    /// <summary>IPv4 addresses only.</summary>
+    V4Only,
+
+    /// <summary>IPv6 addresses only.</summary>
+    V6Only,
+
+    /// <summary>IPv4 addresses; IPv6 when there are none.</summary>
+    V4Preferred,
+
+    /// <summary>Every address, in the order the resolver returns them.</summary>
+    All,
 }
 
 /// <summary>
@@ -29,6 +54,18 @@ internal sealed class XdsClusterSettings
 
     /// <summary>Gets the endpoints of a <see cref="XdsClusterKind.Static"/> cluster.</summary>
     public XdsEndpointAssignment? InlineAssignment { get; init; }
+
+    /// <summary>Gets the host name of a <see cref="XdsClusterKind.LogicalDns"/> cluster.</summary>
+    public string? DnsHost { get; init; }
+
+    /// <summary>Gets the port of a <see cref="XdsClusterKind.LogicalDns"/> cluster.</summary>
+    public int DnsPort { get; init; }
+
+    /// <summary>Gets how often a <see cref="XdsClusterKind.LogicalDns"/> cluster's name is resolved again (Envoy's default 5 s).</summary>
+    public TimeSpan DnsRefreshRate { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Gets the address families a <see cref="XdsClusterKind.LogicalDns"/> cluster's name resolves to.</summary>
+    public XdsDnsLookupFamily DnsLookupFamily { get; init; }
 
     /// <summary>Gets the Lodestar policy name (<c>round-robin</c>, <c>least-request</c>, <c>ring-hash</c>, <c>maglev</c>, <c>random</c>).</summary>
     public required string Policy { get; init; }

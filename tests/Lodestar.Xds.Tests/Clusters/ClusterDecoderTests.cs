@@ -105,7 +105,7 @@ public sealed class ClusterDecoderTests
 
     [Theory]
     [InlineData("cluster-provided", "lb_policy ClusterProvided is not supported")]
-    [InlineData("dns", "type LogicalDns is not supported; only EDS and STATIC clusters are")]
+    [InlineData("dns", "type StrictDns is not supported; only EDS, STATIC and LOGICAL_DNS clusters are")]
     [InlineData("custom", "cluster_type 'envoy.clusters.aggregate' is not supported")]
     [InlineData("eds-path", "eds_cluster_config.eds_config must be 'ads' or 'self'")]
     [InlineData("ring-order", "ring_hash_lb_config.minimum_ring_size 2048 is above maximum_ring_size 1024")]
@@ -119,7 +119,7 @@ public sealed class ClusterDecoderTests
         switch (kind)
         {
             case "cluster-provided": cluster.LbPolicy = Cluster.Types.LbPolicy.ClusterProvided; break;
-            case "dns": cluster.Type = Cluster.Types.DiscoveryType.LogicalDns; break;
+            case "dns": cluster.Type = Cluster.Types.DiscoveryType.StrictDns; break;
             case "custom": cluster.ClusterType = new Cluster.Types.CustomClusterType { Name = "envoy.clusters.aggregate" }; break;
             case "eds-path": cluster.EdsClusterConfig.EdsConfig = new ConfigSource { Path = "/eds.yaml" }; break;
             case "ring-order": cluster.RingHashLbConfig = new Cluster.Types.RingHashLbConfig { MinimumRingSize = 2048, MaximumRingSize = 1024 }; break;

@@ -14,7 +14,8 @@ namespace Lodestar.Xds.Clusters.Internal;
 /// </summary>
 /// <remarks>
 /// Supported: <c>EDS</c> clusters whose <c>eds_config</c> is <c>ads</c> or <c>self</c>, and <c>STATIC</c> clusters
-/// with a <c>load_assignment</c>. Rejected: DNS, original-destination and custom (including aggregate) clusters,
+/// with a <c>load_assignment</c>, and <c>LOGICAL_DNS</c> clusters whose <c>load_assignment</c> names one host and port
+/// (gRFC A37). Rejected: <c>STRICT_DNS</c>, original-destination and custom (including aggregate) clusters,
 /// <c>CLUSTER_PROVIDED</c> and <c>LOAD_BALANCING_POLICY_CONFIG</c> policies, a ring hash with a hash function other
 /// than xxHash or with a minimum above its maximum, a least-request choice count below 2, and outlier-detection
 /// percentages above 100.
@@ -61,6 +62,22 @@ internal sealed class ClusterDecoder : XdsResourceType
 
         var kind = ReadKind(message, out var edsServiceName);
         var inline = kind == XdsClusterKind.Static ? EndpointAssignmentDecoder.Map(WithName(message)) : null;
+        var (dnsHost, dnsPort) = kind == XdsClusterKind.LogicalDns ? ReadLogicalDnsAddress(message) : (null, 0);
+        var refresh = message.DnsRefreshRate is { } rate ? ReadDuration(rate, "dns_refresh_rate") : TimeSpan.FromSeconds(5);
+        if (kind == XdsClusterKind.LogicalDns && refresh < TimeSpan.FromMilliseconds(1))
+        {
+            throw new XdsResourceException("dns_refresh_rate must be at least 1 ms");
+        }
+
+        var family = message.DnsLookupFamily switch
+        {
+            ClusterProto.Types.DnsLookupFamily.Auto => XdsDnsLookupFamily.Auto,
+            ClusterProto.Types.DnsLookupFamily.V4Only => XdsDnsLookupFamily.V4Only,
+            ClusterProto.Types.DnsLookupFamily.V6Only => XdsDnsLookupFamily.V6Only,
+            ClusterProto.Types.DnsLookupFamily.V4Preferred => XdsDnsLookupFamily.V4Preferred,
+            ClusterProto.Types.DnsLookupFamily.All => XdsDnsLookupFamily.All,
+            _ => throw new XdsResourceException($"dns_lookup_family {message.DnsLookupFamily} is not supported"),
+        };
 
         var policy = message.LbPolicy switch
         {
@@ -159,6 +176,10 @@ internal sealed class ClusterDecoder : XdsResourceType
             Kind = kind,
             EdsServiceName = edsServiceName,
             InlineAssignment = inline,
+            DnsHost = dnsHost,
+            DnsPort = dnsPort,
+            DnsRefreshRate = refresh,
+            DnsLookupFamily = family,
             Policy = policy,
             ChoiceCount = choiceCount,
             ActiveRequestBias = bias,
@@ -203,9 +224,40 @@ internal sealed class ClusterDecoder : XdsResourceType
                 }
 
                 return XdsClusterKind.Static;
+            case ClusterProto.Types.DiscoveryType.LogicalDns:
+                return XdsClusterKind.LogicalDns;
             default:
-                throw new XdsResourceException($"type {message.Type} is not supported; only EDS and STATIC clusters are");
+                throw new XdsResourceException($"type {message.Type} is not supported; only EDS, STATIC and LOGICAL_DNS clusters are");
         }
+    }
+
+    private static (string Host, int Port) ReadLogicalDnsAddress(ClusterProto message)
+    {
+        var localities = message.LoadAssignment?.Endpoints;
+        if (localities is null || localities.Count != 1)
+        {
+            throw new XdsResourceException($"a LOGICAL_DNS cluster must have exactly one locality in load_assignment; it has {localities?.Count ?? 0}");
+        }
+
+        var endpoints = localities[0].LbEndpoints;
+        if (endpoints.Count != 1)
+        {
+            throw new XdsResourceException($"a LOGICAL_DNS cluster must have exactly one lb_endpoint in load_assignment; it has {endpoints.Count}");
+        }
+
+        var socket = endpoints[0].Endpoint?.Address?.SocketAddress
+            ?? throw new XdsResourceException("the LOGICAL_DNS endpoint has no socket_address");
+        if (string.IsNullOrEmpty(socket.Address))
+        {
+            throw new XdsResourceException("the LOGICAL_DNS endpoint's socket_address has an empty address");
+        }
+
+        if (socket.PortSpecifierCase != SocketAddress.PortSpecifierOneofCase.PortValue || socket.PortValue is 0 or > 65535)
+        {
+            throw new XdsResourceException($"the LOGICAL_DNS endpoint '{socket.Address}' has port {socket.PortValue}; it must be a port_value in 1-65535");
+        }
+
+        return (socket.Address, (int)socket.PortValue);
     }
 
     private static Envoy.Config.Endpoint.V3.ClusterLoadAssignment WithName(ClusterProto message)

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using Lodestar.Discovery;
 using Lodestar.Endpoints;
 using Lodestar.Xds.Client;
@@ -12,13 +14,15 @@ namespace Lodestar.Xds.Discovery.Internal;
 
 /// <summary>
 /// Follows one xDS cluster by name through the shared ADS client: the CDS resource says where the endpoints come from
-/// (EDS under the cluster's service name, or the cluster's own <c>load_assignment</c>), and every accepted EDS update
-/// is published as the complete set of routable endpoints.
+/// (EDS under the cluster's service name, the cluster's own <c>load_assignment</c>, or for a <c>LOGICAL_DNS</c> cluster
+/// the first address its host name resolves to, resolved again every <c>dns_refresh_rate</c>), and every accepted
+/// update is published as the complete set of routable endpoints.
 /// </summary>
 /// <remarks>
 /// The ADS client owns the stream, its reconnects and backoff; this source only subscribes and translates. Errors
 /// (a stream failure, a rejected update) are reported beside the last published set, which stays in force. A cluster
-/// or endpoint resource that does not exist publishes an empty set and reports why.
+/// or endpoint resource that does not exist publishes an empty set and reports why. A failed or empty DNS resolution
+/// is reported and keeps the last resolved address.
 /// </remarks>
 internal sealed partial class XdsEndpointSource : IEndpointSource
 {
@@ -27,14 +31,45 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
     private readonly ILogger _logger;
     private readonly XdsClusterOptions? _clusterOptions;
     private readonly XdsDropOverloads? _drops;
+    private readonly TimeProvider _timeProvider;
+    private readonly Func<string, CancellationToken, Task<IPAddress[]>> _resolveHost;
 
-    public XdsEndpointSource(string clusterName, XdsClientProvider clients, ILogger logger, XdsClusterOptions? clusterOptions = null, XdsDropOverloads? drops = null)
+    public XdsEndpointSource(string clusterName, XdsClientProvider clients, ILogger logger, XdsClusterOptions? clusterOptions = null, XdsDropOverloads? drops = null,
+        TimeProvider? timeProvider = null, Func<string, CancellationToken, Task<IPAddress[]>>? resolveHost = null)
     {
         _clusterName = clusterName;
         _clients = clients;
         _logger = logger;
         _clusterOptions = clusterOptions;
         _drops = drops;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        _resolveHost = resolveHost ?? Dns.GetHostAddressesAsync;
+    }
+
+    /// <summary>Picks the address a <c>LOGICAL_DNS</c> cluster uses: the first of the lookup family's preferred kind.</summary>
+    internal static IPAddress? PickAddress(IReadOnlyList<IPAddress> addresses, XdsDnsLookupFamily family)
+    {
+        IPAddress? First(AddressFamily kind)
+        {
+            foreach (var address in addresses)
+            {
+                if (address.AddressFamily == kind)
+                {
+                    return address;
+                }
+            }
+
+            return null;
+        }
+
+        return family switch
+        {
+            XdsDnsLookupFamily.V4Only => First(AddressFamily.InterNetwork),
+            XdsDnsLookupFamily.V6Only => First(AddressFamily.InterNetworkV6),
+            XdsDnsLookupFamily.V4Preferred => First(AddressFamily.InterNetwork) ?? First(AddressFamily.InterNetworkV6),
+            XdsDnsLookupFamily.All => addresses.FirstOrDefault(static a => a.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6),
+            _ => First(AddressFamily.InterNetworkV6) ?? First(AddressFamily.InterNetwork),
+        };
     }
 
     public async Task RunAsync(IEndpointObserver observer, CancellationToken cancellationToken)
@@ -72,6 +107,8 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
         private readonly Lock _gate = new();
         private IDisposable? _clusterWatch;
         private IDisposable? _endpointWatch;
+        private CancellationTokenSource? _dnsLoop;
+        private (string? Host, int Port, TimeSpan Rate, XdsDnsLookupFamily Family) _dnsKey;
         private string? _edsName;
         private IReadOnlyList<XdsDropOverload>? _dropsSet;
         private bool _stopped;
@@ -102,6 +139,7 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
                 cluster = _clusterWatch;
                 endpoints = _endpointWatch;
                 _clusterWatch = _endpointWatch = null;
+                StopDnsLoop();
             }
 
             cluster?.Dispose();
@@ -117,6 +155,7 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
         {
             IDisposable? old = null;
             IDisposable? created = null;
+            CancellationTokenSource? dnsLoop = null;
             lock (_gate)
             {
                 if (_stopped)
@@ -124,11 +163,23 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
                     return;
                 }
 
-                if (cluster.Kind == XdsClusterKind.Static)
+                if (cluster.Kind != XdsClusterKind.LogicalDns)
+                {
+                    StopDnsLoop();
+                }
+
+                if (cluster.Kind is XdsClusterKind.Static or XdsClusterKind.LogicalDns)
                 {
                     old = _endpointWatch;
                     _endpointWatch = null;
                     _edsName = null;
+                    var key = (cluster.DnsHost, cluster.DnsPort, cluster.DnsRefreshRate, cluster.DnsLookupFamily);
+                    if (cluster.Kind == XdsClusterKind.LogicalDns && (_dnsLoop is null || _dnsKey != key))
+                    {
+                        StopDnsLoop();
+                        _dnsKey = key;
+                        dnsLoop = _dnsLoop = new CancellationTokenSource();
+                    }
                 }
                 else if (_edsName != cluster.EdsServiceName)
                 {
@@ -148,6 +199,77 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
             {
                 SetDrops(inline.DropOverloads);
                 Publish(inline.RoutableEndpoints);
+            }
+
+            if (dnsLoop is not null)
+            {
+                SetDrops([]);
+                _ = ResolveLoopAsync(cluster, dnsLoop.Token);
+            }
+        }
+
+        private void StopDnsLoop()
+        {
+            _dnsLoop?.Cancel();
+            _dnsLoop?.Dispose();
+            _dnsLoop = null;
+        }
+
+        private async Task ResolveLoopAsync(XdsClusterSettings cluster, CancellationToken cancellationToken)
+        {
+            var host = cluster.DnsHost!;
+            IPAddress? current = null;
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                try
+                {
+                    var addresses = await _source._resolveHost(host, cancellationToken).ConfigureAwait(false);
+                    var address = PickAddress(addresses, cluster.DnsLookupFamily)
+                        ?? throw new XdsClientException($"'{host}' resolved to no address of lookup family {cluster.DnsLookupFamily}.");
+                    if (!address.Equals(current))
+                    {
+                        if (!DiscoveredEndpoint.TryCreate(address.ToString(), cluster.DnsPort, null, 1, null, null, 0, out var endpoint, out var error))
+                        {
+                            throw new XdsClientException($"'{host}' resolved to {address}, which is not a valid endpoint: {error}");
+                        }
+
+                        Log.DnsResolved(_source._logger, _source._clusterName, host, address.ToString());
+
+                        // Under the gate: once a newer cluster update has stopped this loop, it publishes nothing.
+                        lock (_gate)
+                        {
+                            if (cancellationToken.IsCancellationRequested)
+                            {
+                                return;
+                            }
+
+                            current = address;
+                            Publish([endpoint]);
+                        }
+                    }
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    var what = current is null ? "the cluster has no endpoint yet" : $"keeping {current}";
+                    var reason = ex is XdsClientException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+                    if (!cancellationToken.IsCancellationRequested)
+                    {
+                        OnError(new XdsClientException($"Cluster '{_source._clusterName}': resolving LOGICAL_DNS host '{host}' failed ({what}): {reason}", ex));
+                    }
+                }
+
+                try
+                {
+                    await Task.Delay(cluster.DnsRefreshRate, _source._timeProvider, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
         }
 
@@ -181,6 +303,7 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
                 old = _endpointWatch;
                 _endpointWatch = null;
                 _edsName = null;
+                StopDnsLoop();
             }
 
             old?.Dispose();
@@ -241,5 +364,8 @@ internal sealed partial class XdsEndpointSource : IEndpointSource
 
         [LoggerMessage(2, LogLevel.Debug, "xDS cluster {Cluster}: {Count} routable endpoints.", EventName = "XdsEndpointsChanged")]
         public static partial void EndpointsChanged(ILogger logger, string cluster, int count);
+
+        [LoggerMessage(3, LogLevel.Debug, "xDS cluster {Cluster}: LOGICAL_DNS host {Host} resolved to {Address}.", EventName = "XdsLogicalDnsResolved")]
+        public static partial void DnsResolved(ILogger logger, string cluster, string host, string address);
     }
 }

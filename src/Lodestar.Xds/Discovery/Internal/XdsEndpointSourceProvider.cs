@@ -16,9 +16,12 @@ internal sealed class XdsEndpointSourceProvider : IEndpointSourceProvider
     private readonly ILogger<XdsEndpointSource> _logger;
     private readonly XdsClusterOptions? _clusterOptions;
     private readonly XdsDropOverloads? _drops;
+    private readonly TimeProvider? _timeProvider;
 
-    public XdsEndpointSourceProvider(XdsClientProvider clients, ILogger<XdsEndpointSource> logger, XdsClusterOptions? clusterOptions = null, XdsDropOverloads? drops = null)
+    public XdsEndpointSourceProvider(XdsClientProvider clients, ILogger<XdsEndpointSource> logger, XdsClusterOptions? clusterOptions = null, XdsDropOverloads? drops = null,
+        TimeProvider? timeProvider = null)
     {
+        _timeProvider = timeProvider;
         _clients = clients;
         _logger = logger;
         _clusterOptions = clusterOptions;
@@ -29,7 +32,7 @@ internal sealed class XdsEndpointSourceProvider : IEndpointSourceProvider
 
     public bool TryCreateSource(string serviceName, [NotNullWhen(true)] out IEndpointSource? source)
     {
-        source = string.IsNullOrEmpty(serviceName) ? null : new XdsEndpointSource(serviceName, _clients, _logger, _clusterOptions, _drops);
+        source = string.IsNullOrEmpty(serviceName) ? null : new XdsEndpointSource(serviceName, _clients, _logger, _clusterOptions, _drops, _timeProvider);
         return source is not null;
     }
 }
