@@ -145,7 +145,7 @@ public sealed class LodestarBalancerFactoryTests
         var client = host.CreateClient(LodestarGrpcPolicies.PeakEwma);
         await GrpcTestHost.CountUnaryAsync(client, 50);
 
-        // Act: add b2; four callers make calls until b2 has answered 20 of them: at most 10,000 calls each and 15 s, time
+        // Act: add b2; four callers make calls until b2 has answered 20 of them: at most 250,000 calls each and 15 s, time
         // for a slow first answer's estimate to decay (about 3 s for one twenty times slower).
         host.Configuration.Provider.Replace([.. b.Select((backend, i) =>
             new KeyValuePair<string, string?>($"Lodestar:Services:{GrpcTestHost.Service}:Endpoints:{i}", backend.Address)), .. decay]);
@@ -154,7 +154,7 @@ public sealed class LodestarBalancerFactoryTests
         var deadline = DateTime.UtcNow.AddSeconds(15);
         await Task.WhenAll(Enumerable.Range(0, 4).Select(async _ =>
         {
-            for (var i = 0; i < 10_000 && Volatile.Read(ref answered) < 20 && DateTime.UtcNow < deadline; i++)
+            for (var i = 0; i < 250_000 && Volatile.Read(ref answered) < 20 && DateTime.UtcNow < deadline; i++)
             {
                 var reply = await client.UnaryAsync(new EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10));
                 Interlocked.Increment(ref calls);
