@@ -142,6 +142,21 @@ internal sealed class ServiceBalancer : IDisposable
         return null;
     }
 
+    /// <summary>
+    /// Brings the stage and then this picker up to the watcher's current set, for a request about to pick. The stage may
+    /// already hold a newer set than the picker (the watcher's thread published it and has not told this balancer yet,
+    /// so the stage's catch-up finds nothing to apply): the picker is built from it here rather than picked from the old one.
+    /// Two volatile reads when both are current.
+    /// </summary>
+    public void CatchUp()
+    {
+        Stage.CatchUp();
+        if (_built.SetVersion < Stage.SetVersion)
+        {
+            Refresh();
+        }
+    }
+
     public void Dispose() => _subscription.Dispose();
 
     private void UnregisterSetChanged(Action callback)

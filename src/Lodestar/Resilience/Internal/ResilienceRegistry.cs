@@ -54,15 +54,7 @@ internal sealed class ResilienceRegistry : IDisposable
     {
         if (_routes.TryGetValue((clientName, serviceName), out var route) && route.Balancer.SetVersion > 0 && !route.IsStale)
         {
-            route.Stage.CatchUp();
-
-            // The stage may hold a newer set than this balancer's picker: the watcher's thread published it and has not
-            // told the balancer yet (CatchUp then finds nothing to apply). Build from it now rather than pick from the old set.
-            if (route.Balancer.SetVersion < route.Stage.SetVersion)
-            {
-                route.Balancer.Refresh();
-            }
-
+            route.Balancer.CatchUp();
             return new ValueTask<ServiceRoute>(route);
         }
 
