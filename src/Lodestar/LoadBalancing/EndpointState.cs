@@ -144,6 +144,15 @@ public sealed class EndpointState
 
     internal void SetEndpoint(DiscoveredEndpoint endpoint) => Volatile.Write(ref _endpoint, endpoint);
 
+    /// <summary>Gets or sets the physical URI of the last attempt sent to the endpoint, which the next one reuses when it matches.</summary>
+    internal Http.Internal.RewrittenUri? LastRewrite
+    {
+        get => Volatile.Read(ref _lastRewrite);
+        set => Volatile.Write(ref _lastRewrite, value);
+    }
+
+    private Http.Internal.RewrittenUri? _lastRewrite;
+
     /// <summary>Records that an attempt was sent to the endpoint.</summary>
     /// <returns>Whether the service-wide load counted it; pass it back to <see cref="OnRequestCompleted"/>.</returns>
     internal bool OnRequestStarted()

@@ -15,30 +15,30 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
     [Theory]
     [InlineData(1)]
     [InlineData(16)]
-    public async Task SendAsync_TransportAnswersAsynchronously_AddsAtMostSixHundredBytesPerRequest(int callers)
+    public async Task SendAsync_TransportAnswersAsynchronously_AddsAtMostTwoHundredBytesPerRequest(int callers)
     {
         // Arrange: a transport that answers on another thread, as a real one does, so every async method of the
         // pipeline suspends; counted process-wide, with no other test running (the collection runs alone).
         var handler = new CountingHandler(answerAsynchronously: true);
-        await using var host = ResilienceTestHost.Create(primaryHandler: handler,
-            services: s => s.AddHttpClient("bare").ConfigurePrimaryHttpMessageHandler(() => handler));
-        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
-        var factory = host.Services.GetRequiredService<IHttpClientFactory>();
 
-        // Act: the smaller of three rounds each, to leave out a stray background allocation.
+        // Act: the smaller figure of five rounds each, each round on a new host (see the hedging test below for why).
         var bare = long.MaxValue;
         var lodestar = long.MaxValue;
-        for (var round = 0; round < 3; round++)
+        for (var round = 0; round < 5; round++)
         {
+            await using var host = ResilienceTestHost.Create(primaryHandler: handler,
+                services: s => s.AddHttpClient("bare").ConfigurePrimaryHttpMessageHandler(() => handler));
+            host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+            var factory = host.Services.GetRequiredService<IHttpClientFactory>();
             bare = Math.Min(bare, await AsyncBytesPerRequestAsync(factory.CreateClient("bare"), "http://127.0.0.1:9001/x", callers));
             lodestar = Math.Min(lodestar, await AsyncBytesPerRequestAsync(host.CreateClient(), "http://orders/x", callers));
         }
 
         output.WriteLine($"{callers} caller(s): bare {bare} B, lodestar {lodestar} B, added {lodestar - bare} B per request");
 
-        // Assert: measured on .NET 10, 344 B alone and 346 B under 16 callers (656 B before the handler's own state
-        // machine came from a pooled builder).
-        Assert.InRange(lodestar - bare, 0, 600);
+        // Assert: measured on .NET 10, 95 to 99 B alone and under 16 callers (344 B before an endpoint's physical URI was
+        // reused by its next attempt on the same path, 656 B before the handler's own state machine came from a pooled builder).
+        Assert.InRange(lodestar - bare, 0, 200);
     }
 
     [Theory]
@@ -46,22 +46,25 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
     [InlineData(16)]
     public async Task SendAsync_HedgingOnButNoHedgeFires_AllocatesWithinThreePercentOfNoHedging(int callers)
     {
-        // Arrange: the system clock and a one-second delay that a transport answering at once never reaches.
+        // Arrange: the system clock and a 30-second delay that a transport answering at once never reaches (a new host's
+        // first requests, JIT and all, on a busy machine, must not hedge either).
         var handler = new CountingHandler(answerAsynchronously: true);
-        await using var hedged = ResilienceTestHost.Create(o =>
-        {
-            o.Hedging.Enabled = true;
-            o.Hedging.Delay = TimeSpan.FromSeconds(1);
-        }, primaryHandler: handler);
-        await using var plain = ResilienceTestHost.Create(primaryHandler: handler);
-        hedged.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
-        plain.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
 
-        // Act
+        // Act: new hosts each round, the smaller figure of five rounds each. Within one process, one host can allocate a
+        // steady 96 B per request more than another whether or not it hedges (seen for bare factory clients too, from
+        // the runtime's per-instance pooling), so a round's pair of hosts is built afresh and the minimum taken over them.
         var withHedging = long.MaxValue;
         var withoutHedging = long.MaxValue;
-        for (var round = 0; round < 3; round++)
+        for (var round = 0; round < 5; round++)
         {
+            await using var hedged = ResilienceTestHost.Create(o =>
+            {
+                o.Hedging.Enabled = true;
+                o.Hedging.Delay = TimeSpan.FromSeconds(30);
+            }, primaryHandler: handler);
+            await using var plain = ResilienceTestHost.Create(primaryHandler: handler);
+            hedged.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+            plain.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
             withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hedged.CreateClient(), "http://orders/x", callers));
             withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(plain.CreateClient(), "http://orders/x", callers));
         }
@@ -71,7 +74,7 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         // Assert: one attempt per request, none cancelled; the round (cancellation source, timer, wait) is reused, so
         // the extra stays within 3 % (measured on .NET 10: 0 B; 889 B with a source, timer, task and wait per request).
         Assert.Equal(0, handler.Cancelled);
-        Assert.Equal(2 * 3 * (100 + 500) * callers, handler.Calls);
+        Assert.Equal(2 * 5 * (100 + 500) * callers, handler.Calls);
         Assert.InRange(withHedging - withoutHedging, long.MinValue, withoutHedging * 3 / 100);
     }
 
@@ -146,7 +149,7 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task SendAsync_DefaultResilience_AddsAtMostSixHundredBytesPerRequest()
+    public async Task SendAsync_DefaultResilience_AddsAtMostTwoHundredBytesPerRequest()
     {
         // Arrange
         var time = new FakeTimeProvider();
@@ -161,8 +164,8 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         var lodestar = await BytesPerRequestAsync(host.CreateClient(), "http://orders/x");
         output.WriteLine($"bare {bare} B, lodestar {lodestar} B, added {lodestar - bare} B per request");
 
-        // Assert
-        Assert.InRange(lodestar - bare, 0, 600);
+        // Assert: measured on .NET 10, 103 to 104 B (the bound was 600 B while each attempt built and parsed its physical URI).
+        Assert.InRange(lodestar - bare, 0, 200);
     }
 
     internal static async Task<long> BytesPerRequestAsync(HttpClient client, string uri)

@@ -1,3 +1,5 @@
+using Lodestar.LoadBalancing;
+
 namespace Lodestar.Http.Internal;
 
 /// <summary>
@@ -38,6 +40,25 @@ internal static class LogicalUri
     public static Uri Rewrite(Uri logical, string scheme, string address)
         => new(string.Concat(scheme, "://", address, logical.PathAndQuery), UriKind.Absolute);
 
+    /// <summary>
+    /// Builds the physical URI for one attempt to <paramref name="state"/>'s endpoint, reusing the one built for its
+    /// previous attempt when scheme, address, path and query are the same: a <see cref="Uri"/> is immutable, and a
+    /// service called on one path again and again then parses no URI per request.
+    /// </summary>
+    public static Uri Rewrite(Uri logical, string scheme, EndpointState state)
+    {
+        var address = state.Endpoint.Address;
+        var pathAndQuery = logical.PathAndQuery;
+        if (state.LastRewrite is { } last && last.Matches(scheme, address, pathAndQuery))
+        {
+            return last.Uri;
+        }
+
+        var uri = Rewrite(logical, scheme, address);
+        state.LastRewrite = new RewrittenUri(scheme, address, pathAndQuery, uri);
+        return uri;
+    }
+
     /// <summary>Maps a pass-through URI's scheme list (<c>https+http</c>) to its first scheme.</summary>
     public static Uri PassThrough(Uri uri)
     {
@@ -68,4 +89,27 @@ internal static class LogicalUri
 
         return false;
     }
+}
+
+/// <summary>A physical URI built for an endpoint, with what it was built from.</summary>
+internal sealed class RewrittenUri
+{
+    private readonly string _scheme;
+    private readonly string _address;
+    private readonly string _pathAndQuery;
+
+    public RewrittenUri(string scheme, string address, string pathAndQuery, Uri uri)
+    {
+        _scheme = scheme;
+        _address = address;
+        _pathAndQuery = pathAndQuery;
+        Uri = uri;
+    }
+
+    public Uri Uri { get; }
+
+    /// <summary>Gets whether the URI is the one <see cref="LogicalUri.Rewrite(Uri, string, string)"/> builds from these parts.</summary>
+    public bool Matches(string scheme, string address, string pathAndQuery)
+        => string.Equals(pathAndQuery, _pathAndQuery, StringComparison.Ordinal) && string.Equals(scheme, _scheme, StringComparison.Ordinal)
+           && string.Equals(address, _address, StringComparison.Ordinal);
 }

@@ -58,7 +58,7 @@ internal sealed partial class AttemptRunner
         var endpoint = state.Endpoint;
         var logical = context.Logical;
         var scheme = LogicalUri.ChooseScheme(logical.Scheme, endpoint.Scheme);
-        request.RequestUri = LogicalUri.Rewrite(logical, scheme, endpoint.Address);
+        request.RequestUri = LogicalUri.Rewrite(logical, scheme, state);
         var method = HttpSemanticConventions.Method(request.Method);
         context.Tally.OnAttempt();
         using var activity = LodestarDiagnostics.ActivitySource.StartActivity("lodestar.attempt", ActivityKind.Internal);

@@ -1,0 +1,81 @@
+using Lodestar.Endpoints;
+using Lodestar.Http.Internal;
+using Lodestar.LoadBalancing;
+
+namespace Lodestar.Tests.Http;
+
+public sealed class LogicalUriTests
+{
+    [Fact]
+    public void Rewrite_SamePathToSameEndpointAgain_ReturnsThePhysicalUriBuiltBefore()
+    {
+        // Arrange
+        var state = new EndpointState(DiscoveredEndpoint.Create("127.0.0.1", 9001), 0);
+
+        // Act
+        var first = LogicalUri.Rewrite(new Uri("http://orders/items?page=2"), "http", state);
+        var second = LogicalUri.Rewrite(new Uri("http://orders/items?page=2"), "http", state);
+
+        // Assert
+        Assert.Equal("http://127.0.0.1:9001/items?page=2", first.OriginalString);
+        Assert.Same(first, second);
+    }
+
+    [Theory]
+    [InlineData("http://orders/items?page=3", "http", "http://127.0.0.1:9001/items?page=3")]
+    [InlineData("http://orders/other", "http", "http://127.0.0.1:9001/other")]
+    [InlineData("https+http://orders/items?page=2", "https", "https://127.0.0.1:9001/items?page=2")]
+    public void Rewrite_PathQueryOrSchemeDiffersFromLastAttempt_BuildsANewUri(string logical, string scheme, string expected)
+    {
+        // Arrange
+        var state = new EndpointState(DiscoveredEndpoint.Create("127.0.0.1", 9001), 0);
+        var previous = LogicalUri.Rewrite(new Uri("http://orders/items?page=2"), "http", state);
+
+        // Act
+        var uri = LogicalUri.Rewrite(new Uri(logical), scheme, state);
+
+        // Assert
+        Assert.NotSame(previous, uri);
+        Assert.Equal(expected, uri.AbsoluteUri);
+    }
+
+    [Fact]
+    public void Rewrite_EndpointAddressChangedSinceLastAttempt_BuildsTheUriOfTheNewAddress()
+    {
+        // Arrange: the same record, described again by its source with another port.
+        var state = new EndpointState(DiscoveredEndpoint.Create("127.0.0.1", 9001), 0);
+        LogicalUri.Rewrite(new Uri("http://orders/x"), "http", state);
+        state.SetEndpoint(DiscoveredEndpoint.Create("127.0.0.1", 9002));
+
+        // Act
+        var uri = LogicalUri.Rewrite(new Uri("http://orders/x"), "http", state);
+
+        // Assert
+        Assert.Equal("http://127.0.0.1:9002/x", uri.AbsoluteUri);
+    }
+
+    [Fact]
+    public void Rewrite_OneEndpointCalledOnOnePath_AllocatesNoUriPerAttempt()
+    {
+        // Arrange: the logical URI as the caller hands it over, built once; warm the cache.
+        var state = new EndpointState(DiscoveredEndpoint.Create("127.0.0.1", 9001), 0);
+        var logical = new Uri("http://orders/items");
+        _ = logical.PathAndQuery;
+        LogicalUri.Rewrite(logical, "http", state);
+        var uncached = GC.GetAllocatedBytesForCurrentThread();
+        LogicalUri.Rewrite(logical, "http", "127.0.0.1:9001");
+        uncached = GC.GetAllocatedBytesForCurrentThread() - uncached;
+
+        // Act
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            LogicalUri.Rewrite(logical, "http", state);
+        }
+
+        var perAttempt = (GC.GetAllocatedBytesForCurrentThread() - before) / 100;
+
+        // Assert: what remains is the path string Uri.PathAndQuery hands out, far below a URI and its string.
+        Assert.True(perAttempt < uncached / 2, $"{perAttempt} B per attempt with the cache, {uncached} B without");
+    }
+}
