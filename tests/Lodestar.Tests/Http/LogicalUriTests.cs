@@ -79,3 +79,47 @@ public sealed class LogicalUriTests
         Assert.True(perAttempt < uncached / 2, $"{perAttempt} B per attempt with the cache, {uncached} B without");
     }
 }
+
+public sealed class LogicalUriCachingTests
+{
+    [Fact]
+    public async Task Send_ServiceUrisAndPassThroughUrisAlternating_EachGoesWhereItsOwnTextSays()
+    {
+        // Arrange: one client, one endpoint; the handler remembers the last logical URI's service and each endpoint its
+        // last physical URI, so alternating URIs must each be read afresh.
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var handler = new Lodestar.Tests.Resilience.ScriptedHandler(call => Lodestar.Tests.Resilience.ScriptedHandler.Status(200));
+        var recorder = new RecordingTransport(handler, seen);
+        await using var host = Lodestar.Tests.Resilience.ResilienceTestHost.Create(primaryHandler: recorder);
+        host.SetEndpoints("127.0.0.1:9001");
+        var client = host.CreateClient();
+        string[] uris =
+        [
+            "http://orders/a?x=1", "http://127.0.0.1:7000/a?x=1", "http://orders/b", "http://orders/a?x=1", "http://localhost:7001/c",
+            "http://orders/a?x=2", "http://orders/a?x=2",
+        ];
+
+        // Act
+        foreach (var uri in uris)
+        {
+            using var response = await client.GetAsync(uri);
+        }
+
+        // Assert
+        Assert.Equal(
+            [
+                "http://127.0.0.1:9001/a?x=1", "http://127.0.0.1:7000/a?x=1", "http://127.0.0.1:9001/b", "http://127.0.0.1:9001/a?x=1",
+                "http://localhost:7001/c", "http://127.0.0.1:9001/a?x=2", "http://127.0.0.1:9001/a?x=2",
+            ],
+            seen.ToArray());
+    }
+
+    private sealed class RecordingTransport(HttpMessageHandler inner, System.Collections.Concurrent.ConcurrentQueue<string> seen) : DelegatingHandler(inner)
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            seen.Enqueue(request.RequestUri!.AbsoluteUri);
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+}

@@ -35,6 +35,10 @@ internal sealed class LodestarHandler : DelegatingHandler
     private readonly HedgingStrategy _hedging;
     private readonly IRequestRouter[] _routers;
 
+    // The last logical URI's text and the service it names (null: passed through); a client called on one URI again
+    // and again then reads no part of it, which would parse them all.
+    private NamedUri? _lastNamed;
+
     public LodestarHandler(string clientName, ResilienceRegistry routes, IOptionsMonitor<LodestarClientOptions> clientOptions,
         TimeProvider timeProvider, RandomSource random, LodestarMetrics metrics, ILogger<LodestarHandler> logger, ConnectionRetirer? retirer = null,
         IEnumerable<IRequestRouter>? routers = null)
@@ -58,7 +62,15 @@ internal sealed class LodestarHandler : DelegatingHandler
             return base.SendAsync(request, cancellationToken);
         }
 
-        var service = LogicalUri.GetServiceName(logical);
+        var original = logical.OriginalString;
+        var named = Volatile.Read(ref _lastNamed);
+        if (named is null || !string.Equals(named.Original, original, StringComparison.Ordinal))
+        {
+            named = new NamedUri(original, LogicalUri.GetServiceName(logical));
+            Volatile.Write(ref _lastNamed, named);
+        }
+
+        var service = named.Service;
         if (service is null)
         {
             request.RequestUri = LogicalUri.PassThrough(logical);
@@ -165,3 +177,6 @@ internal sealed class LodestarHandler : DelegatingHandler
         return null;
     }
 }
+
+/// <summary>A logical URI's original text and the service it names, or <see langword="null"/> for one passed through.</summary>
+internal sealed record NamedUri(string Original, string? Service);

@@ -42,20 +42,21 @@ internal static class LogicalUri
 
     /// <summary>
     /// Builds the physical URI for one attempt to <paramref name="state"/>'s endpoint, reusing the one built for its
-    /// previous attempt when scheme, address, path and query are the same: a <see cref="Uri"/> is immutable, and a
-    /// service called on one path again and again then parses no URI per request.
+    /// previous attempt when the logical URI's text, the scheme and the address are the same: a <see cref="Uri"/> is
+    /// immutable, and a service called on one path again and again then parses no URI per request. The logical URI is
+    /// compared by its original text, which needs none of its parts (reading one, such as the path, parses them all).
     /// </summary>
     public static Uri Rewrite(Uri logical, string scheme, EndpointState state)
     {
         var address = state.Endpoint.Address;
-        var pathAndQuery = logical.PathAndQuery;
-        if (state.LastRewrite is { } last && last.Matches(scheme, address, pathAndQuery))
+        var original = logical.OriginalString;
+        if (state.LastRewrite is { } last && last.Matches(original, scheme, address))
         {
             return last.Uri;
         }
 
         var uri = Rewrite(logical, scheme, address);
-        state.LastRewrite = new RewrittenUri(scheme, address, pathAndQuery, uri);
+        state.LastRewrite = new RewrittenUri(original, scheme, address, uri);
         return uri;
     }
 
@@ -94,22 +95,25 @@ internal static class LogicalUri
 /// <summary>A physical URI built for an endpoint, with what it was built from.</summary>
 internal sealed class RewrittenUri
 {
+    private readonly string _logical;
     private readonly string _scheme;
     private readonly string _address;
-    private readonly string _pathAndQuery;
 
-    public RewrittenUri(string scheme, string address, string pathAndQuery, Uri uri)
+    public RewrittenUri(string logical, string scheme, string address, Uri uri)
     {
+        _logical = logical;
         _scheme = scheme;
         _address = address;
-        _pathAndQuery = pathAndQuery;
         Uri = uri;
     }
 
     public Uri Uri { get; }
 
-    /// <summary>Gets whether the URI is the one <see cref="LogicalUri.Rewrite(Uri, string, string)"/> builds from these parts.</summary>
-    public bool Matches(string scheme, string address, string pathAndQuery)
-        => string.Equals(pathAndQuery, _pathAndQuery, StringComparison.Ordinal) && string.Equals(scheme, _scheme, StringComparison.Ordinal)
+    /// <summary>
+    /// Gets whether the URI is the one <see cref="LogicalUri.Rewrite(Uri, string, string)"/> builds for a logical URI
+    /// with this original text: the same text parses to the same path and query.
+    /// </summary>
+    public bool Matches(string logical, string scheme, string address)
+        => string.Equals(logical, _logical, StringComparison.Ordinal) && string.Equals(scheme, _scheme, StringComparison.Ordinal)
            && string.Equals(address, _address, StringComparison.Ordinal);
 }
