@@ -245,6 +245,16 @@ public sealed class EndpointState
         return elapsed <= 0 ? estimate : estimate * Math.Exp(-elapsed * _tracking.InverseDecayTicks);
     }
 
+    /// <summary>
+    /// Gets whether the latency estimate is older than <see cref="EndpointTracking.StaleAfterTicks"/> with nothing in
+    /// flight: the endpoint got no request for that long, so the estimate describes a past the balancer has stopped
+    /// checking. An estimate held up by one slow answer (a first request that paid for connecting and a cold server,
+    /// a stall) would otherwise keep a fast endpoint out for as long as the decay takes to bring it below the others',
+    /// about <c>decay × ln(its estimate / theirs)</c>: tens of seconds with sub-millisecond backends.
+    /// </summary>
+    internal bool IsLatencyStale(long now)
+        => Volatile.Read(ref _inFlight) == 0 && now - Volatile.Read(ref _ewmaTimestamp) > _tracking.StaleAfterTicks;
+
     private void ObserveLatency(bool success, TimeSpan latency)
     {
         var tracking = _tracking;
@@ -267,16 +277,19 @@ public sealed class EndpointState
             var bits = Interlocked.Read(ref _ewmaBits);
             var current = BitConverter.Int64BitsToDouble(bits);
             double next;
-            if (current < 0)
+            if (current < 0 || (rtt < current && now - Interlocked.Read(ref _ewmaTimestamp) > tracking.StaleAfterTicks))
             {
+                // No estimate yet, or a faster answer to an estimate older than the stale limit (the answer to a probe):
+                // it is the estimate, so a recovered endpoint is back at once. A slower one is damped as below, so one
+                // stalled probe cannot make an endpoint look more than a quarter slower than its last estimate.
                 next = rtt;
             }
             else if (rtt > current)
             {
                 // Peak sensitivity, damped: a slower observation moves the estimate a quarter of the way at once, at most
-                // doubling it, so an endpoint turning ten times slower looks twice as slow after one answer and over
-                // five times after three, while one stalled answer (a pause on the client, one slow request) cannot
-                // make a fast endpoint look slow, nor so slow that it gets no answers left to correct the estimate.
+                // by a quarter (PeakGrowth), so an endpoint turning ten times slower looks twice as slow after three
+                // answers and five times after eight, while one stalled answer (a pause on the client, one slow request)
+                // cannot make a fast endpoint look slow, nor so slow that it gets no answers left to correct the estimate.
                 next = Math.Min(current + (tracking.PeakWeight * (rtt - current)), current * tracking.PeakGrowth);
             }
             else

@@ -19,11 +19,11 @@ public class PeakEwmaPolicyTests
 
         // Act
         Complete(state, true, 10);
-        clock.Advance(TimeSpan.FromSeconds(1));
-        Complete(state, true, 30);
+        clock.Advance(TimeSpan.FromMilliseconds(500));
+        Complete(state, true, 14);
 
-        // Assert
-        Assert.Equal(0.010 + (0.25 * 0.020), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+        // Assert: a quarter of the 4 ms, under the cap of a quarter of the estimate.
+        Assert.Equal(0.010 + (0.25 * 0.004), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
     }
 
     [Fact]
@@ -41,7 +41,7 @@ public class PeakEwmaPolicyTests
     }
 
     [Fact]
-    public void OnRequestCompleted_EndpointTurnsTenTimesSlower_EstimateOverFiveTimesAfterThreeAnswers()
+    public void OnRequestCompleted_EndpointTurnsTenTimesSlower_EstimateNearlyTwiceAfterThreeAnswersOverFiveTimesAfterEight()
     {
         // Arrange
         var clock = new FakeTimeProvider();
@@ -50,21 +50,22 @@ public class PeakEwmaPolicyTests
 
         // Act
         var estimates = new List<double>();
-        for (var i = 0; i < 3; i++)
+        for (var i = 0; i < 9; i++)
         {
             clock.Advance(TimeSpan.FromMilliseconds(1));
             Complete(state, true, 50);
             estimates.Add(state.GetLatencyEstimate(clock.GetTimestamp()));
         }
 
-        // Assert: 5 → 10 (doubled at most) → 20 → 27.5 ms.
-        Assert.Equal(0.010, estimates[0], 6);
-        Assert.Equal(0.020, estimates[1], 6);
-        Assert.Equal(0.0275, estimates[2], 6);
+        // Assert: 5 ms × 1.25 per answer while a quarter of the way to 50 ms is more (9.77 ms after three, 29.8 after
+        // eight), then a quarter of the way: 29.8 + 0.25 × 20.2.
+        Assert.Equal(0.005 * Math.Pow(1.25, 3), estimates[2], 6);
+        Assert.Equal(0.005 * Math.Pow(1.25, 8), estimates[7], 6);
+        Assert.Equal(estimates[7] + (0.25 * (0.050 - estimates[7])), estimates[8], 6);
     }
 
     [Fact]
-    public void OnRequestCompleted_AnswerStalledForASecond_EstimateAtMostDoubles()
+    public void OnRequestCompleted_AnswerStalledForASecond_EstimateGrowsByAQuarterAtMost()
     {
         var clock = new FakeTimeProvider();
         var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
@@ -73,7 +74,7 @@ public class PeakEwmaPolicyTests
         clock.Advance(TimeSpan.FromMilliseconds(1));
         Complete(state, true, 1_000);
 
-        Assert.Equal(0.010, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+        Assert.Equal(0.00625, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
     }
 
     [Fact]
@@ -95,26 +96,79 @@ public class PeakEwmaPolicyTests
             Complete(state, true, 5);
         }
 
-        // Assert: 10 ms after the stall (doubled at most), then the 5 ms excess shrinks by at least a tenth per answer.
-        Assert.Equal(0.010, stalled, 6);
-        Assert.InRange(state.GetLatencyEstimate(clock.GetTimestamp()), 0.005, 0.005 + (0.005 * Math.Pow(0.9, 20)) + 1e-6);
+        // Assert: 6.25 ms after the stall (a quarter more at most), then the excess shrinks by at least a tenth per answer.
+        Assert.Equal(0.00625, stalled, 6);
+        Assert.InRange(state.GetLatencyEstimate(clock.GetTimestamp()), 0.005, 0.005 + (0.00125 * Math.Pow(0.9, 20)) + 1e-6);
     }
 
     [Fact]
     public void OnRequestCompleted_FasterObservation_DecaysWithTimeConstant()
     {
-        // Arrange
+        // Arrange: Linkerd's purely time-based average (no per-answer weight), so the time constant alone sets the weight.
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency) { SampleWeight = 0 });
+        Complete(state, true, 100);
+
+        // Act: 10 ms observed half a second later, before the estimate goes stale (a tenth of the decay).
+        clock.Advance(s_decay / 20);
+        Complete(state, true, 10);
+
+        // Assert: 100 e^-0.05 + 10 (1 - e^-0.05)
+        var expected = (0.100 * Math.Exp(-0.05)) + (0.010 * (1 - Math.Exp(-0.05)));
+        Assert.Equal(expected, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_FasterAnswerAfterTheEstimateWentStale_ReplacesIt()
+    {
+        // Arrange: one slow answer, then nothing for longer than a tenth of the decay.
         var clock = new FakeTimeProvider();
         var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
         Complete(state, true, 100);
+        clock.Advance((s_decay / 10) + TimeSpan.FromMilliseconds(1));
+        var stale = state.IsLatencyStale(clock.GetTimestamp());
 
-        // Act: 10 ms observed one time constant later.
-        clock.Advance(s_decay);
+        // Act: the probe's answer, fast.
+        Complete(state, true, 1);
+
+        // Assert
+        Assert.True(stale);
+        Assert.False(state.IsLatencyStale(clock.GetTimestamp()));
+        Assert.Equal(0.001, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void OnRequestCompleted_SlowerAnswerAfterTheEstimateWentStale_StillDamped()
+    {
+        // Arrange
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
         Complete(state, true, 10);
+        clock.Advance(TimeSpan.FromSeconds(2));
 
-        // Assert: 100 e^-1 + 10 (1 - e^-1)
-        var expected = (0.100 * Math.Exp(-1)) + (0.010 * (1 - Math.Exp(-1)));
-        Assert.Equal(expected, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+        // Act: the probe stalls for a second.
+        Complete(state, true, 1000);
+
+        // Assert: at most a quarter over the last estimate, as for any slower answer, not the second.
+        Assert.Equal(0.0125, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void IsLatencyStale_RequestInFlight_NotStale()
+    {
+        // Arrange: an old estimate, but a request to the endpoint is on its way (the probe itself).
+        var clock = new FakeTimeProvider();
+        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 100);
+        clock.Advance(TimeSpan.FromSeconds(5));
+
+        // Act
+        var counted = state.OnRequestStarted();
+
+        // Assert: one probe at a time.
+        Assert.False(state.IsLatencyStale(clock.GetTimestamp()));
+        state.OnRequestCompleted(true, TimeSpan.FromMilliseconds(1), counted);
+        Assert.False(state.IsLatencyStale(clock.GetTimestamp()));
     }
 
     [Fact]
@@ -202,10 +256,11 @@ public class PeakEwmaPolicyTests
         // Act: the known endpoint has a request in flight, the new one none.
         var picked = balancer.Pick(null)!;
 
-        // Assert: alone, the new one still costs the default; beside a known one it competes at its estimate.
+        // Assert: alone, the new one still costs the default (plus the cost's floor); beside a known one it competes at
+        // its estimate.
         Assert.Equal(fresh, picked.Endpoint);
         var picker = new PeakEwmaPolicy.PeakEwmaPicker([State(balancer, fresh)], new SeededRandom(1), clock, 0.030, 2);
-        Assert.Equal(0.030, picker.Cost(State(balancer, fresh), clock.GetTimestamp()), 6);
+        Assert.Equal(0.030 + PeakEwmaPolicy.LatencyFloorSeconds, picker.Cost(State(balancer, fresh), clock.GetTimestamp()), 6);
     }
 
     [Fact]

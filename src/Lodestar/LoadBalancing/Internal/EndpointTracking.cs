@@ -15,6 +15,7 @@ internal sealed class EndpointTracking
         TimeProvider = timeProvider;
         // Decay is applied as exp(-elapsed / tau) with elapsed in timestamp units; keep 1/tau to multiply on the hot path.
         InverseDecayTicks = 1.0 / Math.Max(1.0, decay.TotalSeconds * timeProvider.TimestampFrequency);
+        StaleAfterTicks = Math.Max(1L, (long)(decay.TotalSeconds / ProbeIntervalsPerDecay * timeProvider.TimestampFrequency));
         FailurePenaltySeconds = failurePenalty.TotalSeconds;
         _statistics = (int)statistics;
     }
@@ -30,6 +31,17 @@ internal sealed class EndpointTracking
 
     public double FailurePenaltySeconds { get; }
 
+    /// <summary>How many times per decay time constant an endpoint that gets no requests is tried again (1 s for the default 10 s).</summary>
+    internal const int ProbeIntervalsPerDecay = 10;
+
+    /// <summary>
+    /// Gets how long, in timestamp units, a latency estimate holds without a new answer: a tenth of the decay time
+    /// constant. Past it, an endpoint with nothing in flight competes as one never observed, and its next answer
+    /// replaces the estimate when it is lower (see <see cref="EndpointState.IsLatencyStale"/>).
+    /// <see cref="long.MaxValue"/> never probes, as in Linkerd.
+    /// </summary>
+    public long StaleAfterTicks { get; init; }
+
     /// <summary>
     /// Gets the least weight each latency observation gets in the estimate, however little time passed since the last:
     /// a stall's effect fades within about ten answers even at thousands of answers per second. Default 0.1; 0 is
@@ -44,11 +56,14 @@ internal sealed class EndpointTracking
     public double PeakWeight { get; init; } = 0.25;
 
     /// <summary>
-    /// Gets the most one slower observation may multiply the estimate by. Default 2: a stall of a second on a 5 ms
-    /// endpoint makes it look 10 ms slow, not 250 ms, which would starve it of the answers that correct the estimate.
-    /// <see cref="double.PositiveInfinity"/> with a <see cref="PeakWeight"/> of 1 is Linkerd's rule.
+    /// Gets the most one slower observation may multiply the estimate by. Default 1.25: a stall of a second on a 5 ms
+    /// endpoint makes it look 6.25 ms slow, not 250 ms, which would starve it of the answers that correct the estimate.
+    /// With sub-millisecond answers, where every stall of the client hits the cap, a cap of 2 let one backend fall
+    /// behind the rest for seconds (equal backends' shares up to 1.8 apart in <c>PeakEwmaSimulationTests</c>); 1.25
+    /// keeps them within 1.1 and a 5x or 10x slower backend's share unchanged. <see cref="double.PositiveInfinity"/> with
+    /// a <see cref="PeakWeight"/> of 1 is Linkerd's rule.
     /// </summary>
-    public double PeakGrowth { get; init; } = 2;
+    public double PeakGrowth { get; init; } = 1.25;
 
     /// <summary>Gets the statistics updated per request: the union of what the stage's policies asked for.</summary>
     public EndpointStatistics Statistics => (EndpointStatistics)Volatile.Read(ref _statistics);

@@ -4,15 +4,19 @@ namespace Lodestar.LoadBalancing.Internal;
 
 /// <summary>
 /// A peak-EWMA balancer after Linkerd's and Finagle's: of <c>choice_count</c> random endpoints, the one with the lowest
-/// <c>latency estimate × √(in flight + 1)</c>.
+/// <c>(latency estimate + 1 ms) × √(in flight + 1)</c>.
 /// </summary>
 /// <remarks>
 /// <para>
 /// The estimate is kept per endpoint in <see cref="EndpointState"/> from every completed attempt: a slower observation
-/// moves it a quarter of the way at once, at most doubling it (damped peak sensitivity), a faster one is averaged in with the larger of the
+/// moves it a quarter of the way at once, at most by a quarter (damped peak sensitivity), a faster one is averaged in with the larger of the
 /// time-based weight (time constant <see cref="LoadBalancingOptions.PeakEwmaDecay"/>) and a tenth per answer; it decays
 /// toward zero while idle. An endpoint without an observation competes at the best estimate among the candidates of the same
 /// pick (<see cref="LoadBalancingOptions.PeakEwmaDefaultRtt"/> when none has one), so a new instance is never starved.
+/// So does an endpoint whose estimate got no new answer for a tenth of the decay time constant while nothing was in flight
+/// to it (1 s by default): it is probed, and the probe's answer replaces the estimate. A backend that looked slow once
+/// (its first answer paid for the connection and a cold server) is back within a second instead of after
+/// <c>decay × ln(its estimate / the others')</c>, while a backend that is slow gets about one request per second.
 /// Weights are not used, as in Linkerd.
 /// </para>
 /// <para>
@@ -34,6 +38,14 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
 
     /// <summary>The exponent of <c>(in flight + 1)</c> in the cost; 1 is Linkerd's.</summary>
     internal const double ActiveRequestBias = 0.5;
+
+    /// <summary>
+    /// Added to every estimate in the cost: differences between sub-millisecond estimates are mostly the client's own
+    /// scheduling, not the backends', and weighed at face value they tip equal backends apart (max/min share 1.17 in
+    /// <c>PeakEwmaSimulationTests</c> with 0.2 ms backends, 1.04 with the floor). Against a 5 ms estimate it changes
+    /// nothing that matters: 6 against 26 for a 5x slower backend.
+    /// </summary>
+    internal const double LatencyFloorSeconds = 0.001;
 
     public string Name => LoadBalancingPolicies.PeakEwma;
 
@@ -74,7 +86,8 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
             var reference = double.MaxValue;
             for (var i = 0; i < candidates.Length; i++)
             {
-                estimates[i] = endpoints[candidates[i]].GetLatencyEstimate(now);
+                var endpoint = endpoints[candidates[i]];
+                estimates[i] = endpoint.IsLatencyStale(now) ? -1 : endpoint.GetLatencyEstimate(now);
                 if (estimates[i] >= 0 && estimates[i] < reference)
                 {
                     reference = estimates[i];
@@ -112,6 +125,7 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
         private double Cost(double estimate, int inFlight)
         {
             var load = inFlight + 1;
+            estimate += LatencyFloorSeconds;
             return bias == 1.0 ? estimate * load : bias == 0.5 ? estimate * Math.Sqrt(load) : estimate * Math.Pow(load, bias);
         }
     }
