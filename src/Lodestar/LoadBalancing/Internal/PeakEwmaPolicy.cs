@@ -14,7 +14,7 @@ namespace Lodestar.LoadBalancing.Internal;
 /// toward zero while idle. An endpoint without an observation competes at the best estimate among the candidates of the same
 /// pick (<see cref="LoadBalancingOptions.PeakEwmaDefaultRtt"/> when none has one), so a new instance is never starved.
 /// So does an endpoint whose estimate got no new answer for a tenth of the decay time constant while nothing was in flight
-/// to it (1 s by default): it is probed, and the probe's answer replaces the estimate. A backend that looked slow once
+/// to it (1 s by default): it is probed, and a faster answer to the probe replaces the estimate. A backend that looked slow once
 /// (its first answer paid for the connection and a cold server) is back within a second instead of after
 /// <c>decay × ln(its estimate / the others')</c>, while a backend that is slow gets about one request per second.
 /// Weights are not used, as in Linkerd.
