@@ -13,8 +13,8 @@ public sealed class LogicalUriTests
         var state = new EndpointState(DiscoveredEndpoint.Create("127.0.0.1", 9001), 0);
 
         // Act
-        var first = LogicalUri.Rewrite(new Uri("http://orders/items?page=2"), "http", state);
-        var second = LogicalUri.Rewrite(new Uri("http://orders/items?page=2"), "http", state);
+        var first = LogicalUri.Rewrite(new Uri("http://orders/items?page=2"), state);
+        var second = LogicalUri.Rewrite(new Uri("http://orders/items?page=2"), state);
 
         // Assert
         Assert.Equal("http://127.0.0.1:9001/items?page=2", first.OriginalString);
@@ -22,17 +22,17 @@ public sealed class LogicalUriTests
     }
 
     [Theory]
-    [InlineData("http://orders/items?page=3", "http", "http://127.0.0.1:9001/items?page=3")]
-    [InlineData("http://orders/other", "http", "http://127.0.0.1:9001/other")]
-    [InlineData("https+http://orders/items?page=2", "https", "https://127.0.0.1:9001/items?page=2")]
-    public void Rewrite_PathQueryOrSchemeDiffersFromLastAttempt_BuildsANewUri(string logical, string scheme, string expected)
+    [InlineData("http://orders/items?page=3", "http://127.0.0.1:9001/items?page=3")]
+    [InlineData("http://orders/other", "http://127.0.0.1:9001/other")]
+    [InlineData("https+http://orders/items?page=2", "https://127.0.0.1:9001/items?page=2")]
+    public void Rewrite_PathQueryOrSchemeDiffersFromLastAttempt_BuildsANewUri(string logical, string expected)
     {
         // Arrange
         var state = new EndpointState(DiscoveredEndpoint.Create("127.0.0.1", 9001), 0);
-        var previous = LogicalUri.Rewrite(new Uri("http://orders/items?page=2"), "http", state);
+        var previous = LogicalUri.Rewrite(new Uri("http://orders/items?page=2"), state);
 
         // Act
-        var uri = LogicalUri.Rewrite(new Uri(logical), scheme, state);
+        var uri = LogicalUri.Rewrite(new Uri(logical), state);
 
         // Assert
         Assert.NotSame(previous, uri);
@@ -44,11 +44,11 @@ public sealed class LogicalUriTests
     {
         // Arrange: the same record, described again by its source with another port.
         var state = new EndpointState(DiscoveredEndpoint.Create("127.0.0.1", 9001), 0);
-        LogicalUri.Rewrite(new Uri("http://orders/x"), "http", state);
+        LogicalUri.Rewrite(new Uri("http://orders/x"), state);
         state.SetEndpoint(DiscoveredEndpoint.Create("127.0.0.1", 9002));
 
         // Act
-        var uri = LogicalUri.Rewrite(new Uri("http://orders/x"), "http", state);
+        var uri = LogicalUri.Rewrite(new Uri("http://orders/x"), state);
 
         // Assert
         Assert.Equal("http://127.0.0.1:9002/x", uri.AbsoluteUri);
@@ -61,7 +61,7 @@ public sealed class LogicalUriTests
         var state = new EndpointState(DiscoveredEndpoint.Create("127.0.0.1", 9001), 0);
         var logical = new Uri("http://orders/items");
         _ = logical.PathAndQuery;
-        LogicalUri.Rewrite(logical, "http", state);
+        LogicalUri.Rewrite(logical, state);
         var uncached = GC.GetAllocatedBytesForCurrentThread();
         LogicalUri.Rewrite(logical, "http", "127.0.0.1:9001");
         uncached = GC.GetAllocatedBytesForCurrentThread() - uncached;
@@ -70,12 +70,12 @@ public sealed class LogicalUriTests
         var before = GC.GetAllocatedBytesForCurrentThread();
         for (var i = 0; i < 100; i++)
         {
-            LogicalUri.Rewrite(logical, "http", state);
+            LogicalUri.Rewrite(logical, state);
         }
 
         var perAttempt = (GC.GetAllocatedBytesForCurrentThread() - before) / 100;
 
-        // Assert: what remains is the path string Uri.PathAndQuery hands out, far below a URI and its string.
+        // Assert: far below a URI and its string (0 B measured: the cache is matched on the logical URI's original text).
         Assert.True(perAttempt < uncached / 2, $"{perAttempt} B per attempt with the cache, {uncached} B without");
     }
 }

@@ -1,3 +1,4 @@
+using Lodestar.Endpoints;
 using Lodestar.LoadBalancing;
 
 namespace Lodestar.Http.Internal;
@@ -42,21 +43,22 @@ internal static class LogicalUri
 
     /// <summary>
     /// Builds the physical URI for one attempt to <paramref name="state"/>'s endpoint, reusing the one built for its
-    /// previous attempt when the logical URI's text, the scheme and the address are the same: a <see cref="Uri"/> is
-    /// immutable, and a service called on one path again and again then parses no URI per request. The logical URI is
-    /// compared by its original text, which needs none of its parts (reading one, such as the path, parses them all).
+    /// previous attempt when the logical URI's text and the endpoint's record are the same (together they fix the scheme,
+    /// the address, the path and the query): a <see cref="Uri"/> is immutable, and a service called on one path again
+    /// and again then parses no URI per request. The logical URI is compared by its original text, which needs none of
+    /// its parts (reading one, such as the path, parses them all).
     /// </summary>
-    public static Uri Rewrite(Uri logical, string scheme, EndpointState state)
+    public static Uri Rewrite(Uri logical, EndpointState state)
     {
-        var address = state.Endpoint.Address;
+        var endpoint = state.Endpoint;
         var original = logical.OriginalString;
-        if (state.LastRewrite is { } last && last.Matches(original, scheme, address))
+        if (state.LastRewrite is { } last && ReferenceEquals(last.Endpoint, endpoint) && string.Equals(last.Logical, original, StringComparison.Ordinal))
         {
             return last.Uri;
         }
 
-        var uri = Rewrite(logical, scheme, address);
-        state.LastRewrite = new RewrittenUri(original, scheme, address, uri);
+        var uri = Rewrite(logical, ChooseScheme(logical.Scheme, endpoint.Scheme), endpoint.Address);
+        state.LastRewrite = new RewrittenUri(original, endpoint, uri);
         return uri;
     }
 
@@ -92,28 +94,5 @@ internal static class LogicalUri
     }
 }
 
-/// <summary>A physical URI built for an endpoint, with what it was built from.</summary>
-internal sealed class RewrittenUri
-{
-    private readonly string _logical;
-    private readonly string _scheme;
-    private readonly string _address;
-
-    public RewrittenUri(string logical, string scheme, string address, Uri uri)
-    {
-        _logical = logical;
-        _scheme = scheme;
-        _address = address;
-        Uri = uri;
-    }
-
-    public Uri Uri { get; }
-
-    /// <summary>
-    /// Gets whether the URI is the one <see cref="LogicalUri.Rewrite(Uri, string, string)"/> builds for a logical URI
-    /// with this original text: the same text parses to the same path and query.
-    /// </summary>
-    public bool Matches(string logical, string scheme, string address)
-        => string.Equals(logical, _logical, StringComparison.Ordinal) && string.Equals(scheme, _scheme, StringComparison.Ordinal)
-           && string.Equals(address, _address, StringComparison.Ordinal);
-}
+/// <summary>A physical URI built for an endpoint's record from a logical URI's original text.</summary>
+internal sealed record RewrittenUri(string Logical, DiscoveredEndpoint Endpoint, Uri Uri);

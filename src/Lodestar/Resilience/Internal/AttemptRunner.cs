@@ -57,8 +57,7 @@ internal sealed partial class AttemptRunner
         var route = context.Route;
         var endpoint = state.Endpoint;
         var logical = context.Logical;
-        var scheme = LogicalUri.ChooseScheme(logical.Scheme, endpoint.Scheme);
-        request.RequestUri = LogicalUri.Rewrite(logical, scheme, state);
+        request.RequestUri = LogicalUri.Rewrite(logical, state);
         var method = HttpSemanticConventions.Method(request.Method);
         context.Tally.OnAttempt();
         using var activity = LodestarDiagnostics.ActivitySource.StartActivity("lodestar.attempt", ActivityKind.Internal);
