@@ -246,14 +246,31 @@ public sealed class EndpointState
     }
 
     /// <summary>
-    /// Gets whether the latency estimate is older than <see cref="EndpointTracking.StaleAfterTicks"/> with nothing in
-    /// flight: the endpoint got no request for that long, so the estimate describes a past the balancer has stopped
-    /// checking. An estimate held up by one slow answer (a first request that paid for connecting and a cold server,
-    /// a stall) would otherwise keep a fast endpoint out for as long as the decay takes to bring it below the others',
-    /// about <c>decay × ln(its estimate / theirs)</c>: tens of seconds with sub-millisecond backends.
+    /// Gets the estimate a pick weighs: <see cref="GetLatencyEstimate"/>, or a negative value (unobserved, so it competes
+    /// at the best estimate among the candidates) when the estimate is older than <see cref="EndpointTracking.StaleAfterTicks"/>
+    /// with nothing in flight. Such an endpoint got no request for that long, so its estimate describes a past the balancer
+    /// has stopped checking: one held up by one slow answer (a first request that paid for connecting and a cold server, a
+    /// stall) would otherwise keep a fast endpoint out for as long as the decay takes to bring it below the others', about
+    /// <c>decay × ln(its estimate / theirs)</c>: tens of seconds with sub-millisecond backends. One read of each field.
     /// </summary>
-    internal bool IsLatencyStale(long now)
-        => Volatile.Read(ref _inFlight) == 0 && now - Volatile.Read(ref _ewmaTimestamp) > _tracking.StaleAfterTicks;
+    internal double GetPickEstimate(long now)
+    {
+        var estimate = BitConverter.Int64BitsToDouble(Volatile.Read(ref _ewmaBits));
+        if (estimate < 0)
+        {
+            return estimate;
+        }
+
+        var elapsed = now - Volatile.Read(ref _ewmaTimestamp);
+        if (IsStale(elapsed) && Volatile.Read(ref _inFlight) == 0)
+        {
+            return -1;
+        }
+
+        return elapsed <= 0 || estimate == 0 ? estimate : estimate * Math.Exp(-elapsed * _tracking.InverseDecayTicks);
+    }
+
+    private bool IsStale(long elapsed) => elapsed > _tracking.StaleAfterTicks;
 
     private void ObserveLatency(bool success, TimeSpan latency)
     {
@@ -276,8 +293,9 @@ public sealed class EndpointState
         {
             var bits = Interlocked.Read(ref _ewmaBits);
             var current = BitConverter.Int64BitsToDouble(bits);
+            var elapsed = Math.Max(0, now - Interlocked.Read(ref _ewmaTimestamp));
             double next;
-            if (current < 0 || (rtt < current && now - Interlocked.Read(ref _ewmaTimestamp) > tracking.StaleAfterTicks))
+            if (current < 0 || (rtt < current && IsStale(elapsed)))
             {
                 // No estimate yet, or a faster answer to an estimate older than the stale limit (the answer to a probe):
                 // it is the estimate, so a recovered endpoint is back at once. A slower one is damped as below, so one
@@ -295,7 +313,6 @@ public sealed class EndpointState
             else
             {
                 // Averaged in with the larger of the time-based weight (1 - e^(-Δt/decay)) and the per-answer weight.
-                var elapsed = Math.Max(0, now - Interlocked.Read(ref _ewmaTimestamp));
                 var keep = Math.Min(Math.Exp(-elapsed * tracking.InverseDecayTicks), 1 - tracking.SampleWeight);
                 next = (current * keep) + (rtt * (1 - keep));
             }

@@ -15,7 +15,7 @@ public class PeakEwmaPolicyTests
     {
         // Arrange
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock);
 
         // Act
         Complete(state, true, 10);
@@ -30,8 +30,7 @@ public class PeakEwmaPolicyTests
     public void OnRequestCompleted_PeakWeightOne_ReplacesEstimateAtOnceAsLinkerdDoes()
     {
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0,
-            new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency) { PeakWeight = 1, PeakGrowth = double.PositiveInfinity });
+        var state = Tracked(clock, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency) { PeakWeight = 1, PeakGrowth = double.PositiveInfinity });
 
         Complete(state, true, 10);
         clock.Advance(TimeSpan.FromSeconds(1));
@@ -45,7 +44,7 @@ public class PeakEwmaPolicyTests
     {
         // Arrange
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock);
         Complete(state, true, 5);
 
         // Act
@@ -68,7 +67,7 @@ public class PeakEwmaPolicyTests
     public void OnRequestCompleted_AnswerStalledForASecond_EstimateGrowsByAQuarterAtMost()
     {
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock);
         Complete(state, true, 5);
 
         clock.Advance(TimeSpan.FromMilliseconds(1));
@@ -83,7 +82,7 @@ public class PeakEwmaPolicyTests
         // Arrange: 5 ms answers a millisecond apart, where the time-based weight alone (10 s window) would keep a peak
         // for seconds.
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock);
         Complete(state, true, 5);
         clock.Advance(TimeSpan.FromMilliseconds(1));
         Complete(state, true, 30);
@@ -106,7 +105,7 @@ public class PeakEwmaPolicyTests
     {
         // Arrange: Linkerd's purely time-based average (no per-answer weight), so the time constant alone sets the weight.
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency) { SampleWeight = 0 });
+        var state = Tracked(clock, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency) { SampleWeight = 0 });
         Complete(state, true, 100);
 
         // Act: 10 ms observed half a second later, before the estimate goes stale (a tenth of the decay).
@@ -123,17 +122,17 @@ public class PeakEwmaPolicyTests
     {
         // Arrange: one slow answer, then nothing for longer than a tenth of the decay.
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock);
         Complete(state, true, 100);
         clock.Advance((s_decay / 10) + TimeSpan.FromMilliseconds(1));
-        var stale = state.IsLatencyStale(clock.GetTimestamp());
+        var stale = state.GetPickEstimate(clock.GetTimestamp()) < 0;
 
         // Act: the probe's answer, fast.
         Complete(state, true, 1);
 
         // Assert
         Assert.True(stale);
-        Assert.False(state.IsLatencyStale(clock.GetTimestamp()));
+        Assert.True(state.GetPickEstimate(clock.GetTimestamp()) >= 0);
         Assert.Equal(0.001, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
     }
 
@@ -142,7 +141,7 @@ public class PeakEwmaPolicyTests
     {
         // Arrange
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock);
         Complete(state, true, 10);
         clock.Advance(TimeSpan.FromSeconds(2));
 
@@ -154,11 +153,11 @@ public class PeakEwmaPolicyTests
     }
 
     [Fact]
-    public void IsLatencyStale_RequestInFlight_NotStale()
+    public void GetPickEstimate_OldEstimateWithRequestInFlight_NotStale()
     {
         // Arrange: an old estimate, but a request to the endpoint is on its way (the probe itself).
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock);
         Complete(state, true, 100);
         clock.Advance(TimeSpan.FromSeconds(5));
 
@@ -166,9 +165,9 @@ public class PeakEwmaPolicyTests
         var counted = state.OnRequestStarted();
 
         // Assert: one probe at a time.
-        Assert.False(state.IsLatencyStale(clock.GetTimestamp()));
+        Assert.True(state.GetPickEstimate(clock.GetTimestamp()) >= 0);
         state.OnRequestCompleted(true, TimeSpan.FromMilliseconds(1), counted);
-        Assert.False(state.IsLatencyStale(clock.GetTimestamp()));
+        Assert.True(state.GetPickEstimate(clock.GetTimestamp()) >= 0);
     }
 
     [Fact]
@@ -176,7 +175,7 @@ public class PeakEwmaPolicyTests
     {
         // Arrange
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock);
         Complete(state, true, 50);
 
         // Act
@@ -282,7 +281,7 @@ public class PeakEwmaPolicyTests
     {
         // Arrange: a 10 ms endpoint whose attempt is cancelled after 2 ms because a hedge won.
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock);
         Complete(state, true, 10);
         var countedLoad = state.OnRequestStarted();
 
@@ -299,7 +298,7 @@ public class PeakEwmaPolicyTests
     public void OnRequestAbandoned_SlowerThanTheEstimate_CountsAsALowerBound()
     {
         var clock = new FakeTimeProvider();
-        var state = new EndpointState(Endpoint(0), 0, new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock);
         Complete(state, true, 10);
         var countedLoad = state.OnRequestStarted();
 
@@ -308,6 +307,10 @@ public class PeakEwmaPolicyTests
         Assert.Equal(0, state.Failures);
         Assert.Equal(0.010 + (0.25 * 0.004), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
     }
+
+    /// <summary>One endpoint's state with latency tracked on <paramref name="clock"/>: the 10 s decay and 1 s failure penalty, or <paramref name="tracking"/>.</summary>
+    private static EndpointState Tracked(FakeTimeProvider clock, EndpointTracking? tracking = null)
+        => new(Endpoint(0), 0, tracking ?? new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
 
     private static void Complete(EndpointState state, bool success, int milliseconds)
     {

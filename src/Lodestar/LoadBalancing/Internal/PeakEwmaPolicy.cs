@@ -86,8 +86,7 @@ internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
             var reference = double.MaxValue;
             for (var i = 0; i < candidates.Length; i++)
             {
-                var endpoint = endpoints[candidates[i]];
-                estimates[i] = endpoint.IsLatencyStale(now) ? -1 : endpoint.GetLatencyEstimate(now);
+                estimates[i] = endpoints[candidates[i]].GetPickEstimate(now);
                 if (estimates[i] >= 0 && estimates[i] < reference)
                 {
                     reference = estimates[i];
