@@ -51,22 +51,15 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         var handler = new CountingHandler(answerAsynchronously: true);
 
         // Act: new hosts each round, the smaller figure of five rounds each. Within one process, one host can allocate a
-        // steady 96 B per request more than another whether or not it hedges (seen for bare factory clients too, from
-        // the runtime's per-instance pooling), so a round's pair of hosts is built afresh and the minimum taken over them.
+        // steady 96 B per request more than another whether or not it hedges (seen for bare factory clients too; cause
+        // not found), so a round's pair of hosts is built afresh and the minimum taken over them.
         var withHedging = long.MaxValue;
         var withoutHedging = long.MaxValue;
         for (var round = 0; round < 5; round++)
         {
-            await using var hedged = ResilienceTestHost.Create(o =>
-            {
-                o.Hedging.Enabled = true;
-                o.Hedging.Delay = TimeSpan.FromSeconds(30);
-            }, primaryHandler: handler);
-            await using var plain = ResilienceTestHost.Create(primaryHandler: handler);
-            hedged.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
-            plain.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
-            withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hedged.CreateClient(), "http://orders/x", callers));
-            withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(plain.CreateClient(), "http://orders/x", callers));
+            await using var hosts = new HedgedAndPlainHosts(handler, TimeSpan.FromSeconds(30));
+            withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hosts.Hedged.CreateClient(), "http://orders/x", callers));
+            withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(hosts.Plain.CreateClient(), "http://orders/x", callers));
         }
 
         output.WriteLine($"{callers} caller(s): hedging on {withHedging} B, off {withoutHedging} B, added {withHedging - withoutHedging} B per request");
@@ -85,22 +78,15 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         // requests waiting on their hedging delay at the same time, each on a round of its own.
         const int Callers = 64;
         var handler = new CountingHandler(answerAsynchronously: true, wave: Callers);
-        await using var hedged = ResilienceTestHost.Create(o =>
-        {
-            o.Hedging.Enabled = true;
-            o.Hedging.Delay = TimeSpan.FromSeconds(5);
-        }, primaryHandler: handler);
-        await using var plain = ResilienceTestHost.Create(primaryHandler: handler);
-        hedged.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
-        plain.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+        await using var hosts = new HedgedAndPlainHosts(handler, TimeSpan.FromSeconds(5));
 
         // Act
         var withHedging = long.MaxValue;
         var withoutHedging = long.MaxValue;
         for (var round = 0; round < 3; round++)
         {
-            withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hedged.CreateClient(), "http://orders/x", Callers, 40, 10));
-            withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(plain.CreateClient(), "http://orders/x", Callers, 40, 10));
+            withHedging = Math.Min(withHedging, await AsyncBytesPerRequestAsync(hosts.Hedged.CreateClient(), "http://orders/x", Callers, 40, 10));
+            withoutHedging = Math.Min(withoutHedging, await AsyncBytesPerRequestAsync(hosts.Plain.CreateClient(), "http://orders/x", Callers, 40, 10));
         }
 
         output.WriteLine($"{Callers} in flight: hedging on {withHedging} B, off {withoutHedging} B, added {withHedging - withoutHedging} B per request");
@@ -109,6 +95,32 @@ public sealed class HandlerAllocationTests(ITestOutputHelper output)
         Assert.Equal(0, handler.Cancelled);
         Assert.Equal(2 * 3 * (10 + 40) * Callers, handler.Calls);
         Assert.InRange(withHedging - withoutHedging, long.MinValue, withoutHedging * 3 / 100);
+    }
+
+    /// <summary>Two client hosts on one transport and the same three endpoints: one hedging at a delay, one not hedging.</summary>
+    private sealed class HedgedAndPlainHosts : IAsyncDisposable
+    {
+        public HedgedAndPlainHosts(CountingHandler handler, TimeSpan hedgingDelay)
+        {
+            Hedged = ResilienceTestHost.Create(o =>
+            {
+                o.Hedging.Enabled = true;
+                o.Hedging.Delay = hedgingDelay;
+            }, primaryHandler: handler);
+            Plain = ResilienceTestHost.Create(primaryHandler: handler);
+            Hedged.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+            Plain.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+        }
+
+        public ResilienceTestHost Hedged { get; }
+
+        public ResilienceTestHost Plain { get; }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Hedged.DisposeAsync();
+            await Plain.DisposeAsync();
+        }
     }
 
     private static async Task<long> AsyncBytesPerRequestAsync(HttpClient client, string uri, int callers = 1, int requests = 500, int warmUp = 100)
