@@ -75,5 +75,5 @@ internal sealed class GrpcOutcomeHandler : DelegatingHandler
 
            // grpc-dotnet's content for unary and server-streaming calls serializes the request message each time it is
            // written; a streaming request's content hands the call's writer one stream, once.
-           && request.Content?.GetType().Name.StartsWith("PushUnaryContent", StringComparison.Ordinal) == true;
+           && request.Content?.GetType() is { Name: "PushUnaryContent`2", Namespace: "Grpc.Net.Client.Internal" };
 }

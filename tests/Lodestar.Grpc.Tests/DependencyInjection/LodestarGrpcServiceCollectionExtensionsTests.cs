@@ -83,6 +83,58 @@ public sealed class LodestarGrpcServiceCollectionExtensionsTests
     }
 
     [Fact]
+    public async Task HandlerPath_GracefulCloseAfterRequestSent_UnaryCallGoesToAnotherEndpoint()
+    {
+        // Arrange: the handler integration; b0's requests are written out and then refused by a graceful close (GOAWAY
+        // NO_ERROR above the stream's id), as when an instance stops while a call is being sent to it. SocketsHttpHandler
+        // does not send such a request again once it has begun to write the body.
+        var closing = new ClosingHandler();
+        await using var host = await GrpcTestHost.StartAsync(3, services => services
+            .AddGrpcClient<Echo.EchoClient>("handler", o => o.Address = new Uri("http://echo"))
+            .AddLodestar()
+            .AddHttpMessageHandler(() => closing));
+        var client = host.Services.GetRequiredService<global::Grpc.Net.ClientFactory.GrpcClientFactory>().CreateClient<Echo.EchoClient>("handler");
+        await GrpcTestHost.CountUnaryAsync(client, 3);
+        closing.ClosingPort = host.Backends[0].Port;
+
+        // Act
+        var counts = await GrpcTestHost.CountUnaryAsync(client, 60);
+        using var stream = client.Stream(new StreamRequest { Count = 2 }, deadline: DateTime.UtcNow.AddSeconds(10));
+        var messages = 0;
+        while (await stream.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            messages++;
+        }
+
+        // Assert: no call failed and none was answered by b0; some were refused there first and moved.
+        Assert.Equal(60, counts.Values.Sum());
+        Assert.False(counts.ContainsKey("b0"));
+        Assert.True(closing.Closed > 0, "no call was sent to the closing endpoint");
+        Assert.Equal(2, messages);
+    }
+
+    [Fact]
+    public async Task HandlerPath_ConnectionClosedWithError_CallFailsWithoutMoving()
+    {
+        // Arrange: the connection is closed with INTERNAL_ERROR: the server may have processed the call.
+        var closing = new ClosingHandler { ErrorCode = 2 };
+        await using var host = await GrpcTestHost.StartAsync(1, services => services
+            .AddGrpcClient<Echo.EchoClient>("handler", o => o.Address = new Uri("http://echo"))
+            .AddLodestar()
+            .AddHttpMessageHandler(() => closing));
+        var client = host.Services.GetRequiredService<global::Grpc.Net.ClientFactory.GrpcClientFactory>().CreateClient<Echo.EchoClient>("handler");
+        await GrpcTestHost.CountUnaryAsync(client, 1);
+        closing.ClosingPort = host.Backends[0].Port;
+
+        // Act
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.UnaryAsync(new EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10)).ResponseAsync);
+
+        // Assert: sent once, not again.
+        Assert.Equal(StatusCode.Internal, error.StatusCode);
+        Assert.Equal(1, closing.Closed);
+    }
+
+    [Fact]
     public async Task HandlerPath_UnaryUnavailableTrailersOnly_EjectedWithinConsecutiveFailureCount()
     {
         // Arrange: the handler integration (core's AddLodestar on a logical http:// address).

@@ -13,6 +13,8 @@ public sealed class FailureClassifierTests
         { new HttpRequestException("unreachable", new SocketException((int)SocketError.HostUnreachable)), FailureClassifier.ConnectFailure, true, nameof(AttemptOutcome.ConnectFailure) },
         { new TaskCanceledException("connect", new TimeoutException()), FailureClassifier.ConnectTimeout, true, nameof(AttemptOutcome.ConnectFailure) },
         { new HttpRequestException(HttpRequestError.HttpProtocolError, "refused", new HttpProtocolException(0x7, "REFUSED_STREAM", null)), FailureClassifier.RefusedStream, true, nameof(AttemptOutcome.GatewayFailure) },
+        { new HttpRequestException(HttpRequestError.HttpProtocolError, "goaway", new HttpProtocolException(0x0, "NO_ERROR", null)), FailureClassifier.RefusedStream, true, nameof(AttemptOutcome.GatewayFailure) },
+        { new HttpRequestException(HttpRequestError.HttpProtocolError, "goaway", new HttpProtocolException(0x2, "INTERNAL_ERROR", null)), FailureClassifier.ConnectionLost, false, nameof(AttemptOutcome.GatewayFailure) },
         { new HttpRequestException(HttpRequestError.ResponseEnded, "reset", new IOException("reset")), FailureClassifier.ConnectionLost, false, nameof(AttemptOutcome.GatewayFailure) },
         { new IOException("broken pipe"), FailureClassifier.ConnectionLost, false, nameof(AttemptOutcome.GatewayFailure) },
         { new HttpRequestException(HttpRequestError.UserAuthenticationError, "auth"), null, false, nameof(AttemptOutcome.GatewayFailure) },

@@ -18,7 +18,10 @@ internal static class FailureClassifier
     /// <summary>The connect timeout of the handler fired: the request never left.</summary>
     public const string ConnectTimeout = "connect_timeout";
 
-    /// <summary>HTTP/2 <c>REFUSED_STREAM</c>: the server guarantees it did not process the request.</summary>
+    /// <summary>
+    /// HTTP/2 <c>REFUSED_STREAM</c>, or a graceful <c>GOAWAY</c> (<c>NO_ERROR</c>) whose last stream id is below the
+    /// request's: the server guarantees it did not process the request (RFC 9113, sections 6.8 and 8.7).
+    /// </summary>
     public const string RefusedStream = "refused_stream";
 
     /// <summary>The connection broke before response headers arrived; the server may have processed the request.</summary>
@@ -152,7 +155,10 @@ internal static class FailureClassifier
                 case HttpRequestError.SecureConnectionError:
                     neverSent = true;
                     return ConnectFailure;
-                case HttpRequestError.HttpProtocolError when hre.InnerException is HttpProtocolException { ErrorCode: 0x7 }:
+                // REFUSED_STREAM; or NO_ERROR, which SocketsHttpHandler gives a request only when a GOAWAY's last
+                // stream id is below the request's stream (a connection that breaks fails its streams otherwise), and
+                // only when it could not send the request again itself because it had begun to write the body.
+                case HttpRequestError.HttpProtocolError when hre.InnerException is HttpProtocolException { ErrorCode: 0x7 or 0x0 }:
                     neverSent = true;
                     return RefusedStream;
                 case HttpRequestError.UserAuthenticationError:
