@@ -132,8 +132,14 @@ public sealed class GrpcStatusClassificationTests
         using var client = new HttpClient(new SocketsHttpHandler());
         var warm = await ReadObservedAsync(listener, client);
 
-        // Act
+        // Act: the least of up to three calls, as ThreadAllocation.Least takes (a one-off lump the code under test did
+        // not make has been counted in full runs; an inner task would show in every call).
         var measured = await ReadObservedAsync(listener, client);
+        for (var round = 1; round < 3 && measured.Allocated > 144; round++)
+        {
+            var next = await ReadObservedAsync(listener, client);
+            measured = next.Allocated < measured.Allocated ? next : measured;
+        }
 
         // Assert: the returned task and the watching stream only (about 112 bytes); opening the transport's stream
         // through its own task and an async method would add two more tasks.
