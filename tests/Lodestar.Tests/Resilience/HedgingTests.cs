@@ -20,7 +20,7 @@ public sealed class HedgingTests
     }
 
     [Fact]
-    public async Task Hedging_FirstAttemptSlow_SecondEndpointWinsAndFirstIsCancelled()
+    public async Task Hedging_FirstAttemptSlow_SecondEndpointWinsAndFirstIsCancelledOnceTheDelayPassesAgain()
     {
         // Arrange: the first attempt hangs until cancelled, the hedge answers at once.
         var time = new FakeTimeProvider();
@@ -45,8 +45,51 @@ public sealed class HedgingTests
         Assert.False(hedgedEarly);
         Assert.Equal(200, (int)response.StatusCode);
         Assert.NotEqual(calls[0].Authority, calls[1].Authority);
+        time.Advance(TimeSpan.FromMilliseconds(99));
+        Assert.False(calls[0].Token.IsCancellationRequested, "the loser was cancelled before its grace (the delay) passed");
+        time.Advance(TimeSpan.FromMilliseconds(1));
         await Eventually.TrueAsync(() => calls[0].Token.IsCancellationRequested, TimeSpan.FromSeconds(5), "the losing attempt is cancelled");
         var first = await host.FindStateAsync(calls[0].Authority);
+        await Eventually.TrueAsync(() => first!.InFlight == 0, TimeSpan.FromSeconds(5), "the loser's in-flight count is released");
+    }
+
+    [Fact]
+    public async Task Hedging_LoserAnswersWithinTheGrace_NotCancelledAndItsResponseDisposed()
+    {
+        // Arrange: the first attempt answers only when the test says so; the hedge answers at once.
+        var time = new FakeTimeProvider();
+        var late = new TaskCompletionSource();
+        var loserContent = new TrackedContent();
+        var handler = new ScriptedHandler(async call =>
+        {
+            if (call.Number != 1)
+            {
+                return new HttpResponseMessage(System.Net.HttpStatusCode.OK);
+            }
+
+            await late.Task.WaitAsync(call.Token);
+            return new HttpResponseMessage(System.Net.HttpStatusCode.OK) { Content = loserContent };
+        });
+        await using var host = Host(time, handler);
+        var pending = host.CreateClient().GetAsync("http://orders/x");
+        await Eventually.TrueAsync(() => handler.Count == 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
+        await Eventually.TrueAsync(() =>
+        {
+            time.Advance(TimeSpan.FromMilliseconds(1));
+            return handler.Count == 2;
+        }, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
+        using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
+        var first = await host.FindStateAsync(handler.Calls.First().Authority);
+
+        // Act: the loser answers 50 ms after the hedge won, within the 100 ms grace.
+        time.Advance(TimeSpan.FromMilliseconds(50));
+        late.SetResult();
+        await Eventually.TrueAsync(() => loserContent.Disposed, TimeSpan.FromSeconds(5), "the loser's response is disposed");
+        time.Advance(TimeSpan.FromMilliseconds(100));
+
+        // Assert: never cancelled, and its attempt ended as an answer (in flight released).
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.False(handler.Calls.First().Token.IsCancellationRequested);
         await Eventually.TrueAsync(() => first!.InFlight == 0, TimeSpan.FromSeconds(5), "the loser's in-flight count is released");
     }
 
@@ -237,6 +280,28 @@ public sealed class HedgingTests
         var after = tracker.GetPercentile(TimeSpan.FromSeconds(1));
         Assert.Equal(TimeSpan.FromMilliseconds(10), before);
         Assert.InRange(after, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(12));
+    }
+
+    /// <summary>An empty body that records whether it was disposed.</summary>
+    private sealed class TrackedContent : HttpContent
+    {
+        private volatile bool _disposed;
+
+        public bool Disposed => _disposed;
+
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) => Task.CompletedTask;
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return true;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            _disposed = true;
+            base.Dispose(disposing);
+        }
     }
 
     /// <summary>Adds a header to the first request it gets and holds it; answers 200 to the others.</summary>

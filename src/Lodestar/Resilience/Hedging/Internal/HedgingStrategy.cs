@@ -11,7 +11,8 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// <summary>
 /// Sends the first attempt, and after the hedging delay without a response another one to a different endpoint (up to
 /// <see cref="HedgingOptions.MaxHedgedAttempts"/>); a failed attempt starts the next at once. The first response that
-/// is not a retryable status wins; the others are cancelled and their responses disposed.
+/// is not a retryable status wins; the others are given the hedging delay again to finish, then cancelled, and their
+/// responses are disposed.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -26,6 +27,15 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// that hedges or retries makes tasks, a <see cref="HedgeTimer"/> for further hedges, and the lists of attempts. Either
 /// timer waits at least the delay, even below a millisecond (where a timer would round to zero and fire at once), and
 /// at most a millisecond more.
+/// </para>
+/// <para>
+/// A loser is not cancelled the moment another attempt wins. With no instance slow, a hedge fires because one request
+/// was unlucky, and its loser answers a moment later; cancelling it costs more than the hedge saved: over HTTP/1.1
+/// <see cref="SocketsHttpHandler"/> closes the connection of a cancelled request (the next request pays for a new one,
+/// about 20 KB and a handshake per hedge, measured), and over HTTP/2 the cancellation surfaces as a thrown exception.
+/// So the losers get the delay once more: one that answers in that time has its response disposed (its connection
+/// goes back to the pool, its outcome and latency are recorded as any attempt's), and one still running is cancelled.
+/// A request that ends without a winner, or that the caller cancelled, cancels its attempts at once.
 /// </para>
 /// <para>
 /// The percentile delay is estimated from first attempts only (<see cref="LatencyTracker"/>): a hedge's own latency
@@ -216,15 +226,28 @@ internal sealed partial class HedgingStrategy
         }
         finally
         {
-            timer?.Dispose();
             if (running is { Count: > 0 })
             {
-                await round!.CancelAsync().ConfigureAwait(false);
                 foreach (var loser in running)
                 {
                     _ = DisposeWhenDoneAsync(loser);
                 }
+
+                if (winnerFound && delay > TimeSpan.Zero && !cancellationToken.IsCancellationRequested)
+                {
+                    // The losers get the delay again to finish before they are cancelled (see the remarks); the grace
+                    // task owns the round and the timer from here.
+                    _ = CancelAfterGraceAsync(round!, timer ?? new HedgeTimer(_timeProvider), running, delay);
+                    round = null;
+                    timer = null;
+                }
+                else
+                {
+                    await round!.CancelAsync().ConfigureAwait(false);
+                }
             }
+
+            timer?.Dispose();
 
             // A round that went past the common case is not reused: its first attempt may still complete into it.
             round?.Dispose();
@@ -273,6 +296,30 @@ internal sealed partial class HedgingStrategy
         }
 
         return (timer ??= new HedgeTimer(_timeProvider)).StartAsync(delay);
+    }
+
+    /// <summary>
+    /// Cancels the attempts that lost to the winner if they are still running once <paramref name="grace"/> has passed,
+    /// then ends the round.
+    /// </summary>
+    private static async Task CancelAfterGraceAsync(HedgeRound round, HedgeTimer timer, List<Task<AttemptResult>> losers, TimeSpan grace)
+    {
+        try
+        {
+            var finished = Task.WhenAll(losers);
+            if (await Task.WhenAny(finished, timer.StartAsync(grace)).ConfigureAwait(false) != finished)
+            {
+                await round.CancelAsync().ConfigureAwait(false);
+            }
+
+            // The attempt runner never throws; the round's source must outlive every attempt that holds its token.
+            await finished.ConfigureAwait(false);
+        }
+        finally
+        {
+            timer.Dispose();
+            round.Dispose();
+        }
     }
 
     private static async Task DisposeWhenDoneAsync(Task<AttemptResult> attempt)
