@@ -1,3 +1,5 @@
+using Lodestar.Grpc.Tests.Protos;
+
 namespace Lodestar.Grpc.Tests.Infrastructure;
 
 /// <summary>
@@ -23,6 +25,27 @@ internal sealed class ClosingHandler : DelegatingHandler
     public long ErrorCode { get; init; }
 
     public int Closed => Volatile.Read(ref _closed);
+
+    /// <summary>
+    /// Makes 60 unary calls and one server-streaming call through <paramref name="client"/>, with this handler closing
+    /// <paramref name="closingBackend"/>'s connections, and asserts that every call succeeded elsewhere after some were
+    /// sent to the closing backend.
+    /// </summary>
+    public async Task AssertCallsMoveAsync(Echo.EchoClient client, string closingBackend)
+    {
+        var counts = await GrpcTestHost.CountUnaryAsync(client, 60);
+        using var stream = client.Stream(new StreamRequest { Count = 2 }, deadline: DateTime.UtcNow.AddSeconds(10));
+        var messages = 0;
+        while (await stream.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            messages++;
+        }
+
+        Assert.Equal(60, counts.Values.Sum());
+        Assert.False(counts.ContainsKey(closingBackend));
+        Assert.True(Closed > 0, "no call was sent to the closing endpoint");
+        Assert.Equal(2, messages);
+    }
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
