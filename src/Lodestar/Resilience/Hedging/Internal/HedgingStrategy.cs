@@ -306,14 +306,12 @@ internal sealed partial class HedgingStrategy
     {
         try
         {
+            // The attempt runner never throws, so the losers' tasks only ever complete with results.
             var finished = Task.WhenAll(losers);
             if (await Task.WhenAny(finished, timer.StartAsync(grace)).ConfigureAwait(false) != finished)
             {
                 await round.CancelAsync().ConfigureAwait(false);
             }
-
-            // The attempt runner never throws; the round's source must outlive every attempt that holds its token.
-            await finished.ConfigureAwait(false);
         }
         finally
         {
