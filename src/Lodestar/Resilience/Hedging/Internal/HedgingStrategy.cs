@@ -32,7 +32,7 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// A loser is not cancelled the moment another attempt wins. With no instance slow, a hedge fires because one request
 /// was unlucky, and its loser answers a moment later; cancelling it costs more than the hedge saved: over HTTP/1.1
 /// <see cref="SocketsHttpHandler"/> closes the connection of a cancelled request (the next request pays for a new one,
-/// about 20 KB and a handshake per hedge, measured), and over HTTP/2 the cancellation surfaces as a thrown exception.
+/// about 22 KB and a handshake per hedge, measured), and over HTTP/2 the cancellation surfaces as a thrown exception.
 /// So the losers get the delay once more: one that answers in that time has its response disposed (its connection
 /// goes back to the pool, its outcome and latency are recorded as any attempt's), and one still running is cancelled.
 /// A request that ends without a winner, or that the caller cancelled, cancels its attempts at once.
