@@ -1,4 +1,5 @@
 using Grpc.Net.Client.Balancer;
+using Lodestar.Internal;
 
 namespace Lodestar.Grpc.Internal;
 
@@ -72,8 +73,5 @@ internal sealed class GrpcOutcomeHandler : DelegatingHandler
     internal static bool IsRefusedByGracefulClose(HttpRequestException error, HttpRequestMessage request)
         => error.HttpRequestError == HttpRequestError.HttpProtocolError
            && error.InnerException is HttpProtocolException { ErrorCode: 0 }
-
-           // grpc-dotnet's content for unary and server-streaming calls serializes the request message each time it is
-           // written; a streaming request's content hands the call's writer one stream, once.
-           && request.Content?.GetType() is { Name: "PushUnaryContent`2", Namespace: "Grpc.Net.Client.Internal" };
+           && GrpcDotnetContent.IsSingleMessage(request.Content);
 }

@@ -1,4 +1,5 @@
 using System.Net.Http.Json;
+using Lodestar.Internal;
 
 namespace Lodestar.Resilience.Internal;
 
@@ -31,7 +32,7 @@ internal static class RequestBody
     /// <summary>Gets whether the body can be sent again as it is, without buffering.</summary>
     public static bool IsReplayable(HttpContent? content)
     {
-        if (IsInMemory(content) || content is JsonContent || IsGrpcSingleMessage(content))
+        if (IsInMemory(content) || content is JsonContent || GrpcDotnetContent.IsSingleMessage(content))
         {
             return true;
         }
@@ -51,14 +52,6 @@ internal static class RequestBody
 
         return false;
     }
-
-    /// <summary>
-    /// Gets whether the body is grpc-dotnet's for a call with a single request message (unary and server streaming),
-    /// which serialises the message again each time it is written; a streaming request's body hands the call's writer
-    /// one stream, once.
-    /// </summary>
-    private static bool IsGrpcSingleMessage(HttpContent? content)
-        => content?.GetType() is { Name: "PushUnaryContent`2", Namespace: "Grpc.Net.Client.Internal" };
 
     /// <summary>Gets whether the body is held in memory (or absent), so concurrent attempts may send it at once.</summary>
     public static bool IsInMemory(HttpContent? content)
