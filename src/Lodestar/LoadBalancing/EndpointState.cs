@@ -241,8 +241,7 @@ public sealed class EndpointState
             return estimate;
         }
 
-        var elapsed = now - Volatile.Read(ref _ewmaTimestamp);
-        return elapsed <= 0 ? estimate : estimate * Math.Exp(-elapsed * _tracking.InverseDecayTicks);
+        return Decayed(estimate, now - Volatile.Read(ref _ewmaTimestamp));
     }
 
     /// <summary>
@@ -267,10 +266,14 @@ public sealed class EndpointState
             return -1;
         }
 
-        return elapsed <= 0 || estimate == 0 ? estimate : estimate * Math.Exp(-elapsed * _tracking.InverseDecayTicks);
+        return Decayed(estimate, elapsed);
     }
 
     private bool IsStale(long elapsed) => elapsed > _tracking.StaleAfterTicks;
+
+    // The estimate decays toward zero over the time since its last observation.
+    private double Decayed(double estimate, long elapsed)
+        => elapsed <= 0 || estimate == 0 ? estimate : estimate * Math.Exp(-elapsed * _tracking.InverseDecayTicks);
 
     private void ObserveLatency(bool success, TimeSpan latency)
     {
