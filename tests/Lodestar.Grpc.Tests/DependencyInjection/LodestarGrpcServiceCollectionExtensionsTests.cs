@@ -82,6 +82,23 @@ public sealed class LodestarGrpcServiceCollectionExtensionsTests
         Assert.True(bad.Calls - strictBefore <= 5, $"{bad.Calls - strictBefore} calls reached the failing instance");
     }
 
+    /// <summary>
+    /// Starts <paramref name="backends"/> instances and the handler integration's client (core's <c>AddLodestar</c> on
+    /// the logical address <c>http://echo</c>), with <paramref name="below"/> between Lodestar's handler and the transport.
+    /// </summary>
+    private static Task<GrpcTestHost> StartHandlerPathAsync(int backends, DelegatingHandler? below = null)
+        => GrpcTestHost.StartAsync(backends, services =>
+        {
+            var client = services.AddGrpcClient<Echo.EchoClient>("handler", o => o.Address = new Uri("http://echo")).AddLodestar();
+            if (below is not null)
+            {
+                client.AddHttpMessageHandler(() => below);
+            }
+        });
+
+    private static Echo.EchoClient HandlerClient(GrpcTestHost host)
+        => host.Services.GetRequiredService<global::Grpc.Net.ClientFactory.GrpcClientFactory>().CreateClient<Echo.EchoClient>("handler");
+
     [Fact]
     public async Task HandlerPath_GracefulCloseAfterRequestSent_UnaryCallGoesToAnotherEndpoint()
     {
@@ -89,11 +106,8 @@ public sealed class LodestarGrpcServiceCollectionExtensionsTests
         // NO_ERROR above the stream's id), as when an instance stops while a call is being sent to it. SocketsHttpHandler
         // does not send such a request again once it has begun to write the body.
         var closing = new ClosingHandler();
-        await using var host = await GrpcTestHost.StartAsync(3, services => services
-            .AddGrpcClient<Echo.EchoClient>("handler", o => o.Address = new Uri("http://echo"))
-            .AddLodestar()
-            .AddHttpMessageHandler(() => closing));
-        var client = host.Services.GetRequiredService<global::Grpc.Net.ClientFactory.GrpcClientFactory>().CreateClient<Echo.EchoClient>("handler");
+        await using var host = await StartHandlerPathAsync(3, closing);
+        var client = HandlerClient(host);
         await GrpcTestHost.CountUnaryAsync(client, 3);
         closing.ClosingPort = host.Backends[0].Port;
 
@@ -106,11 +120,8 @@ public sealed class LodestarGrpcServiceCollectionExtensionsTests
     {
         // Arrange: the connection is closed with INTERNAL_ERROR: the server may have processed the call.
         var closing = new ClosingHandler { ErrorCode = 2 };
-        await using var host = await GrpcTestHost.StartAsync(1, services => services
-            .AddGrpcClient<Echo.EchoClient>("handler", o => o.Address = new Uri("http://echo"))
-            .AddLodestar()
-            .AddHttpMessageHandler(() => closing));
-        var client = host.Services.GetRequiredService<global::Grpc.Net.ClientFactory.GrpcClientFactory>().CreateClient<Echo.EchoClient>("handler");
+        await using var host = await StartHandlerPathAsync(1, closing);
+        var client = HandlerClient(host);
         await GrpcTestHost.CountUnaryAsync(client, 1);
         closing.ClosingPort = host.Backends[0].Port;
 
@@ -126,10 +137,8 @@ public sealed class LodestarGrpcServiceCollectionExtensionsTests
     public async Task HandlerPath_UnaryUnavailableTrailersOnly_EjectedWithinConsecutiveFailureCount()
     {
         // Arrange: the handler integration (core's AddLodestar on a logical http:// address).
-        await using var host = await GrpcTestHost.StartAsync(3, services => services
-            .AddGrpcClient<Echo.EchoClient>("handler", o => o.Address = new Uri("http://echo"))
-            .AddLodestar());
-        var client = host.Services.GetRequiredService<global::Grpc.Net.ClientFactory.GrpcClientFactory>().CreateClient<Echo.EchoClient>("handler");
+        await using var host = await StartHandlerPathAsync(3);
+        var client = HandlerClient(host);
         await GrpcTestHost.CountUnaryAsync(client, 3);
         var bad = host.Backends[1];
         bad.FailWith = StatusCode.Unavailable;
@@ -147,10 +156,8 @@ public sealed class LodestarGrpcServiceCollectionExtensionsTests
     public async Task HandlerPath_StreamUnavailableInTrailers_EjectedWithinConsecutiveFailureCount()
     {
         // Arrange
-        await using var host = await GrpcTestHost.StartAsync(3, services => services
-            .AddGrpcClient<Echo.EchoClient>("handler", o => o.Address = new Uri("http://echo"))
-            .AddLodestar());
-        var client = host.Services.GetRequiredService<global::Grpc.Net.ClientFactory.GrpcClientFactory>().CreateClient<Echo.EchoClient>("handler");
+        await using var host = await StartHandlerPathAsync(3);
+        var client = HandlerClient(host);
         await GrpcTestHost.CountUnaryAsync(client, 3);
         var bad = host.Backends[2];
         bad.FailWith = StatusCode.Unavailable;
