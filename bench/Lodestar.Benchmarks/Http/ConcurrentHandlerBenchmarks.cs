@@ -78,25 +78,5 @@ public class ConcurrentHandlerBenchmarks
         await _backend.DisposeAsync();
     }
 
-    private static Task RunAsync(HttpClient client)
-    {
-        var callers = new Task[Callers];
-        for (var i = 0; i < Callers; i++)
-        {
-            callers[i] = CallAsync(client);
-        }
-
-        return Task.WhenAll(callers);
-    }
-
-    private static async Task CallAsync(HttpClient client)
-    {
-        // Leave the caller's context at once so the sixteen callers really run in parallel.
-        await Task.Yield();
-        for (var i = 0; i < RequestsPerCaller; i++)
-        {
-            using var response = await client.GetAsync("/").ConfigureAwait(false);
-            response.EnsureSuccessStatusCode();
-        }
-    }
+    private static Task RunAsync(HttpClient client) => ConcurrentCallers.RunAsync(client, "/", Callers, RequestsPerCaller);
 }

@@ -1,6 +1,5 @@
 using System.Net;
 using BenchmarkDotNet.Attributes;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Lodestar.Benchmarks.Http;
@@ -29,15 +28,7 @@ public class IdleHedgingBenchmarks
     [GlobalSetup]
     public async Task SetupAsync()
     {
-        var settings = new List<KeyValuePair<string, string?>>();
-        for (var i = 0; i < 5; i++)
-        {
-            settings.Add(new($"Lodestar:Services:svc:Endpoints:{i}", $"http://127.0.0.1:{5000 + i}"));
-        }
-
-        var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
-        services.AddLogging();
+        var services = NoNetworkServices.Create();
         services.AddHttpClient("unhedged").AddLodestar().ConfigurePrimaryHttpMessageHandler(() => _transport);
         services.AddHttpClient("hedged").AddLodestar(o =>
         {
@@ -63,32 +54,15 @@ public class IdleHedgingBenchmarks
     public Task<int> IdleHedging() => SendAsync(_hedged);
 
     [Benchmark(OperationsPerInvoke = Callers * PerCaller)]
-    public Task ConcurrentUnhedged() => SendConcurrentlyAsync(_unhedged);
+    public Task ConcurrentUnhedged() => ConcurrentCallers.RunAsync(_unhedged, Path, Callers, PerCaller);
 
     [Benchmark(OperationsPerInvoke = Callers * PerCaller)]
-    public Task ConcurrentIdleHedging() => SendConcurrentlyAsync(_hedged);
+    public Task ConcurrentIdleHedging() => ConcurrentCallers.RunAsync(_hedged, Path, Callers, PerCaller);
 
     private static async Task<int> SendAsync(HttpClient client)
     {
         using var response = await client.GetAsync(Path);
         return (int)response.StatusCode;
-    }
-
-    private static Task SendConcurrentlyAsync(HttpClient client)
-    {
-        var callers = new Task[Callers];
-        for (var i = 0; i < callers.Length; i++)
-        {
-            callers[i] = Task.Run(async () =>
-            {
-                for (var n = 0; n < PerCaller; n++)
-                {
-                    await SendAsync(client);
-                }
-            });
-        }
-
-        return Task.WhenAll(callers);
     }
 
     [GlobalCleanup]

@@ -1,6 +1,5 @@
 using System.Net;
 using BenchmarkDotNet.Attributes;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Lodestar.Benchmarks.Http;
@@ -26,16 +25,7 @@ public class PipelineCostBenchmarks
     [GlobalSetup]
     public async Task SetupAsync()
     {
-        var settings = new List<KeyValuePair<string, string?>>();
-        for (var i = 0; i < 5; i++)
-        {
-            settings.Add(new($"Lodestar:Services:svc:Endpoints:{i}", $"http://127.0.0.1:{5000 + i}"));
-            settings.Add(new($"Services:svc:http:{i}", $"127.0.0.1:{5000 + i}"));
-        }
-
-        var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
-        services.AddLogging();
+        var services = NoNetworkServices.Create();
         services.AddServiceDiscovery();
         services.AddHttpClient("factory").ConfigurePrimaryHttpMessageHandler(() => _transport);
         services.AddHttpClient("mesd").AddServiceDiscovery().ConfigurePrimaryHttpMessageHandler(() => _transport);
