@@ -22,8 +22,8 @@ public sealed class OpenTelemetryExampleTests
     {
         // Arrange: the documented registration, with the in-memory exporter in place of OTLP.
         await using var backend = await TestBackend.StartAsync("orders-1");
-        var spans = new List<Activity>();
-        var metrics = new List<Metric>();
+        var spans = new Exported<Activity>();
+        var metrics = new Exported<Metric>();
         await using var app = await StartAppAsync(backend, otel => otel
             .WithMetrics(m => m.AddLodestarInstrumentation().AddInMemoryExporter(metrics))
             .WithTracing(t => t.AddAspNetCoreInstrumentation().AddLodestarInstrumentation().AddInMemoryExporter(spans)));
@@ -36,17 +36,18 @@ public sealed class OpenTelemetryExampleTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         // The server's span ends after the response has been written, so the caller may read the response first.
         await Eventually.TrueAsync(() => app.Services.GetRequiredService<TracerProvider>().ForceFlush(10_000)
-            && Snapshot(spans).Any(s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /checkout"), TimeSpan.FromSeconds(10), "the incoming request's span is exported");
+            && spans.Snapshot().Any(s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /checkout"), TimeSpan.FromSeconds(10), "the incoming request's span is exported");
         Assert.True(app.Services.GetRequiredService<MeterProvider>().ForceFlush(10_000));
-        var incoming = Assert.Single(spans, s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /checkout");
-        var attempt = Assert.Single(spans, s => s.OperationName == "lodestar.attempt" && s.ParentSpanId == incoming.SpanId);
+        var exported = spans.Snapshot();
+        var incoming = Assert.Single(exported, s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /checkout");
+        var attempt = Assert.Single(exported, s => s.OperationName == "lodestar.attempt" && s.ParentSpanId == incoming.SpanId);
         Assert.Equal("orders", attempt.GetTagItem("lodestar.service"));
         Assert.Equal("127.0.0.1", attempt.GetTagItem("server.address"));
         Assert.Equal(backend.Port, attempt.GetTagItem("server.port"));
         Assert.Equal("GET", attempt.GetTagItem("http.request.method"));
         Assert.Equal(200, attempt.GetTagItem("http.response.status_code"));
-        Assert.Contains(metrics, m => m.Name == "lodestar.client.attempts" && Points(m, backend.Port) > 0);
-        Assert.Contains(metrics, m => m.Name == "lodestar.client.request.duration" && Points(m, null) > 0);
+        Assert.Contains(metrics.Snapshot(), m => m.Name == "lodestar.client.attempts" && Points(m, backend.Port) > 0);
+        Assert.Contains(metrics.Snapshot(), m => m.Name == "lodestar.client.request.duration" && Points(m, null) > 0);
     }
 
     [Fact]
@@ -65,7 +66,7 @@ public sealed class OpenTelemetryExampleTests
         // Arrange: only Lodestar's source. ASP.NET Core still starts an unsampled activity per request for its
         // logging scopes, and the default parent-based sampler drops its children: the pitfall the docs warn about.
         await using var backend = await TestBackend.StartAsync("orders-1");
-        var spans = new List<Activity>();
+        var spans = new Exported<Activity>();
         await using var app = await StartAppAsync(backend, otel => otel
             .WithTracing(t => t.AddLodestarInstrumentation().AddInMemoryExporter(spans)));
         using var caller = new HttpClient();
@@ -77,7 +78,7 @@ public sealed class OpenTelemetryExampleTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(1, backend.Requests);
         Assert.True(app.Services.GetRequiredService<TracerProvider>().ForceFlush(10_000));
-        Assert.DoesNotContain(spans, s => Equals(s.GetTagItem("server.port"), backend.Port));
+        Assert.DoesNotContain(spans.Snapshot(), s => Equals(s.GetTagItem("server.port"), backend.Port));
     }
 
     private static string RepositoryRoot()
@@ -134,5 +135,28 @@ public sealed class OpenTelemetryExampleTests
     }
 
     // The exporter appends from the thread that ends each span; a copy (List.CopyTo) does not throw on a concurrent add.
-    private static Activity[] Snapshot(List<Activity> spans) => [.. spans];
+    /// <summary>
+    /// What an in-memory exporter exported: its processor adds items from the thread that ends a span or collects the
+    /// metrics, so the test reads a copy taken under the same lock, never the live list.
+    /// </summary>
+    private sealed class Exported<T> : System.Collections.ObjectModel.Collection<T>
+    {
+        private readonly Lock _gate = new();
+
+        public T[] Snapshot()
+        {
+            lock (_gate)
+            {
+                return [.. this];
+            }
+        }
+
+        protected override void InsertItem(int index, T item)
+        {
+            lock (_gate)
+            {
+                base.InsertItem(index, item);
+            }
+        }
+    }
 }
