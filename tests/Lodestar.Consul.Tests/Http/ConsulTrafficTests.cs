@@ -28,7 +28,7 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
         var handleB = (ConsulRegistrationHandle)await processB.Registrar.RegisterAsync(Registration(b, TimeSpan.FromSeconds(1)), CancellationToken.None);
         await using var caller = CreateCaller(agent, out var client);
 
-        await Eventually.TrueAsync(() => { _ = SendAsync(client); return a.Requests > 0 && b.Requests > 0; }, s_timeout, "both instances take traffic");
+        await Eventually.TrueAsync(async () => { await SendAsync(client); return a.Requests > 0 && b.Requests > 0; }, s_timeout, "both instances take traffic");
         var clock = Stopwatch.StartNew();
         await handleB.AbandonAsync(); // b's registrar dies; b itself still answers
         await Eventually.TrueAsync(() => agent.Find(handleB.Registration.EffectiveInstanceId)?.Status == "critical", s_timeout, "b's TTL check goes critical");
@@ -56,7 +56,7 @@ public sealed class ConsulTrafficTests(ITestOutputHelper output)
         await using var handleA = await registrar.Registrar.RegisterAsync(Registration(a, TimeSpan.FromSeconds(30)), CancellationToken.None);
         var handleB = await registrar.Registrar.RegisterAsync(Registration(b, TimeSpan.FromSeconds(30)), CancellationToken.None);
         await using var caller = CreateCaller(agent, out var client);
-        await Eventually.TrueAsync(() => { _ = SendAsync(client); return a.Requests > 0 && b.Requests > 0; }, s_timeout, "both instances take traffic");
+        await Eventually.TrueAsync(async () => { await SendAsync(client); return a.Requests > 0 && b.Requests > 0; }, s_timeout, "both instances take traffic");
 
         await handleB.DisposeAsync();
         await Eventually.TrueAsync(() => CallerSeesOnly(caller, a.Port), s_timeout, "the caller's watch drops b");
