@@ -7,8 +7,11 @@ namespace Lodestar.Scenarios;
 internal static class Load
 {
     /// <summary>Sends requests from <paramref name="concurrency"/> callers for <paramref name="duration"/> or <paramref name="maxRequests"/> requests, whichever ends first.</summary>
-    /// <remarks>CPU and bytes are this process's over the window: the setup's client process alone, the backends and proxies run elsewhere.</remarks>
-    public static async Task<RunResult> RunAsync(HttpClient client, string uri, bool http2, int concurrency, TimeSpan duration, int maxRequests, CancellationToken cancellationToken)
+    /// <remarks>
+    /// CPU and bytes are this process's over the window: the setup's client process alone, the backends and proxies run
+    /// elsewhere. With more than one of <paramref name="uris"/>, the requests take them in turn.
+    /// </remarks>
+    public static async Task<RunResult> RunAsync(HttpClient client, IReadOnlyList<string> uris, bool http2, int concurrency, TimeSpan duration, int maxRequests, CancellationToken cancellationToken)
     {
         var loadAverage = LoadAverage();
         using var self = Process.GetCurrentProcess();
@@ -17,6 +20,7 @@ internal static class Load
         var started = Stopwatch.GetTimestamp();
         var deadline = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         var issued = 0;
+        var turn = 0;
         var workers = new Task<(List<long> Latencies, int Errors)>[concurrency];
         for (var w = 0; w < concurrency; w++)
         {
@@ -26,6 +30,7 @@ internal static class Load
                 var errors = 0;
                 while (Stopwatch.GetTimestamp() < deadline && Interlocked.Increment(ref issued) <= maxRequests)
                 {
+                    var uri = uris.Count == 1 ? uris[0] : uris[(int)((uint)Interlocked.Increment(ref turn) % (uint)uris.Count)];
                     using var request = new HttpRequestMessage(HttpMethod.Get, uri);
                     if (http2)
                     {
@@ -85,13 +90,13 @@ internal static class Load
     }
 
     /// <summary>Runs short windows until two in a row agree on throughput within 5 % (at most five); returns how many it took.</summary>
-    public static async Task<int> WarmUntilSteadyAsync(HttpClient client, string uri, bool http2, int callers, CancellationToken cancellationToken)
+    public static async Task<int> WarmUntilSteadyAsync(HttpClient client, IReadOnlyList<string> uris, bool http2, int callers, CancellationToken cancellationToken)
     {
         const int MaxWindows = 5;
         var previous = 0.0;
         for (var window = 1; window <= MaxWindows; window++)
         {
-            var run = await RunAsync(client, uri, http2, callers, TimeSpan.FromMilliseconds(400), 200_000, cancellationToken);
+            var run = await RunAsync(client, uris, http2, callers, TimeSpan.FromMilliseconds(400), 200_000, cancellationToken);
             if (window > 1 && previous > 0 && Math.Abs(run.RequestsPerSecond - previous) <= 0.05 * previous)
             {
                 return window;

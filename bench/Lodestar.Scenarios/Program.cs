@@ -150,7 +150,7 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
         }
 
         var backendUrls = backends.Select(b => b.Url).ToArray();
-        var specs = new List<SetupSpec> { new(Peers.Plain, SetupKind.Plain, backends[0].Url + "/") };
+        var specs = new List<SetupSpec> { new(Peers.Plain, SetupKind.Plain, backends[0].Url + "/"), new(Peers.PlainRotated, SetupKind.PlainRotated, backends[0].Url + "/"), new(Peers.Factory, SetupKind.Factory, backends[0].Url + "/") };
         specs.AddRange(scenario.Policies.Select(p => new SetupSpec("lodestar " + p, SetupKind.Lodestar, "http://svc/", p)));
         if (scenario.WithPeers)
         {
@@ -323,6 +323,8 @@ static void Summarise(Report report)
             summary.P99VsYarpP2c = Ratio(summary.P99Ms, bySetup.GetValueOrDefault(Peers.YarpP2c)?.P99Ms);
             summary.CpuVsPlain = Ratio(summary.CpuMicrosecondsPerRequest, bySetup.GetValueOrDefault(Peers.Plain)?.CpuMicrosecondsPerRequest);
             summary.BytesVsPlain = Ratio(summary.BytesPerRequest, bySetup.GetValueOrDefault(Peers.Plain)?.BytesPerRequest);
+            summary.CpuVsPlainRotated = Ratio(summary.CpuMicrosecondsPerRequest, bySetup.GetValueOrDefault(Peers.PlainRotated)?.CpuMicrosecondsPerRequest);
+            summary.CpuVsFactory = Ratio(summary.CpuMicrosecondsPerRequest, bySetup.GetValueOrDefault(Peers.Factory)?.CpuMicrosecondsPerRequest);
             if (summary.Setup.StartsWith("lodestar", StringComparison.Ordinal))
             {
                 foreach (var (peer, ratio) in new[] { (Peers.HaproxyLeastconn, summary.P99VsHaproxyLeastconn), (Peers.YarpP2c, summary.P99VsYarpP2c) })
@@ -375,8 +377,10 @@ static void PrintSummary(Report report)
     Console.WriteLine();
     Console.WriteLine("Goals, per scenario, over the Lodestar setups without hedging (worst / best): throughput x M.E.SD (>= 1); cpu/plain (<= 1.05) and B/plain");
     Console.WriteLine("where the backends answer at once (with a delay, CPU per request is mostly the idle thread pool's, spread over fewer requests);");
-    Console.WriteLine("peak-ewma p99 over HAProxy leastconn and YARP P2C (<= 0.5) where one backend is slow; hedges % when nothing is slow; max/min share (<= 1.1).");
-    Console.WriteLine($"{"scenario",-14} {"x M.E.SD",15} {"cpu/plain",15} {"B/plain",15} {"p99/leastconn",13} {"p99/P2C",7} {"hedges %",15} {"max/min",15}");
+    Console.WriteLine("peak-ewma p99 over HAProxy leastconn and YARP P2C (<= 0.5) where one backend is slow; hedges % when nothing is slow; max/min share (<= 1.1);");
+    Console.WriteLine("cpu/rotated and cpu/factory = CPU over the plain HttpClient and over the IHttpClientFactory client with nothing added, each");
+    Console.WriteLine("rotating over every backend itself (the same connections, no balancing library).");
+    Console.WriteLine($"{"scenario",-14} {"x M.E.SD",15} {"cpu/plain",15} {"B/plain",15} {"p99/leastconn",13} {"p99/P2C",7} {"hedges %",15} {"max/min",15} {"cpu/rotated",15} {"cpu/factory",15}");
     foreach (var scenario in report.Scenarios)
     {
         var lodestar = scenario.Summary.Where(s => s.Setup.StartsWith("lodestar", StringComparison.Ordinal) && !s.Setup.Contains("hedging", StringComparison.Ordinal)).ToList();
@@ -384,7 +388,7 @@ static void PrintSummary(Report report)
         var peakEwma = scenario.Summary.FirstOrDefault(s => s.Setup == "lodestar " + LoadBalancingPolicies.PeakEwma);
         var slow = scenario.SlowFactor > 1;
         var immediate = scenario.DelayMs == 0;
-        Console.WriteLine($"{scenario.Id,-14} {Range(lodestar.Select(s => s.ThroughputVsMesd), worstIsMin: true),15} {(immediate ? Range(lodestar.Select(s => s.CpuVsPlain), worstIsMin: false) : "-"),15} {(immediate ? Range(lodestar.Select(s => s.BytesVsPlain), worstIsMin: false) : "-"),15} {(slow ? Format(peakEwma?.P99VsHaproxyLeastconn) : "-"),13} {(slow ? Format(peakEwma?.P99VsYarpP2c) : "-"),7} {(slow || hedged.Count == 0 ? "-" : Range(hedged.Select(s => (double?)s.ExtraAttemptsPercent), worstIsMin: false)),15} {Range(lodestar.Concat(hedged).Select(s => s.MaxMinShare), worstIsMin: false),15}");
+        Console.WriteLine($"{scenario.Id,-14} {Range(lodestar.Select(s => s.ThroughputVsMesd), worstIsMin: true),15} {(immediate ? Range(lodestar.Select(s => s.CpuVsPlain), worstIsMin: false) : "-"),15} {(immediate ? Range(lodestar.Select(s => s.BytesVsPlain), worstIsMin: false) : "-"),15} {(slow ? Format(peakEwma?.P99VsHaproxyLeastconn) : "-"),13} {(slow ? Format(peakEwma?.P99VsYarpP2c) : "-"),7} {(slow || hedged.Count == 0 ? "-" : Range(hedged.Select(s => (double?)s.ExtraAttemptsPercent), worstIsMin: false)),15} {Range(lodestar.Concat(hedged).Select(s => s.MaxMinShare), worstIsMin: false),15} {(immediate ? Range(lodestar.Select(s => s.CpuVsPlainRotated), worstIsMin: false) : "-"),15} {(immediate ? Range(lodestar.Select(s => s.CpuVsFactory), worstIsMin: false) : "-"),15}");
     }
 
     static string Format(double? ratio) => ratio is { } value ? value.ToString("F3", CultureInfo.InvariantCulture) : "-";
@@ -532,6 +536,12 @@ internal sealed class SetupSummary
     /// <summary>Gets or sets the bytes allocated per request over the plain HttpClient's, in the same scenario.</summary>
     public double? BytesVsPlain { get; set; }
 
+    /// <summary>Gets or sets the CPU per request over the plain HttpClient's that rotates over every backend itself.</summary>
+    public double? CpuVsPlainRotated { get; set; }
+
+    /// <summary>Gets or sets the CPU per request over the factory client's with nothing added, which rotates over every backend itself.</summary>
+    public double? CpuVsFactory { get; set; }
+
     /// <summary>Gets or sets the busiest fast backend's requests over the least busy one's, over all passes.</summary>
     public double? MaxMinShare { get; set; }
 
@@ -546,6 +556,8 @@ internal sealed class SetupSummary
 internal static class Peers
 {
     public const string Plain = "plain HttpClient (1 address)";
+    public const string PlainRotated = "plain HttpClient (caller rotates)";
+    public const string Factory = "factory HttpClient (caller rotates)";
     public const string Mesd = "M.E.SD round robin";
     public const string HaproxyLeastconn = "haproxy leastconn";
     public const string YarpP2c = "yarp PowerOfTwoChoices";

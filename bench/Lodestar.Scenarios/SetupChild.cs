@@ -11,6 +11,18 @@ internal enum SetupKind
     /// <summary>A plain <see cref="HttpClient"/> on one address (a backend, or a proxy in front of all of them).</summary>
     Plain,
 
+    /// <summary>
+    /// A plain <see cref="HttpClient"/> whose callers take the backends' addresses in turn themselves (one shared counter):
+    /// the same spread of connections over every backend as a balancing client, with no library in between.
+    /// </summary>
+    PlainRotated,
+
+    /// <summary>
+    /// A client from <c>IHttpClientFactory</c> with nothing added (the factory's own logging handlers only), rotating over
+    /// the backends as <see cref="PlainRotated"/>: what any handler added to a factory client starts from.
+    /// </summary>
+    Factory,
+
     /// <summary>A factory client with Lodestar's handler under one policy, its resilience defaults on.</summary>
     Lodestar,
 
@@ -105,7 +117,7 @@ internal static class SetupChild
         if (kind is null || uri is null || callers is < 1 or > 256 || backends.Length == 0 || (kind == SetupKind.Lodestar && policy is null)
             || backends.Append(uri).Any(u => !u.StartsWith("http://127.0.0.1:", StringComparison.Ordinal) && !u.StartsWith("http://svc/", StringComparison.Ordinal)))
         {
-            await Console.Error.WriteLineAsync("usage: --child --kind Plain|Lodestar|Mesd|MesdResilience --uri <url> --callers <1-256> --backends http://127.0.0.1:<port>,... [--policy <name>] [--hedged] [--h2] (loopback only)");
+            await Console.Error.WriteLineAsync("usage: --child --kind Plain|PlainRotated|Factory|Lodestar|Mesd|MesdResilience --uri <url> --callers <1-256> --backends http://127.0.0.1:<port>,... [--policy <name>] [--hedged] [--h2] (loopback only)");
             return 2;
         }
 
@@ -132,6 +144,9 @@ internal static class SetupChild
                     }
                 });
                 break;
+            case SetupKind.Factory:
+                services.AddHttpClient("client");
+                break;
             case SetupKind.Mesd:
                 services.AddHttpClient("client").AddServiceDiscovery();
                 break;
@@ -146,7 +161,7 @@ internal static class SetupChild
         using var ignoreInterrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(
             System.Runtime.InteropServices.PosixSignal.SIGINT, static context => context.Cancel = true);
         await using var provider = services.BuildServiceProvider();
-        using var client = kind == SetupKind.Plain
+        using var client = kind is SetupKind.Plain or SetupKind.PlainRotated
             ? new HttpClient(new System.Net.Http.SocketsHttpHandler
             {
                 PooledConnectionLifetime = TimeSpan.FromMinutes(2),
@@ -154,6 +169,8 @@ internal static class SetupChild
                 ConnectTimeout = TimeSpan.FromSeconds(3),
             })
             : provider.GetRequiredService<IHttpClientFactory>().CreateClient("client");
+        // The rotating clients send to every backend in turn; every other client to its one URI.
+        string[] uris = kind is SetupKind.PlainRotated or SetupKind.Factory ? [.. backends.Select(b => b + "/")] : [uri];
         Console.WriteLine("@ready");
         while (await Console.In.ReadLineAsync() is { } line)
         {
@@ -161,13 +178,13 @@ internal static class SetupChild
             switch (command)
             {
                 case ["warm"]:
-                    var windows = await Load.WarmUntilSteadyAsync(client, uri, http2, callers, CancellationToken.None);
+                    var windows = await Load.WarmUntilSteadyAsync(client, uris, http2, callers, CancellationToken.None);
                     Console.WriteLine("@warmed " + windows.ToString(CultureInfo.InvariantCulture));
                     break;
                 case ["run", var seconds, var max]:
                     var run = await Load.RunAsync(
                         client,
-                        uri,
+                        uris,
                         http2,
                         callers,
                         TimeSpan.FromSeconds(Math.Clamp(double.Parse(seconds, CultureInfo.InvariantCulture), 0.1, 60)),
