@@ -28,6 +28,36 @@ public sealed class LatencyTrackerTests
         Assert.Equal(TimeSpan.FromMilliseconds(180), tracker.GetPercentile(TimeSpan.Zero));
     }
 
+    [Theory]
+    [InlineData(0.5, 300)]
+    [InlineData(0.9, 512)]
+    [InlineData(0.95, 450)]
+    [InlineData(0.98, 512)]
+    [InlineData(0.98, 1_000)]
+    [InlineData(0.99, 777)]
+    [InlineData(0.999, 512)]
+    public void GetPercentile_RandomLatencies_MatchesTheRankInTheSortedRecentSamples(double percentile, int samples)
+    {
+        // Arrange: latencies with repeats, more than the ring holds in some rows (the ring keeps the last 512).
+        var random = new Random(percentile.GetHashCode() ^ samples);
+        var recorded = new List<long>();
+        var tracker = new LatencyTracker(percentile);
+        for (var i = 0; i < samples; i++)
+        {
+            var ticks = 1_000 + random.Next(0, 400) * 25;
+            recorded.Add(ticks);
+            tracker.Record(TimeSpan.FromTicks(ticks));
+        }
+
+        // Act
+        var estimate = tracker.GetPercentile(TimeSpan.Zero);
+
+        // Assert
+        var recent = recorded.TakeLast(512).Order().ToArray();
+        var rank = Math.Clamp((int)Math.Ceiling(percentile * recent.Length) - 1, 0, recent.Length - 1);
+        Assert.Equal(TimeSpan.FromTicks(recent[rank]), estimate);
+    }
+
     [Fact]
     public void GetPercentile_Recomputing_AllocatesNothing()
     {
