@@ -12,8 +12,8 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// <para>
 /// A high percentile (the usual hedging delay) is the smallest of the few largest samples: those are kept in a min-heap
 /// of at most <see cref="MaxTailForHeap"/> entries on the stack, one pass over the ring, instead of a sorted copy of all
-/// of it (for the p98 of a full ring about 0.5 µs against 2.6 to 3.8 µs, every 64 requests). Lower percentiles sort a
-/// copy.
+/// of it: for the p98 of a full ring 15 ns per request against 246 ns, at one recomputation every 64 requests
+/// (<c>LatencyPercentileBenchmarks</c>). Lower percentiles sort a copy.
 /// </para>
 /// </remarks>
 internal sealed class LatencyTracker
