@@ -45,13 +45,15 @@ internal sealed class LatencyTracker
     /// <summary>Returns the percentile of recent latencies, or <paramref name="fallback"/> until enough were recorded.</summary>
     public TimeSpan GetPercentile(TimeSpan fallback)
     {
-        var count = Interlocked.Read(ref _count);
+        // Volatile reads: atomic for 64 bits on every .NET platform, where Interlocked.Read is a locked compare-exchange
+        // that claims the line every request reads.
+        var count = Volatile.Read(ref _count);
         if (count < MinimumSamples)
         {
             return fallback;
         }
 
-        if (count - Interlocked.Read(ref _computedAt) >= RecomputeEvery && _computeGate.TryEnter())
+        if (count - Volatile.Read(ref _computedAt) >= RecomputeEvery && _computeGate.TryEnter())
         {
             try
             {
@@ -68,7 +70,7 @@ internal sealed class LatencyTracker
             }
         }
 
-        var cached = Interlocked.Read(ref _cachedTicks);
+        var cached = Volatile.Read(ref _cachedTicks);
         return cached < 0 ? fallback : TimeSpan.FromTicks(cached);
     }
 
