@@ -41,6 +41,10 @@ internal sealed class LodestarPicker : SubchannelPicker
     public override PickResult Pick(global::Grpc.Net.Client.Balancer.PickContext context)
     {
         var request = context.Request;
+
+        // The balancer's set as the pick begins: should it apply a newer one while this pick runs, a pick that failed on
+        // the older set still waits for the next picker instead of failing.
+        var balancerSet = _service.SetVersion;
         var pick = new Lodestar.LoadBalancing.PickContext(request);
         if (_hashHeader is not null)
         {
@@ -49,7 +53,7 @@ internal sealed class LodestarPicker : SubchannelPicker
 
         if (!_service.TryPick(pick, out var attempt))
         {
-            return NoEndpoint();
+            return IsSetChanging(balancerSet) ? PickResult.ForQueue() : NoEndpoint();
         }
 
         if (TryGetSubchannel(attempt, out var subchannel))
@@ -70,11 +74,14 @@ internal sealed class LodestarPicker : SubchannelPicker
         // picks while its preferred subchannels connect. It waits too while Lodestar's balancer and the channel's
         // addresses come from different endpoint sets (one has heard of a change the other has not yet applied): the
         // next picker comes when the lagging one applies it. Otherwise it fails now.
-        return IsConnecting(tried) || IsSetChanging() ? PickResult.ForQueue() : NoEndpoint();
+        return IsConnecting(tried) || IsSetChanging(balancerSet) ? PickResult.ForQueue() : NoEndpoint();
     }
 
-    /// <summary>Whether the channel's addresses and Lodestar's balancer come from different versions of the endpoint set.</summary>
-    private bool IsSetChanging() => _setVersion != 0 && _service.SetVersion != _setVersion;
+    /// <summary>
+    /// Whether the channel's addresses and Lodestar's balancer came from different versions of the endpoint set while
+    /// the pick ran: at its start (<paramref name="balancerSet"/>) or now.
+    /// </summary>
+    private bool IsSetChanging(long balancerSet) => _setVersion != 0 && (balancerSet != _setVersion || _service.SetVersion != _setVersion);
 
     private bool IsConnecting(List<EndpointState> tried)
     {
