@@ -93,6 +93,34 @@ public sealed class LayersOnChannelsTests
         Assert.InRange(counts.GetValueOrDefault("b1"), 390, 510);
     }
 
+    [Fact]
+    public async Task Pick_BalancerAppliesTheChannelsSetWhileItsPickFails_CallWaitsForTheNextPicker()
+    {
+        // Arrange: the channel's picker already has the next set's version and no ready connection; the service's
+        // balancer still has the old set (b0, b1). Its policy, asked again after b0 had no connection, lets the balancer
+        // apply the next set (b1 alone) before it answers, so the pick fails on the old set while the versions match
+        // when the picker checks them: the interleaving that failed a call on a loaded machine.
+        var policy = new ApplyDuringPickPolicy();
+        await using var host = await GrpcTestHost.StartAsync(2, services => services.AddSingleton<ILoadBalancingPolicy>(policy));
+        var b = host.Backends;
+        host.Configuration.Provider.Replace(Endpoints((b[0].Address, 0, null), (b[1].Address, 0, null)));
+        var service = await host.Services.GetRequiredService<IServiceBalancing>().GetServiceAsync(GrpcTestHost.Service, policyName: ApplyDuringPickPolicy.PolicyName);
+        var before = service.SetVersion;
+        policy.OnSecondPick = () =>
+        {
+            host.Configuration.Provider.Replace(Endpoints((b[1].Address, 0, null)));
+            SpinWait.SpinUntil(() => service.SetVersion > before, s_wait);
+        };
+        var picker = new Lodestar.Grpc.Internal.LodestarPicker(service, [], new Lodestar.Http.GrpcStatusOptions(), hashHeader: null, setVersion: before + 1);
+
+        // Act
+        var result = picker.Pick(new global::Grpc.Net.Client.Balancer.PickContext { Request = new HttpRequestMessage(HttpMethod.Post, "http://echo/") });
+
+        // Assert: the balancer did move to the channel's set during the pick, and the call waits instead of failing.
+        Assert.Equal(before + 1, service.SetVersion);
+        Assert.Equal(global::Grpc.Net.Client.Balancer.PickResultType.Queue, result.Type);
+    }
+
     /// <summary>
     /// Whether ten calls all avoid <paramref name="instance"/>. None may fail while the change is applied: a call picked
     /// while the channel has the new addresses and the service's balancer not yet waits for it.
@@ -129,6 +157,32 @@ public sealed class LayersOnChannelsTests
         }
 
         public void Dispose() => _listener.Dispose();
+    }
+
+    /// <summary>Always picks the first endpoint; runs <see cref="OnSecondPick"/> inside its second pick, once.</summary>
+    private sealed class ApplyDuringPickPolicy : ILoadBalancingPolicy
+    {
+        public const string PolicyName = "apply-during-pick";
+        private int _picks;
+
+        public string Name => PolicyName;
+
+        public Action? OnSecondPick { get; set; }
+
+        public EndpointPicker CreatePicker(LoadBalancingContext context) => new First(this, context.Endpoints);
+
+        private sealed class First(ApplyDuringPickPolicy owner, IReadOnlyList<EndpointState> endpoints) : EndpointPicker
+        {
+            public override EndpointState Pick(in PickContext context)
+            {
+                if (Interlocked.Increment(ref owner._picks) == 2 && owner.OnSecondPick is { } apply)
+                {
+                    apply();
+                }
+
+                return endpoints[0];
+            }
+        }
     }
 
     private static IEnumerable<KeyValuePair<string, string?>> Endpoints(params (string Address, int Priority, string? Version)[] endpoints)
