@@ -388,7 +388,10 @@ static void PrintSummary(Report report)
         var peakEwma = scenario.Summary.FirstOrDefault(s => s.Setup == "lodestar " + LoadBalancingPolicies.PeakEwma);
         var slow = scenario.SlowFactor > 1;
         var immediate = scenario.DelayMs == 0;
-        Console.WriteLine($"{scenario.Id,-14} {Range(lodestar.Select(s => s.ThroughputVsMesd), worstIsMin: true),15} {(immediate ? Range(lodestar.Select(s => s.CpuVsPlain), worstIsMin: false) : "-"),15} {(immediate ? Range(lodestar.Select(s => s.BytesVsPlain), worstIsMin: false) : "-"),15} {(slow ? Format(peakEwma?.P99VsHaproxyLeastconn) : "-"),13} {(slow ? Format(peakEwma?.P99VsYarpP2c) : "-"),7} {(slow || hedged.Count == 0 ? "-" : Range(hedged.Select(s => (double?)s.ExtraAttemptsPercent), worstIsMin: false)),15} {Range(lodestar.Concat(hedged).Select(s => s.MaxMinShare), worstIsMin: false),15} {(immediate ? Range(lodestar.Select(s => s.CpuVsPlainRotated), worstIsMin: false) : "-"),15} {(immediate ? Range(lodestar.Select(s => s.CpuVsFactory), worstIsMin: false) : "-"),15}");
+        Console.WriteLine($"{scenario.Id,-14} {Range(lodestar.Select(s => s.ThroughputVsMesd), worstIsMin: true),15} {AtOnce(s => s.CpuVsPlain),15} {AtOnce(s => s.BytesVsPlain),15} {(slow ? Format(peakEwma?.P99VsHaproxyLeastconn) : "-"),13} {(slow ? Format(peakEwma?.P99VsYarpP2c) : "-"),7} {(slow || hedged.Count == 0 ? "-" : Range(hedged.Select(s => (double?)s.ExtraAttemptsPercent), worstIsMin: false)),15} {Range(lodestar.Concat(hedged).Select(s => s.MaxMinShare), worstIsMin: false),15} {AtOnce(s => s.CpuVsPlainRotated),15} {AtOnce(s => s.CpuVsFactory),15}");
+
+        // A cost ratio (higher is worse), shown only where the backends answer at once.
+        string AtOnce(Func<SetupSummary, double?> ratio) => immediate ? Range(lodestar.Select(ratio), worstIsMin: false) : "-";
     }
 
     static string Format(double? ratio) => ratio is { } value ? value.ToString("F3", CultureInfo.InvariantCulture) : "-";
