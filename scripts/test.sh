@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole Lodestar test suite on a fresh machine: installs the real servers the tests start
-# (etcd, dnsmasq, haproxy from Debian) when they are missing, then builds and runs every test project.
+# (etcd, dnsmasq, haproxy from Debian) and the browser the admin page test drives (Debian chromium) when they are
+# missing, then builds and runs every test project.
 # Prints one closing line "N passed, N failed, N skipped" and exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
