@@ -31,6 +31,7 @@ internal sealed class LodestarHandler : DelegatingHandler
     private readonly IOptionsMonitor<LodestarClientOptions> _clientOptions;
     private readonly TimeProvider _timeProvider;
     private readonly LodestarMetrics _metrics;
+    private readonly AttemptRunner _runner;
     private readonly RetryStrategy _retry;
     private readonly HedgingStrategy _hedging;
     private readonly IRequestRouter[] _routers;
@@ -49,9 +50,9 @@ internal sealed class LodestarHandler : DelegatingHandler
         _clientOptions = clientOptions;
         _timeProvider = timeProvider;
         _metrics = metrics;
-        var runner = new AttemptRunner((request, token) => base.SendAsync(request, token), timeProvider, metrics, logger, retirer);
-        _retry = new RetryStrategy(runner, random, metrics, logger);
-        _hedging = new HedgingStrategy(runner, metrics, logger);
+        _runner = new AttemptRunner((request, token) => base.SendAsync(request, token), timeProvider, metrics, logger, retirer);
+        _retry = new RetryStrategy(_runner, random, metrics, logger);
+        _hedging = new HedgingStrategy(_runner, metrics, logger);
     }
 
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
@@ -125,9 +126,28 @@ internal sealed class LodestarHandler : DelegatingHandler
                        || (request.Options.TryGetValue(LodestarRequestOptions.AllowRetries, out var allowed) && allowed);
             var replayable = await RequestBody.PrepareAsync(request, safe && maxAttempts > 1, options.Retry.MaxBufferedBodyBytes, token).ConfigureAwait(false);
             var context = new RequestContext(request, logical, route, options, safe, replayable, tally, chosen?.Retry);
-            result = options.Hedging.Enabled && safe && replayable && RequestBody.IsInMemory(request.Content)
-                ? await _hedging.ExecuteAsync(context, token).ConfigureAwait(false)
-                : await _retry.ExecuteAsync(context, token).ConfigureAwait(false);
+            if (options.Hedging.Enabled && safe && replayable && RequestBody.IsInMemory(request.Content))
+            {
+                result = await _hedging.ExecuteAsync(context, token).ConfigureAwait(false);
+                return result;
+            }
+
+            // The first attempt suspends here, in this method's state machine: the retry strategy's and the attempt's
+            // run only for what comes after it (the retries), so a request answered at once passes through one.
+            var scope = _retry.BeginFirst(context, token, out var tried);
+            HttpResponseMessage? sent = null;
+            Exception? error = null;
+            try
+            {
+                sent = await _runner.Send(request, scope).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                error = ex;
+            }
+
+            var first = _runner.End(request, context, ref scope, sent, error);
+            result = RetryStrategy.IsFinal(context, first) ? first.Response! : await _retry.ContinueAsync(context, first, tried, token).ConfigureAwait(false);
             return result;
         }
         catch (NoEndpointsException)

@@ -48,19 +48,42 @@ internal sealed partial class AttemptRunner
     /// <param name="cancellationToken">Ends the attempt without a verdict on the endpoint (caller, deadline, winning hedge).</param>
     /// <remarks>
     /// A <see cref="ValueTask{TResult}"/> from a pooled builder: an attempt that completes asynchronously (every real one)
-    /// reuses a state-machine box instead of allocating one per attempt; the caller awaits it exactly once.
+    /// reuses a state-machine box instead of allocating one per attempt; the caller awaits it exactly once. A strategy
+    /// that awaits one attempt at a time (the retry loop) calls <see cref="Begin"/>, <see cref="Send"/> and
+    /// <see cref="End"/> itself instead, which saves a state machine per attempt.
     /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<AttemptResult> SendAsync(HttpRequestMessage request, RequestContext context, EndpointState state, long ticket, int attempt,
         CancellationToken cancellationToken)
     {
+        var scope = Begin(request, context, state, ticket, attempt, cancellationToken);
+        HttpResponseMessage? response = null;
+        Exception? error = null;
+        try
+        {
+            response = await Send(request, scope).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            error = ex;
+        }
+
+        return End(request, context, ref scope, response, error);
+    }
+
+    /// <summary>
+    /// Starts an attempt: rewrites the URI to the endpoint, counts the attempt, starts its activity and per-try timeout,
+    /// and counts it in flight on the endpoint. Every attempt begun must be passed to <see cref="End"/>.
+    /// </summary>
+    public AttemptScope Begin(HttpRequestMessage request, RequestContext context, EndpointState state, long ticket, int attempt,
+        CancellationToken cancellationToken)
+    {
         var route = context.Route;
         var endpoint = state.Endpoint;
-        var logical = context.Logical;
-        request.RequestUri = LogicalUri.Rewrite(logical, state);
+        request.RequestUri = LogicalUri.Rewrite(context.Logical, state);
         var method = HttpSemanticConventions.Method(request.Method);
         context.Tally.OnAttempt();
-        using var activity = LodestarDiagnostics.ActivitySource.StartActivity("lodestar.attempt", ActivityKind.Internal);
+        var activity = LodestarDiagnostics.ActivitySource.StartActivity("lodestar.attempt", ActivityKind.Internal);
         if (activity is not null)
         {
             activity.SetTag("lodestar.service", route.ServiceName);
@@ -100,116 +123,219 @@ internal sealed partial class AttemptRunner
             _retirer?.Revive(state);
         }
 
+        return new AttemptScope(state, ticket, attempt, method, activity, tryTimeout, tryLinked, cancellationToken, token, started, countedLoad);
+    }
+
+    /// <summary>Sends a begun attempt to the transport.</summary>
+    public Task<HttpResponseMessage> Send(HttpRequestMessage request, in AttemptScope scope) => _send(request, scope.Token);
+
+    /// <summary>
+    /// Ends a begun attempt with what <see cref="Send"/> gave, a response or what it threw: reports the outcome to the
+    /// endpoint's state, the health stage, the latency tracker (first attempts only), metrics, the trace and the log.
+    /// Never throws for the attempt's outcome: a failure comes back as an <see cref="AttemptResult"/>.
+    /// </summary>
+    public AttemptResult End(HttpRequestMessage request, RequestContext context, ref AttemptScope scope, HttpResponseMessage? response, Exception? error)
+    {
         try
         {
-            var response = await _send(request, token).ConfigureAwait(false);
-            var elapsed = _timeProvider.GetElapsedTime(started);
-            var status = (int)response.StatusCode;
-            var outcome = FailureClassifier.Classify(status);
-            var deferred = false;
-            if (outcome == AttemptOutcome.Success && FailureClassifier.IsGrpc(request, response))
+            if (response is not null)
             {
-                // gRPC answers 200 whatever happens: the outcome is grpc-status, in the headers of a Trailers-Only
-                // response, otherwise in the trailers, which the health stage hears about when the body ends.
-                if (FailureClassifier.ClassifyGrpcHeaders(response, context.Options.Grpc) is { } grpcOutcome)
+                try
                 {
-                    outcome = grpcOutcome;
+                    return Succeeded(request, context, scope, response);
                 }
-                else
+                catch (Exception ex)
                 {
-                    deferred = true;
-                    GrpcTrailers.Watch(response, context.Options.Grpc, static (trailerOutcome, s) =>
-                    {
-                        var (stage, endpoint, admission) = ((HealthStage, EndpointState, long))s!;
-                        if (trailerOutcome is { } result)
-                        {
-                            stage.OnAttemptCompleted(endpoint, admission, result);
-                        }
-                        else
-                        {
-                            HealthStage.OnAttemptAbandoned(endpoint, admission);
-                        }
-                    }, (route.Stage, state, ticket));
+                    error = ex;
                 }
             }
 
-            var success = outcome == AttemptOutcome.Success;
-            state.OnRequestCompleted(success, elapsed, countedLoad);
-            if (!deferred)
-            {
-                route.Stage.OnAttemptCompleted(state, ticket, outcome);
-            }
-
-            if (success && attempt == 1)
-            {
-                // First attempts only: a hedge's or a retry's latency says nothing about when to hedge a first attempt.
-                route.Resilience.Latency?.Record(elapsed);
-            }
-
-            var label = success ? "success" : "server_error";
-            var errorType = HttpSemanticConventions.StatusErrorType(status);
-            _metrics.RecordAttempt(route.ServiceName, endpoint, new AttemptTags(attempt, label, method, request.RequestUri.Scheme, status, errorType), elapsed.TotalSeconds);
-            if (activity is not null)
-            {
-                activity.SetTag("lodestar.outcome", label);
-                activity.SetTag(HttpSemanticConventions.ResponseStatusCode, HttpSemanticConventions.Box(status));
-                if (errorType is not null)
-                {
-                    // HTTP client spans are errors from 4xx on; the status code says it all, so no description.
-                    activity.SetTag(HttpSemanticConventions.ErrorType, errorType);
-                    activity.SetStatus(ActivityStatusCode.Error);
-                }
-            }
-
-            Log.AttemptCompleted(_logger, route.ServiceName, endpoint.Address, attempt, status);
-            return AttemptResult.FromResponse(state, response);
-        }
-        catch (Exception ex)
-        {
-            var elapsed = _timeProvider.GetElapsedTime(started);
-            var timedOut = tryTimeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested;
-            var failure = FailureClassifier.Classify(ex, timedOut, abandoned: cancellationToken.IsCancellationRequested);
-            if (failure.Outcome is null)
-            {
-                // Abandoned (a winning hedge, the caller, the deadline): not a failure of the endpoint, and its latency
-                // is only known to be at least this long.
-                state.OnRequestAbandoned(elapsed, countedLoad);
-            }
-            else
-            {
-                state.OnRequestCompleted(false, elapsed, countedLoad);
-            }
-
-            if (failure.Outcome is { } outcome)
-            {
-                route.Stage.OnAttemptCompleted(state, ticket, outcome);
-            }
-            else
-            {
-                HealthStage.OnAttemptAbandoned(state, ticket);
-            }
-
-            var label = failure.Reason ?? "error";
-            var errorType = failure.Reason ?? HttpSemanticConventions.ExceptionErrorType(ex);
-            _metrics.RecordAttempt(route.ServiceName, endpoint, new AttemptTags(attempt, label, method, request.RequestUri.Scheme, 0, errorType), elapsed.TotalSeconds);
-            if (activity is not null)
-            {
-                activity.SetTag("lodestar.outcome", label);
-                activity.SetTag(HttpSemanticConventions.ErrorType, errorType);
-                activity.SetStatus(ActivityStatusCode.Error, Discovery.SecretRedactor.Default.Redact(ex.Message));
-            }
-            return AttemptResult.FromFailure(state, ex, failure, timedOut);
+            // A handler below that returned no response and threw nothing fails the attempt, as a transport error would.
+            return Failed(request, context, scope, error ?? new InvalidOperationException($"The handler below Lodestar returned no response for the attempt to {scope.State.Endpoint.Address}."));
         }
         finally
         {
-            tryLinked?.Dispose();
-            tryTimeout?.Dispose();
+            scope.Dispose();
         }
+    }
+
+    private AttemptResult Succeeded(HttpRequestMessage request, RequestContext context, in AttemptScope scope, HttpResponseMessage response)
+    {
+        var route = context.Route;
+        var state = scope.State;
+        var endpoint = state.Endpoint;
+        var activity = scope.Activity;
+        var elapsed = _timeProvider.GetElapsedTime(scope.Started);
+        var status = (int)response.StatusCode;
+        var outcome = FailureClassifier.Classify(status);
+        var deferred = false;
+        if (outcome == AttemptOutcome.Success && FailureClassifier.IsGrpc(request, response))
+        {
+            // gRPC answers 200 whatever happens: the outcome is grpc-status, in the headers of a Trailers-Only
+            // response, otherwise in the trailers, which the health stage hears about when the body ends.
+            if (FailureClassifier.ClassifyGrpcHeaders(response, context.Options.Grpc) is { } grpcOutcome)
+            {
+                outcome = grpcOutcome;
+            }
+            else
+            {
+                deferred = true;
+                GrpcTrailers.Watch(response, context.Options.Grpc, static (trailerOutcome, s) =>
+                {
+                    var (stage, endpoint, admission) = ((HealthStage, EndpointState, long))s!;
+                    if (trailerOutcome is { } result)
+                    {
+                        stage.OnAttemptCompleted(endpoint, admission, result);
+                    }
+                    else
+                    {
+                        HealthStage.OnAttemptAbandoned(endpoint, admission);
+                    }
+                }, (route.Stage, state, scope.Ticket));
+            }
+        }
+
+        var success = outcome == AttemptOutcome.Success;
+        state.OnRequestCompleted(success, elapsed, scope.CountedLoad);
+        if (!deferred)
+        {
+            route.Stage.OnAttemptCompleted(state, scope.Ticket, outcome);
+        }
+
+        if (success && scope.Number == 1)
+        {
+            // First attempts only: a hedge's or a retry's latency says nothing about when to hedge a first attempt.
+            route.Resilience.Latency?.Record(elapsed);
+        }
+
+        var label = success ? "success" : "server_error";
+        var errorType = HttpSemanticConventions.StatusErrorType(status);
+        _metrics.RecordAttempt(route.ServiceName, endpoint, new AttemptTags(scope.Number, label, scope.Method, request.RequestUri!.Scheme, status, errorType), elapsed.TotalSeconds);
+        if (activity is not null)
+        {
+            activity.SetTag("lodestar.outcome", label);
+            activity.SetTag(HttpSemanticConventions.ResponseStatusCode, HttpSemanticConventions.Box(status));
+            if (errorType is not null)
+            {
+                // HTTP client spans are errors from 4xx on; the status code says it all, so no description.
+                activity.SetTag(HttpSemanticConventions.ErrorType, errorType);
+                activity.SetStatus(ActivityStatusCode.Error);
+            }
+        }
+
+        Log.AttemptCompleted(_logger, route.ServiceName, endpoint.Address, scope.Number, status);
+        return AttemptResult.FromResponse(state, response);
+    }
+
+    private AttemptResult Failed(HttpRequestMessage request, RequestContext context, in AttemptScope scope, Exception ex)
+    {
+        var route = context.Route;
+        var state = scope.State;
+        var activity = scope.Activity;
+        var cancellationToken = scope.CallerToken;
+        var elapsed = _timeProvider.GetElapsedTime(scope.Started);
+        var timedOut = scope.TryTimeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested;
+        var failure = FailureClassifier.Classify(ex, timedOut, abandoned: cancellationToken.IsCancellationRequested);
+        if (failure.Outcome is null)
+        {
+            // Abandoned (a winning hedge, the caller, the deadline): not a failure of the endpoint, and its latency
+            // is only known to be at least this long.
+            state.OnRequestAbandoned(elapsed, scope.CountedLoad);
+        }
+        else
+        {
+            state.OnRequestCompleted(false, elapsed, scope.CountedLoad);
+        }
+
+        if (failure.Outcome is { } outcome)
+        {
+            route.Stage.OnAttemptCompleted(state, scope.Ticket, outcome);
+        }
+        else
+        {
+            HealthStage.OnAttemptAbandoned(state, scope.Ticket);
+        }
+
+        var label = failure.Reason ?? "error";
+        var errorType = failure.Reason ?? HttpSemanticConventions.ExceptionErrorType(ex);
+        _metrics.RecordAttempt(route.ServiceName, state.Endpoint, new AttemptTags(scope.Number, label, scope.Method, request.RequestUri!.Scheme, 0, errorType), elapsed.TotalSeconds);
+        if (activity is not null)
+        {
+            activity.SetTag("lodestar.outcome", label);
+            activity.SetTag(HttpSemanticConventions.ErrorType, errorType);
+            activity.SetStatus(ActivityStatusCode.Error, Discovery.SecretRedactor.Default.Redact(ex.Message));
+        }
+
+        return AttemptResult.FromFailure(state, ex, failure, timedOut);
     }
 
     private static partial class Log
     {
         [LoggerMessage(101, LogLevel.Trace, "Attempt {Attempt} for service {Service} to {Endpoint} returned {StatusCode}.", EventName = "AttemptCompleted")]
         public static partial void AttemptCompleted(ILogger logger, string service, string endpoint, int attempt, int statusCode);
+    }
+}
+
+/// <summary>One attempt between <see cref="AttemptRunner.Begin"/> and <see cref="AttemptRunner.End"/>; a struct, as the result.</summary>
+internal struct AttemptScope
+{
+    public AttemptScope(EndpointState state, long ticket, int number, string method, Activity? activity, CancellationTokenSource? tryTimeout,
+        CancellationTokenSource? tryLinked, CancellationToken callerToken, CancellationToken token, long started, bool countedLoad)
+    {
+        State = state;
+        Ticket = ticket;
+        Number = number;
+        Method = method;
+        Activity = activity;
+        TryTimeout = tryTimeout;
+        TryLinked = tryLinked;
+        CallerToken = callerToken;
+        Token = token;
+        Started = started;
+        CountedLoad = countedLoad;
+    }
+
+    /// <summary>Gets the endpoint the attempt goes to.</summary>
+    public EndpointState State { get; }
+
+    /// <summary>Gets the breaker's admission ticket.</summary>
+    public long Ticket { get; }
+
+    /// <summary>Gets the attempt's number, from 1.</summary>
+    public int Number { get; }
+
+    /// <summary>Gets the request method as the conventions name it.</summary>
+    public string Method { get; }
+
+    /// <summary>Gets the attempt's activity, when someone listens.</summary>
+    public Activity? Activity { get; private set; }
+
+    /// <summary>Gets the per-try timeout's source, when the attempt has one.</summary>
+    public CancellationTokenSource? TryTimeout { get; private set; }
+
+    /// <summary>Gets the caller's token linked with the per-try timeout, when the attempt has one.</summary>
+    public CancellationTokenSource? TryLinked { get; private set; }
+
+    /// <summary>Gets the token that ends the attempt without a verdict on the endpoint.</summary>
+    public CancellationToken CallerToken { get; }
+
+    /// <summary>Gets the token the attempt is sent with: the caller's, or linked with the per-try timeout.</summary>
+    public CancellationToken Token { get; }
+
+    /// <summary>Gets the timestamp the attempt started at.</summary>
+    public long Started { get; }
+
+    /// <summary>Gets whether the attempt counts in the endpoint's load.</summary>
+    public bool CountedLoad { get; }
+
+    /// <summary>Stops the activity and releases the per-try timeout; once.</summary>
+    public void Dispose()
+    {
+        TryLinked?.Dispose();
+        TryLinked = null;
+        TryTimeout?.Dispose();
+        TryTimeout = null;
+        Activity?.Dispose();
+        Activity = null;
     }
 }

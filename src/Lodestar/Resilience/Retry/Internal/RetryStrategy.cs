@@ -36,18 +36,42 @@ internal sealed partial class RetryStrategy
         _logger = logger;
     }
 
+    /// <summary>
+    /// Picks the endpoint for a request's first attempt and begins the attempt (<see cref="AttemptRunner.Begin"/>); the
+    /// caller sends it and ends it, and hands the result to <see cref="ContinueAsync"/> unless <see cref="IsFinal"/>.
+    /// The first attempt of every request is sent from the caller's own state machine: a request that succeeds at once
+    /// (nearly all) then suspends in one Lodestar method, not in one per layer.
+    /// </summary>
+    /// <param name="context">The request.</param>
+    /// <param name="cancellationToken">Ends the attempt without a verdict on the endpoint.</param>
+    /// <param name="tried">The endpoints refused by their breakers on the way, or <see langword="null"/>; for <see cref="ContinueAsync"/>.</param>
+    /// <exception cref="Http.NoEndpointsException">No endpoint is left to send the request to.</exception>
+    public AttemptScope BeginFirst(in RequestContext context, CancellationToken cancellationToken, out List<EndpointState>? tried)
+    {
+        tried = null;
+        var state = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var ticket)
+                    ?? throw EndpointSelection.NoEndpoints(context, 0, null, tried, _metrics);
+        return _runner.Begin(context.Request, context, state, ticket, 1, cancellationToken);
+    }
+
+    /// <summary>Returns whether a first attempt's result is the request's answer: a response that is not retried whatever the budget says.</summary>
+    public static bool IsFinal(in RequestContext context, in AttemptResult first)
+        => first.Response is { } response
+           && (!context.Safe || !context.Replayable || context.MaxAttempts <= 1 || !context.IsRetryableStatus((int)response.StatusCode));
+
+    /// <summary>Goes on from a request's first attempt (see <see cref="BeginFirst"/>): retries it elsewhere while it may, or returns or throws its outcome.</summary>
     /// <remarks>From a pooled builder, as <see cref="AttemptRunner.SendAsync"/>: no state-machine box per request.</remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<HttpResponseMessage> ExecuteAsync(RequestContext context, CancellationToken cancellationToken)
+    public async ValueTask<HttpResponseMessage> ContinueAsync(RequestContext context, AttemptResult first, List<EndpointState>? tried, CancellationToken cancellationToken)
     {
         var options = context.Options;
         var retry = options.Retry;
         var resilience = context.Route.Resilience;
         var service = context.ServiceName;
-        List<EndpointState>? tried = null;
         FailedAttempts? failures = null;
         var retries = 0;
-        var state = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var ticket);
+        EndpointState? state = null;
+        long ticket = -1;
 
         // A retry holds a slot of the cap on retries in flight (max_retries) from when it is decided until its attempt ends.
         var retrying = false;
@@ -55,12 +79,23 @@ internal sealed partial class RetryStrategy
         {
             for (var attempt = 1; ; attempt++)
             {
-                if (state is null)
+                AttemptResult result;
+                if (attempt == 1)
                 {
-                    throw EndpointSelection.NoEndpoints(context, attempt - 1, failures, tried, _metrics);
+                    result = first;
+                }
+                else
+                {
+                    if (state is null)
+                    {
+                        throw EndpointSelection.NoEndpoints(context, attempt - 1, failures, tried, _metrics);
+                    }
+
+                    result = await _runner.SendAsync(context.Request, context, state, ticket, attempt, cancellationToken).ConfigureAwait(false);
                 }
 
-                var result = await _runner.SendAsync(context.Request, context, state, ticket, attempt, cancellationToken).ConfigureAwait(false);
+                state = result.Endpoint;
+
                 if (retrying)
                 {
                     retrying = false;
