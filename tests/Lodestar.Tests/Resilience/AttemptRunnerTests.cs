@@ -1,4 +1,5 @@
 using Lodestar.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
@@ -53,6 +54,26 @@ public sealed class AttemptRunnerTests
         Assert.Equal(1, state.Requests);
         Assert.Equal(1, state.Failures);
         Assert.Equal(1, state.ConsecutiveFailures);
+        Assert.Equal(0, state.InFlight);
+    }
+
+    [Fact]
+    public async Task Attempt_HandlerBelowReturnsNoResponse_AttemptFailsNamingTheEndpoint()
+    {
+        // The factory's logging handlers, which would read the missing response first, are removed: Lodestar's handler is
+        // right above the transport.
+        var handler = new ScriptedHandler(_ => Task.FromResult<HttpResponseMessage>(null!));
+        await using var host = ResilienceTestHost.Create(o => o.MaxAttempts = 1, primaryHandler: handler,
+            services: s => s.ConfigureHttpClientDefaults(b => b.RemoveAllLoggers()));
+        host.SetEndpoints("127.0.0.1:9001");
+
+        var error = await Record.ExceptionAsync(() => host.CreateClient().GetAsync("http://orders/items?id=7"));
+        var state = (await host.FindStateAsync("127.0.0.1:9001"))!;
+
+        Assert.NotNull(error);
+        Assert.Contains("returned no response for the attempt to 127.0.0.1:9001", error.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("NullReferenceException", error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(1, state.Failures);
         Assert.Equal(0, state.InFlight);
     }
 }
