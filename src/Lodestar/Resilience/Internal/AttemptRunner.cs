@@ -130,6 +130,66 @@ internal sealed partial class AttemptRunner
     public Task<HttpResponseMessage> Send(HttpRequestMessage request, in AttemptScope scope) => _send(request, scope.Token);
 
     /// <summary>
+    /// Sends a begun attempt to the transport and restores the caller's current activity, as an async method's return
+    /// would: the transport runs under the attempt's activity, and what the caller starts next does not. A handler that
+    /// throws instead of returning a task gives a faulted one.
+    /// </summary>
+    public Task<HttpResponseMessage> Start(HttpRequestMessage request, in AttemptScope scope, Activity? callerActivity)
+    {
+        Task<HttpResponseMessage> sending;
+        try
+        {
+            sending = _send(request, scope.Token);
+        }
+        catch (Exception ex)
+        {
+            sending = Task.FromException<HttpResponseMessage>(ex);
+        }
+
+        if (scope.Activity is not null)
+        {
+            Activity.Current = callerActivity;
+        }
+
+        return sending;
+    }
+
+    /// <summary>Ends a begun attempt whose task from <see cref="Start"/> has completed (reading it does not block).</summary>
+    public AttemptResult EndCompleted(HttpRequestMessage request, RequestContext context, ref AttemptScope scope, Task<HttpResponseMessage> completed)
+    {
+        Debug.Assert(completed.IsCompleted, "The attempt's task has completed.");
+        HttpResponseMessage? response = null;
+        Exception? error = null;
+        try
+        {
+            response = completed.GetAwaiter().GetResult();
+        }
+        catch (Exception ex)
+        {
+            error = ex;
+        }
+
+        return End(request, context, ref scope, response, error);
+    }
+
+    /// <summary>Ends a begun attempt once its task from <see cref="Start"/> completes, for a strategy that goes on meanwhile.</summary>
+    public async Task<AttemptResult> EndAsync(HttpRequestMessage request, RequestContext context, AttemptScope scope, Task<HttpResponseMessage> sending)
+    {
+        HttpResponseMessage? response = null;
+        Exception? error = null;
+        try
+        {
+            response = await sending.ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            error = ex;
+        }
+
+        return End(request, context, ref scope, response, error);
+    }
+
+    /// <summary>
     /// Ends a begun attempt with what <see cref="Send"/> gave, a response or what it threw: reports the outcome to the
     /// endpoint's state, the health stage, the latency tracker (first attempts only), metrics, the trace and the log.
     /// Never throws for the attempt's outcome: a failure comes back as an <see cref="AttemptResult"/>.

@@ -13,9 +13,8 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// <remarks>
 /// <para>
 /// The wait is this object as an <see cref="IValueTaskSource{TResult}"/>: the first attempt's completion and the timer
-/// race for one flag, and the winner completes the wait. The first attempt is watched through its
-/// <see cref="ValueTask{TResult}"/> awaiter with a cached delegate, so it needs no <see cref="Task"/>; should a hedge
-/// follow, <see cref="FirstAsTask"/> makes one then.
+/// race for one flag, and the winner completes the wait. The first attempt is the transport's own task, watched through
+/// its awaiter with a cached delegate: nothing is allocated to watch it, and the strategy reads it when it needs to.
 /// </para>
 /// <para>
 /// The timer keeps the <see cref="HedgeTimer"/> rules: each arming is rounded up to the next millisecond, and a tick
@@ -33,14 +32,9 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     private CancellationTokenSource _attempts = new();
     private CancellationTokenRegistration _caller;
     private ManualResetValueTaskSourceCore<bool> _wait;
-    private ConfiguredValueTaskAwaitable<AttemptResult>.ConfiguredValueTaskAwaiter _first;
-    private AttemptResult _firstResult;
-    private TaskCompletionSource<AttemptResult>? _firstTask;
+    private ConfiguredTaskAwaitable<HttpResponseMessage>.ConfiguredTaskAwaiter _first;
     private long _due;
     private int _waiting;
-
-    // 0: the first attempt runs; 1: it completed into _firstResult; 2: a task was asked for (_firstTask).
-    private int _firstPhase;
 
     public HedgeRound(TimeProvider timeProvider)
     {
@@ -64,9 +58,6 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     /// <summary>Gets the token of the request's attempts: cancelled by the caller's token or by <see cref="CancelAsync"/>.</summary>
     public CancellationToken Token => _attempts.Token;
 
-    /// <summary>Gets the first attempt's result, once <see cref="WaitAsync"/> returned <see langword="true"/>.</summary>
-    public AttemptResult FirstResult => _firstResult;
-
     /// <summary>Links the attempts' token to the caller's for one request.</summary>
     public void Start(CancellationToken cancellationToken)
     {
@@ -80,24 +71,15 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     /// Waits until <paramref name="first"/> completes (<see langword="true"/>) or <paramref name="delay"/> passes first
     /// (<see langword="false"/>). Call once per request, with a positive delay and a first attempt not completed yet.
     /// </summary>
-    public ValueTask<bool> WaitAsync(ValueTask<AttemptResult> first, TimeSpan delay)
+    public ValueTask<bool> WaitAsync(Task<HttpResponseMessage> first, TimeSpan delay)
     {
         _wait.Reset();
-        _firstPhase = 0;
-        _firstTask = null;
         _first = first.ConfigureAwait(false).GetAwaiter();
         Volatile.Write(ref _due, _timeProvider.GetTimestamp() + ToTimestampTicks(delay));
         Volatile.Write(ref _waiting, 1);
         _timer.Change(ClockDelay.RoundUp(delay), Timeout.InfiniteTimeSpan);
         _first.UnsafeOnCompleted(_onFirstCompleted);
         return new ValueTask<bool>(this, _wait.Version);
-    }
-
-    /// <summary>Returns the first attempt as a task, for a request that goes on to hedge or retry.</summary>
-    public Task<AttemptResult> FirstAsTask()
-    {
-        _firstTask = new TaskCompletionSource<AttemptResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        return Interlocked.CompareExchange(ref _firstPhase, 2, 0) == 0 ? _firstTask.Task : Task.FromResult(_firstResult);
     }
 
     /// <summary>Cancels the request's attempts that are still running.</summary>
@@ -121,7 +103,6 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
             _attempts = new CancellationTokenSource();
         }
 
-        _firstResult = default;
         _first = default;
     }
 
@@ -140,18 +121,7 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
         => _wait.OnCompleted(continuation, state, token, flags);
 
-    private void OnFirstCompleted()
-    {
-        // The attempt runner never throws; its pooled value task is read exactly once, here.
-        var result = _first.GetResult();
-        _firstResult = result;
-        if (Interlocked.CompareExchange(ref _firstPhase, 1, 0) == 2)
-        {
-            _firstTask!.TrySetResult(result);
-        }
-
-        EndWait(firstCompleted: true);
-    }
+    private void OnFirstCompleted() => EndWait(firstCompleted: true);
 
     private void OnTick()
     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Health.Internal;
@@ -99,33 +100,33 @@ internal sealed partial class HedgingStrategy
             }
 
             firstStarted = _timeProvider.GetTimestamp();
-            var firstValue = _runner.SendAsync(context.Request, context, first, firstTicket, 1, round.Token);
+
+            // The first attempt is begun and ended here, around the transport's own task: a request whose first attempt
+            // wins suspends in this method only, and the attempt becomes a task of its own only when a hedge follows.
+            var callerActivity = Activity.Current;
+            var firstScope = _runner.Begin(context.Request, context, first, firstTicket, 1, round.Token);
+            var firstSend = _runner.Start(context.Request, firstScope, callerActivity);
             Task? hedgeTimer = null;
-            var firstDone = firstValue.IsCompletedSuccessfully;
-            var waited = false;
+            var firstDone = firstSend.IsCompleted;
             if (!firstDone && hedging.MaxHedgedAttempts > 0 && delay > TimeSpan.Zero)
             {
                 // The common case: the first attempt or the delay, whichever ends first, waited on the pooled round with
                 // no task, timer or cancellation source of the request's own.
-                waited = true;
-                firstDone = await round.WaitAsync(firstValue, delay).ConfigureAwait(false);
+                firstDone = await round.WaitAsync(firstSend, delay).ConfigureAwait(false);
                 if (!firstDone)
                 {
-                    firstAttempt = round.FirstAsTask();
                     hedgeTimer = Task.CompletedTask;
                 }
             }
             else if (!firstDone)
             {
-                firstAttempt = firstValue.AsTask();
                 hedgeTimer = StartTimer(ref timer, hedging.MaxHedgedAttempts > 0, delay);
             }
 
             if (firstDone)
             {
                 // Answered before the delay (or before the first await): no hedge, and the round serves another request.
-                // The round read a value task it waited on; it must not be read again.
-                var result = waited ? round.FirstResult : firstValue.Result;
+                var result = _runner.EndCompleted(context.Request, context, ref firstScope, firstSend);
                 if (result.Response is { } response && !resilience.IsRetryableStatus((int)response.StatusCode))
                 {
                     winnerFound = true;
@@ -135,6 +136,10 @@ internal sealed partial class HedgingStrategy
                 }
 
                 firstAttempt = Task.FromResult(result);
+            }
+            else
+            {
+                firstAttempt = _runner.EndAsync(context.Request, context, firstScope, firstSend);
             }
 
             (tried ??= new List<EndpointState>(maxAttempts)).Add(first);
