@@ -126,14 +126,22 @@ internal sealed class LodestarHandler : DelegatingHandler
                        || (request.Options.TryGetValue(LodestarRequestOptions.AllowRetries, out var allowed) && allowed);
             var replayable = await RequestBody.PrepareAsync(request, safe && maxAttempts > 1, options.Retry.MaxBufferedBodyBytes, token).ConfigureAwait(false);
             var context = new RequestContext(request, logical, route, options, safe, replayable, tally, chosen?.Retry);
+            // The first attempt suspends here, in this method's state machine: the strategies' own run only for what
+            // comes after it (hedges, retries), so a request answered at once passes through one.
             if (options.Hedging.Enabled && safe && replayable && RequestBody.IsInMemory(request.Content))
             {
-                result = await _hedging.ExecuteAsync(context, token).ConfigureAwait(false);
+                var start = _hedging.BeginFirst(context, token);
+                var firstDone = start.Sending.IsCompleted;
+                if (!firstDone && start.WaitsOnRound)
+                {
+                    // The first attempt or the hedging delay, whichever ends first.
+                    firstDone = await start.Round.WaitAsync(start.Sending, start.Delay).ConfigureAwait(false);
+                }
+
+                result = _hedging.TryEndFirst(context, ref start, firstDone) ?? await _hedging.ContinueAsync(context, start, token).ConfigureAwait(false);
                 return result;
             }
 
-            // The first attempt suspends here, in this method's state machine: the retry strategy's and the attempt's
-            // run only for what comes after it (the retries), so a request answered at once passes through one.
             var scope = _retry.BeginFirst(context, token, out var tried);
             HttpResponseMessage? sent = null;
             Exception? error = null;

@@ -66,84 +66,98 @@ internal sealed partial class HedgingStrategy
         _logger = logger;
     }
 
+    /// <summary>
+    /// Picks the endpoint for a hedged request's first attempt, and begins and starts the attempt on a pooled round. The
+    /// caller waits on the round when <see cref="HedgedStart.WaitsOnRound"/> (for the first attempt or the delay,
+    /// whichever ends first), then calls <see cref="TryEndFirst"/>, and <see cref="ContinueAsync"/> unless that gave the
+    /// answer: a request whose first attempt wins suspends in the caller's state machine only.
+    /// </summary>
+    /// <exception cref="Http.NoEndpointsException">No endpoint is left to send the request to.</exception>
+    public HedgedStart BeginFirst(in RequestContext context, CancellationToken cancellationToken)
+    {
+        var hedging = context.Options.Hedging;
+        var delay = context.Route.Resilience.Latency?.GetPercentile(hedging.Delay) ?? hedging.Delay;
+        List<EndpointState>? tried = null;
+        var first = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var firstTicket)
+                    ?? throw EndpointSelection.NoEndpoints(context, 0, null, tried, _metrics);
+        var round = RentRound();
+        round.Start(cancellationToken);
+        var firstStarted = _timeProvider.GetTimestamp();
+
+        // The first attempt is begun and ended around the transport's own task: it becomes a task of its own only
+        // when a hedge follows.
+        var callerActivity = Activity.Current;
+        var scope = _runner.Begin(context.Request, context, first, firstTicket, 1, round.Token);
+        var sending = _runner.Start(context.Request, scope, callerActivity);
+        return new HedgedStart(round, first, tried, scope, sending, firstStarted, delay, hedging.MaxHedgedAttempts > 0 && delay > TimeSpan.Zero);
+    }
+
+    /// <summary>
+    /// Ends the first attempt if it has completed (<paramref name="firstDone"/>); returns its response when it wins (the
+    /// round then serves another request), otherwise <see langword="null"/> for <see cref="ContinueAsync"/>.
+    /// </summary>
+    public HttpResponseMessage? TryEndFirst(in RequestContext context, ref HedgedStart start, bool firstDone)
+    {
+        if (!firstDone)
+        {
+            return null;
+        }
+
+        // Answered before the delay (or before the first await): no hedge.
+        start.FirstResult = _runner.EndCompleted(context.Request, context, ref start.Scope, start.Sending);
+        start.FirstEnded = true;
+        if (start.FirstResult.Response is { } response && !context.Route.Resilience.IsRetryableStatus((int)response.StatusCode))
+        {
+            ReturnRound(start.Round);
+            return response;
+        }
+
+        return null;
+    }
+
+    /// <summary>Goes on with a hedged request whose first attempt did not win at once: hedges, retries, and the losers' grace.</summary>
     /// <remarks>From a pooled builder, as <see cref="AttemptRunner.SendAsync"/>: no state-machine box per request.</remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<HttpResponseMessage> ExecuteAsync(RequestContext context, CancellationToken cancellationToken)
+    public async ValueTask<HttpResponseMessage> ContinueAsync(RequestContext context, HedgedStart start, CancellationToken cancellationToken)
     {
         var options = context.Options;
         var hedging = options.Hedging;
         var resilience = context.Route.Resilience;
         var service = context.ServiceName;
-        var delay = resilience.Latency?.GetPercentile(hedging.Delay) ?? hedging.Delay;
+        var delay = start.Delay;
 
         // Hedges (started by the timer) are capped by MaxHedgedAttempts; attempts that replace failed ones by
         // MaxAttempts, as on the non-hedged path, so hedging never makes a request less likely to succeed.
         var maxAttempts = Math.Max(1 + hedging.MaxHedgedAttempts, options.MaxAttempts);
         var hedges = 0;
-        List<EndpointState>? tried = null;
+        var tried = start.Tried;
+        var first = start.First;
         FailedAttempts? failures = null;
         List<Task<AttemptResult>>? running = null;
-        var round = RentRound();
-        round.Start(cancellationToken);
+        HedgeRound? round = start.Round;
         HedgeTimer? timer = null;
-        Task<AttemptResult>? firstAttempt = null;
-        var firstStarted = 0L;
+        var firstStarted = start.FirstStarted;
         HttpResponseMessage? lastResponse = null;
         AttemptResult lastFailure = default;
         var winnerFound = false;
         try
         {
-            var first = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var firstTicket);
-            if (first is null)
-            {
-                throw EndpointSelection.NoEndpoints(context, 0, null, tried, _metrics);
-            }
-
-            firstStarted = _timeProvider.GetTimestamp();
-
-            // The first attempt is begun and ended here, around the transport's own task: a request whose first attempt
-            // wins suspends in this method only, and the attempt becomes a task of its own only when a hedge follows.
-            var callerActivity = Activity.Current;
-            var firstScope = _runner.Begin(context.Request, context, first, firstTicket, 1, round.Token);
-            var firstSend = _runner.Start(context.Request, firstScope, callerActivity);
             Task? hedgeTimer = null;
-            var firstDone = firstSend.IsCompleted;
-            if (!firstDone && hedging.MaxHedgedAttempts > 0 && delay > TimeSpan.Zero)
+            Task<AttemptResult> firstAttempt;
+            if (start.FirstEnded)
             {
-                // The common case: the first attempt or the delay, whichever ends first, waited on the pooled round with
-                // no task, timer or cancellation source of the request's own.
-                firstDone = await round.WaitAsync(firstSend, delay).ConfigureAwait(false);
-                if (!firstDone)
-                {
-                    hedgeTimer = Task.CompletedTask;
-                }
-            }
-            else if (!firstDone)
-            {
-                hedgeTimer = StartTimer(ref timer, hedging.MaxHedgedAttempts > 0, delay);
-            }
-
-            if (firstDone)
-            {
-                // Answered before the delay (or before the first await): no hedge, and the round serves another request.
-                var result = _runner.EndCompleted(context.Request, context, ref firstScope, firstSend);
-                if (result.Response is { } response && !resilience.IsRetryableStatus((int)response.StatusCode))
-                {
-                    winnerFound = true;
-                    ReturnRound(round);
-                    round = null;
-                    return response;
-                }
-
-                firstAttempt = Task.FromResult(result);
+                // Ended with a status to retry: the loop below retries it at once.
+                firstAttempt = Task.FromResult(start.FirstResult);
             }
             else
             {
-                firstAttempt = _runner.EndAsync(context.Request, context, firstScope, firstSend);
+                // Still running: the delay has passed on the round, or (a zero delay, no hedges) there was none to wait.
+                hedgeTimer = start.WaitsOnRound ? Task.CompletedTask : StartTimer(ref timer, hedging.MaxHedgedAttempts > 0, delay);
+                firstAttempt = _runner.EndAsync(context.Request, context, start.Scope, start.Sending);
             }
 
             (tried ??= new List<EndpointState>(maxAttempts)).Add(first);
-            running = new List<Task<AttemptResult>>(maxAttempts) { firstAttempt! };
+            running = new List<Task<AttemptResult>>(maxAttempts) { firstAttempt };
             var started = 1;
             while (running.Count > 0)
             {
@@ -359,4 +373,51 @@ internal sealed partial class HedgingStrategy
         [LoggerMessage(103, LogLevel.Debug, "Hedging a request to service {Service}: attempt {Attempt} goes to {Endpoint}.", EventName = "Hedging")]
         public static partial void Hedging(ILogger logger, string service, string endpoint, int attempt);
     }
+}
+
+/// <summary>A hedged request's first attempt between <see cref="HedgingStrategy.BeginFirst"/> and its end.</summary>
+internal struct HedgedStart
+{
+    public HedgedStart(HedgeRound round, EndpointState first, List<EndpointState>? tried, AttemptScope scope, Task<HttpResponseMessage> sending,
+        long firstStarted, TimeSpan delay, bool waitsOnRound)
+    {
+        Round = round;
+        First = first;
+        Tried = tried;
+        Scope = scope;
+        Sending = sending;
+        FirstStarted = firstStarted;
+        Delay = delay;
+        WaitsOnRound = waitsOnRound;
+    }
+
+    /// <summary>Gets the pooled round: the attempts' token, and the wait for the first attempt or the delay.</summary>
+    public HedgeRound Round { get; }
+
+    /// <summary>Gets the first attempt's endpoint.</summary>
+    public EndpointState First { get; }
+
+    /// <summary>Gets the endpoints refused by their breakers before the first was admitted, or <see langword="null"/>.</summary>
+    public List<EndpointState>? Tried { get; }
+
+    /// <summary>Gets the transport's task of the first attempt.</summary>
+    public Task<HttpResponseMessage> Sending { get; }
+
+    /// <summary>Gets when the first attempt started.</summary>
+    public long FirstStarted { get; }
+
+    /// <summary>Gets the hedging delay of this request.</summary>
+    public TimeSpan Delay { get; }
+
+    /// <summary>Gets whether the caller waits on the round for the first attempt or the delay (a positive delay, hedges allowed).</summary>
+    public bool WaitsOnRound { get; }
+
+    /// <summary>The first attempt, begun; ended by <see cref="HedgingStrategy.TryEndFirst"/> or by a task once a hedge follows.</summary>
+    public AttemptScope Scope;
+
+    /// <summary>The first attempt's result, once <see cref="FirstEnded"/>.</summary>
+    public AttemptResult FirstResult;
+
+    /// <summary>Whether the first attempt has been ended into <see cref="FirstResult"/>.</summary>
+    public bool FirstEnded;
 }
