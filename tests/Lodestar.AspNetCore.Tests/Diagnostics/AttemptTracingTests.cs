@@ -1,30 +1,20 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using Lodestar.Diagnostics;
 using Lodestar.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Lodestar.AspNetCore.Tests.Diagnostics;
 
+[Collection(ActivityListenerCollection.Name)]
 public sealed class AttemptTracingTests
 {
     [Fact]
     public async Task SendAsync_FirstEndpointRefusesConnection_OneParentSpanWithOneChildPerAttempt()
     {
         // Arrange
-        using var callerSource = new ActivitySource("Lodestar.Tests.Caller." + Guid.NewGuid().ToString("N"));
-        var stopped = new ConcurrentQueue<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = s => s.Name == LodestarDiagnostics.Name || s.Name == callerSource.Name,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = stopped.Enqueue,
-        };
-        ActivitySource.AddActivityListener(listener);
-
+        using var spans = new SpanRecorder("Lodestar.Tests.Caller");
         await using var backend = await TestBackend.StartAsync("good");
         var refusedPort = FreePort();
         var registry = new MutableConfigurationSource();
@@ -40,11 +30,11 @@ public sealed class AttemptTracingTests
         Activity? retried = null;
         for (var i = 0; i < 10 && retried is null; i++)
         {
-            using var parent = callerSource.StartActivity("caller")!;
+            using var parent = spans.Caller.StartActivity("caller")!;
             using var response = await client.GetAsync("http://orders/x");
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             parent.Stop();
-            if (Children(stopped, parent).Count == 2)
+            if (spans.ChildrenOf(parent).Count == 2)
             {
                 retried = parent;
             }
@@ -52,7 +42,7 @@ public sealed class AttemptTracingTests
 
         // Assert
         Assert.NotNull(retried);
-        var attempts = Children(stopped, retried).OrderBy(a => (int)a.GetTagItem("lodestar.attempt")!).ToList();
+        var attempts = spans.ChildrenOf(retried).OrderBy(a => (int)a.GetTagItem("lodestar.attempt")!).ToList();
         Assert.All(attempts, a =>
         {
             Assert.Equal("lodestar.attempt", a.OperationName);
@@ -69,9 +59,6 @@ public sealed class AttemptTracingTests
         Assert.Equal("success", attempts[1].GetTagItem("lodestar.outcome"));
         Assert.Equal(200, attempts[1].GetTagItem("http.response.status_code"));
     }
-
-    private static List<Activity> Children(IEnumerable<Activity> stopped, Activity parent)
-        => stopped.Where(a => a.TraceId == parent.TraceId && a.ParentSpanId == parent.SpanId && a.Source.Name == LodestarDiagnostics.Name).ToList();
 
     private static int FreePort()
     {

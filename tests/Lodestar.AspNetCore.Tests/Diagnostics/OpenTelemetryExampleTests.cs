@@ -15,6 +15,7 @@ using OpenTelemetry.Trace;
 namespace Lodestar.AspNetCore.Tests.Diagnostics;
 
 /// <summary>The OpenTelemetry setup of docs/observability.md, in an ASP.NET Core app, with the in-memory exporter.</summary>
+[Collection(ActivityListenerCollection.Name)]
 public sealed class OpenTelemetryExampleTests
 {
     [Fact]

@@ -11,21 +11,14 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Lodestar.AspNetCore.Tests.Diagnostics;
 
 /// <summary>The HTTP client semantic-convention attributes on the attempt span and the request and attempt instruments.</summary>
+[Collection(ActivityListenerCollection.Name)]
 public sealed class SemanticConventionTests
 {
     [Fact]
     public async Task SendAsync_RetriedAfterRefusedConnection_SpansAndInstrumentsCarryHttpClientAttributes()
     {
         // Arrange
-        using var callerSource = new ActivitySource("Lodestar.Tests.Semconv." + Guid.NewGuid().ToString("N"));
-        var stopped = new ConcurrentQueue<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = s => s.Name == LodestarDiagnostics.Name || s.Name == callerSource.Name,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = stopped.Enqueue,
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var spans = new SpanRecorder("Lodestar.Tests.Semconv");
         await using var backend = await TestBackend.StartAsync("good");
         var refusedPort = FreePort();
         await using var provider = BuildClient($"127.0.0.1:{refusedPort}", backend.Address);
@@ -36,11 +29,11 @@ public sealed class SemanticConventionTests
         Activity? retried = null;
         for (var i = 0; i < 10 && retried is null; i++)
         {
-            using var parent = callerSource.StartActivity("caller")!;
+            using var parent = spans.Caller.StartActivity("caller")!;
             using var response = await client.GetAsync("http://orders/x");
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             parent.Stop();
-            if (stopped.Count(a => a.ParentSpanId == parent.SpanId && a.Source.Name == LodestarDiagnostics.Name) == 2)
+            if (spans.ChildrenOf(parent).Count == 2)
             {
                 retried = parent;
             }
@@ -48,8 +41,7 @@ public sealed class SemanticConventionTests
 
         // Assert: the spans.
         Assert.NotNull(retried);
-        var attempts = stopped.Where(a => a.ParentSpanId == retried.SpanId && a.Source.Name == LodestarDiagnostics.Name)
-            .OrderBy(a => (int)a.GetTagItem("lodestar.attempt")!).ToList();
+        var attempts = spans.ChildrenOf(retried).OrderBy(a => (int)a.GetTagItem("lodestar.attempt")!).ToList();
         Assert.Equal("127.0.0.1", attempts[0].GetTagItem("server.address"));
         Assert.Equal(refusedPort, attempts[0].GetTagItem("server.port"));
         Assert.Equal("GET", attempts[0].GetTagItem("http.request.method"));

@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using Lodestar.Diagnostics;
 using Lodestar.Resilience;
 using Lodestar.Resilience.Hedging;
 using Lodestar.Testing;
@@ -60,20 +58,12 @@ public sealed class HedgingTests
     public async Task Hedging_HedgeFires_BothAttemptSpansAreChildrenOfTheCallersSpan()
     {
         // Arrange: the caller's span around a request whose first attempt hangs and whose hedge answers at once.
-        using var callerSource = new ActivitySource("Lodestar.Tests.Caller." + Guid.NewGuid().ToString("N"));
-        var stopped = new ConcurrentQueue<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = s => s.Name == LodestarDiagnostics.Name || s.Name == callerSource.Name,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = stopped.Enqueue,
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var spans = new SpanRecorder("Lodestar.Tests.Caller");
         var time = new FakeTimeProvider();
         var handler = new ScriptedHandler(call => call.Number == 1 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
         await using var host = Host(time, handler);
         var client = host.CreateClient();
-        using var caller = callerSource.StartActivity("caller")!;
+        using var caller = spans.Caller.StartActivity("caller")!;
 
         // Act: the hedge fires after the delay and wins; the loser is cancelled once the delay passes again.
         var pending = client.GetAsync("http://orders/x");
@@ -85,18 +75,15 @@ public sealed class HedgingTests
         }, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
         using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
         time.Advance(TimeSpan.FromMilliseconds(100));
-        await Eventually.TrueAsync(() => Attempts(stopped, caller).Count == 2, TimeSpan.FromSeconds(5), "both attempt spans end");
+        await Eventually.TrueAsync(() => spans.InTraceOf(caller).Count == 2, TimeSpan.FromSeconds(5), "both attempt spans end");
 
         // Assert: the hedge is the caller's child, as the first attempt is, not the first attempt's.
-        var attempts = Attempts(stopped, caller).OrderBy(a => (int)a.GetTagItem("lodestar.attempt")!).ToList();
+        var attempts = spans.InTraceOf(caller).OrderBy(a => (int)a.GetTagItem("lodestar.attempt")!).ToList();
         Assert.All(attempts, a => Assert.Equal(caller.SpanId, a.ParentSpanId));
         Assert.Equal([1, 2], attempts.Select(a => (int)a.GetTagItem("lodestar.attempt")!));
         Assert.Equal("success", attempts[1].GetTagItem("lodestar.outcome"));
         Assert.Same(caller, Activity.Current);
     }
-
-    private static List<Activity> Attempts(IEnumerable<Activity> stopped, Activity caller)
-        => stopped.Where(a => a.TraceId == caller.TraceId && a.Source.Name == LodestarDiagnostics.Name).ToList();
 
     [Fact]
     public async Task Hedging_LoserAnswersWithinTheGrace_NotCancelledAndItsResponseDisposed()
