@@ -126,6 +126,7 @@ internal sealed class LodestarHandler : DelegatingHandler
                        || (request.Options.TryGetValue(LodestarRequestOptions.AllowRetries, out var allowed) && allowed);
             var replayable = await RequestBody.PrepareAsync(request, safe && maxAttempts > 1, options.Retry.MaxBufferedBodyBytes, token).ConfigureAwait(false);
             var context = new RequestContext(request, logical, route, options, safe, replayable, tally, chosen?.Retry);
+
             // The first attempt suspends here, in this method's state machine: the strategies' own run only for what
             // comes after it (hedges, retries), so a request answered at once passes through one.
             if (options.Hedging.Enabled && safe && replayable && RequestBody.IsInMemory(request.Content))
@@ -143,18 +144,9 @@ internal sealed class LodestarHandler : DelegatingHandler
             }
 
             var scope = _retry.BeginFirst(context, token, out var tried);
-            HttpResponseMessage? sent = null;
-            Exception? error = null;
-            try
-            {
-                sent = await _runner.Send(request, scope).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                error = ex;
-            }
-
-            var first = _runner.End(request, context, ref scope, sent, error);
+            var sending = _runner.Start(request, scope);
+            await ((Task)sending).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            var first = _runner.End(request, context, ref scope, sending);
             result = RetryStrategy.IsFinal(context, first) ? first.Response! : await _retry.ContinueAsync(context, first, tried, token).ConfigureAwait(false);
             return result;
         }

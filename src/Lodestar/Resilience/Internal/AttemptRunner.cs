@@ -48,27 +48,18 @@ internal sealed partial class AttemptRunner
     /// <param name="cancellationToken">Ends the attempt without a verdict on the endpoint (caller, deadline, winning hedge).</param>
     /// <remarks>
     /// A <see cref="ValueTask{TResult}"/> from a pooled builder: an attempt that completes asynchronously (every real one)
-    /// reuses a state-machine box instead of allocating one per attempt; the caller awaits it exactly once. A strategy
-    /// that awaits one attempt at a time (the retry loop) calls <see cref="Begin"/>, <see cref="Send"/> and
-    /// <see cref="End"/> itself instead, which saves a state machine per attempt.
+    /// reuses a state-machine box instead of allocating one per attempt; the caller awaits it exactly once. The first
+    /// attempt of a request is begun, started, awaited and ended by the handler itself (<see cref="Begin"/>,
+    /// <see cref="Start"/>, <see cref="End"/>), which saves a state machine per request.
     /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<AttemptResult> SendAsync(HttpRequestMessage request, RequestContext context, EndpointState state, long ticket, int attempt,
         CancellationToken cancellationToken)
     {
         var scope = Begin(request, context, state, ticket, attempt, cancellationToken);
-        HttpResponseMessage? response = null;
-        Exception? error = null;
-        try
-        {
-            response = await Send(request, scope).ConfigureAwait(false);
-        }
-        catch (Exception ex)
-        {
-            error = ex;
-        }
-
-        return End(request, context, ref scope, response, error);
+        var sending = Start(request, scope);
+        await ((Task)sending).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        return End(request, context, ref scope, sending);
     }
 
     /// <summary>
@@ -107,12 +98,10 @@ internal sealed partial class AttemptRunner
 
         CancellationTokenSource? tryTimeout = null;
         CancellationTokenSource? tryLinked = null;
-        var token = cancellationToken;
         if (context.PerTryTimeout is { } perTry)
         {
             tryTimeout = new CancellationTokenSource(perTry, _timeProvider);
             tryLinked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, tryTimeout.Token);
-            token = tryLinked.Token;
         }
 
         var started = _timeProvider.GetTimestamp();
@@ -123,18 +112,16 @@ internal sealed partial class AttemptRunner
             _retirer?.Revive(state);
         }
 
-        return new AttemptScope(state, ticket, attempt, method, activity, tryTimeout, tryLinked, cancellationToken, token, started, countedLoad);
+        return new AttemptScope(state, ticket, attempt, method, activity, tryTimeout, tryLinked, cancellationToken, started, countedLoad);
     }
 
-    /// <summary>Sends a begun attempt to the transport.</summary>
-    public Task<HttpResponseMessage> Send(HttpRequestMessage request, in AttemptScope scope) => _send(request, scope.Token);
-
     /// <summary>
-    /// Sends a begun attempt to the transport and restores the caller's current activity, as an async method's return
-    /// would: the transport runs under the attempt's activity, and what the caller starts next does not. A handler that
-    /// throws instead of returning a task gives a faulted one.
+    /// Sends a begun attempt to the transport and gives back the caller's current activity (the attempt's parent), as
+    /// the end of an async method would: the transport runs under the attempt's activity, and what the caller starts
+    /// next does not. A handler that throws instead of returning a task gives a faulted one. Await the task without
+    /// throwing (<see cref="ConfigureAwaitOptions.SuppressThrowing"/>), then pass it to <see cref="End"/>.
     /// </summary>
-    public Task<HttpResponseMessage> Start(HttpRequestMessage request, in AttemptScope scope, Activity? callerActivity)
+    public Task<HttpResponseMessage> Start(HttpRequestMessage request, in AttemptScope scope)
     {
         Task<HttpResponseMessage> sending;
         try
@@ -146,72 +133,49 @@ internal sealed partial class AttemptRunner
             sending = Task.FromException<HttpResponseMessage>(ex);
         }
 
-        if (scope.Activity is not null)
+        if (scope.Activity is { } activity)
         {
-            Activity.Current = callerActivity;
+            Activity.Current = activity.Parent;
         }
 
         return sending;
     }
 
-    /// <summary>Ends a begun attempt whose task from <see cref="Start"/> has completed (reading it does not block).</summary>
-    public AttemptResult EndCompleted(HttpRequestMessage request, RequestContext context, ref AttemptScope scope, Task<HttpResponseMessage> completed)
-    {
-        Debug.Assert(completed.IsCompleted, "The attempt's task has completed.");
-        HttpResponseMessage? response = null;
-        Exception? error = null;
-        try
-        {
-            response = completed.GetAwaiter().GetResult();
-        }
-        catch (Exception ex)
-        {
-            error = ex;
-        }
-
-        return End(request, context, ref scope, response, error);
-    }
-
     /// <summary>Ends a begun attempt once its task from <see cref="Start"/> completes, for a strategy that goes on meanwhile.</summary>
     public async Task<AttemptResult> EndAsync(HttpRequestMessage request, RequestContext context, AttemptScope scope, Task<HttpResponseMessage> sending)
     {
-        HttpResponseMessage? response = null;
-        Exception? error = null;
-        try
-        {
-            response = await sending.ConfigureAwait(false);
-        }
-        catch (Exception ex)
-        {
-            error = ex;
-        }
-
-        return End(request, context, ref scope, response, error);
+        await ((Task)sending).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        return End(request, context, ref scope, sending);
     }
 
     /// <summary>
-    /// Ends a begun attempt with what <see cref="Send"/> gave, a response or what it threw: reports the outcome to the
-    /// endpoint's state, the health stage, the latency tracker (first attempts only), metrics, the trace and the log.
-    /// Never throws for the attempt's outcome: a failure comes back as an <see cref="AttemptResult"/>.
+    /// Ends a begun attempt whose task from <see cref="Start"/> has completed (reading it does not block): reports the
+    /// response or what the transport threw to the endpoint's state, the health stage, the latency tracker (first
+    /// attempts only), metrics, the trace and the log. Never throws for the attempt's outcome: a failure comes back as
+    /// an <see cref="AttemptResult"/>.
     /// </summary>
-    public AttemptResult End(HttpRequestMessage request, RequestContext context, ref AttemptScope scope, HttpResponseMessage? response, Exception? error)
+    public AttemptResult End(HttpRequestMessage request, RequestContext context, ref AttemptScope scope, Task<HttpResponseMessage> completed)
     {
+        Debug.Assert(completed.IsCompleted, "The attempt's task has completed.");
         try
         {
-            if (response is not null)
+            Exception error;
+            try
             {
-                try
+                if (completed.GetAwaiter().GetResult() is { } response)
                 {
                     return Succeeded(request, context, scope, response);
                 }
-                catch (Exception ex)
-                {
-                    error = ex;
-                }
+
+                // A handler below that returned no response and threw nothing fails the attempt, as a transport error would.
+                error = new InvalidOperationException($"The handler below Lodestar returned no response for the attempt to {scope.State.Endpoint.Address}.");
+            }
+            catch (Exception ex)
+            {
+                error = ex;
             }
 
-            // A handler below that returned no response and threw nothing fails the attempt, as a transport error would.
-            return Failed(request, context, scope, error ?? new InvalidOperationException($"The handler below Lodestar returned no response for the attempt to {scope.State.Endpoint.Address}."));
+            return Failed(request, context, scope, error);
         }
         finally
         {
@@ -337,65 +301,48 @@ internal sealed partial class AttemptRunner
 }
 
 /// <summary>One attempt between <see cref="AttemptRunner.Begin"/> and <see cref="AttemptRunner.End"/>; a struct, as the result.</summary>
-internal struct AttemptScope
+/// <param name="state">The endpoint the attempt goes to.</param>
+/// <param name="ticket">The breaker's admission ticket.</param>
+/// <param name="number">The attempt's number, from 1.</param>
+/// <param name="method">The request method as the conventions name it.</param>
+/// <param name="activity">The attempt's activity, when someone listens.</param>
+/// <param name="tryTimeout">The per-try timeout's source, when the attempt has one.</param>
+/// <param name="tryLinked">The caller's token linked with the per-try timeout, when the attempt has one.</param>
+/// <param name="callerToken">The token that ends the attempt without a verdict on the endpoint.</param>
+/// <param name="started">The timestamp the attempt started at.</param>
+/// <param name="countedLoad">Whether the attempt counts in the endpoint's load.</param>
+internal struct AttemptScope(EndpointState state, long ticket, int number, string method, Activity? activity, CancellationTokenSource? tryTimeout,
+    CancellationTokenSource? tryLinked, CancellationToken callerToken, long started, bool countedLoad)
 {
-    public AttemptScope(EndpointState state, long ticket, int number, string method, Activity? activity, CancellationTokenSource? tryTimeout,
-        CancellationTokenSource? tryLinked, CancellationToken callerToken, CancellationToken token, long started, bool countedLoad)
-    {
-        State = state;
-        Ticket = ticket;
-        Number = number;
-        Method = method;
-        Activity = activity;
-        TryTimeout = tryTimeout;
-        TryLinked = tryLinked;
-        CallerToken = callerToken;
-        Token = token;
-        Started = started;
-        CountedLoad = countedLoad;
-    }
+    public readonly EndpointState State => state;
 
-    /// <summary>Gets the endpoint the attempt goes to.</summary>
-    public EndpointState State { get; }
+    public readonly long Ticket => ticket;
 
-    /// <summary>Gets the breaker's admission ticket.</summary>
-    public long Ticket { get; }
+    public readonly int Number => number;
 
-    /// <summary>Gets the attempt's number, from 1.</summary>
-    public int Number { get; }
+    public readonly string Method => method;
 
-    /// <summary>Gets the request method as the conventions name it.</summary>
-    public string Method { get; }
+    public readonly Activity? Activity => activity;
 
-    /// <summary>Gets the attempt's activity, when someone listens.</summary>
-    public Activity? Activity { get; private set; }
+    public readonly CancellationTokenSource? TryTimeout => tryTimeout;
 
-    /// <summary>Gets the per-try timeout's source, when the attempt has one.</summary>
-    public CancellationTokenSource? TryTimeout { get; private set; }
-
-    /// <summary>Gets the caller's token linked with the per-try timeout, when the attempt has one.</summary>
-    public CancellationTokenSource? TryLinked { get; private set; }
-
-    /// <summary>Gets the token that ends the attempt without a verdict on the endpoint.</summary>
-    public CancellationToken CallerToken { get; }
+    public readonly CancellationToken CallerToken => callerToken;
 
     /// <summary>Gets the token the attempt is sent with: the caller's, or linked with the per-try timeout.</summary>
-    public CancellationToken Token { get; }
+    public readonly CancellationToken Token => tryLinked?.Token ?? callerToken;
 
-    /// <summary>Gets the timestamp the attempt started at.</summary>
-    public long Started { get; }
+    public readonly long Started => started;
 
-    /// <summary>Gets whether the attempt counts in the endpoint's load.</summary>
-    public bool CountedLoad { get; }
+    public readonly bool CountedLoad => countedLoad;
 
     /// <summary>Stops the activity and releases the per-try timeout; once.</summary>
     public void Dispose()
     {
-        TryLinked?.Dispose();
-        TryLinked = null;
-        TryTimeout?.Dispose();
-        TryTimeout = null;
-        Activity?.Dispose();
-        Activity = null;
+        tryLinked?.Dispose();
+        tryLinked = null;
+        tryTimeout?.Dispose();
+        tryTimeout = null;
+        activity?.Dispose();
+        activity = null;
     }
 }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Lodestar.Diagnostics.Internal;
 using Lodestar.Health.Internal;
@@ -82,14 +81,12 @@ internal sealed partial class HedgingStrategy
                     ?? throw EndpointSelection.NoEndpoints(context, 0, null, tried, _metrics);
         var round = RentRound();
         round.Start(cancellationToken);
-        var firstStarted = _timeProvider.GetTimestamp();
 
         // The first attempt is begun and ended around the transport's own task: it becomes a task of its own only
         // when a hedge follows.
-        var callerActivity = Activity.Current;
         var scope = _runner.Begin(context.Request, context, first, firstTicket, 1, round.Token);
-        var sending = _runner.Start(context.Request, scope, callerActivity);
-        return new HedgedStart(round, first, tried, scope, sending, firstStarted, delay, hedging.MaxHedgedAttempts > 0 && delay > TimeSpan.Zero);
+        var sending = _runner.Start(context.Request, scope);
+        return new HedgedStart(round, tried, scope, sending, delay, hedging.MaxHedgedAttempts > 0 && delay > TimeSpan.Zero);
     }
 
     /// <summary>
@@ -104,7 +101,7 @@ internal sealed partial class HedgingStrategy
         }
 
         // Answered before the delay (or before the first await): no hedge.
-        start.FirstResult = _runner.EndCompleted(context.Request, context, ref start.Scope, start.Sending);
+        start.FirstResult = _runner.End(context.Request, context, ref start.Scope, start.Sending);
         start.FirstEnded = true;
         if (start.FirstResult.Response is { } response && !context.Route.Resilience.IsRetryableStatus((int)response.StatusCode))
         {
@@ -131,12 +128,12 @@ internal sealed partial class HedgingStrategy
         var maxAttempts = Math.Max(1 + hedging.MaxHedgedAttempts, options.MaxAttempts);
         var hedges = 0;
         var tried = start.Tried;
-        var first = start.First;
+        var first = start.Scope.State;
         FailedAttempts? failures = null;
         List<Task<AttemptResult>>? running = null;
         HedgeRound? round = start.Round;
         HedgeTimer? timer = null;
-        var firstStarted = start.FirstStarted;
+        var firstStarted = start.Scope.Started;
         HttpResponseMessage? lastResponse = null;
         AttemptResult lastFailure = default;
         var winnerFound = false;
@@ -378,15 +375,12 @@ internal sealed partial class HedgingStrategy
 /// <summary>A hedged request's first attempt between <see cref="HedgingStrategy.BeginFirst"/> and its end.</summary>
 internal struct HedgedStart
 {
-    public HedgedStart(HedgeRound round, EndpointState first, List<EndpointState>? tried, AttemptScope scope, Task<HttpResponseMessage> sending,
-        long firstStarted, TimeSpan delay, bool waitsOnRound)
+    public HedgedStart(HedgeRound round, List<EndpointState>? tried, AttemptScope scope, Task<HttpResponseMessage> sending, TimeSpan delay, bool waitsOnRound)
     {
         Round = round;
-        First = first;
         Tried = tried;
         Scope = scope;
         Sending = sending;
-        FirstStarted = firstStarted;
         Delay = delay;
         WaitsOnRound = waitsOnRound;
     }
@@ -394,17 +388,11 @@ internal struct HedgedStart
     /// <summary>Gets the pooled round: the attempts' token, and the wait for the first attempt or the delay.</summary>
     public HedgeRound Round { get; }
 
-    /// <summary>Gets the first attempt's endpoint.</summary>
-    public EndpointState First { get; }
-
     /// <summary>Gets the endpoints refused by their breakers before the first was admitted, or <see langword="null"/>.</summary>
     public List<EndpointState>? Tried { get; }
 
     /// <summary>Gets the transport's task of the first attempt.</summary>
     public Task<HttpResponseMessage> Sending { get; }
-
-    /// <summary>Gets when the first attempt started.</summary>
-    public long FirstStarted { get; }
 
     /// <summary>Gets the hedging delay of this request.</summary>
     public TimeSpan Delay { get; }
