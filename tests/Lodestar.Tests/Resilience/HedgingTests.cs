@@ -20,6 +20,14 @@ public sealed class HedgingTests
         return host;
     }
 
+    /// <summary>Moves the clock a millisecond at a time until the hedge (the second call) is sent.</summary>
+    private static Task AdvanceUntilTheHedgeIsSentAsync(FakeTimeProvider time, ScriptedHandler handler)
+        => Eventually.TrueAsync(() =>
+        {
+            time.Advance(TimeSpan.FromMilliseconds(1));
+            return handler.Count == 2;
+        }, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
+
     [Fact]
     public async Task Hedging_FirstAttemptSlow_SecondEndpointWinsAndFirstIsCancelledOnceTheDelayPassesAgain()
     {
@@ -34,11 +42,7 @@ public sealed class HedgingTests
         await Eventually.TrueAsync(() => handler.Count == 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
         time.Advance(TimeSpan.FromMilliseconds(99));
         var hedgedEarly = handler.Count > 1;
-        await Eventually.TrueAsync(() =>
-        {
-            time.Advance(TimeSpan.FromMilliseconds(1));
-            return handler.Count == 2;
-        }, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
+        await AdvanceUntilTheHedgeIsSentAsync(time, handler);
         using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
 
         // Assert
@@ -68,11 +72,7 @@ public sealed class HedgingTests
         // Act: the hedge fires after the delay and wins; the loser is cancelled once the delay passes again.
         var pending = client.GetAsync("http://orders/x");
         await Eventually.TrueAsync(() => handler.Count == 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
-        await Eventually.TrueAsync(() =>
-        {
-            time.Advance(TimeSpan.FromMilliseconds(1));
-            return handler.Count == 2;
-        }, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
+        await AdvanceUntilTheHedgeIsSentAsync(time, handler);
         using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
         time.Advance(TimeSpan.FromMilliseconds(100));
         await Eventually.TrueAsync(() => spans.InTraceOf(caller).Count == 2, TimeSpan.FromSeconds(5), "both attempt spans end");
@@ -105,11 +105,7 @@ public sealed class HedgingTests
         await using var host = Host(time, handler);
         var pending = host.CreateClient().GetAsync("http://orders/x");
         await Eventually.TrueAsync(() => handler.Count == 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
-        await Eventually.TrueAsync(() =>
-        {
-            time.Advance(TimeSpan.FromMilliseconds(1));
-            return handler.Count == 2;
-        }, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
+        await AdvanceUntilTheHedgeIsSentAsync(time, handler);
         using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
         var first = await host.FindStateAsync(handler.Calls.First().Authority);
 
