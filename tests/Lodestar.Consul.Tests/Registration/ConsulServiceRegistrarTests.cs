@@ -242,19 +242,26 @@ public sealed class ConsulServiceRegistrarTests(ITestOutputHelper output)
     [Fact]
     public async Task Register_AgentOutageShorterThanTtl_InstanceStaysAndHeartbeatsResume()
     {
+        // The registrar runs on a recording clock, so the failed heartbeat and the retry after it happen when the test
+        // says, however loaded the machine is. The agent keeps real time; its 30 s TTL cannot lapse during the test.
+        var clock = new RecordingTimeProvider();
         await using var agent = await FakeConsulAgent.StartAsync();
-        await using var host = ConsulClientHost.Create(agent);
+        await using var host = ConsulClientHost.Create(agent, services: s => s.AddSingleton<TimeProvider>(clock));
         await using var handle = await host.Registrar.RegisterAsync(
-            new ServiceRegistration { ServiceName = "orders", InstanceId = "a", Host = "127.0.0.1", Port = 5001, Ttl = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+            new ServiceRegistration { ServiceName = "orders", InstanceId = "a", Host = "127.0.0.1", Port = 5001, Ttl = TimeSpan.FromSeconds(30) }, CancellationToken.None);
 
         agent.FailWith500 = true;
-        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        clock.Advance(await clock.NextFiniteTimerAsync());
+        var retry = await clock.NextFiniteTimerAsync(); // armed once the failed heartbeat has been handled
         agent.FailWith500 = false;
-        var passes = agent.Find("a")!.Passes;
-        await Eventually.TrueAsync(() => agent.Find("a")!.Passes > passes, s_timeout, "heartbeats resume");
+        clock.Advance(retry);
+        await Eventually.TrueAsync(() => agent.Find("a")!.Passes == 1, s_timeout, "heartbeats resume");
 
-        Assert.Equal("passing", agent.Find("a")!.Status);
-        Assert.Contains(host.Logs.Entries, e => e.EventId.Name == "ConsulHeartbeatFailed");
+        var instance = agent.Find("a")!;
+        Assert.Equal("passing", instance.Status);
+        Assert.Equal(1, instance.Registrations);
+        Assert.True(retry < TimeSpan.FromSeconds(10), $"the retry after a failed heartbeat comes before the next scheduled one, not {retry}");
+        Assert.Single(host.Logs.Entries, e => e.EventId.Name == "ConsulHeartbeatFailed");
     }
 
     [Fact]
