@@ -128,37 +128,6 @@ public sealed class LayersOnChannelsTests
     private static async Task<bool> AvoidsAsync(Protos.Echo.EchoClient client, string instance)
         => !(await GrpcTestHost.CountUnaryAsync(client, 10)).ContainsKey(instance);
 
-    /// <summary>Signals picks made by the balancers of one container (its own meters only).</summary>
-    private sealed class PickCounter : IDisposable
-    {
-        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
-        private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public PickCounter(IServiceProvider services)
-        {
-            var meters = services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Name == "lodestar.client.picks" && ReferenceEquals(instrument.Meter.Scope, meters))
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, _, _, _) => Volatile.Read(ref _next).TrySetResult());
-            _listener.Start();
-        }
-
-        /// <summary>Completes at the next pick after this call.</summary>
-        public Task Next()
-        {
-            var next = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            Volatile.Write(ref _next, next);
-            return next.Task;
-        }
-
-        public void Dispose() => _listener.Dispose();
-    }
-
     /// <summary>Always picks the first endpoint; runs <see cref="OnSecondPick"/> inside its second pick, once.</summary>
     private sealed class ApplyDuringPickPolicy : ILoadBalancingPolicy
     {
