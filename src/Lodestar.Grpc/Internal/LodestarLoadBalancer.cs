@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Grpc.Net.Client.Balancer;
 using Lodestar.Http;
+using Lodestar.Internal;
 using Lodestar.LoadBalancing;
 using Microsoft.Extensions.Logging;
 

@@ -1,9 +1,12 @@
+using Envoy.Config.Route.V3;
 using Grpc.Core;
+using Lodestar.LoadBalancing;
 using Lodestar.Testing;
 using Lodestar.Xds.Channels.Internal;
 using Lodestar.Xds.Resources;
 using Lodestar.Xds.Tests.Infrastructure;
 using Lodestar.Xds.Tests.Protos;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using static Lodestar.Xds.Tests.Infrastructure.XdsResources;
 
@@ -45,6 +48,41 @@ public sealed class XdsChannelTests
         await Eventually.TrueAsync(async () => await h.CallAsync() == "b", TimeSpan.FromSeconds(10), "calls follow the pushed endpoints");
         var after = await h.CountAsync(20);
         Assert.Equal(20, after.GetValueOrDefault("b"));
+    }
+
+    [Fact]
+    public async Task Call_PickedWhileTheClustersBalancerLagsTheChannel_WaitsForTheBalancerThenFollows()
+    {
+        // Arrange: cluster b holds backends b and b2, reached with a header; everything else goes to cluster a (backend a).
+        // The channel's resolver watches cluster a before Lodestar's balancer of it does, so it hears of an EDS push
+        // first; the test holds the balancer while it builds its picker for the pushed set, and a call is picked in
+        // between: the channel has dropped a's connection, the balancer still picks a. The interleaving left a call
+        // waiting out its deadline on a loaded machine.
+        var policy = new HoldingPolicy();
+        await using var h = await XdsChannelHarness.StartAsync(["a", "b", "b2"], configure: s => s.AddSingleton<ILoadBalancingPolicy>(policy));
+        int b = h.Backends["b"].Port, b2 = h.Backends["b2"].Port;
+        h.Server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "b", Assignment("b", ("127.0.0.1", b), ("127.0.0.1", b2)));
+        var toB = PrefixRoute("/", "b");
+        toB.Match.Headers.Add(new HeaderMatcher { Name = "x-cluster", ExactMatch = "b" });
+        h.SetRoutes(toB, PrefixRoute("/", "a"));
+        var headers = new Metadata { { "x-cluster", "b" } };
+        await Eventually.TrueAsync(async () => (await h.Client.HelloAsync(new HelloRequest(), headers, DateTime.UtcNow.AddSeconds(10))).Instance == "b2",
+            s_wait, "cluster b's two connections are ready");
+        Assert.Equal("a", await h.CallAsync());
+        using var picks = new PickCounter(h.Services);
+        var held = policy.HoldSetWith("a", b);
+
+        // Act: cluster a moves to b and b2, whose connections the channel has.
+        h.Server.SetResource(XdsTypeUrls.ClusterLoadAssignment, "a", Assignment("a", ("127.0.0.1", b), ("127.0.0.1", b2)));
+        await held.WaitAsync(s_wait);
+        var picked = picks.Next();
+        var call = h.CallAsync();
+        await Task.WhenAny(picked, call).WaitAsync(s_wait);
+        Assert.False(call.IsCompleted, "the call was answered before the balancer applied the pushed set");
+        policy.Release();
+
+        // Assert: the call waited for the balancer, then went to one of the pushed endpoints.
+        Assert.Contains(await call.WaitAsync(s_wait), new[] { "b", "b2" });
     }
 
     [Fact]
@@ -258,5 +296,54 @@ public sealed class XdsChannelTests
         var error = Assert.Throws<ArgumentException>(() => XdsResolverFactory.ParseListener(new Uri(address)));
         Assert.Contains(address, error.Message, StringComparison.Ordinal);
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Round robin in place of the built-in one, which can hold the build of a service's picker for a set holding a port
+    /// until <see cref="Release"/>. (A set of one endpoint is picked without the policy.)
+    /// </summary>
+    private sealed class HoldingPolicy : ILoadBalancingPolicy
+    {
+        private readonly ManualResetEventSlim _released = new(initialState: true);
+        private volatile Hold? _hold;
+        private int _turn;
+
+        public string Name => LoadBalancingPolicies.RoundRobin;
+
+        /// <summary>Holds the next build for <paramref name="service"/> whose endpoints include <paramref name="port"/>; completes when it starts.</summary>
+        public Task HoldSetWith(string service, int port)
+        {
+            var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _released.Reset();
+            _hold = new Hold(service, port, reached);
+            return reached.Task;
+        }
+
+        public void Release()
+        {
+            _hold = null;
+            _released.Set();
+        }
+
+        public EndpointPicker CreatePicker(LoadBalancingContext context)
+        {
+            if (_hold is { } hold && hold.Service == context.ServiceName && context.Endpoints.Any(e => e.Endpoint.Port == hold.Port))
+            {
+                hold.Reached.TrySetResult();
+                _released.Wait(s_wait);
+            }
+
+            return new Picker(this, context.Endpoints);
+        }
+
+        private sealed record Hold(string Service, int Port, TaskCompletionSource Reached);
+
+        private sealed class Picker(HoldingPolicy owner, IReadOnlyList<EndpointState> endpoints) : EndpointPicker
+        {
+            public override EndpointState Pick(in Lodestar.LoadBalancing.PickContext context)
+                => endpoints[(int)((uint)Interlocked.Increment(ref owner._turn) % (uint)endpoints.Count)];
+        }
     }
 }

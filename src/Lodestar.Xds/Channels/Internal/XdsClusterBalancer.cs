@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using Grpc.Core;
 using Grpc.Net.Client.Balancer;
 using Lodestar.Discovery;
+using Lodestar.Internal;
 using Lodestar.LoadBalancing;
 using Lodestar.Xds.Clusters;
 using Lodestar.Xds.Clusters.Internal;
@@ -19,6 +20,10 @@ namespace Lodestar.Xds.Channels.Internal;
 /// <remarks>
 /// Each cluster is balanced by the same <see cref="IServiceBalancing"/> stage the <c>HttpClient</c> path uses for the
 /// service of that name and source <c>xds</c>, so the cluster's CDS policy, outlier detection and health apply.
+/// The channel's resolver and a cluster's balancer hear of an EDS push one after the other: a call picked in between
+/// (the balancer chooses an endpoint the channel no longer connects to) is queued, and the balancer publishes a new
+/// picker when the cluster's balancer applies the set (<see cref="BalancedService.RegisterSetChanged"/>), as it does
+/// when the channel's subchannels change, so the call is picked again as soon as the two agree.
 /// </remarks>
 internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
 {
@@ -34,10 +39,21 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
     private IReadOnlyList<Subchannel> _ready = [];
     private bool _disposed;
 
+    // Counts changes to what a picker is built from (_ready, _clusters), so that a picker published from outside the
+    // channel's lock can tell whether a newer one may have been published before it.
+    private long _generation;
+
     public XdsClusterBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, IServiceBalancing balancing, XdsClusterOptions clusterOptions,
         XdsClusterCallCounters counters, Func<double> random, XdsDropOverloads? drops = null)
+        : this(new SubchannelRecorder(controller), loggerFactory, balancing, clusterOptions, counters, random, drops)
+    {
+    }
+
+    private XdsClusterBalancer(SubchannelRecorder controller, ILoggerFactory loggerFactory, IServiceBalancing balancing, XdsClusterOptions clusterOptions,
+        XdsClusterCallCounters counters, Func<double> random, XdsDropOverloads? drops)
         : base(controller, loggerFactory)
     {
+        controller.Published = OnPublished;
         _drops = drops;
         _balancing = balancing;
         _clusterOptions = clusterOptions;
@@ -51,6 +67,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
         if (state.Status.StatusCode == StatusCode.OK && state.Addresses is { Count: > 0 } addresses)
         {
             List<string> added = [];
+            List<ClusterBalancer> dropped;
             lock (_gate)
             {
                 var clusters = new Dictionary<string, ClusterBalancer>(StringComparer.Ordinal);
@@ -78,7 +95,14 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
                 }
 
                 // One reference write: pickers built from now on see the new map; older ones keep theirs.
+                dropped = [.. _clusters.Values.Where(c => !clusters.TryGetValue(c.Name, out var kept) || kept != c)];
                 _clusters = clusters;
+                _generation++;
+            }
+
+            foreach (var cluster in dropped)
+            {
+                cluster.StopWatching();
             }
 
             foreach (var cluster in added)
@@ -95,15 +119,23 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
         lock (_gate)
         {
             _ready = readySubchannels;
+            _generation++;
             return BuildPicker_NeedsLock();
         }
     }
 
     protected override void Dispose(bool disposing)
     {
+        ClusterBalancer[] clusters;
         lock (_gate)
         {
             _disposed = true;
+            clusters = [.. _clusters.Values];
+        }
+
+        foreach (var cluster in clusters)
+        {
+            cluster.StopWatching();
         }
 
         base.Dispose(disposing);
@@ -147,10 +179,10 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
 
     private void OnConnected(string cluster, BalancedService? service, Exception? error)
     {
-        XdsClusterPicker picker;
+        ClusterBalancer? balancer;
         lock (_gate)
         {
-            if (_disposed || !_clusters.TryGetValue(cluster, out var balancer))
+            if (_disposed || !_clusters.TryGetValue(cluster, out balancer))
             {
                 return;
             }
@@ -165,17 +197,85 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
             {
                 balancer.Service = service;
             }
+        }
 
-            if (_ready.Count == 0)
-            {
-                return; // The base publishes its own connecting picker until a subchannel is ready.
-            }
-
-            picker = BuildPicker_NeedsLock();
+        if (service is not null)
+        {
+            // Registered outside the lock: the callback takes it. A set applied between the lookup and here is read by
+            // the picker published below, which asks the cluster's balancer when it picks.
+            balancer.Watch(service.RegisterSetChanged(() => OnSetChanged(balancer)));
         }
 
         // Calls queued for this cluster are picked again with the new picker.
-        Controller.UpdateState(new BalancerState(ConnectivityState.Ready, picker));
+        Publish();
+    }
+
+    /// <summary>The cluster's balancer applied a newer set: calls waiting for it are picked again with a new picker.</summary>
+    private void OnSetChanged(ClusterBalancer balancer)
+    {
+        lock (_gate)
+        {
+            if (_disposed || !_clusters.TryGetValue(balancer.Name, out var current) || current != balancer)
+            {
+                return;
+            }
+        }
+
+        // Not on this thread: it applied the set for every channel of the cluster, and may hold another channel's lock.
+        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(), this, preferLocal: false);
+    }
+
+    /// <summary>
+    /// Publishes a picker over the latest ready subchannels and clusters, once some subchannel is ready (until then the
+    /// base's own picker, which queues or fails, stays). Called from outside the channel's lock: if the channel built a
+    /// picker meanwhile, which it may have published before this one, publishes again from the newer state. Bounded;
+    /// each round needs the channel to have changed its subchannels or clusters in between.
+    /// </summary>
+    private void Publish()
+    {
+        for (var round = 0; round < 8; round++)
+        {
+            XdsClusterPicker picker;
+            long generation;
+            lock (_gate)
+            {
+                if (_disposed || _ready.Count == 0)
+                {
+                    return;
+                }
+
+                picker = BuildPicker_NeedsLock();
+                generation = _generation;
+            }
+
+            Controller.UpdateState(new BalancerState(ConnectivityState.Ready, picker));
+            lock (_gate)
+            {
+                if (_generation == generation)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sees every state published to the channel. The base publishes a state other than ready (connecting, failure)
+    /// without asking for a picker: no subchannel is ready then, and a picker published later must not bring back the
+    /// subchannels of the last ready list.
+    /// </summary>
+    private void OnPublished(BalancerState state)
+    {
+        if (state.ConnectivityState == ConnectivityState.Ready)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            _ready = [];
+            _generation++;
+        }
     }
 
     private static partial class Log
@@ -190,6 +290,9 @@ internal sealed class ClusterBalancer(string name, XdsClusterCallCounters.Counte
 {
     private volatile BalancedService? _service;
     private volatile StrongBox<Status>? _failure;
+    private readonly Lock _gate = new();
+    private IDisposable? _setChanged;
+    private bool _stopped;
 
     public string Name { get; } = name;
 
@@ -212,5 +315,34 @@ internal sealed class ClusterBalancer(string name, XdsClusterCallCounters.Counte
     {
         get => _failure?.Value;
         set => _failure = value is { } status ? new StrongBox<Status>(status) : null;
+    }
+
+    /// <summary>Keeps the registration for the balancer's set changes until <see cref="StopWatching"/>; disposes it if that came first.</summary>
+    public void Watch(IDisposable registration)
+    {
+        lock (_gate)
+        {
+            if (!_stopped && _setChanged is null)
+            {
+                _setChanged = registration;
+                return;
+            }
+        }
+
+        registration.Dispose();
+    }
+
+    /// <summary>Ends the set-change registration: the channel dropped the cluster or was disposed.</summary>
+    public void StopWatching()
+    {
+        IDisposable? registration;
+        lock (_gate)
+        {
+            _stopped = true;
+            registration = _setChanged;
+            _setChanged = null;
+        }
+
+        registration?.Dispose();
     }
 }

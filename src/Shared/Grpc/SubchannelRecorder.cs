@@ -1,10 +1,11 @@
 using Grpc.Net.Client.Balancer;
 
-namespace Lodestar.Grpc.Internal;
+namespace Lodestar.Internal;
 
 /// <summary>
 /// Passes the channel's control helper through and remembers the subchannels the balancer creates, so that a picker
-/// can tell an endpoint whose connection is still being made from one whose connection failed.
+/// can tell an endpoint whose connection is still being made from one whose connection failed; shows the balancer every
+/// state published to the channel, its base's included.
 /// </summary>
 internal sealed class SubchannelRecorder(IChannelControlHelper inner) : IChannelControlHelper
 {
@@ -51,7 +52,7 @@ internal sealed class SubchannelRecorder(IChannelControlHelper inner) : IChannel
     /// <summary>The addresses of the subchannels that are idle or connecting now; shut-down subchannels are forgotten.</summary>
     public HashSet<(string Host, int Port)> Connecting()
     {
-        var connecting = new HashSet<(string Host, int Port)>(Lodestar.Internal.ReadySubchannels.HostPortComparer.Instance);
+        var connecting = new HashSet<(string Host, int Port)>(ReadySubchannels.HostPortComparer.Instance);
         lock (_gate)
         {
             foreach (var (subchannel, state) in _states)
