@@ -5,6 +5,8 @@ namespace Lodestar.Tests.Resilience;
 
 public sealed class HedgeRoundTests
 {
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(10);
+
     [Fact]
     public async Task WaitAsync_FirstCompletesBeforeTheDelay_True()
     {
@@ -135,5 +137,64 @@ public sealed class HedgeRoundTests
 
         // Assert
         Assert.False(round.Token.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task WaitAsync_SystemClock_DelayPassesFirst_TheHedgingClockEndsTheWait()
+    {
+        // Arrange: on the system clock the deadline goes to the process's hedging clock, not to a timer of the round.
+        using var round = new HedgeRound(TimeProvider.System);
+        round.Start(CancellationToken.None);
+        var first = new TaskCompletionSource<HttpResponseMessage>();
+
+        // Act
+        var firstCompleted = await round.WaitAsync(first.Task, TimeSpan.FromMilliseconds(1)).AsTask().WaitAsync(s_wait);
+
+        // Assert
+        Assert.False(firstCompleted);
+    }
+
+    [Fact]
+    public async Task WaitAsync_SystemClock_EarlierDeadlineFiledWhileTheClockSleepsForALaterOne_EndsOnTime()
+    {
+        // Arrange: a deadline an hour away, so the clock's thread (if nothing else is due) sleeps until then.
+        using var later = new HedgeRound(TimeProvider.System);
+        later.Start(CancellationToken.None);
+        var never = new TaskCompletionSource<HttpResponseMessage>();
+        _ = later.WaitAsync(never.Task, TimeSpan.FromHours(1));
+        using var round = new HedgeRound(TimeProvider.System);
+        round.Start(CancellationToken.None);
+
+        // Act: the earlier deadline wakes the clock.
+        var firstCompleted = await round.WaitAsync(never.Task, TimeSpan.FromMilliseconds(1)).AsTask().WaitAsync(s_wait);
+
+        // Assert
+        Assert.False(firstCompleted);
+    }
+
+    [Fact]
+    public async Task Reset_SystemClock_TheWonWaitsDeadlineDoesNotEndTheNextWait()
+    {
+        // Arrange: a request answered at once within a 1 s delay; its deadline stays filed with the clock.
+        using var round = new HedgeRound(TimeProvider.System);
+        round.Start(CancellationToken.None);
+        var early = new TaskCompletionSource<HttpResponseMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var response = new HttpResponseMessage(System.Net.HttpStatusCode.OK);
+        var firstWait = round.WaitAsync(early.Task, TimeSpan.FromSeconds(1));
+        early.SetResult(response);
+        Assert.True(await firstWait.AsTask().WaitAsync(s_wait));
+        round.Reset();
+
+        // Act: the round serves a request an hour's delay long; another round's deadline, filed after the first one's
+        // and so due after it, tells when the clock has passed the first deadline.
+        round.Start(CancellationToken.None);
+        var never = new TaskCompletionSource<HttpResponseMessage>();
+        var secondWait = round.WaitAsync(never.Task, TimeSpan.FromHours(1));
+        using var witness = new HedgeRound(TimeProvider.System);
+        witness.Start(CancellationToken.None);
+        Assert.False(await witness.WaitAsync(never.Task, TimeSpan.FromSeconds(1)).AsTask().WaitAsync(s_wait));
+
+        // Assert
+        Assert.False(secondWait.IsCompleted);
     }
 }

@@ -6,40 +6,54 @@ namespace Lodestar.Resilience.Hedging.Internal;
 
 /// <summary>
 /// What a hedged request needs while its first attempt runs: the cancellation source of its attempts (linked to the
-/// caller's token), a <see cref="TimeProvider"/> timer for the hedging delay, and one wait that ends when the first
-/// attempt completes or the delay passes, whichever is first. Reused by the next request when the first attempt wins
-/// (the common case), so a hedged request that never hedges allocates no source, timer, task or wait of its own.
+/// caller's token), the hedging delay's deadline (on the process's hedging clock, or a timer), and one wait that ends
+/// when the first attempt completes or the delay passes, whichever is first. Reused by the next request when the first
+/// attempt wins (the common case), so a hedged request that never hedges allocates no source, timer, task or wait of
+/// its own.
 /// </summary>
 /// <remarks>
 /// <para>
-/// The wait is this object as an <see cref="IValueTaskSource{TResult}"/>: the first attempt's completion and the timer
-/// race for one flag, and the winner completes the wait. The first attempt is the transport's own task, watched through
+/// The wait is this object as an <see cref="IValueTaskSource{TResult}"/>: the first attempt's completion and the
+/// deadline race for it, and the winner completes the wait. The first attempt is the transport's own task, watched through
 /// its awaiter with a cached delegate: nothing is allocated to watch it, and the strategy reads it when it needs to.
 /// </para>
 /// <para>
-/// The timer keeps the <see cref="HedgeTimer"/> rules: each arming is rounded up to the next millisecond, and a tick
-/// before the due timestamp (a coarse timer, or a late tick of a previous request's arming) re-arms for the rest, so
-/// the wait is at least the delay and at most a millisecond more. The due timestamp is one <see cref="long"/>, written
-/// before the wait is marked pending, so a tick reads a whole arming. A round whose wait ended with a hedge is never
-/// reused: its first attempt may still complete into it.
+/// On the system clock the delay is a deadline filed with the process's <see cref="HedgeClock"/>, never taken back: a
+/// deadline of a finished wait finds another arming number and does nothing. On any other clock (a test's) it is a
+/// <see cref="TimeProvider"/> timer that keeps the <see cref="HedgeTimer"/> rules: each arming is rounded up to the next
+/// millisecond, and a tick before the due timestamp (a coarse timer, or a late tick of a previous request's arming)
+/// re-arms for the rest. Either way the wait is at least the delay and at most about a millisecond more. The wait
+/// pending is its arming's number in one <see cref="long"/>, written after the due timestamp, and whatever ends it
+/// (the first attempt, the timer, the clock) takes that number back with one compare-and-swap, so a deadline of an
+/// earlier arming can never end a later wait. A round whose wait ended with a hedge is never reused: its first attempt
+/// may still complete into it.
 /// </para>
 /// </remarks>
 internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
 {
     private readonly TimeProvider _timeProvider;
-    private readonly ITimer _timer;
+    private readonly HedgeClock? _clock;
+    private readonly ITimer? _timer;
     private readonly Action _onFirstCompleted;
     private CancellationTokenSource _attempts = new();
     private CancellationTokenRegistration _caller;
     private ManualResetValueTaskSourceCore<bool> _wait;
     private ConfiguredTaskAwaitable<HttpResponseMessage>.ConfiguredTaskAwaiter _first;
     private long _due;
-    private int _waiting;
+    private long _armings;
+
+    // The number of the arming whose wait is pending; 0 when none is.
+    private long _waiting;
 
     public HedgeRound(TimeProvider timeProvider)
     {
         _timeProvider = timeProvider;
         _onFirstCompleted = OnFirstCompleted;
+        if (timeProvider == TimeProvider.System)
+        {
+            _clock = HedgeClock.System;
+            return;
+        }
 
         // The callback only completes a wait: no ExecutionContext needs to flow into it.
         if (ExecutionContext.IsFlowSuppressed())
@@ -75,9 +89,19 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     {
         _wait.Reset();
         _first = first.ConfigureAwait(false).GetAwaiter();
-        Volatile.Write(ref _due, _timeProvider.GetTimestamp() + ToTimestampTicks(delay));
-        Volatile.Write(ref _waiting, 1);
-        _timer.Change(ClockDelay.RoundUp(delay), Timeout.InfiniteTimeSpan);
+        var due = _timeProvider.GetTimestamp() + ToTimestampTicks(delay);
+        var arming = ++_armings;
+        Volatile.Write(ref _due, due);
+        Volatile.Write(ref _waiting, arming);
+        if (_clock is { } clock)
+        {
+            clock.Schedule(this, arming, due);
+        }
+        else
+        {
+            _timer!.Change(ClockDelay.RoundUp(delay), Timeout.InfiniteTimeSpan);
+        }
+
         _first.UnsafeOnCompleted(_onFirstCompleted);
         return new ValueTask<bool>(this, _wait.Version);
     }
@@ -91,7 +115,8 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     /// </summary>
     public void Reset()
     {
-        _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        // The clock's deadline stays filed: it finds no wait of its arming pending.
+        _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         Volatile.Write(ref _waiting, 0);
 
         // Disposing the registration waits for a caller callback that is running, so none runs after this.
@@ -109,7 +134,7 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     /// <summary>Ends the round for good: a request that hedged, retried or failed.</summary>
     public void Dispose()
     {
-        _timer.Dispose();
+        _timer?.Dispose();
         _caller.Dispose();
         _attempts.Dispose();
     }
@@ -121,11 +146,15 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
         => _wait.OnCompleted(continuation, state, token, flags);
 
-    private void OnFirstCompleted() => EndWait(firstCompleted: true);
+    /// <summary>The <see cref="HedgeClock"/> found the deadline of <paramref name="arming"/> passed.</summary>
+    internal void OnDeadline(long arming) => EndWait(arming, firstCompleted: false);
+
+    private void OnFirstCompleted() => EndWait(Volatile.Read(ref _waiting), firstCompleted: true);
 
     private void OnTick()
     {
-        if (Volatile.Read(ref _waiting) == 0)
+        var arming = Volatile.Read(ref _waiting);
+        if (arming == 0)
         {
             return;
         }
@@ -134,19 +163,19 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
         if (remaining > 0)
         {
             // Early (a coarse timer, or a late tick of an earlier arming): wait out the rest.
-            _timer.Change(ClockDelay.RoundUp(TimeSpan.FromSeconds((double)remaining / _timeProvider.TimestampFrequency)), Timeout.InfiniteTimeSpan);
+            _timer!.Change(ClockDelay.RoundUp(TimeSpan.FromSeconds((double)remaining / _timeProvider.TimestampFrequency)), Timeout.InfiniteTimeSpan);
             return;
         }
 
-        EndWait(firstCompleted: false);
+        EndWait(arming, firstCompleted: false);
     }
 
-    private void EndWait(bool firstCompleted)
+    private void EndWait(long arming, bool firstCompleted)
     {
-        if (Interlocked.Exchange(ref _waiting, 0) == 1)
+        if (arming != 0 && Interlocked.CompareExchange(ref _waiting, 0, arming) == arming)
         {
-            // The first attempt's completion goes on inline, as an await of it would; the timer's never runs the
-            // request's continuation on the timer thread.
+            // The first attempt's completion goes on inline, as an await of it would; the timer's and the clock's never
+            // run the request's continuation on their own thread.
             _wait.RunContinuationsAsynchronously = !firstCompleted;
             _wait.SetResult(firstCompleted);
         }
