@@ -1,4 +1,5 @@
 using Lodestar.Resilience.Hedging.Internal;
+using Lodestar.Testing;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
@@ -196,5 +197,33 @@ public sealed class HedgeRoundTests
 
         // Assert
         Assert.False(secondWait.IsCompleted);
+    }
+
+    [Fact]
+    public async Task HedgeClock_ManyWaitsEndedWithinALongDelay_DropsTheirDeadlinesAndStillEndsThePendingOne()
+    {
+        // Arrange: a clock of its own that drops ended waits' deadlines from 16 on; one wait pending a second.
+        var clock = new HedgeClock(minCompactAt: 16);
+        using var pending = new HedgeRound(TimeProvider.System, clock);
+        pending.Start(CancellationToken.None);
+        var never = new TaskCompletionSource<HttpResponseMessage>();
+        var pendingWait = pending.WaitAsync(never.Task, TimeSpan.FromSeconds(1));
+        using var round = new HedgeRound(TimeProvider.System, clock);
+        using var response = new HttpResponseMessage(System.Net.HttpStatusCode.OK);
+
+        // Act: 200 requests answered at once within an hour's delay, each leaving its deadline behind.
+        for (var i = 0; i < 200; i++)
+        {
+            round.Start(CancellationToken.None);
+            var answered = new TaskCompletionSource<HttpResponseMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var wait = round.WaitAsync(answered.Task, TimeSpan.FromHours(1));
+            answered.SetResult(response);
+            Assert.True(await wait.AsTask().WaitAsync(s_wait));
+            round.Reset();
+        }
+
+        // Assert: the heap stays bounded by the floor, and the pending wait still ends at its deadline.
+        await Eventually.TrueAsync(() => clock.Pending < 16, s_wait, "the ended waits' deadlines are dropped");
+        Assert.False(await pendingWait.AsTask().WaitAsync(s_wait));
     }
 }

@@ -16,26 +16,38 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// <para>
 /// The thread sleeps until the earliest deadline and is woken early only when a deadline earlier than that one is
 /// filed, which with the one delay a strategy uses at a time is rare. A deadline lives here until it passes, however
-/// early its wait ended, so the heap holds at most the requests started within the longest delay. Only for
-/// <see cref="TimeProvider.System"/>: other clocks (a test's) keep a timer per round.
+/// early its wait ended, unless the heap grows past twice the deadlines still waiting (and a floor): then the thread
+/// takes the heap out, keeps the deadlines whose wait is still pending and puts them back, so a long delay under a
+/// high request rate costs a bounded heap. Only for <see cref="TimeProvider.System"/>: other clocks (a test's) keep a
+/// timer per round.
 /// </para>
 /// </remarks>
 internal sealed class HedgeClock
 {
+    private const int MinCompactAt = 4096;
+
     private readonly object _gate = new();
-    private readonly PriorityQueue<(HedgeRound Round, long Arming), long> _deadlines = new();
     private readonly TimeProvider _timeProvider = TimeProvider.System;
+    private readonly int _minCompactAt;
+    private PriorityQueue<(HedgeRound Round, long Arming), long> _deadlines = new();
+
+    // The heap's size at which the thread drops the deadlines of ended waits, and whether a caller asked it to.
+    private int _compactAt;
+    private bool _compact;
 
     // The deadline the thread sleeps until: long.MaxValue when it sleeps with none to wait for, long.MinValue while it
     // is awake (it looks at the heap again before it sleeps). Read and written under the gate.
     private long _wakeAt = long.MinValue;
     private bool _started;
 
-    private HedgeClock()
+    /// <summary>Creates a clock; <paramref name="minCompactAt"/> is the heap size below which ended waits are never dropped early.</summary>
+    internal HedgeClock(int minCompactAt = MinCompactAt)
     {
+        _minCompactAt = minCompactAt;
+        _compactAt = minCompactAt;
     }
 
-    /// <summary>Gets the clock of <see cref="TimeProvider.System"/>; its thread starts with the first deadline.</summary>
+    /// <summary>Gets the clock of <see cref="TimeProvider.System"/> for every round; its thread starts with the first deadline.</summary>
     public static HedgeClock System { get; } = new();
 
     /// <summary>Gets the number of deadlines filed and not passed yet, ended waits' included.</summary>
@@ -67,8 +79,9 @@ internal sealed class HedgeClock
                 // No caller's ExecutionContext is captured: the thread only ends waits.
                 thread.UnsafeStart(this);
             }
-            else if (due < _wakeAt)
+            else if (due < _wakeAt || (!_compact && _deadlines.Count >= _compactAt))
             {
+                _compact |= _deadlines.Count >= _compactAt;
                 Monitor.Pulse(_gate);
             }
         }
@@ -77,12 +90,35 @@ internal sealed class HedgeClock
     private void Run()
     {
         var due = new List<(HedgeRound Round, long Arming)>();
+        PriorityQueue<(HedgeRound Round, long Arming), long>? filed = null;
         while (true)
         {
             lock (_gate)
             {
+                if (filed is not null)
+                {
+                    // The deadlines still waiting, back with those filed meanwhile.
+                    foreach (var (deadline, at) in filed.UnorderedItems)
+                    {
+                        _deadlines.Enqueue(deadline, at);
+                    }
+
+                    _compactAt = Math.Max(_minCompactAt, 2 * _deadlines.Count);
+                    filed = null;
+                }
+
                 while (true)
                 {
+                    if (_compact)
+                    {
+                        // Taken out whole; callers file into a fresh heap while the thread sorts this one.
+                        _compact = false;
+                        filed = _deadlines;
+                        _deadlines = new PriorityQueue<(HedgeRound Round, long Arming), long>();
+                        _wakeAt = long.MinValue;
+                        break;
+                    }
+
                     var now = _timeProvider.GetTimestamp();
                     while (_deadlines.TryPeek(out var deadline, out var at) && at <= now)
                     {
@@ -108,6 +144,12 @@ internal sealed class HedgeClock
                 }
             }
 
+            if (filed is not null)
+            {
+                filed = KeepWaiting(filed);
+                continue;
+            }
+
             // Outside the lock, in deadline order: a round ends its wait, which runs the request's continuation on the
             // thread pool, never here.
             foreach (var (round, arming) in due)
@@ -117,6 +159,21 @@ internal sealed class HedgeClock
 
             due.Clear();
         }
+    }
+
+    /// <summary>The deadlines of <paramref name="filed"/> whose wait is still pending; a deadline due meanwhile goes back too, to be fired.</summary>
+    private static PriorityQueue<(HedgeRound Round, long Arming), long> KeepWaiting(PriorityQueue<(HedgeRound Round, long Arming), long> filed)
+    {
+        var waiting = new PriorityQueue<(HedgeRound Round, long Arming), long>();
+        foreach (var (deadline, at) in filed.UnorderedItems)
+        {
+            if (deadline.Round.IsWaiting(deadline.Arming))
+            {
+                waiting.Enqueue(deadline, at);
+            }
+        }
+
+        return waiting;
     }
 
     private int ToWholeMilliseconds(long ticks)

@@ -45,13 +45,20 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     // The number of the arming whose wait is pending; 0 when none is.
     private long _waiting;
 
+    /// <summary>Creates a round on <paramref name="timeProvider"/>: the process's hedging clock for the system's, a timer for any other.</summary>
     public HedgeRound(TimeProvider timeProvider)
+        : this(timeProvider, timeProvider == TimeProvider.System ? HedgeClock.System : null)
+    {
+    }
+
+    /// <summary>Creates a round whose deadlines go to <paramref name="clock"/> (on the system's time), or to a timer when it is <see langword="null"/>.</summary>
+    internal HedgeRound(TimeProvider timeProvider, HedgeClock? clock)
     {
         _timeProvider = timeProvider;
         _onFirstCompleted = OnFirstCompleted;
-        if (timeProvider == TimeProvider.System)
+        if (clock is not null)
         {
-            _clock = HedgeClock.System;
+            _clock = clock;
             return;
         }
 
@@ -145,6 +152,9 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
 
     void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
         => _wait.OnCompleted(continuation, state, token, flags);
+
+    /// <summary>Whether the wait of <paramref name="arming"/> is still pending.</summary>
+    internal bool IsWaiting(long arming) => Volatile.Read(ref _waiting) == arming;
 
     /// <summary>The <see cref="HedgeClock"/> found the deadline of <paramref name="arming"/> passed.</summary>
     internal void OnDeadline(long arming) => EndWait(arming, firstCompleted: false);
