@@ -31,6 +31,10 @@ internal sealed class HedgeClock
     private readonly int _minCompactAt;
     private PriorityQueue<(HedgeRound Round, long Arming), long> _deadlines = new();
 
+    // The heap callers file into while the thread sorts the other one; kept with its capacity, so dropping ended
+    // waits allocates nothing once both have grown to their working size.
+    private PriorityQueue<(HedgeRound Round, long Arming), long> _spare = new();
+
     // The heap's size at which the thread drops the deadlines of ended waits, and whether a caller asked it to.
     private int _compactAt;
     private bool _compact;
@@ -90,6 +94,7 @@ internal sealed class HedgeClock
     private void Run()
     {
         var due = new List<(HedgeRound Round, long Arming)>();
+        var waiting = new List<((HedgeRound Round, long Arming) Deadline, long At)>();
         PriorityQueue<(HedgeRound Round, long Arming), long>? filed = null;
         while (true)
         {
@@ -98,11 +103,13 @@ internal sealed class HedgeClock
                 if (filed is not null)
                 {
                     // The deadlines still waiting, back with those filed meanwhile.
-                    foreach (var (deadline, at) in filed.UnorderedItems)
+                    foreach (var (deadline, at) in waiting)
                     {
                         _deadlines.Enqueue(deadline, at);
                     }
 
+                    waiting.Clear();
+                    _spare = filed;
                     _compactAt = Math.Max(_minCompactAt, 2 * _deadlines.Count);
                     filed = null;
                 }
@@ -111,10 +118,10 @@ internal sealed class HedgeClock
                 {
                     if (_compact)
                     {
-                        // Taken out whole; callers file into a fresh heap while the thread sorts this one.
+                        // Taken out whole; callers file into the spare heap while the thread sorts this one.
                         _compact = false;
                         filed = _deadlines;
-                        _deadlines = new PriorityQueue<(HedgeRound Round, long Arming), long>();
+                        _deadlines = _spare;
                         _wakeAt = long.MinValue;
                         break;
                     }
@@ -146,7 +153,16 @@ internal sealed class HedgeClock
 
             if (filed is not null)
             {
-                filed = KeepWaiting(filed);
+                // A deadline due meanwhile stays too, to be fired once it is back.
+                foreach (var (deadline, at) in filed.UnorderedItems)
+                {
+                    if (deadline.Round.IsWaiting(deadline.Arming))
+                    {
+                        waiting.Add((deadline, at));
+                    }
+                }
+
+                filed.Clear();
                 continue;
             }
 
@@ -159,21 +175,6 @@ internal sealed class HedgeClock
 
             due.Clear();
         }
-    }
-
-    /// <summary>The deadlines of <paramref name="filed"/> whose wait is still pending; a deadline due meanwhile goes back too, to be fired.</summary>
-    private static PriorityQueue<(HedgeRound Round, long Arming), long> KeepWaiting(PriorityQueue<(HedgeRound Round, long Arming), long> filed)
-    {
-        var waiting = new PriorityQueue<(HedgeRound Round, long Arming), long>();
-        foreach (var (deadline, at) in filed.UnorderedItems)
-        {
-            if (deadline.Round.IsWaiting(deadline.Arming))
-            {
-                waiting.Enqueue(deadline, at);
-            }
-        }
-
-        return waiting;
     }
 
     private int ToWholeMilliseconds(long ticks)

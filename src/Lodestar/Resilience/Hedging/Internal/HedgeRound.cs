@@ -18,11 +18,12 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// its awaiter with a cached delegate: nothing is allocated to watch it, and the strategy reads it when it needs to.
 /// </para>
 /// <para>
-/// On the system clock the delay is a deadline filed with the process's <see cref="HedgeClock"/>, never taken back: a
-/// deadline of a finished wait finds another arming number and does nothing. On any other clock (a test's) it is a
-/// <see cref="TimeProvider"/> timer that keeps the <see cref="HedgeTimer"/> rules: each arming is rounded up to the next
-/// millisecond, and a tick before the due timestamp (a coarse timer, or a late tick of a previous request's arming)
-/// re-arms for the rest. Either way the wait is at least the delay and at most about a millisecond more. The wait
+/// The delay is rounded up to the next whole millisecond, as timers count (<see cref="HedgeTimer"/>). On the system
+/// clock it is then a deadline filed with the process's <see cref="HedgeClock"/>, never taken back: a deadline of a
+/// finished wait finds another arming number and does nothing. On any other clock (a test's) it is a
+/// <see cref="TimeProvider"/> timer, and a tick before the due timestamp (a coarse timer, or a late tick of a previous
+/// request's arming) re-arms for the rest. Either way the wait is at least the rounded delay and at most about a
+/// millisecond more. The wait
 /// pending is its arming's number in one <see cref="long"/>, written after the due timestamp, and whatever ends it
 /// (the first attempt, the timer, the clock) takes that number back with one compare-and-swap, so a deadline of an
 /// earlier arming can never end a later wait. A round whose wait ended with a hedge is never reused: its first attempt
@@ -96,7 +97,8 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     {
         _wait.Reset();
         _first = first.ConfigureAwait(false).GetAwaiter();
-        var due = _timeProvider.GetTimestamp() + ToTimestampTicks(delay);
+        var rounded = ClockDelay.RoundUp(delay);
+        var due = _timeProvider.GetTimestamp() + ToTimestampTicks(rounded);
         var arming = ++_armings;
         Volatile.Write(ref _due, due);
         Volatile.Write(ref _waiting, arming);
@@ -106,7 +108,7 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
         }
         else
         {
-            _timer!.Change(ClockDelay.RoundUp(delay), Timeout.InfiniteTimeSpan);
+            _timer!.Change(rounded, Timeout.InfiniteTimeSpan);
         }
 
         _first.UnsafeOnCompleted(_onFirstCompleted);
