@@ -21,30 +21,23 @@ namespace Lodestar.Grpc.Internal;
 /// picker when Lodestar's balancer applies a set (<see cref="BalancedService.RegisterSetChanged"/>), and the channel
 /// publishes one when its addresses change, so a waiting call is picked again as soon as the two agree.
 /// </remarks>
-internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
+internal sealed partial class LodestarLoadBalancer : RepublishingLoadBalancer
 {
     private readonly IServiceBalancing _balancing;
     private readonly BalancerSettings _settings;
     private readonly LodestarClientOptions? _clientOptions;
     private readonly GrpcStatusOptions _grpc;
     private readonly ILogger _logger;
-    private readonly Lock _gate = new();
+    private readonly Func<SubchannelPicker?> _buildToPublish;
     private (string Service, string? Source)? _target;
     private BalancedService? _service;
     private Status? _failure;
-    private IReadOnlyList<Subchannel> _ready = [];
     private bool _disposed;
 
     // The version of the endpoint set the channel's addresses came from; 0 when unknown (another resolver) or when the
     // resolver follows another source than the balancer, whose versions cannot be compared.
     private long _setVersion;
-
-    // Counts changes to what a picker is built from (_ready, _setVersion), so that a picker published from outside the
-    // channel's lock can tell whether a newer one may have been published before it.
-    private long _generation;
     private IDisposable? _setChanged;
-
-    private readonly SubchannelRecorder _subchannels;
 
     public LodestarLoadBalancer(IChannelControlHelper controller, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, IServiceBalancing balancing,
         BalancerSettings settings, LodestarClientOptions? clientOptions)
@@ -56,8 +49,7 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
         BalancerSettings settings, LodestarClientOptions? clientOptions)
         : base(controller, loggerFactory)
     {
-        _subchannels = controller;
-        controller.Published = OnPublished;
+        _buildToPublish = BuildToPublish_NeedsLock;
         _balancing = balancing;
         _settings = settings;
         _clientOptions = clientOptions;
@@ -99,7 +91,7 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
         IDisposable? stale = null;
         long generation;
         bool versionChanged;
-        lock (_gate)
+        lock (Gate)
         {
             start = _target != target;
             if (start)
@@ -115,10 +107,10 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
             if (versionChanged)
             {
                 _setVersion = version;
-                _generation++;
+                Changed_NeedsLock();
             }
 
-            generation = _generation;
+            generation = Generation_NeedsLock();
         }
 
         stale?.Dispose();
@@ -131,38 +123,36 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
 
         // The base publishes a picker only when the addresses changed; a set that changed only the endpoints' metadata
         // (priority, weight) still needs a picker that knows the new version. Under the channel's lock: none can race.
-        lock (_gate)
+        lock (Gate)
         {
-            if (!versionChanged || _generation != generation)
+            if (!versionChanged || Generation_NeedsLock() != generation)
             {
                 return;
             }
         }
 
-        Publish();
+        Publish(_buildToPublish);
     }
 
-    protected override SubchannelPicker CreatePicker(IReadOnlyList<Subchannel> readySubchannels)
+    protected override SubchannelPicker BuildPicker(IReadOnlyList<Subchannel> ready)
     {
         BalancedService? service;
         Status? failure;
         long version;
-        lock (_gate)
+        lock (Gate)
         {
-            _ready = readySubchannels;
-            _generation++;
             service = _service;
             failure = _failure;
             version = _setVersion;
         }
 
-        return BuildPicker(service, failure, readySubchannels, version);
+        return NewPicker(service, failure, ready, version);
     }
 
     protected override void Dispose(bool disposing)
     {
         IDisposable? setChanged;
-        lock (_gate)
+        lock (Gate)
         {
             _disposed = true;
             setChanged = _setChanged;
@@ -173,73 +163,23 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
         base.Dispose(disposing);
     }
 
-    private SubchannelPicker BuildPicker(BalancedService? service, Status? failure, IReadOnlyList<Subchannel> ready, long setVersion)
+    private SubchannelPicker NewPicker(BalancedService? service, Status? failure, IReadOnlyList<Subchannel> ready, long setVersion)
         => failure is { } status ? new FailurePicker(status)
             : service is null ? QueuePicker.Instance
-            : new LodestarPicker(service, ready, _grpc, _settings.HashHeader, _subchannels.Connecting(), setVersion);
+            : new LodestarPicker(service, ready, _grpc, _settings.HashHeader, Subchannels.Connecting(), setVersion);
 
     /// <summary>
-    /// Publishes a picker over the latest ready subchannels and set version, when Lodestar's balancer exists and some
-    /// subchannel is ready (otherwise the base's picker, which queues or fails, stays). Called from outside the channel's
-    /// lock too (a set applied by Lodestar's balancer): if the channel built a picker meanwhile, which it may have
-    /// published before this one, publishes again from the newer state. Bounded; each round needs the channel to
-    /// have changed its subchannels in between.
+    /// A picker over the ready subchannels and the latest set version for <see cref="RepublishingLoadBalancer.Publish"/>,
+    /// once Lodestar's balancer exists; none before, or after a failure (the base's picker, or the failure's, stays).
     /// </summary>
-    private void Publish()
-    {
-        for (var round = 0; round < 8; round++)
-        {
-            BalancedService? service;
-            IReadOnlyList<Subchannel> ready;
-            long version;
-            long generation;
-            lock (_gate)
-            {
-                if (_disposed || _failure is not null || _service is null || _ready.Count == 0)
-                {
-                    return;
-                }
-
-                service = _service;
-                ready = _ready;
-                version = _setVersion;
-                generation = _generation;
-            }
-
-            Controller.UpdateState(new BalancerState(ConnectivityState.Ready, BuildPicker(service, null, ready, version)));
-            lock (_gate)
-            {
-                if (_generation == generation)
-                {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// <summary>
-    /// Sees every state published to the channel. The base publishes a state other than ready (connecting, failure)
-    /// without asking for a picker: no subchannel is ready then, and a picker published later must not bring back the
-    /// subchannels of the last ready list.
-    /// </summary>
-    private void OnPublished(BalancerState state)
-    {
-        if (state.ConnectivityState == ConnectivityState.Ready)
-        {
-            return;
-        }
-
-        lock (_gate)
-        {
-            _ready = [];
-            _generation++;
-        }
-    }
+    private LodestarPicker? BuildToPublish_NeedsLock()
+        => _disposed || _failure is not null || _service is null ? null
+            : new LodestarPicker(_service, Ready, _grpc, _settings.HashHeader, Subchannels.Connecting(), _setVersion);
 
     /// <summary>Lodestar's balancer applied a newer set: calls waiting for it are picked again with a new picker.</summary>
     private void OnSetChanged((string Service, string? Source) target)
     {
-        lock (_gate)
+        lock (Gate)
         {
             if (_disposed || _target != target || _setVersion == 0)
             {
@@ -249,7 +189,7 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
 
         // Not on this thread: a set can be applied while another channel of the same service holds its own lock (its
         // balancer looking the service up), and publishing here would take this channel's lock inside that one.
-        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(), this, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(self._buildToPublish), this, preferLocal: false);
     }
 
     private void Connect((string Service, string? Source) target)
@@ -290,7 +230,7 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
     private void OnConnected((string Service, string? Source) target, BalancedService? service, Exception? error)
     {
         Status? failure = null;
-        lock (_gate)
+        lock (Gate)
         {
             if (_disposed || _target != target)
             {
@@ -316,7 +256,7 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
         // Registered outside the lock: the callback takes it. A set applied between the lookup and here is covered by
         // the picker published below, which reads the balancer's version when it picks.
         var registration = service!.RegisterSetChanged(() => OnSetChanged(target));
-        lock (_gate)
+        lock (Gate)
         {
             if (!_disposed && _target == target && _setChanged is null)
             {
@@ -328,7 +268,7 @@ internal sealed partial class LodestarLoadBalancer : SubchannelsLoadBalancer
         registration?.Dispose();
 
         // A picker built before the balancer existed queues calls: publish one that picks, once subchannels are ready.
-        Publish();
+        Publish(_buildToPublish);
     }
 
     private sealed class FailurePicker(Status status) : SubchannelPicker

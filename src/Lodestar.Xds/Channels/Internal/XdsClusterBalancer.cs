@@ -25,7 +25,7 @@ namespace Lodestar.Xds.Channels.Internal;
 /// picker when the cluster's balancer applies the set (<see cref="BalancedService.RegisterSetChanged"/>), as it does
 /// when the channel's subchannels change, so the call is picked again as soon as the two agree.
 /// </remarks>
-internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
+internal sealed partial class XdsClusterBalancer : RepublishingLoadBalancer
 {
     private readonly IServiceBalancing _balancing;
     private readonly XdsClusterOptions _clusterOptions;
@@ -33,15 +33,10 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
     private readonly Func<double> _random;
     private readonly XdsDropOverloads? _drops;
     private readonly ILogger _logger;
-    private readonly Lock _gate = new();
+    private readonly Func<SubchannelPicker?> _buildToPublish;
     private Dictionary<string, ClusterBalancer> _clusters = new(StringComparer.Ordinal);
     private XdsChannelRoutes? _routes;
-    private IReadOnlyList<Subchannel> _ready = [];
     private bool _disposed;
-
-    // Counts changes to what a picker is built from (_ready, _clusters), so that a picker published from outside the
-    // channel's lock can tell whether a newer one may have been published before it.
-    private long _generation;
 
     public XdsClusterBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, IServiceBalancing balancing, XdsClusterOptions clusterOptions,
         XdsClusterCallCounters counters, Func<double> random, XdsDropOverloads? drops = null)
@@ -53,7 +48,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
         XdsClusterCallCounters counters, Func<double> random, XdsDropOverloads? drops)
         : base(controller, loggerFactory)
     {
-        controller.Published = OnPublished;
+        _buildToPublish = BuildToPublish_NeedsLock;
         _drops = drops;
         _balancing = balancing;
         _clusterOptions = clusterOptions;
@@ -68,7 +63,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
         {
             List<string> added = [];
             List<ClusterBalancer> dropped;
-            lock (_gate)
+            lock (Gate)
             {
                 var clusters = new Dictionary<string, ClusterBalancer>(StringComparer.Ordinal);
                 foreach (var address in addresses)
@@ -97,7 +92,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
                 // One reference write: pickers built from now on see the new map; older ones keep theirs.
                 dropped = [.. _clusters.Values.Where(c => !clusters.TryGetValue(c.Name, out var kept) || kept != c)];
                 _clusters = clusters;
-                _generation++;
+                Changed_NeedsLock();
             }
 
             foreach (var cluster in dropped)
@@ -114,20 +109,18 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
         base.UpdateChannelState(state);
     }
 
-    protected override SubchannelPicker CreatePicker(IReadOnlyList<Subchannel> readySubchannels)
+    protected override SubchannelPicker BuildPicker(IReadOnlyList<Subchannel> ready)
     {
-        lock (_gate)
+        lock (Gate)
         {
-            _ready = readySubchannels;
-            _generation++;
-            return BuildPicker_NeedsLock();
+            return new XdsClusterPicker(_routes, _clusters, ready, _random, _drops);
         }
     }
 
     protected override void Dispose(bool disposing)
     {
         ClusterBalancer[] clusters;
-        lock (_gate)
+        lock (Gate)
         {
             _disposed = true;
             clusters = [.. _clusters.Values];
@@ -141,7 +134,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
         base.Dispose(disposing);
     }
 
-    private XdsClusterPicker BuildPicker_NeedsLock() => new(_routes, _clusters, _ready, _random, _drops);
+    private XdsClusterPicker? BuildToPublish_NeedsLock() => _disposed ? null : new XdsClusterPicker(_routes, _clusters, Ready, _random, _drops);
 
     private void Connect(string cluster)
     {
@@ -180,7 +173,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
     private void OnConnected(string cluster, BalancedService? service, Exception? error)
     {
         ClusterBalancer? balancer;
-        lock (_gate)
+        lock (Gate)
         {
             if (_disposed || !_clusters.TryGetValue(cluster, out balancer))
             {
@@ -207,13 +200,13 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
         }
 
         // Calls queued for this cluster are picked again with the new picker.
-        Publish();
+        Publish(_buildToPublish);
     }
 
     /// <summary>The cluster's balancer applied a newer set: calls waiting for it are picked again with a new picker.</summary>
     private void OnSetChanged(ClusterBalancer balancer)
     {
-        lock (_gate)
+        lock (Gate)
         {
             if (_disposed || !_clusters.TryGetValue(balancer.Name, out var current) || current != balancer)
             {
@@ -222,60 +215,7 @@ internal sealed partial class XdsClusterBalancer : SubchannelsLoadBalancer
         }
 
         // Not on this thread: it applied the set for every channel of the cluster, and may hold another channel's lock.
-        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(), this, preferLocal: false);
-    }
-
-    /// <summary>
-    /// Publishes a picker over the latest ready subchannels and clusters, once some subchannel is ready (until then the
-    /// base's own picker, which queues or fails, stays). Called from outside the channel's lock: if the channel built a
-    /// picker meanwhile, which it may have published before this one, publishes again from the newer state. Bounded;
-    /// each round needs the channel to have changed its subchannels or clusters in between.
-    /// </summary>
-    private void Publish()
-    {
-        for (var round = 0; round < 8; round++)
-        {
-            XdsClusterPicker picker;
-            long generation;
-            lock (_gate)
-            {
-                if (_disposed || _ready.Count == 0)
-                {
-                    return;
-                }
-
-                picker = BuildPicker_NeedsLock();
-                generation = _generation;
-            }
-
-            Controller.UpdateState(new BalancerState(ConnectivityState.Ready, picker));
-            lock (_gate)
-            {
-                if (_generation == generation)
-                {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// <summary>
-    /// Sees every state published to the channel. The base publishes a state other than ready (connecting, failure)
-    /// without asking for a picker: no subchannel is ready then, and a picker published later must not bring back the
-    /// subchannels of the last ready list.
-    /// </summary>
-    private void OnPublished(BalancerState state)
-    {
-        if (state.ConnectivityState == ConnectivityState.Ready)
-        {
-            return;
-        }
-
-        lock (_gate)
-        {
-            _ready = [];
-            _generation++;
-        }
+        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(self._buildToPublish), this, preferLocal: false);
     }
 
     private static partial class Log
