@@ -155,6 +155,10 @@ internal sealed partial class LodestarDestinationResolver : IDestinationResolver
         /// <summary>Gets a token that fires once a set newer than <paramref name="version"/> is published (at once if one already is).</summary>
         public IChangeToken After(long version)
         {
+            // The caller read this version, so the watch may be told of it only later (its watcher delivers on its own
+            // thread): count it as seen now, or the token of the set seen before would fire for this very set.
+            Advance(version);
+
             // The source is read before the latest version: a publish that lands in between either shows in the version
             // (a newer set exists) or cancels the source read, since the version is written before the source is swapped.
             var changed = Volatile.Read(ref _changed);
@@ -166,19 +170,22 @@ internal sealed partial class LodestarDestinationResolver : IDestinationResolver
             _subscription.Dispose();
         }
 
-        private void OnChange(EndpointSet set)
+        private void OnChange(EndpointSet set) => Advance(set.Version);
+
+        /// <summary>A set of <paramref name="version"/> exists: the tokens given for older versions fire.</summary>
+        private void Advance(long version)
         {
-            // The first set reaches a new subscription too; only a version past the one a caller read fires its token.
+            // The first set reaches a new subscription too; only a version past every one seen fires the tokens.
             long seen;
             do
             {
                 seen = Volatile.Read(ref _latest);
-                if (set.Version <= seen)
+                if (version <= seen)
                 {
                     return;
                 }
             }
-            while (Interlocked.CompareExchange(ref _latest, set.Version, seen) != seen);
+            while (Interlocked.CompareExchange(ref _latest, version, seen) != seen);
 
             var previous = Interlocked.Exchange(ref _changed, new CancellationTokenSource());
             // Not disposed: a reader may still be taking its token, and a source without a timer holds nothing to free.

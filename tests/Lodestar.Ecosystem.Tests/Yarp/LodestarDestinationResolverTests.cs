@@ -89,6 +89,25 @@ public sealed class LodestarDestinationResolverTests
     }
 
     [Fact]
+    public async Task ResolveDestinationsAsync_WatchDeliversTheSetAlreadyReadAfterwards_TokenFiresOnlyForANewerSet()
+    {
+        // Arrange: the watch tells of the first set after the caller has read it (a watcher delivers on its own thread).
+        var resolver = new LateWatchResolver();
+        using var destinations = new LodestarDestinationResolver(resolver, Microsoft.Extensions.Logging.Abstractions.NullLogger<LodestarDestinationResolver>.Instance);
+        var resolved = await destinations.ResolveDestinationsAsync(
+            new Dictionary<string, DestinationConfig> { ["d"] = new() { Address = "http://orders" } }, CancellationToken.None);
+
+        // Act
+        resolver.Deliver(version: 1);
+        var changedBySameSet = resolved.ChangeToken!.HasChanged;
+        resolver.Deliver(version: 2);
+
+        // Assert
+        Assert.False(changedBySameSet);
+        Assert.True(resolved.ChangeToken.HasChanged);
+    }
+
+    [Fact]
     public async Task ResolveDestinationsAsync_SetChanges_ChangeTokenFires()
     {
         var configuration = new MutableConfigurationSource();
@@ -183,6 +202,33 @@ public sealed class LodestarDestinationResolverTests
         {
             await app.StopAsync();
             await app.DisposeAsync();
+        }
+    }
+
+    /// <summary>Answers with version 1 at once, and delivers to its watcher only when the test says.</summary>
+    private sealed class LateWatchResolver : Lodestar.Discovery.IEndpointResolver
+    {
+        private Action<EndpointSet>? _onChange;
+
+        public ValueTask<EndpointSet> GetEndpointsAsync(string serviceName, string? sourceName = null, CancellationToken cancellationToken = default)
+            => new(Set(serviceName, 1));
+
+        public IDisposable Watch(string serviceName, string? sourceName, Action<EndpointSet> onChange, Action<Exception>? onError = null)
+        {
+            _onChange = onChange;
+            return new Subscription();
+        }
+
+        public void Deliver(long version) => _onChange!(Set("orders", version));
+
+        private static EndpointSet Set(string service, long version)
+            => EndpointSet.Create(service, "test", [DiscoveredEndpoint.Create("10.0.0.1", 8080)], version, DateTimeOffset.UnixEpoch);
+
+        private sealed class Subscription : IDisposable
+        {
+            public void Dispose()
+            {
+            }
         }
     }
 }
