@@ -172,9 +172,8 @@ internal sealed partial class LodestarLoadBalancer : RepublishingLoadBalancer
     /// A picker over the ready subchannels and the latest set version for <see cref="RepublishingLoadBalancer.Publish"/>,
     /// once Lodestar's balancer exists; none before, or after a failure (the base's picker, or the failure's, stays).
     /// </summary>
-    private LodestarPicker? BuildToPublish_NeedsLock()
-        => _disposed || _failure is not null || _service is null ? null
-            : new LodestarPicker(_service, Ready, _grpc, _settings.HashHeader, Subchannels.Connecting(), _setVersion);
+    private SubchannelPicker? BuildToPublish_NeedsLock()
+        => _disposed || _failure is not null || _service is null ? null : NewPicker(_service, null, Ready, _setVersion);
 
     /// <summary>Lodestar's balancer applied a newer set: calls waiting for it are picked again with a new picker.</summary>
     private void OnSetChanged((string Service, string? Source) target)

@@ -144,8 +144,7 @@ public sealed class HedgeRoundTests
     public async Task WaitAsync_SystemClock_DelayPassesFirst_TheHedgingClockEndsTheWait()
     {
         // Arrange: on the system clock the deadline goes to the process's hedging clock, not to a timer of the round.
-        using var round = new HedgeRound(TimeProvider.System);
-        round.Start(CancellationToken.None);
+        using var round = Started(new HedgeRound(TimeProvider.System));
         var first = new TaskCompletionSource<HttpResponseMessage>();
 
         // Act
@@ -159,12 +158,10 @@ public sealed class HedgeRoundTests
     public async Task WaitAsync_SystemClock_EarlierDeadlineFiledWhileTheClockSleepsForALaterOne_EndsOnTime()
     {
         // Arrange: a deadline an hour away, so the clock's thread (if nothing else is due) sleeps until then.
-        using var later = new HedgeRound(TimeProvider.System);
-        later.Start(CancellationToken.None);
+        using var later = Started(new HedgeRound(TimeProvider.System));
         var never = new TaskCompletionSource<HttpResponseMessage>();
         _ = later.WaitAsync(never.Task, TimeSpan.FromHours(1));
-        using var round = new HedgeRound(TimeProvider.System);
-        round.Start(CancellationToken.None);
+        using var round = Started(new HedgeRound(TimeProvider.System));
 
         // Act: the earlier deadline wakes the clock.
         var firstCompleted = await round.WaitAsync(never.Task, TimeSpan.FromMilliseconds(1)).AsTask().WaitAsync(s_wait);
@@ -177,8 +174,7 @@ public sealed class HedgeRoundTests
     public async Task Reset_SystemClock_TheWonWaitsDeadlineDoesNotEndTheNextWait()
     {
         // Arrange: a request answered at once within a 1 s delay; its deadline stays filed with the clock.
-        using var round = new HedgeRound(TimeProvider.System);
-        round.Start(CancellationToken.None);
+        using var round = Started(new HedgeRound(TimeProvider.System));
         var early = new TaskCompletionSource<HttpResponseMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var response = new HttpResponseMessage(System.Net.HttpStatusCode.OK);
         var firstWait = round.WaitAsync(early.Task, TimeSpan.FromSeconds(1));
@@ -191,8 +187,7 @@ public sealed class HedgeRoundTests
         round.Start(CancellationToken.None);
         var never = new TaskCompletionSource<HttpResponseMessage>();
         var secondWait = round.WaitAsync(never.Task, TimeSpan.FromHours(1));
-        using var witness = new HedgeRound(TimeProvider.System);
-        witness.Start(CancellationToken.None);
+        using var witness = Started(new HedgeRound(TimeProvider.System));
         Assert.False(await witness.WaitAsync(never.Task, TimeSpan.FromSeconds(1)).AsTask().WaitAsync(s_wait));
 
         // Assert
@@ -204,8 +199,7 @@ public sealed class HedgeRoundTests
     {
         // Arrange: a clock of its own that drops ended waits' deadlines from 16 on; one wait pending a second.
         var clock = new HedgeClock(minCompactAt: 16);
-        using var pending = new HedgeRound(TimeProvider.System, clock);
-        pending.Start(CancellationToken.None);
+        using var pending = Started(new HedgeRound(TimeProvider.System, clock));
         var never = new TaskCompletionSource<HttpResponseMessage>();
         var pendingWait = pending.WaitAsync(never.Task, TimeSpan.FromSeconds(1));
         using var round = new HedgeRound(TimeProvider.System, clock);
@@ -225,5 +219,12 @@ public sealed class HedgeRoundTests
         // Assert: the heap stays bounded by the floor, and the pending wait still ends at its deadline.
         await Eventually.TrueAsync(() => clock.Pending < 16, s_wait, "the ended waits' deadlines are dropped");
         Assert.False(await pendingWait.AsTask().WaitAsync(s_wait));
+    }
+
+    /// <summary>Links <paramref name="round"/> to no caller's token, as a request does before its first wait.</summary>
+    private static HedgeRound Started(HedgeRound round)
+    {
+        round.Start(CancellationToken.None);
+        return round;
     }
 }

@@ -113,7 +113,7 @@ internal sealed partial class XdsClusterBalancer : RepublishingLoadBalancer
     {
         lock (Gate)
         {
-            return new XdsClusterPicker(_routes, _clusters, ready, _random, _drops);
+            return NewPicker_NeedsLock(ready);
         }
     }
 
@@ -134,7 +134,9 @@ internal sealed partial class XdsClusterBalancer : RepublishingLoadBalancer
         base.Dispose(disposing);
     }
 
-    private XdsClusterPicker? BuildToPublish_NeedsLock() => _disposed ? null : new XdsClusterPicker(_routes, _clusters, Ready, _random, _drops);
+    private XdsClusterPicker NewPicker_NeedsLock(IReadOnlyList<Subchannel> ready) => new(_routes, _clusters, ready, _random, _drops);
+
+    private XdsClusterPicker? BuildToPublish_NeedsLock() => _disposed ? null : NewPicker_NeedsLock(Ready);
 
     private void Connect(string cluster)
     {

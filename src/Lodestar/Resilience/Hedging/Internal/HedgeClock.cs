@@ -83,10 +83,14 @@ internal sealed class HedgeClock
                 // No caller's ExecutionContext is captured: the thread only ends waits.
                 thread.UnsafeStart(this);
             }
-            else if (due < _wakeAt || (!_compact && _deadlines.Count >= _compactAt))
+            else
             {
-                _compact |= _deadlines.Count >= _compactAt;
-                Monitor.Pulse(_gate);
+                var compact = !_compact && _deadlines.Count >= _compactAt;
+                if (compact || due < _wakeAt)
+                {
+                    _compact |= compact;
+                    Monitor.Pulse(_gate);
+                }
             }
         }
     }

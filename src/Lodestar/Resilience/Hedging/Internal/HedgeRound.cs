@@ -14,8 +14,9 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// <remarks>
 /// <para>
 /// The wait is this object as an <see cref="IValueTaskSource{TResult}"/>: the first attempt's completion and the
-/// deadline race for it, and the winner completes the wait. The first attempt is the transport's own task, watched through
-/// its awaiter with a cached delegate: nothing is allocated to watch it, and the strategy reads it when it needs to.
+/// deadline race for it, and the winner completes the wait. The first attempt is the transport's own task, watched
+/// through its awaiter with a cached delegate: nothing is allocated to watch it, and the strategy reads it when it
+/// needs to.
 /// </para>
 /// <para>
 /// The delay is rounded up to the next whole millisecond, as timers count (<see cref="HedgeTimer"/>). On the system
@@ -23,11 +24,10 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// finished wait finds another arming number and does nothing. On any other clock (a test's) it is a
 /// <see cref="TimeProvider"/> timer, and a tick before the due timestamp (a coarse timer, or a late tick of a previous
 /// request's arming) re-arms for the rest. Either way the wait is at least the rounded delay and at most about a
-/// millisecond more. The wait
-/// pending is its arming's number in one <see cref="long"/>, written after the due timestamp, and whatever ends it
-/// (the first attempt, the timer, the clock) takes that number back with one compare-and-swap, so a deadline of an
-/// earlier arming can never end a later wait. A round whose wait ended with a hedge is never reused: its first attempt
-/// may still complete into it.
+/// millisecond more. The wait pending is its arming's number in one <see cref="long"/>, written after the due
+/// timestamp, and whatever ends it (the first attempt, the timer, the clock) takes that number back with one
+/// compare-and-swap, so a deadline of an earlier arming can never end a later wait. A round whose wait ended with a
+/// hedge is never reused: its first attempt may still complete into it.
 /// </para>
 /// </remarks>
 internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
