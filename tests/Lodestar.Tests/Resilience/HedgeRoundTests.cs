@@ -221,6 +221,45 @@ public sealed class HedgeRoundTests
         Assert.False(await pendingWait.AsTask().WaitAsync(s_wait));
     }
 
+    [Fact]
+    public async Task HedgeClock_DeadlinesFiledFromManyThreadsAtOnce_EveryWaitEndsAtItsDeadline()
+    {
+        // Arrange: a clock of its own; eight threads each file 100 waits of a millisecond whose first attempt never
+        // answers, so every deadline is filed while others are being taken and the clock goes to sleep between them.
+        var clock = new HedgeClock();
+        var never = new TaskCompletionSource<HttpResponseMessage>();
+        using var go = new Barrier(8);
+
+        // Act
+        var threads = Enumerable.Range(0, 8).Select(_ => Task.Factory.StartNew(
+            () =>
+            {
+                go.SignalAndWait(s_wait);
+                var waits = new List<(HedgeRound Round, Task<bool> Wait)>();
+                for (var i = 0; i < 100; i++)
+                {
+                    var round = Started(new HedgeRound(TimeProvider.System, clock));
+                    waits.Add((round, round.WaitAsync(never.Task, TimeSpan.FromMilliseconds(1)).AsTask()));
+                }
+
+                return waits;
+            },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default)).ToArray();
+        var all = (await Task.WhenAll(threads).WaitAsync(s_wait)).SelectMany(waits => waits).ToArray();
+        var ended = await Task.WhenAll(all.Select(w => w.Wait)).WaitAsync(s_wait);
+
+        // Assert: all 800 ended by their deadline (not by a first attempt), and none is left with the clock.
+        Assert.Equal(800, ended.Length);
+        Assert.All(ended, firstCompleted => Assert.False(firstCompleted));
+        await Eventually.TrueAsync(() => clock.Pending == 0, s_wait, "every passed deadline leaves the clock");
+        foreach (var (round, _) in all)
+        {
+            round.Dispose();
+        }
+    }
+
     /// <summary>Links <paramref name="round"/> to no caller's token, as a request does before its first wait.</summary>
     private static HedgeRound Started(HedgeRound round)
     {

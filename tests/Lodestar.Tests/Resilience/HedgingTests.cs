@@ -354,4 +354,51 @@ public sealed class HedgingTests
             return new HttpResponseMessage(System.Net.HttpStatusCode.OK);
         }
     }
+
+    [Fact]
+    public async Task Hedging_SystemClockManyCallers_EveryHedgeFiresAndWinsOnceItsDelayPasses()
+    {
+        // Arrange: the system clock (deadlines on the process's hedging clock, rounds kept per thread); a first attempt
+        // to 127.0.0.1:9001 hangs until cancelled, any other attempt answers at once. Round robin over three endpoints
+        // sends a third of first attempts there.
+        var handler = new ScriptedHandler(call => call.Authority == "127.0.0.1:9001" ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
+        await using var host = ResilienceTestHost.Create(
+            o =>
+            {
+                o.Policy = "round-robin";
+                o.Hedging.Enabled = true;
+                o.Hedging.Delay = TimeSpan.FromMilliseconds(1);
+
+                // A third of requests hedge: more than the default budget allows, and none of it is the endpoint's fault.
+                o.Retry.BudgetRatio = 1;
+                o.OutlierDetection.Enabled = false;
+            },
+            TimeProvider.System,
+            handler);
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+        var client = host.CreateClient();
+
+        // Act: 8 callers, 30 requests each.
+        var callers = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            var statuses = new List<int>();
+            for (var i = 0; i < 30; i++)
+            {
+                using var response = await client.GetAsync("http://orders/x");
+                statuses.Add((int)response.StatusCode);
+            }
+
+            return statuses;
+        })).ToArray();
+        var answered = (await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(30))).SelectMany(s => s).ToArray();
+
+        // Assert: every request answered; each one that went to the hanging endpoint first was hedged once, elsewhere.
+        var calls = handler.Calls.ToArray();
+        var hung = calls.Count(c => c.Authority == "127.0.0.1:9001");
+        Assert.Equal(240, answered.Length);
+        Assert.All(answered, status => Assert.Equal(200, status));
+        Assert.InRange(hung, 1, 240);
+        Assert.Equal(240 + hung, calls.Length);
+        await Eventually.TrueAsync(() => calls.Where(c => c.Authority == "127.0.0.1:9001").All(c => c.Token.IsCancellationRequested), TimeSpan.FromSeconds(10), "every losing attempt is cancelled after its grace");
+    }
 }

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace Lodestar.Resilience.Hedging.Internal;
 
 /// <summary>
@@ -8,43 +10,68 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// <para>
 /// A hedged request whose first attempt is answered within the delay (almost every one) only files its deadline here
 /// and never takes it back: the round's arming number tells a deadline of a finished wait from the current one, so
-/// answering costs nothing and scheduling costs a heap insertion under a lock held for that alone. A runtime timer per
-/// request costs more than its arming: the runtime's timer queue still wakes at the due time of a timer that was
-/// stopped, and has a thread-pool thread look at the queue, which with delays of a few milliseconds means waking pool
-/// threads hundreds of times a second for nothing. This thread wakes as often, but only itself.
+/// answering costs nothing. A runtime timer per request costs more than its arming: the runtime's timer queue still
+/// wakes at the due time of a timer that was stopped, and has a thread-pool thread look at the queue, which with delays
+/// of a few milliseconds means waking pool threads hundreds of times a second for nothing. This thread wakes as often,
+/// but only itself.
 /// </para>
 /// <para>
-/// The thread sleeps until the earliest deadline and is woken early only when a deadline earlier than that one is
-/// filed, which with the one delay a strategy uses at a time is rare. A deadline lives here until it passes, however
-/// early its wait ended, unless the heap grows past twice the deadlines still waiting (and a floor): then the thread
-/// takes the heap out, keeps the deadlines whose wait is still pending and puts them back, so a long delay under a
-/// high request rate costs a bounded heap. Only for <see cref="TimeProvider.System"/>: other clocks (a test's) keep a
-/// timer per round.
+/// Filing takes no lock: a deadline goes to a lock-free queue of the processor the caller runs on, which only the
+/// thread empties, when it wakes and before it sleeps. A lock every request took (an earlier build) made callers queue
+/// behind each other and behind the thread on two cores. The thread orders the deadlines itself: with one delay at a
+/// time they are filed in the order they fall due, so most go to a queue (constant time in and out); one filed earlier
+/// than the last queued (a shorter delay) goes to a heap. It sleeps until the earliest of both, at most
+/// <see cref="MaxSleepMilliseconds"/> while it holds any, and a caller wakes it only for a deadline earlier than that.
+/// </para>
+/// <para>
+/// The thread publishes the time it sleeps until and then empties the queues once more; a caller files and then reads
+/// that time (the queue's compare-and-swap and an explicit barrier order both sides). So either the thread finds the
+/// deadline before it sleeps, or the caller sees the time it sleeps until and wakes it if the deadline is earlier.
+/// </para>
+/// <para>
+/// A deadline lives here until it passes, however early its wait ended, unless the thread holds more than twice the
+/// deadlines still waiting (and a floor): then it keeps only those, so a long delay under a high request rate costs a
+/// bounded memory. Only for <see cref="TimeProvider.System"/>: other clocks (a test's) keep a timer per round.
 /// </para>
 /// </remarks>
 internal sealed class HedgeClock
 {
     private const int MinCompactAt = 4096;
 
+    // The longest the thread sleeps while it holds deadlines: it takes the filed queue at least this often, so a long
+    // delay under a high request rate holds a bounded number of them (those of ended waits are dropped, see Compact).
+    private const int MaxSleepMilliseconds = 100;
+
     private readonly object _gate = new();
     private readonly TimeProvider _timeProvider = TimeProvider.System;
     private readonly int _minCompactAt;
-    private PriorityQueue<(HedgeRound Round, long Arming), long> _deadlines = new();
 
-    // The heap callers file into while the thread sorts the other one; kept with its capacity, so dropping ended
-    // waits allocates nothing once both have grown to their working size.
-    private PriorityQueue<(HedgeRound Round, long Arming), long> _spare = new();
+    // Filed by callers without a lock, each into the queue of the processor it runs on (so the queue's tail stays in
+    // that processor's cache instead of moving between them with every request); only the thread takes from them. A
+    // queue's segment is reused once it has grown to the number filed between two of the thread's wake-ups, so filing
+    // allocates nothing then.
+    private readonly ConcurrentQueue<Deadline>[] _filed = NewLanes();
 
-    // The heap's size at which the thread drops the deadlines of ended waits, and whether a caller asked it to.
+    // The thread's own: deadlines in the order they fall due, the due time of the last one queued, those filed earlier
+    // than that, and the twins compaction keeps the still pending ones in.
+    private Queue<Deadline> _inOrder = new();
+    private Queue<Deadline> _inOrderSpare = new();
+    private long _lastInOrder = long.MinValue;
+    private PriorityQueue<Deadline, long> _outOfOrder = new();
+    private PriorityQueue<Deadline, long> _outOfOrderSpare = new();
+
+    // How many deadlines the thread holds, for Pending; written by the thread only.
+    private int _held;
+
+    // The number of deadlines held at which the thread drops those of ended waits; the thread's own.
     private int _compactAt;
-    private bool _compact;
 
     // The deadline the thread sleeps until: long.MaxValue when it sleeps with none to wait for, long.MinValue while it
-    // is awake (it looks at the heap again before it sleeps). Read and written under the gate.
+    // is awake or has been woken. Written under the gate; read by callers without it, after filing.
     private long _wakeAt = long.MinValue;
-    private bool _started;
+    private int _started;
 
-    /// <summary>Creates a clock; <paramref name="minCompactAt"/> is the heap size below which ended waits are never dropped early.</summary>
+    /// <summary>Creates a clock; <paramref name="minCompactAt"/> is the number of deadlines below which ended waits are never dropped early.</summary>
     internal HedgeClock(int minCompactAt = MinCompactAt)
     {
         _minCompactAt = minCompactAt;
@@ -55,16 +82,7 @@ internal sealed class HedgeClock
     public static HedgeClock System { get; } = new();
 
     /// <summary>Gets the number of deadlines filed and not passed yet, ended waits' included.</summary>
-    public int Pending
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _deadlines.Count;
-            }
-        }
-    }
+    public int Pending => _filed.Sum(lane => lane.Count) + Volatile.Read(ref _held);
 
     /// <summary>
     /// Files a deadline: once <paramref name="due"/> (a <see cref="TimeProvider.System"/> timestamp) has passed, the
@@ -72,23 +90,27 @@ internal sealed class HedgeClock
     /// </summary>
     public void Schedule(HedgeRound round, long arming, long due)
     {
-        lock (_gate)
+        // The enqueue is a full fence: the thread either sees this deadline when it looks at the queue after publishing
+        // the time it sleeps until, or this caller sees that time here (see Run).
+        _filed[(uint)Thread.GetCurrentProcessorId() % (uint)_filed.Length].Enqueue(new Deadline(round, arming, due));
+        if (Volatile.Read(ref _started) == 0 && Interlocked.Exchange(ref _started, 1) == 0)
         {
-            _deadlines.Enqueue((round, arming), due);
-            if (!_started)
-            {
-                _started = true;
-                var thread = new Thread(static state => ((HedgeClock)state!).Run()) { IsBackground = true, Name = "Lodestar hedging clock" };
+            var thread = new Thread(static state => ((HedgeClock)state!).Run()) { IsBackground = true, Name = "Lodestar hedging clock" };
 
-                // No caller's ExecutionContext is captured: the thread only ends waits.
-                thread.UnsafeStart(this);
-            }
-            else
+            // No caller's ExecutionContext is captured: the thread only ends waits.
+            thread.UnsafeStart(this);
+            return;
+        }
+
+        if (due < Volatile.Read(ref _wakeAt))
+        {
+            // Asleep (or about to sleep) past this deadline: wake it. Rare with one delay at a time, whose deadlines
+            // are filed in the order they fall due.
+            lock (_gate)
             {
-                var compact = !_compact && _deadlines.Count >= _compactAt;
-                if (compact || due < _wakeAt)
+                if (due < _wakeAt)
                 {
-                    _compact |= compact;
+                    _wakeAt = long.MinValue;
                     Monitor.Pulse(_gate);
                 }
             }
@@ -97,88 +119,134 @@ internal sealed class HedgeClock
 
     private void Run()
     {
-        var due = new List<(HedgeRound Round, long Arming)>();
-        var waiting = new List<((HedgeRound Round, long Arming) Deadline, long At)>();
-        PriorityQueue<(HedgeRound Round, long Arming), long>? filed = null;
         while (true)
         {
+            TakeFiled();
+            if (_inOrder.Count + _outOfOrder.Count >= _compactAt)
+            {
+                Compact();
+            }
+
+            // In deadline order within each: a round ends its wait, which runs the request's continuation on the thread
+            // pool, never here.
+            var passed = _timeProvider.GetTimestamp();
+            while (_inOrder.TryPeek(out var deadline) && deadline.Due <= passed)
+            {
+                _inOrder.Dequeue();
+                deadline.Round.OnDeadline(deadline.Arming);
+            }
+
+            while (_outOfOrder.TryPeek(out var deadline, out var due) && due <= passed)
+            {
+                _outOfOrder.Dequeue();
+                deadline.Round.OnDeadline(deadline.Arming);
+            }
+
+            if (_inOrder.Count == 0)
+            {
+                _lastInOrder = long.MinValue;
+            }
+
+            Volatile.Write(ref _held, _inOrder.Count + _outOfOrder.Count);
             lock (_gate)
             {
-                if (filed is not null)
+                // Publish the time to sleep until, then look at the queue once more: a caller that filed before seeing
+                // it is taken now, one after it sees it and wakes the thread if its deadline is earlier.
+                var next = NextDue();
+                Volatile.Write(ref _wakeAt, next);
+                Interlocked.MemoryBarrier();
+                if (TakeFiled() && NextDue() < next)
                 {
-                    // The deadlines still waiting, back with those filed meanwhile.
-                    foreach (var (deadline, at) in waiting)
-                    {
-                        _deadlines.Enqueue(deadline, at);
-                    }
-
-                    waiting.Clear();
-                    _spare = filed;
-                    _compactAt = Math.Max(_minCompactAt, 2 * _deadlines.Count);
-                    filed = null;
+                    _wakeAt = long.MinValue;
+                    continue;
                 }
 
-                while (true)
+                var now = _timeProvider.GetTimestamp();
+                if (next <= now)
                 {
-                    if (_compact)
-                    {
-                        // Taken out whole; callers file into the spare heap while the thread sorts this one.
-                        _compact = false;
-                        filed = _deadlines;
-                        _deadlines = _spare;
-                        _wakeAt = long.MinValue;
-                        break;
-                    }
-
-                    var now = _timeProvider.GetTimestamp();
-                    while (_deadlines.TryPeek(out var deadline, out var at) && at <= now)
-                    {
-                        due.Add(deadline);
-                        _deadlines.Dequeue();
-                    }
-
-                    if (due.Count > 0)
-                    {
-                        _wakeAt = long.MinValue;
-                        break;
-                    }
-
-                    if (!_deadlines.TryPeek(out _, out var next))
-                    {
-                        _wakeAt = long.MaxValue;
-                        Monitor.Wait(_gate);
-                        continue;
-                    }
-
-                    _wakeAt = next;
-                    Monitor.Wait(_gate, ToWholeMilliseconds(next - now));
-                }
-            }
-
-            if (filed is not null)
-            {
-                // A deadline due meanwhile stays too, to be fired once it is back.
-                foreach (var (deadline, at) in filed.UnorderedItems)
-                {
-                    if (deadline.Round.IsWaiting(deadline.Arming))
-                    {
-                        waiting.Add((deadline, at));
-                    }
+                    _wakeAt = long.MinValue;
+                    continue;
                 }
 
-                filed.Clear();
-                continue;
-            }
+                if (next == long.MaxValue)
+                {
+                    Monitor.Wait(_gate);
+                }
+                else
+                {
+                    Monitor.Wait(_gate, Math.Min(ToWholeMilliseconds(next - now), MaxSleepMilliseconds));
+                }
 
-            // Outside the lock, in deadline order: a round ends its wait, which runs the request's continuation on the
-            // thread pool, never here.
-            foreach (var (round, arming) in due)
-            {
-                round.OnDeadline(arming);
+                _wakeAt = long.MinValue;
             }
-
-            due.Clear();
         }
+    }
+
+    /// <summary>Moves the filed deadlines into the queue (in due order) or the heap (filed earlier than the last queued); whether there were any.</summary>
+    private bool TakeFiled()
+    {
+        var any = false;
+        foreach (var lane in _filed)
+        {
+            while (lane.TryDequeue(out var deadline))
+            {
+                any = true;
+                if (deadline.Due >= _lastInOrder)
+                {
+                    _inOrder.Enqueue(deadline);
+                    _lastInOrder = deadline.Due;
+                }
+                else
+                {
+                    _outOfOrder.Enqueue(deadline, deadline.Due);
+                }
+            }
+        }
+
+        return any;
+    }
+
+    /// <summary>Keeps only the deadlines whose wait is still pending, in the spare queue and heap, and swaps them in.</summary>
+    private void Compact()
+    {
+        foreach (var deadline in _inOrder)
+        {
+            if (deadline.Round.IsWaiting(deadline.Arming))
+            {
+                _inOrderSpare.Enqueue(deadline);
+            }
+        }
+
+        foreach (var (deadline, due) in _outOfOrder.UnorderedItems)
+        {
+            if (deadline.Round.IsWaiting(deadline.Arming))
+            {
+                _outOfOrderSpare.Enqueue(deadline, due);
+            }
+        }
+
+        _inOrder.Clear();
+        _outOfOrder.Clear();
+        (_inOrder, _inOrderSpare) = (_inOrderSpare, _inOrder);
+        (_outOfOrder, _outOfOrderSpare) = (_outOfOrderSpare, _outOfOrder);
+        _compactAt = Math.Max(_minCompactAt, 2 * (_inOrder.Count + _outOfOrder.Count));
+    }
+
+    private static ConcurrentQueue<Deadline>[] NewLanes()
+    {
+        var lanes = new ConcurrentQueue<Deadline>[Math.Clamp(Environment.ProcessorCount, 1, 64)];
+        for (var i = 0; i < lanes.Length; i++)
+        {
+            lanes[i] = new ConcurrentQueue<Deadline>();
+        }
+
+        return lanes;
+    }
+
+    private long NextDue()
+    {
+        var next = _inOrder.TryPeek(out var deadline) ? deadline.Due : long.MaxValue;
+        return _outOfOrder.TryPeek(out _, out var due) && due < next ? due : next;
     }
 
     private int ToWholeMilliseconds(long ticks)
@@ -186,4 +254,7 @@ internal sealed class HedgeClock
         var milliseconds = Math.Ceiling(ticks * 1000.0 / _timeProvider.TimestampFrequency);
         return (int)Math.Clamp(milliseconds, 1, int.MaxValue);
     }
+
+    /// <summary>A round's arming and the timestamp it falls due at.</summary>
+    private readonly record struct Deadline(HedgeRound Round, long Arming, long Due);
 }

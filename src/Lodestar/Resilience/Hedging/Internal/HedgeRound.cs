@@ -96,12 +96,17 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     public ValueTask<bool> WaitAsync(Task<HttpResponseMessage> first, TimeSpan delay)
     {
         _wait.Reset();
+        var version = _wait.Version;
         _first = first.ConfigureAwait(false).GetAwaiter();
         var rounded = ClockDelay.RoundUp(delay);
         var due = _timeProvider.GetTimestamp() + ToTimestampTicks(rounded);
         var arming = ++_armings;
         Volatile.Write(ref _due, due);
         Volatile.Write(ref _waiting, arming);
+
+        // Watched before the deadline is filed: a first attempt completing before its continuation is registered has
+        // it queued to the thread pool instead of run inline, so the window for that is kept as short as it can be.
+        _first.UnsafeOnCompleted(_onFirstCompleted);
         if (_clock is { } clock)
         {
             clock.Schedule(this, arming, due);
@@ -111,8 +116,7 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
             _timer!.Change(rounded, Timeout.InfiniteTimeSpan);
         }
 
-        _first.UnsafeOnCompleted(_onFirstCompleted);
-        return new ValueTask<bool>(this, _wait.Version);
+        return new ValueTask<bool>(this, version);
     }
 
     /// <summary>Cancels the request's attempts that are still running.</summary>
@@ -159,7 +163,14 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     internal bool IsWaiting(long arming) => Volatile.Read(ref _waiting) == arming;
 
     /// <summary>The <see cref="HedgeClock"/> found the deadline of <paramref name="arming"/> passed.</summary>
-    internal void OnDeadline(long arming) => EndWait(arming, firstCompleted: false);
+    /// <remarks>Read before the compare-and-swap: most deadlines find their wait long ended, and a read leaves the round's line shared.</remarks>
+    internal void OnDeadline(long arming)
+    {
+        if (IsWaiting(arming))
+        {
+            EndWait(arming, firstCompleted: false);
+        }
+    }
 
     private void OnFirstCompleted() => EndWait(Volatile.Read(ref _waiting), firstCompleted: true);
 
