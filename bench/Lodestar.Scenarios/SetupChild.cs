@@ -138,9 +138,11 @@ internal static class SetupChild
                     o.Policy = policy!;
                     if (hedged)
                     {
-                        // One option group a user turns on: hedge a request whose first attempt is slower than the service's p98.
+                        // One option group a user turns on: hedge a request whose first attempt is slower than the service's p98,
+                        // at most 2 % of requests (the percentile's complement) however fast latencies move.
                         o.Hedging.Enabled = true;
                         o.Hedging.DelayPercentile = 0.98;
+                        o.Hedging.MaxHedgeRatio = 0.02;
                     }
                 });
                 break;

@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Lodestar.Resilience;
 using Lodestar.Resilience.Hedging;
 using Lodestar.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
@@ -400,5 +402,61 @@ public sealed class HedgingTests
         Assert.InRange(hung, 1, 240);
         Assert.Equal(240 + hung, calls.Length);
         await Eventually.TrueAsync(() => calls.Where(c => c.Authority == "127.0.0.1:9001").All(c => c.Token.IsCancellationRequested), TimeSpan.FromSeconds(10), "every losing attempt is cancelled after its grace");
+    }
+
+    [Fact]
+    public async Task Hedging_MaxHedgeRatio_HedgeBeyondTheShareNotSent()
+    {
+        // Arrange: at most half the requests may hedge. The first request is answered at once; the second and the
+        // third hang on their first attempt, and any hedge is answered at once.
+        var time = new FakeTimeProvider();
+        var handler = new ScriptedHandler(call => call.Number is 2 or 4 ? ScriptedHandler.Hang(call) : ScriptedHandler.Status(200));
+        await using var host = Host(time, handler, h => h.MaxHedgeRatio = 0.5);
+        var client = host.CreateClient();
+        (await client.GetAsync("http://orders/x")).Dispose();
+
+        // Act: the second request hedges (1 of 2 requests); the third would make 2 of 3.
+        var second = client.GetAsync("http://orders/x");
+        await Eventually.TrueAsync(() => handler.Count == 2, TimeSpan.FromSeconds(5), "the second request's first attempt is sent");
+        await Eventually.TrueAsync(
+            () =>
+            {
+                time.Advance(TimeSpan.FromMilliseconds(1));
+                return handler.Count == 3;
+            },
+            TimeSpan.FromSeconds(5),
+            "the second request hedges");
+        using var secondResponse = await second.WaitAsync(TimeSpan.FromSeconds(5));
+        using var refusals = new MeterListener();
+        var refused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var meters = host.Services.GetRequiredService<IMeterFactory>();
+        refusals.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Name == "lodestar.client.retry_budget.exhausted" && ReferenceEquals(instrument.Meter.Scope, meters))
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        refusals.SetMeasurementEventCallback<long>((_, _, _, _) => refused.TrySetResult());
+        refusals.Start();
+        using var caller = new CancellationTokenSource();
+        var third = client.GetAsync("http://orders/x", caller.Token);
+        await Eventually.TrueAsync(() => handler.Count == 4, TimeSpan.FromSeconds(5), "the third request's first attempt is sent");
+        await Eventually.TrueAsync(
+            () =>
+            {
+                time.Advance(TimeSpan.FromMilliseconds(1));
+                return refused.Task.IsCompleted || handler.Count > 4;
+            },
+            TimeSpan.FromSeconds(5),
+            "the third request's hedge is refused or sent");
+        Assert.False(handler.Count > 4, "a hedge was sent beyond the share");
+        await caller.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => third.WaitAsync(TimeSpan.FromSeconds(5)));
+
+        // Assert
+        Assert.Equal(200, (int)secondResponse.StatusCode);
+        Assert.True(refused.Task.IsCompleted);
+        Assert.Equal(4, handler.Count);
     }
 }

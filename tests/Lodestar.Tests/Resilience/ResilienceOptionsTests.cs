@@ -18,6 +18,7 @@ public sealed class ResilienceOptionsTests
             ["Lodestar:Clients:test:HealthChecks:Enabled"] = "true",
             ["Lodestar:Clients:test:CircuitBreaker:Enabled"] = "true",
             ["Lodestar:Clients:test:Hedging:DelayPercentile"] = "0.95",
+            ["Lodestar:Clients:test:Hedging:MaxHedgeRatio"] = "0.05",
             ["Lodestar:Clients:test:RateLimit:TokenLimit"] = "5",
             ["Lodestar:Clients:test:ConcurrencyLimit:MaxConcurrentRequests"] = "64",
         });
@@ -31,6 +32,7 @@ public sealed class ResilienceOptionsTests
         Assert.True(options.HealthChecks.Enabled);
         Assert.True(options.CircuitBreaker.Enabled);
         Assert.Equal(0.95, options.Hedging.DelayPercentile);
+        Assert.Equal(0.05, options.Hedging.MaxHedgeRatio);
         Assert.Equal(5, options.RateLimit.TokenLimit);
         Assert.Equal(64, options.ConcurrencyLimit.MaxConcurrentRequests);
     }
@@ -53,6 +55,7 @@ public sealed class ResilienceOptionsTests
         Assert.False(options.HealthChecks.Enabled);
         Assert.False(options.CircuitBreaker.Enabled);
         Assert.False(options.Hedging.Enabled);
+        Assert.Null(options.Hedging.MaxHedgeRatio);
         Assert.False(options.RateLimit.Enabled);
         Assert.Null(options.ConcurrencyLimit.MaxConcurrentRequests);
     }
@@ -67,6 +70,7 @@ public sealed class ResilienceOptionsTests
             o.CircuitBreaker.FailureRatio = 0;
             o.HealthChecks.Path = "readyz";
             o.Hedging.DelayPercentile = 1.5;
+            o.Hedging.MaxHedgeRatio = 0;
             o.ConcurrencyLimit.MaxConcurrentRequests = 0;
             o.ConcurrencyLimit.MaxConcurrentRetries = -1;
             o.Retry.RetryOnStatusCodes = [200];
@@ -80,6 +84,7 @@ public sealed class ResilienceOptionsTests
         Assert.Contains("CircuitBreaker.FailureRatio", error.Message, StringComparison.Ordinal);
         Assert.Contains("HealthChecks.Path", error.Message, StringComparison.Ordinal);
         Assert.Contains("Hedging.DelayPercentile", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Hedging.MaxHedgeRatio", error.Message, StringComparison.Ordinal);
         Assert.Contains("ConcurrencyLimit.MaxConcurrentRequests", error.Message, StringComparison.Ordinal);
         Assert.Contains("ConcurrencyLimit.MaxConcurrentRetries", error.Message, StringComparison.Ordinal);
         Assert.Contains("RetryOnStatusCodes contains 200", error.Message, StringComparison.Ordinal);

@@ -470,6 +470,30 @@ public sealed class RetryTests
         Assert.False(budget.TryWithdraw());
     }
 
+    [Fact]
+    public void RetryBudget_HedgeRatio_HedgesStayWithinTheirShareWhileRetriesKeepTheRest()
+    {
+        // Arrange: 100 requests earn 20 retries and a reserve of 30; hedges may take 5 % of the requests.
+        var time = new FakeTimeProvider();
+        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, minRetriesPerSecond: 3);
+        for (var i = 0; i < 100; i++)
+        {
+            budget.OnRequest();
+        }
+
+        // Act
+        var hedges = Enumerable.Range(0, 20).Count(_ => budget.TryWithdraw(hedgeRatio: 0.05));
+        var retries = Enumerable.Range(0, 100).Count(_ => budget.TryWithdraw());
+        time.Advance(TimeSpan.FromSeconds(11));
+        budget.OnRequest();
+        var hedgeOnOneRequest = budget.TryWithdraw(hedgeRatio: 0.05);
+
+        // Assert: the share holds without the reserve; the hedges also spent retries; a new window starts afresh.
+        Assert.Equal(5, hedges);
+        Assert.Equal(50 - 5, retries);
+        Assert.False(hedgeOnOneRequest);
+    }
+
     private sealed class HalfRandom : RandomSource
     {
         public override int Next(int maxExclusive) => maxExclusive / 2;

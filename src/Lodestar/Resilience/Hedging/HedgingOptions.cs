@@ -27,4 +27,17 @@ public sealed class HedgingOptions
 
     /// <summary>Gets or sets how many hedged attempts may be added to the first. Default 1; range 1 to 5.</summary>
     public int MaxHedgedAttempts { get; set; } = 1;
+
+    /// <summary>
+    /// Gets or sets the largest share of the service's requests that may send a hedge, over the retry budget's window
+    /// (for example 0.02 with a <see cref="DelayPercentile"/> of 0.98), or <see langword="null"/> (default) for no limit
+    /// but the retry budget's. A hedge beyond it is not sent; attempts that replace failed ones are not limited by it.
+    /// Range above 0 to 1.
+    /// </summary>
+    /// <remarks>
+    /// A percentile delay hedges about its complement of requests while latencies hold still, and more while they grow
+    /// faster than the estimate follows (a load spike): this bounds the extra load hedging adds, as Finagle's backup
+    /// requests bound theirs.
+    /// </remarks>
+    public double? MaxHedgeRatio { get; set; }
 }

@@ -75,6 +75,11 @@ internal sealed class ResilienceOptionsValidator : IValidateOptions<LodestarClie
             Check(percentile is > 0 and < 1, failures, $"{p}{nameof(hedging.DelayPercentile)} is {percentile}; it must be above 0 and below 1.");
         }
 
+        if (hedging.MaxHedgeRatio is { } hedgeRatio)
+        {
+            Check(hedgeRatio is > 0 and <= 1, failures, $"{p}{nameof(hedging.MaxHedgeRatio)} is {hedgeRatio}; it must be above 0 and at most 1.");
+        }
+
         var rate = options.RateLimit;
         p = $"{prefix}: {nameof(options.RateLimit)}.";
         Range(rate.TokenLimit, 1, 10_000_000, $"{p}{nameof(rate.TokenLimit)}", failures);

@@ -212,7 +212,8 @@ internal sealed partial class HedgingStrategy
                 if (launch && started < maxAttempts && !cancellationToken.IsCancellationRequested)
                 {
                     var next = EndpointSelection.PickAdmitted(context, ref tried, _metrics, out var nextTicket);
-                    if (next is not null && resilience.Budget.TryWithdraw())
+                    // A hedge (not a replacement of a failed attempt) also stays within the hedged share, when one is set.
+                    if (next is not null && resilience.Budget.TryWithdraw(retryReason is null ? hedging.MaxHedgeRatio : null))
                     {
                         tried!.Add(next);
                         started++;

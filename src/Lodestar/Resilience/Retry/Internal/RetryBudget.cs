@@ -36,26 +36,36 @@ internal sealed class RetryBudget
     /// <summary>Records a request (not a retry): each one earns <c>ratio</c> of a retry.</summary>
     public void OnRequest() => Interlocked.Increment(ref Current(out _).Requests);
 
-    /// <summary>Takes one retry from the budget when it has one.</summary>
-    public bool TryWithdraw()
+    /// <summary>
+    /// Takes one retry from the budget when it has one; for a hedge with <paramref name="hedgeRatio"/>, only while the
+    /// window's hedges also stay within that share of its requests (no reserve: a strict share). The request count is
+    /// the budget's own, so the limit adds nothing to a request that does not hedge.
+    /// </summary>
+    public bool TryWithdraw(double? hedgeRatio = null)
     {
         var current = Current(out var epoch);
-        long requests = 0, retries = 0;
+        long requests = 0, retries = 0, hedges = 0;
         foreach (var bucket in _buckets)
         {
             if (epoch - Volatile.Read(ref bucket.Epoch) < BucketCount)
             {
                 requests += Interlocked.Read(ref bucket.Requests);
                 retries += Interlocked.Read(ref bucket.Retries);
+                hedges += Interlocked.Read(ref bucket.Hedges);
             }
         }
 
-        if (retries + 1 > (_ratio * requests) + _reserve)
+        if (retries + 1 > (_ratio * requests) + _reserve || (hedgeRatio is { } share && hedges + 1 > share * requests))
         {
             return false;
         }
 
         Interlocked.Increment(ref current.Retries);
+        if (hedgeRatio is not null)
+        {
+            Interlocked.Increment(ref current.Hedges);
+        }
+
         return true;
     }
 
@@ -71,6 +81,7 @@ internal sealed class RetryBudget
                 {
                     Interlocked.Exchange(ref bucket.Requests, 0);
                     Interlocked.Exchange(ref bucket.Retries, 0);
+                    Interlocked.Exchange(ref bucket.Hedges, 0);
                     Volatile.Write(ref bucket.Epoch, epoch);
                 }
             }
@@ -84,5 +95,6 @@ internal sealed class RetryBudget
         public long Epoch;
         public long Requests;
         public long Retries;
+        public long Hedges;
     }
 }
