@@ -28,7 +28,6 @@ internal sealed partial class LodestarLoadBalancer : RepublishingLoadBalancer
     private readonly LodestarClientOptions? _clientOptions;
     private readonly GrpcStatusOptions _grpc;
     private readonly ILogger _logger;
-    private readonly Func<SubchannelPicker?> _buildToPublish;
     private (string Service, string? Source)? _target;
     private BalancedService? _service;
     private Status? _failure;
@@ -49,7 +48,6 @@ internal sealed partial class LodestarLoadBalancer : RepublishingLoadBalancer
         BalancerSettings settings, LodestarClientOptions? clientOptions)
         : base(controller, loggerFactory)
     {
-        _buildToPublish = BuildToPublish_NeedsLock;
         _balancing = balancing;
         _settings = settings;
         _clientOptions = clientOptions;
@@ -131,7 +129,7 @@ internal sealed partial class LodestarLoadBalancer : RepublishingLoadBalancer
             }
         }
 
-        Publish(_buildToPublish);
+        Publish();
     }
 
     protected override SubchannelPicker BuildPicker(IReadOnlyList<Subchannel> ready)
@@ -172,7 +170,7 @@ internal sealed partial class LodestarLoadBalancer : RepublishingLoadBalancer
     /// A picker over the ready subchannels and the latest set version for <see cref="RepublishingLoadBalancer.Publish"/>,
     /// once Lodestar's balancer exists; none before, or after a failure (the base's picker, or the failure's, stays).
     /// </summary>
-    private SubchannelPicker? BuildToPublish_NeedsLock()
+    protected override SubchannelPicker? BuildToPublish_NeedsLock()
         => _disposed || _failure is not null || _service is null ? null : NewPicker(_service, null, Ready, _setVersion);
 
     /// <summary>Lodestar's balancer applied a newer set: calls waiting for it are picked again with a new picker.</summary>
@@ -188,7 +186,7 @@ internal sealed partial class LodestarLoadBalancer : RepublishingLoadBalancer
 
         // Not on this thread: a set can be applied while another channel of the same service holds its own lock (its
         // balancer looking the service up), and publishing here would take this channel's lock inside that one.
-        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(self._buildToPublish), this, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(), this, preferLocal: false);
     }
 
     private void Connect((string Service, string? Source) target)
@@ -267,7 +265,7 @@ internal sealed partial class LodestarLoadBalancer : RepublishingLoadBalancer
         registration?.Dispose();
 
         // A picker built before the balancer existed queues calls: publish one that picks, once subchannels are ready.
-        Publish(_buildToPublish);
+        Publish();
     }
 
     private sealed class FailurePicker(Status status) : SubchannelPicker

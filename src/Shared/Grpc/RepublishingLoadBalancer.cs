@@ -50,20 +50,26 @@ internal abstract class RepublishingLoadBalancer : SubchannelsLoadBalancer
     /// <summary>Builds the picker the channel asked for over <paramref name="ready"/>, from the derived balancer's state.</summary>
     protected abstract SubchannelPicker BuildPicker(IReadOnlyList<Subchannel> ready);
 
+    /// <summary>
+    /// Builds the picker <see cref="Publish"/> publishes from outside the channel's lock, over <see cref="Ready"/> (not
+    /// empty); <see langword="null"/> when there is nothing to pick with yet (the base's picker, which queues or fails,
+    /// stays). Under <see cref="Gate"/>.
+    /// </summary>
+    protected abstract SubchannelPicker? BuildToPublish_NeedsLock();
+
     /// <summary>Records a change to what pickers are built from. Under <see cref="Gate"/>.</summary>
-    /// <returns>The generation after the change.</returns>
-    protected long Changed_NeedsLock() => ++_generation;
+    protected void Changed_NeedsLock() => _generation++;
 
     /// <summary>Gets the current generation. Under <see cref="Gate"/>.</summary>
     protected long Generation_NeedsLock() => _generation;
 
     /// <summary>
-    /// Publishes, as ready, the picker <paramref name="build"/> makes under <see cref="Gate"/>; nothing when it makes
-    /// none (no subchannel ready, or nothing to pick with yet: the base's picker, which queues or fails, stays). If the
+    /// Publishes, as ready, the picker <see cref="BuildToPublish_NeedsLock"/> makes; nothing when no subchannel is ready
+    /// or it makes none. If the
     /// channel built a picker meanwhile, which it may have published before this one, publishes again from the newer
     /// state. Bounded: each round needs the channel to have changed its state in between.
     /// </summary>
-    protected void Publish(Func<SubchannelPicker?> build)
+    protected void Publish()
     {
         for (var round = 0; round < 8; round++)
         {
@@ -71,7 +77,7 @@ internal abstract class RepublishingLoadBalancer : SubchannelsLoadBalancer
             long generation;
             lock (Gate)
             {
-                picker = Ready.Count == 0 ? null : build();
+                picker = Ready.Count == 0 ? null : BuildToPublish_NeedsLock();
                 generation = _generation;
             }
 

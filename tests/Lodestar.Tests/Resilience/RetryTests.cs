@@ -440,11 +440,7 @@ public sealed class RetryTests
     public void RetryBudget_Requests_EarnTheirRatio()
     {
         var time = new FakeTimeProvider();
-        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, minRetriesPerSecond: 0);
-        for (var i = 0; i < 100; i++)
-        {
-            budget.OnRequest();
-        }
+        var budget = BudgetAfterRequests(time, 0.2, minRetriesPerSecond: 0, requests: 100);
 
         var allowed = Enumerable.Range(0, 100).Count(_ => budget.TryWithdraw());
 
@@ -455,11 +451,7 @@ public sealed class RetryTests
     public void RetryBudget_WindowSlides_OldRequestsAndRetriesExpire()
     {
         var time = new FakeTimeProvider();
-        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.5, minRetriesPerSecond: 0);
-        for (var i = 0; i < 10; i++)
-        {
-            budget.OnRequest();
-        }
+        var budget = BudgetAfterRequests(time, 0.5, minRetriesPerSecond: 0, requests: 10);
 
         Assert.Equal(5, Enumerable.Range(0, 10).Count(_ => budget.TryWithdraw()));
         time.Advance(TimeSpan.FromSeconds(11));
@@ -475,11 +467,7 @@ public sealed class RetryTests
     {
         // Arrange: 100 requests earn 20 retries and a reserve of 30; hedges may take 5 % of the requests.
         var time = new FakeTimeProvider();
-        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, minRetriesPerSecond: 3);
-        for (var i = 0; i < 100; i++)
-        {
-            budget.OnRequest();
-        }
+        var budget = BudgetAfterRequests(time, 0.2, minRetriesPerSecond: 3, requests: 100);
 
         // Act
         var hedges = Enumerable.Range(0, 20).Count(_ => budget.TryWithdraw(hedgeRatio: 0.05));
@@ -492,6 +480,18 @@ public sealed class RetryTests
         Assert.Equal(5, hedges);
         Assert.Equal(50 - 5, retries);
         Assert.False(hedgeOnOneRequest);
+    }
+
+    /// <summary>A budget over a 10 s window that has seen <paramref name="requests"/> requests.</summary>
+    private static RetryBudget BudgetAfterRequests(FakeTimeProvider time, double ratio, int minRetriesPerSecond, int requests)
+    {
+        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), ratio, minRetriesPerSecond);
+        for (var i = 0; i < requests; i++)
+        {
+            budget.OnRequest();
+        }
+
+        return budget;
     }
 
     private sealed class HalfRandom : RandomSource

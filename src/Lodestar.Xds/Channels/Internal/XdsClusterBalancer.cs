@@ -33,7 +33,6 @@ internal sealed partial class XdsClusterBalancer : RepublishingLoadBalancer
     private readonly Func<double> _random;
     private readonly XdsDropOverloads? _drops;
     private readonly ILogger _logger;
-    private readonly Func<SubchannelPicker?> _buildToPublish;
     private Dictionary<string, ClusterBalancer> _clusters = new(StringComparer.Ordinal);
     private XdsChannelRoutes? _routes;
     private bool _disposed;
@@ -48,7 +47,6 @@ internal sealed partial class XdsClusterBalancer : RepublishingLoadBalancer
         XdsClusterCallCounters counters, Func<double> random, XdsDropOverloads? drops)
         : base(controller, loggerFactory)
     {
-        _buildToPublish = BuildToPublish_NeedsLock;
         _drops = drops;
         _balancing = balancing;
         _clusterOptions = clusterOptions;
@@ -136,7 +134,7 @@ internal sealed partial class XdsClusterBalancer : RepublishingLoadBalancer
 
     private XdsClusterPicker NewPicker_NeedsLock(IReadOnlyList<Subchannel> ready) => new(_routes, _clusters, ready, _random, _drops);
 
-    private XdsClusterPicker? BuildToPublish_NeedsLock() => _disposed ? null : NewPicker_NeedsLock(Ready);
+    protected override SubchannelPicker? BuildToPublish_NeedsLock() => _disposed ? null : NewPicker_NeedsLock(Ready);
 
     private void Connect(string cluster)
     {
@@ -202,7 +200,7 @@ internal sealed partial class XdsClusterBalancer : RepublishingLoadBalancer
         }
 
         // Calls queued for this cluster are picked again with the new picker.
-        Publish(_buildToPublish);
+        Publish();
     }
 
     /// <summary>The cluster's balancer applied a newer set: calls waiting for it are picked again with a new picker.</summary>
@@ -217,7 +215,7 @@ internal sealed partial class XdsClusterBalancer : RepublishingLoadBalancer
         }
 
         // Not on this thread: it applied the set for every channel of the cluster, and may hold another channel's lock.
-        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(self._buildToPublish), this, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(static self => self.Publish(), this, preferLocal: false);
     }
 
     private static partial class Log
