@@ -167,11 +167,14 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
         starting.AddRange(specs.Select(spec => SetupProcess.StartAsync(spec, scenario, backendUrls, cancellationToken)));
         if (scenario.WithPeers)
         {
+            // HAProxy binds the ports it was given; the YARP processes start once it listens on them, and take free
+            // ports as they bind (port 0), which therefore cannot be one of HAProxy's.
+            var haproxyStart = Started(HaProxy.StartAsync(backends.Select(b => b.Port).ToArray(), cancellationToken));
             Task<IAsyncDisposable>[] proxyStarts =
             [
-                Started(HaProxy.StartAsync(backends.Select(b => b.Port).ToArray(), cancellationToken)),
-                Started(YarpProcess.StartAsync("PowerOfTwoChoices", backendUrls, http2, cancellationToken)),
-                Started(YarpProcess.StartAsync("RoundRobin", backendUrls, http2, cancellationToken)),
+                haproxyStart,
+                StartedAfter(haproxyStart, () => YarpProcess.StartAsync("PowerOfTwoChoices", backendUrls, http2, cancellationToken)),
+                StartedAfter(haproxyStart, () => YarpProcess.StartAsync("RoundRobin", backendUrls, http2, cancellationToken)),
             ];
             try
             {
@@ -274,6 +277,13 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
 static async Task<IAsyncDisposable> Started<T>(Task<T> start)
     where T : IAsyncDisposable
     => await start;
+
+static async Task<IAsyncDisposable> StartedAfter<T>(Task first, Func<Task<T>> start)
+    where T : IAsyncDisposable
+{
+    await first;
+    return await start();
+}
 
 static string BackendName(Scenario scenario, List<TestBackend> backends, int index)
     => backends[index].Name + (scenario.SlowFactor > 1 && index == backends.Count - 1 ? " (slow)" : string.Empty);

@@ -10,13 +10,13 @@ internal sealed class YarpProcess : IAsyncDisposable
 {
     private readonly Process _process;
 
-    private YarpProcess(Process process, int port)
+    private YarpProcess(Process process)
     {
         _process = process;
-        Port = port;
     }
 
-    public int Port { get; }
+    /// <summary>Gets the port the proxy listens on, chosen by the system as the proxy bound it.</summary>
+    public int Port { get; private set; }
 
     public static async Task<YarpProcess> StartAsync(string policy, IReadOnlyList<string> backendUrls, bool http2, CancellationToken cancellationToken)
     {
@@ -27,8 +27,9 @@ internal sealed class YarpProcess : IAsyncDisposable
             throw new FileNotFoundException($"The YARP proxy is not built: {dll}. Build bench/Lodestar.YarpProxy first.", dll);
         }
 
-        var port = HaProxy.FreePort();
-        var arguments = new List<string> { dll, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--policy", policy, "--backends", string.Join(',', backendUrls) };
+        // Port 0: the proxy's listener takes a free port as it binds and reports it, so no other process can take the
+        // port between a choice made here and the proxy's bind.
+        var arguments = new List<string> { dll, "--port", "0", "--policy", policy, "--backends", string.Join(',', backendUrls) };
         if (http2)
         {
             arguments.Add("--h2");
@@ -37,15 +38,16 @@ internal sealed class YarpProcess : IAsyncDisposable
         // The proxy ends when its standard input closes: when this runner exits, however it exits, the proxy follows.
         arguments.Add("--exit-with-stdin");
         var process = OwnedProcesses.Start(new ProcessStartInfo("dotnet", arguments) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true });
-        var proxy = new YarpProcess(process, port);
+        var proxy = new YarpProcess(process);
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(TimeSpan.FromSeconds(60));
             while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
             {
-                if (line == "listening")
+                if (line.StartsWith("listening ", StringComparison.Ordinal))
                 {
+                    proxy.Port = int.Parse(line["listening ".Length..], System.Globalization.CultureInfo.InvariantCulture);
                     return proxy;
                 }
             }

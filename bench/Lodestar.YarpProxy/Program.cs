@@ -3,10 +3,12 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Yarp.ReverseProxy.Configuration;
 
 // A YARP 2.3 reverse proxy for the scenario runner, in a process of its own as a proxy would be deployed: one loopback
-// listener, one cluster of the given backends under one load-balancing policy. Prints "listening" once it serves.
+// listener, one cluster of the given backends under one load-balancing policy. Prints "listening <port>" once it serves:
+// with no --port (or 0) the system chooses a free port as the listener binds it, so no other process can take it between
+// a choice and the bind.
 // With --exit-with-stdin it stops when its standard input closes, so it cannot outlive the runner that started it.
 //
-//   Lodestar.YarpProxy --port 5000 --policy PowerOfTwoChoices --backends http://127.0.0.1:5001,http://127.0.0.1:5002 [--h2] [--exit-with-stdin]
+//   Lodestar.YarpProxy [--port 5000] --policy PowerOfTwoChoices --backends http://127.0.0.1:5001,http://127.0.0.1:5002 [--h2] [--exit-with-stdin]
 var port = 0;
 var policy = "PowerOfTwoChoices";
 var backends = Array.Empty<string>();
@@ -34,9 +36,9 @@ for (var i = 0; i < args.Length; i++)
     }
 }
 
-if (port is <= 0 or > 65535 || backends.Length == 0 || backends.Any(b => !b.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)))
+if (port is < 0 or > 65535 || backends.Length == 0 || backends.Any(b => !b.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)))
 {
-    await Console.Error.WriteLineAsync("usage: --port <1-65535> --policy <name> --backends http://127.0.0.1:<port>,... [--h2] (loopback backends only)");
+    await Console.Error.WriteLineAsync("usage: [--port <0-65535>] --policy <name> --backends http://127.0.0.1:<port>,... [--h2] (loopback backends only)");
     return 2;
 }
 
@@ -70,6 +72,8 @@ if (exitWithStdin)
     });
 }
 
-Console.WriteLine("listening");
+// Once started, the application's URLs are the addresses its listener bound.
+var bound = app.Urls.Single();
+Console.WriteLine("listening " + new Uri(bound).Port.ToString(CultureInfo.InvariantCulture));
 await app.WaitForShutdownAsync();
 return 0;
