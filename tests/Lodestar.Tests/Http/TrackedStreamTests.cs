@@ -6,8 +6,9 @@ using Microsoft.Extensions.Time.Testing;
 namespace Lodestar.Tests.Http;
 
 /// <summary>
-/// A tracked connection counts a read or write as activity when it ends, whether the transport completed it at once or
-/// later, and a retired connection closes only after a quiet period with no write pending.
+/// A tracked connection counts a write as activity when it ends and a read when it starts (the transport starts its next
+/// read as soon as one ends), whether the transport completes them at once or later; a read that waits is not activity,
+/// and a retired connection closes only after a quiet period with no write pending.
 /// </summary>
 public sealed class TrackedStreamTests
 {
@@ -59,6 +60,24 @@ public sealed class TrackedStreamTests
         Assert.Equal([7, 8], buffer[..2]);
         Assert.False(inner.Disposed);
         clock.Advance(s_quiet);
+        Assert.True(inner.Disposed);
+    }
+
+    [Fact]
+    public void ReadAsync_Pending_DoesNotKeepARetiredConnectionOpen()
+    {
+        // Arrange: a read waits for bytes that do not come, as an idle connection's read-ahead does.
+        var (clock, inner, stream) = Create();
+        inner.Readable = [1];
+        inner.ReadGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var read = stream.ReadAsync(new byte[4]);
+        stream.Retire();
+
+        // Act
+        clock.Advance(s_quiet);
+
+        // Assert: a quiet period after the read started, the connection closes with the read still waiting.
+        Assert.False(read.IsCompleted);
         Assert.True(inner.Disposed);
     }
 

@@ -82,27 +82,22 @@ internal sealed class TrackedStream : Stream
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
         => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+    /// <remarks>
+    /// Stamped as the read starts, and the inner stream's task handed back as it is: the transport starts its next read
+    /// as soon as one completes, so the start of a read is when the previous one moved bytes, and a read that waits (the
+    /// response to a request, an idle connection's read-ahead) costs no state machine of its own.
+    /// </remarks>
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        ValueTask<int> pending;
+        Touch();
         try
         {
-            pending = _inner.ReadAsync(buffer, cancellationToken);
+            return _inner.ReadAsync(buffer, cancellationToken);
         }
         catch (Exception ex)
         {
             return ValueTask.FromException<int>(ex);
         }
-
-        if (!pending.IsCompletedSuccessfully)
-        {
-            return AwaitReadAsync(pending);
-        }
-
-        // Data already at hand (HTTP/1.1 bodies often are): no state machine for this read.
-        var read = pending.Result;
-        Touch();
-        return new ValueTask<int>(read);
     }
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
@@ -181,15 +176,7 @@ internal sealed class TrackedStream : Stream
         Interlocked.Decrement(ref _pendingWrites);
     }
 
-    // Pooled builders: a read that completes later would otherwise allocate its state machine on every call.
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<int> AwaitReadAsync(ValueTask<int> pending)
-    {
-        var read = await pending.ConfigureAwait(false);
-        Touch();
-        return read;
-    }
-
+    // A pooled builder: a write that completes later would otherwise allocate its state machine on every call.
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AwaitWriteAsync(ValueTask pending)
     {
