@@ -180,7 +180,7 @@ public sealed class HealthProbeTests
     {
         // Arrange
         var factory = new ScriptedProbeFactory();
-        var clock = new FakeTimeProvider();
+        var clock = new CheckerClock();
         await using var host = ResilienceTestHost.Create(o =>
         {
             o.HealthChecks.Enabled = true;
@@ -203,10 +203,14 @@ public sealed class HealthProbeTests
         var heldAfterFailedProbe = !balancer.Routable.Contains(state);
 
         // Act: it failed its first probe, so it is unhealthy and needs HealthyThreshold (2) passes, as in Envoy.
+        // The checker arms its next round once a round has published its results: the clock moves only after that, or
+        // the move would pass before the round is armed and no round would follow.
         factory.Answer(B, HealthProbeResult.Healthy);
+        await Eventually.TrueAsync(() => clock.NextRoundArmed, Wait, "the checker armed its next round");
         clock.Advance(Interval);
         await Eventually.TrueAsync(() => state.CheckSuccesses == 1, Wait, "one passing probe applied");
         var heldAfterOnePass = !balancer.Routable.Contains(state);
+        await Eventually.TrueAsync(() => clock.NextRoundArmed, Wait, "the checker armed its next round");
         clock.Advance(Interval);
 
         // Assert
@@ -348,6 +352,38 @@ public sealed class HealthProbeTests
 
         await Assert.ThrowsAsync<ArgumentNullException>(async () => await probe.ProbeAsync(null!, CancellationToken.None));
         Assert.Throws<ArgumentNullException>(() => probe.ReleaseEndpoint(null!));
+    }
+
+    /// <summary>A fake clock that knows when the active health checker's next round falls due.</summary>
+    private sealed class CheckerClock : FakeTimeProvider
+    {
+        private long _checkerDueTicks = long.MinValue;
+
+        /// <summary>Gets whether the checker's timer is armed for a time still ahead: its next round waits for the clock.</summary>
+        public bool NextRoundArmed => Volatile.Read(ref _checkerDueTicks) > GetUtcNow().UtcTicks;
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = base.CreateTimer(callback, state, dueTime, period);
+            return state is Lodestar.Health.Internal.ActiveHealthChecker ? new Watched(timer, this) : timer;
+        }
+
+        private sealed class Watched(ITimer inner, CheckerClock clock) : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period)
+            {
+                if (dueTime != Timeout.InfiniteTimeSpan)
+                {
+                    Volatile.Write(ref clock._checkerDueTicks, (clock.GetUtcNow() + dueTime).UtcTicks);
+                }
+
+                return inner.Change(dueTime, period);
+            }
+
+            public void Dispose() => inner.Dispose();
+
+            public ValueTask DisposeAsync() => inner.DisposeAsync();
+        }
     }
 
     [Fact]
