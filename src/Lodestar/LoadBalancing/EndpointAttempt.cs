@@ -80,14 +80,15 @@ public readonly struct EndpointAttempt
         ThrowIfNotStarted();
         var endpoint = Endpoint!;
         var stage = _stage!;
-        var success = outcome is EndpointOutcome.Success or EndpointOutcome.Abandoned;
-        endpoint.OnRequestCompleted(success, latency, _countedLoad);
         if (outcome == EndpointOutcome.Abandoned)
         {
+            // No verdict, and the latency is only a lower bound: the same as an HTTP attempt a hedge beat.
+            endpoint.OnRequestAbandoned(latency, _countedLoad);
             HealthStage.OnAttemptAbandoned(endpoint, _ticket);
         }
         else
         {
+            endpoint.OnRequestCompleted(outcome == EndpointOutcome.Success, latency, _countedLoad);
             stage.OnAttemptCompleted(endpoint, _ticket, outcome switch
             {
                 EndpointOutcome.Success => AttemptOutcome.Success,

@@ -204,7 +204,12 @@ public sealed class EndpointState
     /// <summary>
     /// Records the end of an attempt started with <see cref="OnRequestStarted"/> that was cancelled before an outcome (a
     /// hedge won, the caller gave up): no failure is counted, and the time it ran counts as a latency only when it is
-    /// above the estimate (it is a lower bound), so losing hedges neither punish nor flatter the endpoint.
+    /// above the estimate the last answer left (it is a lower bound), so losing hedges neither punish nor flatter the
+    /// endpoint. A quicker one says nothing new, and the estimate stands as that answer left it: the time since then
+    /// does not count toward the decay, nor toward going stale, since the endpoint was tried and gave no answer that
+    /// could lower it. Otherwise an endpoint tried again after going stale, whose attempts a hedge keeps beating,
+    /// would stay stale and be picked over and over, one attempt at a time, for as long as its estimate takes to
+    /// decay below the hedging delay.
     /// </summary>
     /// <param name="elapsed">The time the attempt ran.</param>
     /// <param name="countedLoad">What <see cref="OnRequestStarted"/> returned.</param>
@@ -216,10 +221,19 @@ public sealed class EndpointState
             _tracking.OnRequestCompleted();
         }
 
-        if ((_tracking.Statistics & EndpointStatistics.Latency) != 0
-            && elapsed.TotalSeconds > GetLatencyEstimate(_tracking.TimeProvider.GetTimestamp()))
+        if ((_tracking.Statistics & EndpointStatistics.Latency) == 0)
+        {
+            return;
+        }
+
+        if (elapsed.TotalSeconds > BitConverter.Int64BitsToDouble(Interlocked.Read(ref _ewmaBits)))
         {
             ObserveLatency(true, elapsed);
+        }
+        else
+        {
+            // Racing an answer's update, this can only stamp that update's value a moment later than it did.
+            Interlocked.Exchange(ref _ewmaTimestamp, _tracking.TimeProvider.GetTimestamp());
         }
     }
 

@@ -295,6 +295,69 @@ public class PeakEwmaPolicyTests
     }
 
     [Fact]
+    public void OnRequestAbandoned_QuickerThanTheEstimateLeftByTheLastAnswer_EstimateStandsUndecayedAndFresh()
+    {
+        // Arrange: a 100 ms answer, then five seconds without one: the estimate has decayed to about 61 ms and is stale.
+        var clock = new FakeTimeProvider();
+        var state = Tracked(clock);
+        Complete(state, true, 100);
+        clock.Advance(TimeSpan.FromSeconds(5));
+        Assert.True(state.GetPickEstimate(clock.GetTimestamp()) < 0);
+        var countedLoad = state.OnRequestStarted();
+        clock.Advance(TimeSpan.FromMilliseconds(70));
+
+        // Act: cancelled after 70 ms, above the decayed estimate but below the last answer.
+        state.OnRequestAbandoned(TimeSpan.FromMilliseconds(70), countedLoad);
+
+        // Assert: the estimate is the last answer's again, and fresh, so the endpoint is not tried again at once.
+        Assert.Equal(0.100, state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+        Assert.Equal(0.100, state.GetPickEstimate(clock.GetTimestamp()), 6);
+        clock.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal(0.100 * Math.Exp(-1), state.GetLatencyEstimate(clock.GetTimestamp()), 6);
+    }
+
+    [Fact]
+    public void Pick_StaleSlowEndpointWhoseAttemptsAHedgeBeats_TriedOncePerStaleInterval()
+    {
+        // Arrange: four endpoints answering in 10 ms and one that answered in 100 ms 1.5 s ago, so it is stale and
+        // competes as if never observed.
+        var clock = new FakeTimeProvider();
+        var endpoints = Enumerable.Range(0, 5).Select(i => Endpoint(i)).ToArray();
+        var balancer = Create(new PeakEwmaPolicy(new SeededRandom(5)), endpoints, timeProvider: clock);
+        var slow = State(balancer, endpoints[0]);
+        Complete(slow, true, 100);
+        clock.Advance(TimeSpan.FromMilliseconds(1_500));
+        foreach (var endpoint in endpoints[1..])
+        {
+            Complete(State(balancer, endpoint), true, 10);
+        }
+
+        // Act: 400 picks, 1 ms apart; the fast endpoints answer, every attempt on the slow one loses to a hedge after 12 ms.
+        var slowAttempts = 0;
+        for (var i = 0; i < 400; i++)
+        {
+            var picked = balancer.Pick(null)!;
+            var state = State(balancer, picked.Endpoint);
+            var countedLoad = state.OnRequestStarted();
+            if (state == slow)
+            {
+                slowAttempts++;
+                state.OnRequestAbandoned(TimeSpan.FromMilliseconds(12), countedLoad);
+            }
+            else
+            {
+                state.OnRequestCompleted(true, TimeSpan.FromMilliseconds(10), countedLoad);
+            }
+
+            clock.Advance(TimeSpan.FromMilliseconds(1));
+        }
+
+        // Assert: the lost attempt says nothing against the 100 ms answer, so the endpoint is not tried again within
+        // the stale interval (1 s); if the decay went on, it would stay stale and be picked whenever it is a candidate.
+        Assert.Equal(1, slowAttempts);
+    }
+
+    [Fact]
     public void OnRequestAbandoned_SlowerThanTheEstimate_CountsAsALowerBound()
     {
         var clock = new FakeTimeProvider();

@@ -83,6 +83,35 @@ public sealed class ServiceBalancingTests
     }
 
     [Fact]
+    public async Task Complete_AbandonedQuickerThanTheEstimate_LeavesThePeakEwmaEstimateAndTheFailureStreak()
+    {
+        // Arrange: one endpoint that answered in 50 ms, then failed twice.
+        var time = new FakeTimeProvider();
+        await using var host = ResilienceTestHost.Create(timeProvider: time);
+        host.SetEndpoints(s_addresses[0]);
+        var service = await GetAsync(host, LoadBalancingPolicies.PeakEwma);
+        Assert.True(service.TryPick(default, out var picked));
+        picked.Start().Complete(EndpointOutcome.Success, TimeSpan.FromMilliseconds(50));
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.True(service.TryPick(default, out picked));
+            picked.Start().Complete(EndpointOutcome.ServerError, TimeSpan.FromMilliseconds(50));
+        }
+
+        var endpoint = service.Endpoints[0];
+        var before = endpoint.GetLatencyEstimate(time.GetTimestamp());
+
+        // Act: a call the caller gave up after 1 ms (a hedge on another channel won).
+        Assert.True(service.TryPick(default, out picked));
+        picked.Start().Complete(EndpointOutcome.Abandoned, TimeSpan.FromMilliseconds(1));
+
+        // Assert: a lower bound below the estimate says nothing; it is neither a fast answer nor a success.
+        Assert.Equal(before, endpoint.GetLatencyEstimate(time.GetTimestamp()), 9);
+        Assert.Equal(2, endpoint.ConsecutiveFailures);
+        Assert.Equal(0, endpoint.InFlight);
+    }
+
+    [Fact]
     public async Task GetServiceAsync_SameSettingsAsHttpClient_SharesEndpointStates()
     {
         // Arrange
