@@ -36,12 +36,22 @@ public sealed class HealthProbeTests
         return (probe.Probes(A), probe.Probes(B));
     }
 
+    /// <summary>
+    /// Moves the clock one interval once the checker has armed its next round. It re-arms only after a round has
+    /// published its results, so a move made as soon as they show could come before that and be lost.
+    /// </summary>
+    private static async Task NextRoundAsync(CheckerClock clock)
+    {
+        await Eventually.TrueAsync(() => clock.NextRoundArmed, Wait, "the checker armed its next round");
+        clock.Advance(Interval);
+    }
+
     [Fact]
     public async Task Protocol_RegisteredProbe_ProbesEveryEndpointOncePerInterval()
     {
         // Arrange
         var factory = new ScriptedProbeFactory();
-        var clock = new FakeTimeProvider();
+        var clock = new CheckerClock();
         await using var host = Host(factory, clock, protocol: "scripted");
         host.SetEndpoints(A, B);
         await host.GetBalancerAsync();
@@ -50,7 +60,7 @@ public sealed class HealthProbeTests
         // Act
         for (var i = 0; i < 3; i++)
         {
-            clock.Advance(Interval);
+            await NextRoundAsync(clock);
         }
 
         // Assert: the protocol name matched without regard to case, and each interval probed each endpoint once.
@@ -65,7 +75,7 @@ public sealed class HealthProbeTests
     {
         // Arrange
         var factory = new ScriptedProbeFactory();
-        var clock = new FakeTimeProvider();
+        var clock = new CheckerClock();
         await using var host = Host(factory, clock, unhealthy: 3, healthy: 2);
         host.SetEndpoints(A, B);
         var balancer = await host.GetBalancerAsync();
@@ -79,7 +89,7 @@ public sealed class HealthProbeTests
         for (var i = 1; i <= 3; i++)
         {
             var before = probe.Probes(B);
-            clock.Advance(Interval);
+            await NextRoundAsync(clock);
             await Eventually.TrueAsync(() => probe.Probes(B) == before + 1 && state.CheckFailures == i, Wait, $"failed probe {i} applied");
             inAfter.Add(balancer.Routable.Contains(state));
         }
@@ -90,7 +100,7 @@ public sealed class HealthProbeTests
         for (var i = 1; i <= 2; i++)
         {
             var before = probe.Probes(B);
-            clock.Advance(Interval);
+            await NextRoundAsync(clock);
             await Eventually.TrueAsync(() => probe.Probes(B) == before + 1 && state.CheckSuccesses == i, Wait, $"passing probe {i} applied");
             backAfter.Add(balancer.Routable.Contains(state));
         }
@@ -106,7 +116,7 @@ public sealed class HealthProbeTests
     {
         // Arrange
         var factory = new ScriptedProbeFactory();
-        var clock = new FakeTimeProvider();
+        var clock = new CheckerClock();
         await using var host = Host(factory, clock, unhealthy: 1);
         host.SetEndpoints(A, B);
         var balancer = await host.GetBalancerAsync();
@@ -115,7 +125,7 @@ public sealed class HealthProbeTests
 
         // Act
         factory.Answers[B] = _ => throw new InvalidOperationException("probe exploded");
-        clock.Advance(Interval);
+        await NextRoundAsync(clock);
 
         // Assert
         await Eventually.TrueAsync(() => !state.IsActiveHealthy && !balancer.Routable.Contains(state), Wait, "a throwing probe fails the check");
@@ -127,7 +137,7 @@ public sealed class HealthProbeTests
     {
         // Arrange
         var factory = new ScriptedProbeFactory();
-        var clock = new FakeTimeProvider();
+        var clock = new CheckerClock();
         await using var host = Host(factory, clock, unhealthy: 1);
         host.SetEndpoints(A, B);
         var balancer = await host.GetBalancerAsync();
@@ -136,7 +146,7 @@ public sealed class HealthProbeTests
 
         // Act: a probe passes on what a server echoed.
         factory.Answer(B, HealthProbeResult.Unhealthy("denied: Authorization: Bearer sekret-token-123"));
-        clock.Advance(Interval);
+        await NextRoundAsync(clock);
 
         // Assert
         await Eventually.TrueAsync(() => !balancer.Routable.Contains(state), Wait, "the failed check takes the endpoint out");
@@ -149,7 +159,7 @@ public sealed class HealthProbeTests
     {
         // Arrange
         var factory = new ScriptedProbeFactory();
-        var clock = new FakeTimeProvider();
+        var clock = new CheckerClock();
         await using var host = Host(factory, clock, unhealthy: 1);
         host.SetEndpoints(A, B);
         var balancer = await host.GetBalancerAsync();
@@ -164,7 +174,7 @@ public sealed class HealthProbeTests
 
         // Act: the round starts and waits on B; the timeout (1 s) elapses on the fake clock.
         var before = probe.Probes(B);
-        clock.Advance(Interval);
+        await NextRoundAsync(clock);
         await Eventually.TrueAsync(() => probe.Probes(B) == before + 1, Wait, "the hanging probe started");
         var healthyBeforeTimeout = state.IsActiveHealthy;
         clock.Advance(TimeSpan.FromSeconds(1));
@@ -206,12 +216,10 @@ public sealed class HealthProbeTests
         // The checker arms its next round once a round has published its results: the clock moves only after that, or
         // the move would pass before the round is armed and no round would follow.
         factory.Answer(B, HealthProbeResult.Healthy);
-        await Eventually.TrueAsync(() => clock.NextRoundArmed, Wait, "the checker armed its next round");
-        clock.Advance(Interval);
+        await NextRoundAsync(clock);
         await Eventually.TrueAsync(() => state.CheckSuccesses == 1, Wait, "one passing probe applied");
         var heldAfterOnePass = !balancer.Routable.Contains(state);
-        await Eventually.TrueAsync(() => clock.NextRoundArmed, Wait, "the checker armed its next round");
-        clock.Advance(Interval);
+        await NextRoundAsync(clock);
 
         // Assert
         await Eventually.TrueAsync(() => balancer.Routable.Contains(state), Wait, "the second passing probe admits the endpoint");
