@@ -170,6 +170,25 @@ public class PeakEwmaPolicyTests
         Assert.True(state.GetPickEstimate(clock.GetTimestamp()) >= 0);
     }
 
+    [Theory]
+    [InlineData(1_000, 100)]
+    [InlineData(10_000, 1_000)]
+    [InlineData(30_000, 1_000)]
+    [InlineData(600_000, 1_000)]
+    public void StaleAfter_ATenthOfTheDecayAtMostASecond(int decayMs, int staleMs)
+    {
+        // Arrange: the default window (30 s) is three times Linkerd's; a recovered endpoint must not wait 3 s for a probe.
+        var clock = new FakeTimeProvider();
+        var state = Tracked(clock, new EndpointTracking(clock, TimeSpan.FromMilliseconds(decayMs), TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        Complete(state, true, 100);
+
+        // Act / Assert: fresh up to the interval, stale (competes as never observed) just past it.
+        clock.Advance(TimeSpan.FromMilliseconds(staleMs));
+        Assert.True(state.GetPickEstimate(clock.GetTimestamp()) > 0);
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.True(state.GetPickEstimate(clock.GetTimestamp()) < 0);
+    }
+
     [Fact]
     public void GetLatencyEstimate_Idle_DecaysTowardZero()
     {

@@ -103,8 +103,8 @@ public sealed class PeakEwmaSimulationTests
         int? warmupRequests = null)
     {
         var clock = new FakeTimeProvider();
-        var defaults = new EndpointTracking(clock, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(1));
-        var tracking = new EndpointTracking(clock, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(1), EndpointStatistics.Latency)
+        var defaults = new EndpointTracking(clock, LoadBalancingOptions.DefaultPeakEwmaDecay, TimeSpan.FromSeconds(1));
+        var tracking = new EndpointTracking(clock, LoadBalancingOptions.DefaultPeakEwmaDecay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency)
         {
             PeakWeight = peakWeight ?? defaults.PeakWeight,
             PeakGrowth = peakGrowth ?? defaults.PeakGrowth,

@@ -15,7 +15,7 @@ internal sealed class EndpointTracking
         TimeProvider = timeProvider;
         // Decay is applied as exp(-elapsed / tau) with elapsed in timestamp units; keep 1/tau to multiply on the hot path.
         InverseDecayTicks = 1.0 / Math.Max(1.0, decay.TotalSeconds * timeProvider.TimestampFrequency);
-        StaleAfterTicks = Math.Max(1L, (long)(decay.TotalSeconds / ProbeIntervalsPerDecay * timeProvider.TimestampFrequency));
+        StaleAfterTicks = Math.Max(1L, (long)(Math.Min(decay.TotalSeconds / ProbeIntervalsPerDecay, MaxProbeIntervalSeconds) * timeProvider.TimestampFrequency));
         FailurePenaltySeconds = failurePenalty.TotalSeconds;
         _statistics = (int)statistics;
     }
@@ -31,12 +31,15 @@ internal sealed class EndpointTracking
 
     public double FailurePenaltySeconds { get; }
 
-    /// <summary>How many times per decay time constant an endpoint that gets no requests is tried again (1 s for the default 10 s).</summary>
+    /// <summary>How many times per decay time constant, at least, an endpoint that gets no requests is tried again.</summary>
     internal const int ProbeIntervalsPerDecay = 10;
+
+    /// <summary>The longest an endpoint that gets no requests waits to be tried again, whatever the decay (the default's 30 s included).</summary>
+    internal const double MaxProbeIntervalSeconds = 1.0;
 
     /// <summary>
     /// Gets how long, in timestamp units, a latency estimate holds without a new answer: a tenth of the decay time
-    /// constant. Past it, an endpoint with nothing in flight competes as one never observed, and its next answer
+    /// constant, at most a second. Past it, an endpoint with nothing in flight competes as one never observed, and its next answer
     /// replaces the estimate when it is lower (see <see cref="EndpointState.GetPickEstimate"/>).
     /// <see cref="long.MaxValue"/> never probes, as in Linkerd.
     /// </summary>

@@ -13,14 +13,14 @@ namespace Lodestar.LoadBalancing.Internal;
 /// time-based weight (time constant <see cref="LoadBalancingOptions.PeakEwmaDecay"/>) and a tenth per answer; it decays
 /// toward zero while idle. An endpoint without an observation competes at the best estimate among the candidates of the same
 /// pick (<see cref="LoadBalancingOptions.PeakEwmaDefaultRtt"/> when none has one), so a new instance is never starved.
-/// So does an endpoint whose estimate got no new answer for a tenth of the decay time constant while nothing was in flight
-/// to it (1 s by default): it is probed, and a faster answer to the probe replaces the estimate. A backend that looked slow once
+/// So does an endpoint whose estimate got no new answer for a tenth of the decay time constant (at most a second) while
+/// nothing was in flight to it: it is probed, and a faster answer to the probe replaces the estimate. A backend that looked slow once
 /// (its first answer paid for the connection and a cold server) is back within a second instead of after
 /// <c>decay × ln(its estimate / the others')</c>, while a backend that is slow gets about one request per second.
 /// Weights are not used, as in Linkerd.
 /// </para>
 /// <para>
-/// Two measured departures from Linkerd. Its full peak sensitivity with a 10 s window lets the occasional stalled answer
+/// Three measured departures from Linkerd. Its full peak sensitivity with a 10 s window lets the occasional stalled answer
 /// of a fast endpoint (a client pause, one slow request) hold its estimate near the stall for seconds: equal backends
 /// drift apart and a 5x slower one looks no worse than the rest. And its <c>× (in flight + 1)</c> equates a 5x slower
 /// idle endpoint with a fast one holding four requests, although a backend that serves requests concurrently is not
@@ -28,7 +28,9 @@ namespace Lodestar.LoadBalancing.Internal;
 /// but lets latency decide between a slow endpoint and a busy fast one. In a scripted simulation (5 backends, 1 % of
 /// answers stalled 5 to 30 ms; <c>PeakEwmaSimulationTests</c>) the share of a 5x slower backend falls from 4.7-5.4 %
 /// to under 0.5 %, equal backends stay within 1.1 of each other, and one answer stalled for a second no longer starves
-/// a backend for the rest of the window.
+/// a backend for the rest of the window. And its 10 s window lets a slow endpoint's estimate decay, between its few
+/// answers, to where it competes with busy fast endpoints every few hundred milliseconds; the default window is 30 s
+/// (see <see cref="LoadBalancingOptions.PeakEwmaDecay"/>).
 /// </para>
 /// </remarks>
 internal sealed class PeakEwmaPolicy(RandomSource random) : ILoadBalancingPolicy
