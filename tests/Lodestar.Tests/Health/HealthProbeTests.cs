@@ -213,8 +213,6 @@ public sealed class HealthProbeTests
         var heldAfterFailedProbe = !balancer.Routable.Contains(state);
 
         // Act: it failed its first probe, so it is unhealthy and needs HealthyThreshold (2) passes, as in Envoy.
-        // The checker arms its next round once a round has published its results: the clock moves only after that, or
-        // the move would pass before the round is armed and no round would follow.
         factory.Answer(B, HealthProbeResult.Healthy);
         await NextRoundAsync(clock);
         await Eventually.TrueAsync(() => state.CheckSuccesses == 1, Wait, "one passing probe applied");

@@ -179,7 +179,7 @@ public class PeakEwmaPolicyTests
     {
         // Arrange: the default window (30 s) is three times Linkerd's; a recovered endpoint must not wait 3 s for a probe.
         var clock = new FakeTimeProvider();
-        var state = Tracked(clock, new EndpointTracking(clock, TimeSpan.FromMilliseconds(decayMs), TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+        var state = Tracked(clock, TimeSpan.FromMilliseconds(decayMs));
         Complete(state, true, 100);
 
         // Act / Assert: fresh up to the interval, stale (competes as never observed) just past it.
@@ -393,6 +393,10 @@ public class PeakEwmaPolicyTests
     /// <summary>One endpoint's state with latency tracked on <paramref name="clock"/>: the 10 s decay and 1 s failure penalty, or <paramref name="tracking"/>.</summary>
     private static EndpointState Tracked(FakeTimeProvider clock, EndpointTracking? tracking = null)
         => new(Endpoint(0), 0, tracking ?? new EndpointTracking(clock, s_decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
+
+    /// <summary>One endpoint's state with latency tracked on <paramref name="clock"/> with a <paramref name="decay"/> window.</summary>
+    private static EndpointState Tracked(FakeTimeProvider clock, TimeSpan decay)
+        => Tracked(clock, new EndpointTracking(clock, decay, TimeSpan.FromSeconds(1), EndpointStatistics.Latency));
 
     private static void Complete(EndpointState state, bool success, int milliseconds)
     {

@@ -39,8 +39,8 @@ internal sealed class EndpointTracking
 
     /// <summary>
     /// Gets how long, in timestamp units, a latency estimate holds without a new answer: a tenth of the decay time
-    /// constant, at most a second. Past it, an endpoint with nothing in flight competes as one never observed, and its next answer
-    /// replaces the estimate when it is lower (see <see cref="EndpointState.GetPickEstimate"/>).
+    /// constant, at most a second. Past it, an endpoint with nothing in flight competes as one never observed, and its
+    /// next answer replaces the estimate when it is lower (see <see cref="EndpointState.GetPickEstimate"/>).
     /// <see cref="long.MaxValue"/> never probes, as in Linkerd.
     /// </summary>
     public long StaleAfterTicks { get; init; }
