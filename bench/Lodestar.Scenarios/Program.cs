@@ -19,7 +19,12 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 // handle, never by name), stops the backends and exits non-zero.
 //
 //   dotnet run -c Release --project bench/Lodestar.Scenarios -- [--duration 3] [--passes 3] [--out docs/benchmarks-tail] [--only id,id]
+//       [--setups "name,name"] [--hedge-delay-ms 3] [--max-hedge-ratio 0.02]
 //
+// --setups runs only the named setups (as the tables name them), in the order given, so that two setups compared with
+// each other can run next to each other in every pass; the paired ratios (x unhedged, x M.E.SD paired) are medians of
+// per-pass ratios, each pass comparing two runs made within seconds of each other. --hedge-delay-ms gives the hedged
+// setups a fixed delay in place of the p98, and --max-hedge-ratio another cap than 2 %; their names say so.
 // --duration is the measured seconds per setup, split evenly over the passes. Environment variables prefixed SCENARIO_
 // reach every client process's configuration (SCENARIO_Lodestar__RetireRemovedConnections=false, for instance).
 if (args.Contains("--child"))
@@ -31,6 +36,9 @@ var seconds = 3.0;
 var passes = 3;
 var output = Path.Combine("docs", "benchmarks-tail");
 string[]? only = null;
+string[]? onlySetups = null;
+double? hedgeDelayMs = null;
+double? maxHedgeRatio = null;
 for (var i = 0; i < args.Length - 1; i++)
 {
     switch (args[i])
@@ -46,6 +54,15 @@ for (var i = 0; i < args.Length - 1; i++)
             break;
         case "--only":
             only = args[++i].Split(',');
+            break;
+        case "--setups":
+            onlySetups = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            break;
+        case "--hedge-delay-ms":
+            hedgeDelayMs = Math.Clamp(double.Parse(args[++i], CultureInfo.InvariantCulture), 0.1, 60_000);
+            break;
+        case "--max-hedge-ratio":
+            maxHedgeRatio = Math.Clamp(double.Parse(args[++i], CultureInfo.InvariantCulture), 0.0001, 1);
             break;
     }
 }
@@ -154,18 +171,24 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
         specs.AddRange(scenario.Policies.Select(p => new SetupSpec("lodestar " + p, SetupKind.Lodestar, "http://svc/", p)));
         if (scenario.WithPeers)
         {
-            specs.Add(new("lodestar round-robin + hedging p98", SetupKind.Lodestar, "http://svc/", LoadBalancingPolicies.RoundRobin, Hedged: true));
-            specs.Add(new("lodestar peak-ewma + hedging p98", SetupKind.Lodestar, "http://svc/", LoadBalancingPolicies.PeakEwma, Hedged: true));
+            // The hedged setups' names say how they hedge: "+ hedging p98" by default.
+            var hedging = Peers.Hedged + (hedgeDelayMs is { } fixedDelay ? string.Create(CultureInfo.InvariantCulture, $" {fixedDelay} ms") : " p98")
+                          + (maxHedgeRatio is { } cap ? string.Create(CultureInfo.InvariantCulture, $" (cap {cap:P2})") : string.Empty);
+            foreach (var policy in new[] { LoadBalancingPolicies.RoundRobin, LoadBalancingPolicies.PeakEwma })
+            {
+                specs.Add(new("lodestar " + policy + hedging, SetupKind.Lodestar, "http://svc/", policy, Hedged: true, HedgeDelayMs: hedgeDelayMs, MaxHedgeRatio: maxHedgeRatio));
+            }
         }
 
         specs.Add(new(Peers.Mesd, SetupKind.Mesd, "http://svc/"));
         specs.Add(new("M.E.SD round robin + standard resilience", SetupKind.MesdResilience, "http://svc/"));
+        var proxied = onlySetups is null || onlySetups.Any(name => name.StartsWith("yarp ", StringComparison.Ordinal) || name.StartsWith("haproxy ", StringComparison.Ordinal));
 
         // One client process per setup, started together (they idle until told to send), so no setup inherits another's
         // JIT, GC heap, thread pool or connections; each answers only while the parent drives it, one at a time. The
         // proxies start meanwhile, and their clients once they listen.
-        starting.AddRange(specs.Select(spec => SetupProcess.StartAsync(spec, scenario, backendUrls, cancellationToken)));
-        if (scenario.WithPeers)
+        starting.AddRange(Selected(specs).Select(spec => SetupProcess.StartAsync(spec, scenario, backendUrls, cancellationToken)));
+        if (scenario.WithPeers && proxied)
         {
             // HAProxy binds the ports it was given; the YARP processes start once it listens on them, and take free
             // ports as they bind (port 0), which therefore cannot be one of HAProxy's.
@@ -199,10 +222,20 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
                 peers.Add(new("haproxy " + balance, SetupKind.Plain, $"http://127.0.0.1:{haproxy.Ports[http2 ? balance + "-h2" : balance]}/"));
             }
 
-            starting.AddRange(peers.Select(spec => SetupProcess.StartAsync(spec, scenario, backendUrls, cancellationToken)));
+            starting.AddRange(Selected(peers).Select(spec => SetupProcess.StartAsync(spec, scenario, backendUrls, cancellationToken)));
         }
 
         var setups = await Task.WhenAll(starting);
+        if (onlySetups is not null)
+        {
+            // In the order given, so that setups compared with each other run next to each other.
+            setups = [.. setups.OrderBy(setup => Array.IndexOf(onlySetups, setup.Spec.Name))];
+            var missing = onlySetups.Where(name => !setups.Any(setup => setup.Spec.Name == name)).ToArray();
+            if (missing.Length > 0)
+            {
+                Console.WriteLine($"  --setups: no setup named {string.Join(", ", missing.Select(name => "'" + name + "'"))} in this scenario");
+            }
+        }
 
         // Warm up before anything is measured: every setup in short windows until two windows in a row agree on throughput
         // within 5 % (connections, estimates, tier-0 JIT in the first window; tiered JIT and dynamic PGO recompile the hot
@@ -274,6 +307,8 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
     return result;
 }
 
+IEnumerable<SetupSpec> Selected(IEnumerable<SetupSpec> specs) => onlySetups is null ? specs : specs.Where(spec => onlySetups.Contains(spec.Name));
+
 static async Task<IAsyncDisposable> Started<T>(Task<T> start)
     where T : IAsyncDisposable
     => await start;
@@ -337,6 +372,18 @@ static void Summarise(Report report)
             summary.CpuVsFactory = Ratio(summary.CpuMicrosecondsPerRequest, bySetup.GetValueOrDefault(Peers.Factory)?.CpuMicrosecondsPerRequest);
             if (summary.Setup.StartsWith("lodestar", StringComparison.Ordinal))
             {
+                summary.ThroughputVsMesdPaired = PairedRatio(scenario, summary.Setup, Peers.Mesd, r => r.RequestsPerSecond);
+                if (summary.Setup.IndexOf(Peers.Hedged, StringComparison.Ordinal) is var at and > 0)
+                {
+                    var unhedged = summary.Setup[..at];
+                    summary.ThroughputVsUnhedged = PairedRatio(scenario, summary.Setup, unhedged, r => r.RequestsPerSecond);
+                    summary.CpuVsUnhedged = PairedRatio(scenario, summary.Setup, unhedged, r => r.CpuMicrosecondsPerRequest);
+                    summary.BytesVsUnhedged = PairedRatio(scenario, summary.Setup, unhedged, r => r.BytesPerRequest);
+                }
+            }
+
+            if (summary.Setup.StartsWith("lodestar", StringComparison.Ordinal))
+            {
                 foreach (var (peer, ratio) in new[] { (Peers.HaproxyLeastconn, summary.P99VsHaproxyLeastconn), (Peers.YarpP2c, summary.P99VsYarpP2c) })
                 {
                     if (ratio is { } value)
@@ -349,6 +396,17 @@ static void Summarise(Report report)
     }
 
     static double? Ratio(double value, double? reference) => reference is > 0 ? Math.Round(value / reference.Value, 3) : null;
+
+    // The median over the passes of the setup's figure over the reference's in the same pass.
+    static double? PairedRatio(ScenarioResult scenario, string setup, string reference, Func<RunResult, double> figure)
+    {
+        var ratios = scenario.Results.Where(r => r.Setup == setup)
+            .Select(r => (Run: r, Reference: scenario.Results.FirstOrDefault(o => o.Setup == reference && o.PassNumber == r.PassNumber)))
+            .Where(pair => pair.Reference is not null && figure(pair.Reference) > 0)
+            .Select(pair => figure(pair.Run) / figure(pair.Reference!))
+            .ToList();
+        return ratios.Count == 0 ? null : Math.Round(Median(ratios), 3);
+    }
 }
 
 static double Median(IEnumerable<double> values)
@@ -380,6 +438,16 @@ static void PrintSummary(Report report)
         foreach (var s in scenario.Summary)
         {
             Console.WriteLine($"{s.Setup,-42} {s.RequestsPerSecond,8:F0} {s.RequestsPerSecondSpreadPercent,5:F1}% {Format(s.ThroughputVsMesd),8} {s.P99Ms,7:F2} {s.P99SpreadPercent,5:F1}% {Format(s.P99VsHaproxyLeastconn),13} {Format(s.P99VsYarpP2c),7} {Format(s.MaxMinShare),7} {s.SlowSharePercent,6:F2} {s.ExtraAttemptsPercent,7:F2} {s.CpuMicrosecondsPerRequest,6:F1} {Format(s.CpuVsPlain),9} {s.BytesPerRequest,6:F0} {Format(s.BytesVsPlain),7}");
+        }
+
+        var paired = scenario.Summary.Where(summary => summary.ThroughputVsMesdPaired is not null || summary.ThroughputVsUnhedged is not null).ToList();
+        if (paired.Count > 0)
+        {
+            Console.WriteLine($"paired (median over the passes of the ratio within each pass): {"setup",-42} {"x M.E.SD",8} {"x unhedged: req/s",17} {"cpu",6} {"B",6}");
+            foreach (var p in paired)
+            {
+                Console.WriteLine($"{string.Empty,-62} {p.Setup,-42} {Format(p.ThroughputVsMesdPaired),8} {Format(p.ThroughputVsUnhedged),17} {Format(p.CpuVsUnhedged),6} {Format(p.BytesVsUnhedged),6}");
+            }
         }
     }
 
@@ -531,6 +599,18 @@ internal sealed class SetupSummary
 
     public double? ThroughputVsMesd { get; set; }
 
+    /// <summary>Gets or sets the median over the passes of the throughput over bare M.E.SD round robin's in the same pass.</summary>
+    public double? ThroughputVsMesdPaired { get; set; }
+
+    /// <summary>Gets or sets, for a hedged setup, the median over the passes of its throughput over the same policy's without hedging in the same pass.</summary>
+    public double? ThroughputVsUnhedged { get; set; }
+
+    /// <summary>Gets or sets, for a hedged setup, the median over the passes of its CPU per request over the same policy's without hedging.</summary>
+    public double? CpuVsUnhedged { get; set; }
+
+    /// <summary>Gets or sets, for a hedged setup, the median over the passes of its bytes per request over the same policy's without hedging.</summary>
+    public double? BytesVsUnhedged { get; set; }
+
     public double P99Ms { get; set; }
 
     public double P99SpreadPercent { get; set; }
@@ -574,6 +654,9 @@ internal static class Peers
     public const string Mesd = "M.E.SD round robin";
     public const string HaproxyLeastconn = "haproxy leastconn";
     public const string YarpP2c = "yarp PowerOfTwoChoices";
+
+    /// <summary>What a hedged Lodestar setup's name adds to the name of the same policy without hedging, before how it hedges.</summary>
+    public const string Hedged = " + hedging";
 }
 
 /// <summary>The hash keys of the requests: a new one of 100,000 users on each, process-wide.</summary>

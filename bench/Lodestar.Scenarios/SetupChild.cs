@@ -34,7 +34,7 @@ internal enum SetupKind
 }
 
 /// <summary>One setup of a scenario: its display name and how its client process builds the client.</summary>
-internal sealed record SetupSpec(string Name, SetupKind Kind, string Uri, string? Policy = null, bool Hedged = false)
+internal sealed record SetupSpec(string Name, SetupKind Kind, string Uri, string? Policy = null, bool Hedged = false, double? HedgeDelayMs = null, double? MaxHedgeRatio = null)
 {
     /// <summary>Gets the arguments that make the runner a client process for this setup.</summary>
     public IEnumerable<string> ToArguments(Scenario scenario, IReadOnlyList<string> backendUrls)
@@ -57,6 +57,17 @@ internal sealed record SetupSpec(string Name, SetupKind Kind, string Uri, string
         if (Hedged)
         {
             yield return "--hedged";
+            if (HedgeDelayMs is { } delay)
+            {
+                yield return "--hedge-delay-ms";
+                yield return delay.ToString(CultureInfo.InvariantCulture);
+            }
+
+            if (MaxHedgeRatio is { } ratio)
+            {
+                yield return "--max-hedge-ratio";
+                yield return ratio.ToString(CultureInfo.InvariantCulture);
+            }
         }
 
         if (scenario.Protocols == Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2)
@@ -84,6 +95,8 @@ internal static class SetupChild
         string? policy = null;
         var callers = 0;
         var hedged = false;
+        double? hedgeDelayMs = null;
+        double? maxHedgeRatio = null;
         var http2 = false;
         var backends = Array.Empty<string>();
         for (var i = 0; i < args.Length; i++)
@@ -108,6 +121,12 @@ internal static class SetupChild
                 case "--hedged":
                     hedged = true;
                     break;
+                case "--hedge-delay-ms" when i + 1 < args.Length:
+                    hedgeDelayMs = double.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                case "--max-hedge-ratio" when i + 1 < args.Length:
+                    maxHedgeRatio = double.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
                 case "--h2":
                     http2 = true;
                     break;
@@ -117,7 +136,7 @@ internal static class SetupChild
         if (kind is null || uri is null || callers is < 1 or > 256 || backends.Length == 0 || (kind == SetupKind.Lodestar && policy is null)
             || backends.Append(uri).Any(u => !u.StartsWith("http://127.0.0.1:", StringComparison.Ordinal) && !u.StartsWith("http://svc/", StringComparison.Ordinal)))
         {
-            await Console.Error.WriteLineAsync("usage: --child --kind Plain|PlainRotated|Factory|Lodestar|Mesd|MesdResilience --uri <url> --callers <1-256> --backends http://127.0.0.1:<port>,... [--policy <name>] [--hedged] [--h2] (loopback only)");
+            await Console.Error.WriteLineAsync("usage: --child --kind Plain|PlainRotated|Factory|Lodestar|Mesd|MesdResilience --uri <url> --callers <1-256> --backends http://127.0.0.1:<port>,... [--policy <name>] [--hedged [--hedge-delay-ms <ms>] [--max-hedge-ratio <0-1>]] [--h2] (loopback only)");
             return 2;
         }
 
@@ -139,10 +158,16 @@ internal static class SetupChild
                     if (hedged)
                     {
                         // One option group a user turns on: hedge a request whose first attempt is slower than the service's p98,
-                        // at most 2 % of requests (the percentile's complement) however fast latencies move.
+                        // at most 2 % of requests (the percentile's complement) however fast latencies move (--max-hedge-ratio: another cap).
                         o.Hedging.Enabled = true;
                         o.Hedging.DelayPercentile = 0.98;
-                        o.Hedging.MaxHedgeRatio = 0.02;
+                        o.Hedging.MaxHedgeRatio = maxHedgeRatio ?? 0.02;
+                        if (hedgeDelayMs is { } delay)
+                        {
+                            // A fixed delay in place of the percentile (--hedge-delay-ms), to tell the percentile's cost from the round's.
+                            o.Hedging.DelayPercentile = null;
+                            o.Hedging.Delay = TimeSpan.FromMilliseconds(delay);
+                        }
                     }
                 });
                 break;
