@@ -260,6 +260,31 @@ public sealed class HedgeRoundTests
         }
     }
 
+    [Fact]
+    public async Task HedgeClock_ADeadlineFiledAfterAnotherHasPassed_EndsThePassedOneWithoutTheClocksThread()
+    {
+        // Arrange: a clock whose thread never starts, so only requests filing deadlines can end them; a wait of a
+        // millisecond whose first attempt never answers.
+        var clock = new HedgeClock(startsThread: false);
+        var never = new TaskCompletionSource<HttpResponseMessage>();
+        using var passing = Started(new HedgeRound(TimeProvider.System, clock));
+        var started = TimeProvider.System.GetTimestamp();
+        var passingWait = passing.WaitAsync(never.Task, TimeSpan.FromMilliseconds(1)).AsTask();
+
+        // The deadline and the least time between two looks pass on the system clock (the clock's own time).
+        Assert.True(SpinWait.SpinUntil(() => TimeProvider.System.GetElapsedTime(started) > TimeSpan.FromMilliseconds(5), s_wait));
+        Assert.False(passingWait.IsCompleted);
+
+        // Act: another request files its deadline, an hour away.
+        using var later = Started(new HedgeRound(TimeProvider.System, clock));
+        var laterWait = later.WaitAsync(never.Task, TimeSpan.FromHours(1)).AsTask();
+
+        // Assert: the passed deadline ended its wait (not its first attempt); the new one waits on.
+        Assert.False(await passingWait.WaitAsync(s_wait));
+        Assert.False(laterWait.IsCompleted);
+        Assert.Equal(1, clock.Pending);
+    }
+
     /// <summary>Links <paramref name="round"/> to no caller's token, as a request does before its first wait.</summary>
     private static HedgeRound Started(HedgeRound round)
     {

@@ -24,7 +24,8 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// finished wait finds another arming number and does nothing. On any other clock (a test's) it is a
 /// <see cref="TimeProvider"/> timer, and a tick before the due timestamp (a coarse timer, or a late tick of a previous
 /// request's arming) re-arms for the rest. Either way the wait is at least the rounded delay and at most about a
-/// millisecond more. The wait pending is its arming's number in one <see cref="long"/>, written after the due
+/// millisecond more (on the system clock, up to 10 ms more if every caller stops while requests come densely enough
+/// for the clock to leave its deadlines to them). The wait pending is its arming's number in one <see cref="long"/>, written after the due
 /// timestamp, and whatever ends it (the first attempt, the timer, the clock) takes that number back with one
 /// compare-and-swap, so a deadline of an earlier arming can never end a later wait. A round whose wait ended with a
 /// hedge is never reused: its first attempt may still complete into it.
@@ -99,7 +100,8 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
         var version = _wait.Version;
         _first = first.ConfigureAwait(false).GetAwaiter();
         var rounded = ClockDelay.RoundUp(delay);
-        var due = _timeProvider.GetTimestamp() + ToTimestampTicks(rounded);
+        var now = _timeProvider.GetTimestamp();
+        var due = now + ToTimestampTicks(rounded);
         var arming = ++_armings;
         Volatile.Write(ref _due, due);
         Volatile.Write(ref _waiting, arming);
@@ -109,7 +111,7 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
         _first.UnsafeOnCompleted(_onFirstCompleted);
         if (_clock is { } clock)
         {
-            clock.Schedule(this, arming, due);
+            clock.Schedule(this, arming, due, now);
         }
         else
         {

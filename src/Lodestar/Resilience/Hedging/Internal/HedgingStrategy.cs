@@ -26,7 +26,7 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// delay): a request whose first attempt wins goes back to the pool and allocates nothing for hedging. Only a request
 /// that hedges or retries makes tasks, a <see cref="HedgeTimer"/> for further hedges, and the lists of attempts. Either
 /// timer waits at least the delay, even below a millisecond (where a timer would round to zero and fire at once), and
-/// at most a millisecond more.
+/// about a millisecond more at most (see <see cref="HedgeClock"/> for the exception).
 /// </para>
 /// <para>
 /// A loser is not cancelled the moment another attempt wins. With no instance slow, a hedge fires because one request
