@@ -263,20 +263,20 @@ public sealed class HedgeRoundTests
     [Fact]
     public async Task HedgeClock_ADeadlineFiledAfterAnotherHasPassed_EndsThePassedOneWithoutTheClocksThread()
     {
-        // Arrange: a clock whose thread never starts, so only requests filing deadlines can end them; a wait of a
-        // millisecond whose first attempt never answers.
-        var clock = new HedgeClock(startsThread: false);
+        // Arrange: a clock on a fake time, which has no thread, so only requests filing deadlines can end them; a wait of
+        // a millisecond whose first attempt never answers.
+        var time = new FakeTimeProvider();
+        var clock = new HedgeClock(timeProvider: time);
         var never = new TaskCompletionSource<HttpResponseMessage>();
-        using var passing = Started(new HedgeRound(TimeProvider.System, clock));
-        var started = TimeProvider.System.GetTimestamp();
+        using var passing = Started(new HedgeRound(time, clock));
         var passingWait = passing.WaitAsync(never.Task, TimeSpan.FromMilliseconds(1)).AsTask();
 
-        // The deadline and the least time between two looks pass on the system clock (the clock's own time).
-        Assert.True(SpinWait.SpinUntil(() => TimeProvider.System.GetElapsedTime(started) > TimeSpan.FromMilliseconds(5), s_wait));
+        // The deadline and the least time between two looks pass, and nothing ends the wait on its own.
+        time.Advance(TimeSpan.FromMilliseconds(5));
         Assert.False(passingWait.IsCompleted);
 
         // Act: another request files its deadline, an hour away.
-        using var later = Started(new HedgeRound(TimeProvider.System, clock));
+        using var later = Started(new HedgeRound(time, clock));
         var laterWait = later.WaitAsync(never.Task, TimeSpan.FromHours(1)).AsTask();
 
         // Assert: the passed deadline ended its wait (not its first attempt); the new one waits on.

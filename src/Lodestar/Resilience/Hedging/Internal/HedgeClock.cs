@@ -60,7 +60,7 @@ internal sealed class HedgeClock
     private const int ServiceQuantumMicroseconds = 500;
 
     private readonly object _gate = new();
-    private readonly TimeProvider _timeProvider = TimeProvider.System;
+    private readonly TimeProvider _timeProvider;
     private readonly int _minCompactAt;
     private readonly long _serviceQuantum;
     private readonly long _ticksPerMillisecond;
@@ -96,10 +96,14 @@ internal sealed class HedgeClock
 
     /// <summary>Creates a clock.</summary>
     /// <param name="minCompactAt">The number of deadlines below which ended waits are never dropped early.</param>
-    /// <param name="startsThread">Whether the first deadline starts the clock's thread (a test's clock may leave the deadlines to the requests).</param>
-    internal HedgeClock(int minCompactAt = MinCompactAt, bool startsThread = true)
+    /// <param name="timeProvider">
+    /// The time of the deadlines: <see cref="TimeProvider.System"/> (by default) starts the clock's thread with the first
+    /// deadline; on any other (a test's) the clock has no thread, and only requests filing deadlines end passed ones.
+    /// </param>
+    internal HedgeClock(int minCompactAt = MinCompactAt, TimeProvider? timeProvider = null)
     {
-        _started = startsThread ? 0 : 1;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        _started = _timeProvider == TimeProvider.System ? 0 : 1;
         _minCompactAt = minCompactAt;
         _compactAt = minCompactAt;
         _ticksPerMillisecond = _timeProvider.TimestampFrequency / 1000;

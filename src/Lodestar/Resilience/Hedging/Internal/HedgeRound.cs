@@ -25,9 +25,9 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// <see cref="TimeProvider"/> timer, and a tick before the due timestamp (a coarse timer, or a late tick of a previous
 /// request's arming) re-arms for the rest. Either way the wait is at least the rounded delay and at most about a
 /// millisecond more (on the system clock, up to 10 ms more if every caller stops while requests come densely enough
-/// for the clock to leave its deadlines to them). The wait pending is its arming's number in one <see cref="long"/>, written after the due
-/// timestamp, and whatever ends it (the first attempt, the timer, the clock) takes that number back with one
-/// compare-and-swap, so a deadline of an earlier arming can never end a later wait. A round whose wait ended with a
+/// for the clock to leave its deadlines to them). The wait pending is its arming's number in one <see cref="long"/>,
+/// written after the due timestamp, and whatever ends it (the first attempt, the timer, the clock) takes that number
+/// back with one compare-and-swap, so a deadline of an earlier arming can never end a later wait. A round whose wait ended with a
 /// hedge is never reused: its first attempt may still complete into it.
 /// </para>
 /// </remarks>
@@ -53,7 +53,7 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     {
     }
 
-    /// <summary>Creates a round whose deadlines go to <paramref name="clock"/> (on the system's time), or to a timer when it is <see langword="null"/>.</summary>
+    /// <summary>Creates a round whose deadlines go to <paramref name="clock"/> (on the clock's time), or to a timer when it is <see langword="null"/>.</summary>
     internal HedgeRound(TimeProvider timeProvider, HedgeClock? clock)
     {
         _timeProvider = timeProvider;
