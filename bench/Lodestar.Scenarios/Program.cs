@@ -238,9 +238,10 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
         }
 
         // Warm up before anything is measured: every setup in short windows until two windows in a row agree on throughput
-        // within 5 % (connections, estimates, tier-0 JIT in the first window; tiered JIT and dynamic PGO recompile the hot
-        // methods in the background for a while). Each client has a process of its own, so a round over all of them first,
-        // as when they shared one, would only warm each twice; the first setup's windows warm the backends and proxies.
+        // within 5 % and the last spent at most 1 % of its time compiling (connections, estimates, tier-0 JIT in the first
+        // window; tiered JIT and dynamic PGO recompile the hot methods in the background for seconds). Each client has a
+        // process of its own, so a round over all of them first, as when they shared one, would only warm each twice; the
+        // first setup's windows warm the backends and proxies.
         foreach (var setup in setups)
         {
             var windows = await setup.WarmAsync(cancellationToken);
@@ -273,7 +274,7 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
 
                 run.ExtraAttemptsPercent = run.Requests == 0 ? 0 : 100.0 * (attempts - run.Requests) / run.Requests;
                 result.Results.Add(run);
-                Console.WriteLine($"  {number} {pass,-7} {setup.Spec.Name,-42} {run.RequestsPerSecond,8:F0} req/s  p50 {run.P50Ms,6:F2}  p99 {run.P99Ms,6:F2}  p99.9 {run.P999Ms,6:F2} ms  cpu {run.CpuMicrosecondsPerRequest,5:F1} us  {run.BytesPerRequest,6} B  extra {run.ExtraAttemptsPercent,5:F2} %  errors {run.Errors}  load {run.LoadAverage}");
+                Console.WriteLine($"  {number} {pass,-7} {setup.Spec.Name,-42} {run.RequestsPerSecond,8:F0} req/s  p50 {run.P50Ms,6:F2}  p99 {run.P99Ms,6:F2}  p99.9 {run.P999Ms,6:F2} ms  cpu {run.CpuMicrosecondsPerRequest,5:F1} us  {run.BytesPerRequest,6} B  items {run.WorkItemsPerRequest,4:F2}  switches {run.ContextSwitchesPerRequest,4:F2}  jit {run.JitMethods,4} in {run.JitMilliseconds,5:F0} ms  extra {run.ExtraAttemptsPercent,5:F2} %  errors {run.Errors}  load {run.LoadAverage}");
             }
         }
     }
@@ -563,6 +564,18 @@ internal sealed class RunResult
     public double CpuMicrosecondsPerRequest { get; set; }
 
     public long BytesPerRequest { get; set; }
+
+    /// <summary>Gets or sets the thread-pool work items completed in the client process per request.</summary>
+    public double WorkItemsPerRequest { get; set; }
+
+    /// <summary>Gets or sets the context switches of the client process's threads per request (0 where unknown).</summary>
+    public double ContextSwitchesPerRequest { get; set; }
+
+    /// <summary>Gets or sets the time the client process spent compiling methods during the run (tiering up included).</summary>
+    public double JitMilliseconds { get; set; }
+
+    /// <summary>Gets or sets the number of methods the client process compiled during the run.</summary>
+    public long JitMethods { get; set; }
 
     public int Requests { get; set; }
 

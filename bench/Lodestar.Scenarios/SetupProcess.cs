@@ -70,7 +70,7 @@ internal sealed class SetupProcess : IAsyncDisposable
     public async Task<int> WarmAsync(CancellationToken cancellationToken)
     {
         await SendAsync("warm");
-        return int.Parse(await ReadAnswerAsync("@warmed", TimeSpan.FromSeconds(30), cancellationToken), CultureInfo.InvariantCulture);
+        return int.Parse(await ReadAnswerAsync("@warmed", TimeSpan.FromSeconds(60), cancellationToken), CultureInfo.InvariantCulture);
     }
 
     /// <summary>Runs one measured window in the client process.</summary>
