@@ -1,5 +1,9 @@
+using System.Diagnostics.Metrics;
+using Lodestar.Diagnostics.Internal;
 using Lodestar.Resilience.Hedging.Internal;
+using Lodestar.Resilience.Retry.Internal;
 using Lodestar.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
@@ -285,10 +289,103 @@ public sealed class HedgeRoundTests
         Assert.Equal(1, clock.Pending);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task WaitAsync_DelayPassesWithTheBudgetRefusingAHedge_TheFirstAttemptEndsTheWaitAndTheRefusalIsCounted(bool onTheClock)
+    {
+        // Arrange: a budget that has earned no retry (no request recorded, no reserve), on a round's timer or on a clock
+        // without its thread (a later filing then looks at the passed deadline).
+        var time = new FakeTimeProvider();
+        await using var counted = RefusalCounter.Create();
+        var clock = onTheClock ? new HedgeClock(timeProvider: time) : null;
+        using var round = Started(new HedgeRound(time, clock));
+        round.Admit(new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, 0), 0.02, counted.Metrics, "orders");
+        var first = new TaskCompletionSource<HttpResponseMessage>();
+        using var response = new HttpResponseMessage(System.Net.HttpStatusCode.OK);
+
+        // Act: the delay passes (and, on the clock, another request files a deadline), then the first attempt answers.
+        var wait = round.WaitAsync(first.Task, TimeSpan.FromMilliseconds(2)).AsTask();
+        time.Advance(TimeSpan.FromMilliseconds(5));
+        using var other = Started(new HedgeRound(time, clock));
+        _ = other.WaitAsync(new TaskCompletionSource<HttpResponseMessage>().Task, TimeSpan.FromHours(1));
+        var endedAtTheDelay = wait.IsCompleted;
+        var refusals = counted.Count;
+        first.SetResult(response);
+
+        // Assert: not ended by the delay; counted once; the first attempt ended it.
+        Assert.False(endedAtTheDelay);
+        Assert.Equal(1, refusals);
+        Assert.True(await wait.WaitAsync(s_wait));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task WaitAsync_DelayPassesWithTheBudgetGivingAHedge_EndsAtTheDelayAndTakesNothing(bool onTheClock)
+    {
+        // Arrange: a budget whose reserve gives retries; a hedge within the share of 1 in 1.
+        var time = new FakeTimeProvider();
+        await using var counted = RefusalCounter.Create();
+        var clock = onTheClock ? new HedgeClock(timeProvider: time) : null;
+        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, 10);
+        budget.OnRequest();
+        using var round = Started(new HedgeRound(time, clock));
+        round.Admit(budget, 1.0, counted.Metrics, "orders");
+        var never = new TaskCompletionSource<HttpResponseMessage>();
+
+        // Act
+        var wait = round.WaitAsync(never.Task, TimeSpan.FromMilliseconds(2)).AsTask();
+        time.Advance(TimeSpan.FromMilliseconds(5));
+        using var other = Started(new HedgeRound(time, clock));
+        _ = other.WaitAsync(never.Task, TimeSpan.FromHours(1));
+
+        // Assert: the delay ended the wait; the budget still has the hedge to give (the strategy takes it).
+        Assert.False(await wait.WaitAsync(s_wait));
+        Assert.Equal(0, counted.Count);
+        Assert.True(budget.TryWithdraw(1.0));
+    }
+
     /// <summary>Links <paramref name="round"/> to no caller's token, as a request does before its first wait.</summary>
     private static HedgeRound Started(HedgeRound round)
     {
         round.Start(CancellationToken.None);
         return round;
+    }
+
+    /// <summary>Metrics of their own, and the budget refusals recorded on them.</summary>
+    private sealed class RefusalCounter : IAsyncDisposable
+    {
+        private readonly ServiceProvider _services;
+        private readonly MeterListener _listener = new();
+        private int _count;
+
+        private RefusalCounter(ServiceProvider services)
+        {
+            _services = services;
+            var meters = services.GetRequiredService<IMeterFactory>();
+            Metrics = new LodestarMetrics(meters);
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Name == "lodestar.client.retry_budget.exhausted" && ReferenceEquals(instrument.Meter.Scope, meters))
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _count, (int)value));
+            _listener.Start();
+        }
+
+        public LodestarMetrics Metrics { get; }
+
+        public int Count => Volatile.Read(ref _count);
+
+        public static RefusalCounter Create() => new(new ServiceCollection().AddMetrics().BuildServiceProvider());
+
+        public async ValueTask DisposeAsync()
+        {
+            _listener.Dispose();
+            await _services.DisposeAsync();
+        }
     }
 }

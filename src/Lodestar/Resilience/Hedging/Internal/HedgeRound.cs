@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
+using Lodestar.Diagnostics.Internal;
 using Lodestar.Resilience.Internal;
+using Lodestar.Resilience.Retry.Internal;
 
 namespace Lodestar.Resilience.Hedging.Internal;
 
@@ -30,6 +32,13 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// back with one compare-and-swap, so a deadline of an earlier arming can never end a later wait. A round whose wait ended with a
 /// hedge is never reused: its first attempt may still complete into it.
 /// </para>
+/// <para>
+/// When the delay passes, the wait ends only if the request's retry budget would give the hedge (<see cref="Admit"/>). A
+/// hedge it would refuse is counted as refused there, and the wait goes on until the first attempt completes, as an
+/// unhedged request's would: the request is not moved to the thread pool, no endpoint is picked for a hedge that cannot be
+/// sent, and the round is reused. Such requests are many exactly when they cost most: when every answer slows down
+/// (the whole process is busy), the delay estimate lags behind and the budget's share is soon spent.
+/// </para>
 /// </remarks>
 internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
 {
@@ -43,6 +52,12 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     private ConfiguredTaskAwaitable<HttpResponseMessage>.ConfiguredTaskAwaiter _first;
     private long _due;
     private long _armings;
+
+    // The request's retry budget and hedged share, and where a refused hedge is counted (see Admit).
+    private RetryBudget? _budget;
+    private double? _hedgeRatio;
+    private LodestarMetrics? _metrics;
+    private string? _service;
 
     // The number of the arming whose wait is pending; 0 when none is.
     private long _waiting;
@@ -88,6 +103,19 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
         {
             _caller = cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _attempts);
         }
+    }
+
+    /// <summary>
+    /// Gives the request's hedge gate: when the delay passes, the wait ends only if <paramref name="budget"/> would give a
+    /// hedge within <paramref name="hedgeRatio"/>; otherwise the refusal is counted for <paramref name="service"/> and the
+    /// first attempt ends the wait. Without it (a round no request admitted), the delay always ends the wait.
+    /// </summary>
+    public void Admit(RetryBudget budget, double? hedgeRatio, LodestarMetrics metrics, string service)
+    {
+        _budget = budget;
+        _hedgeRatio = hedgeRatio;
+        _metrics = metrics;
+        _service = service;
     }
 
     /// <summary>
@@ -170,7 +198,7 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     {
         if (IsWaiting(arming))
         {
-            EndWait(arming, firstCompleted: false);
+            DelayPassed(arming);
         }
     }
 
@@ -189,6 +217,23 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
         {
             // Early (a coarse timer, or a late tick of an earlier arming): wait out the rest.
             _timer!.Change(ClockDelay.RoundUp(TimeSpan.FromSeconds((double)remaining / _timeProvider.TimestampFrequency)), Timeout.InfiniteTimeSpan);
+            return;
+        }
+
+        DelayPassed(arming);
+    }
+
+    private void DelayPassed(long arming)
+    {
+        if (_budget is { } budget && !budget.CanWithdraw(_hedgeRatio))
+        {
+            // The hedge would be refused: counted, and the first attempt ends the wait (see the remarks). Read after the
+            // arming: a round reused meanwhile has another arming, and only a refusal of a pending wait is counted.
+            if (IsWaiting(arming))
+            {
+                _metrics?.RecordRetryBudgetExhausted(_service!);
+            }
+
             return;
         }
 

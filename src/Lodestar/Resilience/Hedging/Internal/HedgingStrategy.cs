@@ -26,7 +26,8 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// delay): a request whose first attempt wins goes back to the pool and allocates nothing for hedging. Only a request
 /// that hedges or retries makes tasks, a <see cref="HedgeTimer"/> for further hedges, and the lists of attempts. Either
 /// timer waits at least the delay, even below a millisecond (where a timer would round to zero and fire at once), and
-/// about a millisecond more at most (see <see cref="HedgeClock"/> for the exception).
+/// about a millisecond more at most (see <see cref="HedgeClock"/> for the exception). A first hedge the retry budget would
+/// refuse does not end the wait on the round: the request goes on as an unhedged one (see <see cref="HedgeRound"/>).
 /// </para>
 /// <para>
 /// A loser is not cancelled the moment another attempt wins. With no instance slow, a hedge fires because one request
@@ -89,6 +90,7 @@ internal sealed partial class HedgingStrategy
                     ?? throw EndpointSelection.NoEndpoints(context, 0, null, tried, _metrics);
         var round = RentRound();
         round.Start(cancellationToken);
+        round.Admit(context.Route.Resilience.Budget, hedging.MaxHedgeRatio, _metrics, context.ServiceName);
 
         // The first attempt is begun and ended around the transport's own task: it becomes a task of its own only
         // when a hedge follows.

@@ -43,19 +43,7 @@ internal sealed class RetryBudget
     /// </summary>
     public bool TryWithdraw(double? hedgeRatio = null)
     {
-        var current = Current(out var epoch);
-        long requests = 0, retries = 0, hedges = 0;
-        foreach (var bucket in _buckets)
-        {
-            if (epoch - Volatile.Read(ref bucket.Epoch) < BucketCount)
-            {
-                requests += Interlocked.Read(ref bucket.Requests);
-                retries += Interlocked.Read(ref bucket.Retries);
-                hedges += Interlocked.Read(ref bucket.Hedges);
-            }
-        }
-
-        if (retries + 1 > (_ratio * requests) + _reserve || (hedgeRatio is { } share && hedges + 1 > share * requests))
+        if (!Allows(hedgeRatio, out var current))
         {
             return false;
         }
@@ -67,6 +55,26 @@ internal sealed class RetryBudget
         }
 
         return true;
+    }
+
+    /// <summary>Whether <see cref="TryWithdraw"/> would give a retry (or a hedge within <paramref name="hedgeRatio"/>) now; takes nothing.</summary>
+    public bool CanWithdraw(double? hedgeRatio = null) => Allows(hedgeRatio, out _);
+
+    private bool Allows(double? hedgeRatio, out Bucket current)
+    {
+        current = Current(out var epoch);
+        long requests = 0, retries = 0, hedges = 0;
+        foreach (var bucket in _buckets)
+        {
+            if (epoch - Volatile.Read(ref bucket.Epoch) < BucketCount)
+            {
+                requests += Interlocked.Read(ref bucket.Requests);
+                retries += Interlocked.Read(ref bucket.Retries);
+                hedges += Interlocked.Read(ref bucket.Hedges);
+            }
+        }
+
+        return retries + 1 <= (_ratio * requests) + _reserve && (hedgeRatio is not { } share || hedges + 1 <= share * requests);
     }
 
     private Bucket Current(out long epoch)
