@@ -107,9 +107,9 @@ internal static class Load
     /// </summary>
     /// <remarks>
     /// Throughput settles within a few windows, compilation does not: tiered JIT and dynamic PGO go on recompiling hot
-    /// methods in the background for seconds, at up to 8 % of a 10 s window's time when the runner stopped at a steady
-    /// throughput alone, and longer for a setup with more code on its path (a hedged one), which that window then charged
-    /// with compilation its steady state never pays.
+    /// methods in the background for seconds (after a warm-up that stopped at a steady throughput alone, the compiler's
+    /// time came to a third of the first 1.7 s measured pass), and longer for a setup with more code on its path (a hedged
+    /// one), whose measured window then paid for compilation its steady state never does.
     /// </remarks>
     public static async Task<int> WarmUntilSteadyAsync(HttpClient client, IReadOnlyList<string> uris, bool http2, int callers, CancellationToken cancellationToken)
     {
