@@ -27,9 +27,9 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// </para>
 /// <para>
 /// Filing takes no lock: a deadline goes to a lock-free queue of the processor the caller runs on, emptied by whoever
-/// holds the gate, who orders them: with one delay at a time they are filed in the order they fall
-/// due, so most go to a queue (constant time in and out); one filed earlier than the last queued (a shorter delay)
-/// goes to a heap. The thread holds the gate except while it sleeps, so a request takes it only then.
+/// holds the gate, who orders them: with one delay at a time they are filed in the order they fall due, so most go to a
+/// queue (constant time in and out); one filed earlier than the last queued (a shorter delay) goes to a heap. The
+/// thread holds the gate except while it sleeps, so a request takes it only then.
 /// </para>
 /// <para>
 /// The thread publishes the earliest deadline it holds as it sleeps and then empties the queues once more; a caller

@@ -26,11 +26,11 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// finished wait finds another arming number and does nothing. On any other clock (a test's) it is a
 /// <see cref="TimeProvider"/> timer, and a tick before the due timestamp (a coarse timer, or a late tick of a previous
 /// request's arming) re-arms for the rest. Either way the wait is at least the rounded delay and at most about a
-/// millisecond more (on the system clock, up to 10 ms more if every caller stops while requests come densely enough
-/// for the clock to leave its deadlines to them). The wait pending is its arming's number in one <see cref="long"/>,
+/// millisecond more (on the system clock, up to 10 ms more if every caller stops while requests come densely enough for
+/// the clock to leave its deadlines to them). The wait pending is its arming's number in one <see cref="long"/>,
 /// written after the due timestamp, and whatever ends it (the first attempt, the timer, the clock) takes that number
-/// back with one compare-and-swap, so a deadline of an earlier arming can never end a later wait. A round whose wait ended with a
-/// hedge is never reused: its first attempt may still complete into it.
+/// back with one compare-and-swap, so a deadline of an earlier arming can never end a later wait. A round whose wait
+/// ended with a hedge is never reused: its first attempt may still complete into it.
 /// </para>
 /// <para>
 /// When the delay passes, the wait ends only if the request's retry budget would give the hedge (<see cref="Admit"/>). A
@@ -53,7 +53,7 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     private long _due;
     private long _armings;
 
-    // The request's retry budget and hedged share, and where a refused hedge is counted (see Admit).
+    // The request's retry budget and hedged share, and where a refused hedge is counted; all set together (see Admit).
     private RetryBudget? _budget;
     private double? _hedgeRatio;
     private LodestarMetrics? _metrics;
@@ -231,7 +231,7 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
             // arming: a round reused meanwhile has another arming, and only a refusal of a pending wait is counted.
             if (IsWaiting(arming))
             {
-                _metrics?.RecordRetryBudgetExhausted(_service!);
+                _metrics!.RecordRetryBudgetExhausted(_service!);
             }
 
             return;
