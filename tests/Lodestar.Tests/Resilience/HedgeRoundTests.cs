@@ -346,6 +346,50 @@ public sealed class HedgeRoundTests
         Assert.True(budget.TryWithdraw(1.0));
     }
 
+    [Theory]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    public async Task WaitAsync_DelayPassesWithOrWithoutWorkWaitingForAThread_SkipsTheHedgeOnlyWhileWorkWaits(bool onTheClock, bool workWaits)
+    {
+        // Arrange: a budget with a hedge to give, and a thread pool said to have work waiting for a thread or not.
+        var time = new FakeTimeProvider();
+        await using var skips = RefusalCounter.Create("lodestar.client.hedges.skipped");
+        var clock = onTheClock ? new HedgeClock(timeProvider: time) : null;
+        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, 10);
+        budget.OnRequest();
+        var looks = 0;
+        using var round = Started(new HedgeRound(time, clock));
+        round.Admit(budget, 1.0, skips.Metrics, "orders", () =>
+        {
+            looks++;
+            return workWaits;
+        });
+        var first = new TaskCompletionSource<HttpResponseMessage>();
+        using var response = new HttpResponseMessage(System.Net.HttpStatusCode.OK);
+
+        // Act: the delay passes (and, on the clock, another request files a deadline), then the first attempt answers.
+        var wait = round.WaitAsync(first.Task, TimeSpan.FromMilliseconds(2)).AsTask();
+        var lookedBeforeTheDelay = looks;
+        time.Advance(TimeSpan.FromMilliseconds(5));
+        using var other = Started(new HedgeRound(time, clock));
+        _ = other.WaitAsync(new TaskCompletionSource<HttpResponseMessage>().Task, TimeSpan.FromHours(1));
+        var endedAtTheDelay = wait.IsCompleted;
+        var skipped = skips.Count;
+        first.SetResult(response);
+
+        // Assert: asked once, when the delay passed; while work waits the hedge is skipped and counted, the budget keeps
+        // its hedge and the first attempt ends the wait (true); otherwise the delay ends it (false), with nothing counted.
+        // (A wait the delay ends completes on the thread pool, so only the awaited result tells who ended it.)
+        Assert.Equal(0, lookedBeforeTheDelay);
+        Assert.Equal(1, looks);
+        Assert.False(workWaits && endedAtTheDelay);
+        Assert.Equal(workWaits ? 1 : 0, skipped);
+        Assert.Equal(workWaits, await wait.WaitAsync(s_wait));
+        Assert.True(budget.TryWithdraw(1.0));
+    }
+
     /// <summary>Links <paramref name="round"/> to no caller's token, as a request does before its first wait.</summary>
     private static HedgeRound Started(HedgeRound round)
     {
@@ -353,21 +397,21 @@ public sealed class HedgeRoundTests
         return round;
     }
 
-    /// <summary>Metrics of their own, and the budget refusals recorded on them.</summary>
+    /// <summary>Metrics of their own, and the budget refusals (or another counter's measurements) recorded on them.</summary>
     private sealed class RefusalCounter : IAsyncDisposable
     {
         private readonly ServiceProvider _services;
         private readonly MeterListener _listener = new();
         private int _count;
 
-        private RefusalCounter(ServiceProvider services)
+        private RefusalCounter(ServiceProvider services, string counter)
         {
             _services = services;
             var meters = services.GetRequiredService<IMeterFactory>();
             Metrics = new LodestarMetrics(meters);
             _listener.InstrumentPublished = (instrument, listener) =>
             {
-                if (instrument.Name == "lodestar.client.retry_budget.exhausted" && ReferenceEquals(instrument.Meter.Scope, meters))
+                if (instrument.Name == counter && ReferenceEquals(instrument.Meter.Scope, meters))
                 {
                     listener.EnableMeasurementEvents(instrument);
                 }
@@ -380,7 +424,8 @@ public sealed class HedgeRoundTests
 
         public int Count => Volatile.Read(ref _count);
 
-        public static RefusalCounter Create() => new(new ServiceCollection().AddMetrics().BuildServiceProvider());
+        public static RefusalCounter Create(string counter = "lodestar.client.retry_budget.exhausted")
+            => new(new ServiceCollection().AddMetrics().BuildServiceProvider(), counter);
 
         public async ValueTask DisposeAsync()
         {

@@ -16,6 +16,9 @@ public sealed class HedgingTests
         {
             o.Hedging.Enabled = true;
             o.Hedging.Delay = TimeSpan.FromMilliseconds(100);
+
+            // Hedges fire whatever else the test run gives the thread pool to do (the skip is tested on the round).
+            o.Hedging.SkipWhenThreadPoolBusy = false;
             configure?.Invoke(o.Hedging);
         }, time, handler);
         host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
@@ -238,6 +241,7 @@ public sealed class HedgingTests
         {
             o.Hedging.Enabled = true;
             o.Hedging.Delay = TimeSpan.FromMilliseconds(100);
+            o.Hedging.SkipWhenThreadPoolBusy = false;
         }, time, transport);
         host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002");
         using var request = new HttpRequestMessage(HttpMethod.Get, "http://orders/x");
@@ -278,6 +282,7 @@ public sealed class HedgingTests
         {
             o.Hedging.Enabled = true;
             o.Hedging.DelayPercentile = 0.5;
+            o.Hedging.SkipWhenThreadPoolBusy = false;
             o.Retry.BudgetRatio = 1; // every request may hedge once
         }, time, handler);
         host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
@@ -370,6 +375,9 @@ public sealed class HedgingTests
                 o.Policy = "round-robin";
                 o.Hedging.Enabled = true;
                 o.Hedging.Delay = TimeSpan.FromMilliseconds(1);
+
+                // Many callers keep the pool's queue busy: every hedge is to fire all the same.
+                o.Hedging.SkipWhenThreadPoolBusy = false;
 
                 // A third of requests hedge: more than the default budget allows, and none of it is the endpoint's fault.
                 o.Retry.BudgetRatio = 1;

@@ -19,6 +19,7 @@ public sealed class ResilienceOptionsTests
             ["Lodestar:Clients:test:CircuitBreaker:Enabled"] = "true",
             ["Lodestar:Clients:test:Hedging:DelayPercentile"] = "0.95",
             ["Lodestar:Clients:test:Hedging:MaxHedgeRatio"] = "0.05",
+            ["Lodestar:Clients:test:Hedging:SkipWhenThreadPoolBusy"] = "false",
             ["Lodestar:Clients:test:RateLimit:TokenLimit"] = "5",
             ["Lodestar:Clients:test:ConcurrencyLimit:MaxConcurrentRequests"] = "64",
         });
@@ -33,6 +34,7 @@ public sealed class ResilienceOptionsTests
         Assert.True(options.CircuitBreaker.Enabled);
         Assert.Equal(0.95, options.Hedging.DelayPercentile);
         Assert.Equal(0.05, options.Hedging.MaxHedgeRatio);
+        Assert.False(options.Hedging.SkipWhenThreadPoolBusy);
         Assert.Equal(5, options.RateLimit.TokenLimit);
         Assert.Equal(64, options.ConcurrencyLimit.MaxConcurrentRequests);
     }
@@ -56,6 +58,7 @@ public sealed class ResilienceOptionsTests
         Assert.False(options.CircuitBreaker.Enabled);
         Assert.False(options.Hedging.Enabled);
         Assert.Null(options.Hedging.MaxHedgeRatio);
+        Assert.True(options.Hedging.SkipWhenThreadPoolBusy);
         Assert.False(options.RateLimit.Enabled);
         Assert.Null(options.ConcurrencyLimit.MaxConcurrentRequests);
     }

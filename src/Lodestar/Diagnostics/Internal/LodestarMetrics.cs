@@ -37,6 +37,8 @@ internal sealed class LodestarMetrics
         BreakerTransitions = meter.CreateCounter<long>("lodestar.client.circuit_breaker.transitions", "{transition}", "Circuit breaker state changes, by new state.");
         Rejected = meter.CreateCounter<long>("lodestar.client.rejected", "{request}", "Requests failed fast by backpressure, rate limiting or open circuit breakers, by reason.");
         Hedges = meter.CreateCounter<long>("lodestar.client.hedges", "{attempt}", "Hedged attempts sent to another endpoint.");
+        HedgesSkipped = meter.CreateCounter<long>("lodestar.client.hedges.skipped", "{attempt}",
+            "Hedges not sent because the process's thread pool had work waiting for a thread when the delay passed.");
         HealthChecks = meter.CreateCounter<long>("lodestar.endpoint.health_checks", "{check}", "Active health checks, by result.");
         Requests = meter.CreateCounter<long>("lodestar.client.requests", "{request}", "Logical requests (all their attempts together), by outcome.");
         RequestDuration = meter.CreateHistogram<double>("lodestar.client.request.duration", "s", "Duration of a logical request, retries included, until response headers or failure.",
@@ -65,6 +67,8 @@ internal sealed class LodestarMetrics
     public Counter<long> Rejected { get; }
 
     public Counter<long> Hedges { get; }
+
+    public Counter<long> HedgesSkipped { get; }
 
     public Counter<long> HealthChecks { get; }
 
@@ -227,6 +231,9 @@ internal sealed class LodestarMetrics
 
     public void RecordHedge(string service)
         => Hedges.Add(1, new KeyValuePair<string, object?>("lodestar.service", service));
+
+    public void RecordHedgeSkipped(string service)
+        => HedgesSkipped.Add(1, new KeyValuePair<string, object?>("lodestar.service", service));
 
     public void RecordHealthCheck(string service, string endpoint, bool passed)
         => HealthChecks.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.endpoint", endpoint),

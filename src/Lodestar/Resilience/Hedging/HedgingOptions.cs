@@ -40,4 +40,17 @@ public sealed class HedgingOptions
     /// requests bound theirs.
     /// </remarks>
     public double? MaxHedgeRatio { get; set; }
+
+    /// <summary>
+    /// Gets or sets whether a request's first hedge is left unsent when, as its delay passes, the process's thread pool has
+    /// work waiting for a thread. Default <see langword="true"/>; the request then waits for its first attempt, as an
+    /// unhedged one does.
+    /// </summary>
+    /// <remarks>
+    /// Work waiting for a thread means the process itself is the bottleneck: the first attempt's answer may have arrived
+    /// and be waiting its turn, and a hedge would queue behind the same work, adding load where there is none to spare.
+    /// Skipped hedges are counted in <c>lodestar.client.hedges.skipped</c>. Set to <see langword="false"/> to hedge
+    /// whenever the delay passes (within the retry budget and <see cref="MaxHedgeRatio"/>).
+    /// </remarks>
+    public bool SkipWhenThreadPoolBusy { get; set; } = true;
 }

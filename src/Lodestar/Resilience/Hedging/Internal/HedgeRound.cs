@@ -39,6 +39,12 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// sent, and the round is reused. Such requests are many exactly when they cost most: when every answer slows down
 /// (the whole process is busy), the delay estimate lags behind and the budget's share is soon spent.
 /// </para>
+/// <para>
+/// Before the budget, a round admitted with a busy test (<see cref="HedgingOptions.SkipWhenThreadPoolBusy"/>) asks it:
+/// when the thread pool has work waiting for a thread as the delay passes, the hedge is skipped the same way and counted
+/// as skipped. The process is then its own bottleneck: the first attempt's answer may be among the waiting work, and a
+/// hedge would wait behind it and add load where there is none to spare.
+/// </para>
 /// </remarks>
 internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
 {
@@ -58,6 +64,7 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     private double? _hedgeRatio;
     private LodestarMetrics? _metrics;
     private string? _service;
+    private Func<bool>? _busy;
 
     // The number of the arming whose wait is pending; 0 when none is.
     private long _waiting;
@@ -106,16 +113,18 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
     }
 
     /// <summary>
-    /// Gives the request's hedge gate: when the delay passes, the wait ends only if <paramref name="budget"/> would give a
-    /// hedge within <paramref name="hedgeRatio"/>; otherwise the refusal is counted for <paramref name="service"/> and the
-    /// first attempt ends the wait. Without it (a round no request admitted), the delay always ends the wait.
+    /// Gives the request's hedge gate: when the delay passes, the wait ends only if <paramref name="busy"/> (when given)
+    /// answers <see langword="false"/> and <paramref name="budget"/> would give a hedge within <paramref name="hedgeRatio"/>;
+    /// otherwise the skip or the refusal is counted for <paramref name="service"/> and the first attempt ends the wait.
+    /// Without it (a round no request admitted), the delay always ends the wait.
     /// </summary>
-    public void Admit(RetryBudget budget, double? hedgeRatio, LodestarMetrics metrics, string service)
+    public void Admit(RetryBudget budget, double? hedgeRatio, LodestarMetrics metrics, string service, Func<bool>? busy = null)
     {
         _budget = budget;
         _hedgeRatio = hedgeRatio;
         _metrics = metrics;
         _service = service;
+        _busy = busy;
     }
 
     /// <summary>
@@ -225,6 +234,17 @@ internal sealed class HedgeRound : IValueTaskSource<bool>, IDisposable
 
     private void DelayPassed(long arming)
     {
+        if (_busy is { } busy && busy())
+        {
+            // Work waits for a thread: the hedge is skipped (see the remarks), counted as a refusal is.
+            if (IsWaiting(arming))
+            {
+                _metrics!.RecordHedgeSkipped(_service!);
+            }
+
+            return;
+        }
+
         if (_budget is { } budget && !budget.CanWithdraw(_hedgeRatio))
         {
             // The hedge would be refused: counted, and the first attempt ends the wait (see the remarks). Read after the

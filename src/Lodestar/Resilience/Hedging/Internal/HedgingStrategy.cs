@@ -27,7 +27,8 @@ namespace Lodestar.Resilience.Hedging.Internal;
 /// that hedges or retries makes tasks, a <see cref="HedgeTimer"/> for further hedges, and the lists of attempts. Either
 /// timer waits at least the delay, even below a millisecond (where a timer would round to zero and fire at once), and
 /// about a millisecond more at most (see <see cref="HedgeClock"/> for the exception). A first hedge the retry budget would
-/// refuse does not end the wait on the round: the request goes on as an unhedged one (see <see cref="HedgeRound"/>).
+/// refuse, or that finds work waiting for a thread in the thread pool (<see cref="HedgingOptions.SkipWhenThreadPoolBusy"/>),
+/// does not end the wait on the round: the request goes on as an unhedged one (see <see cref="HedgeRound"/>).
 /// </para>
 /// <para>
 /// A loser is not cancelled the moment another attempt wins. With no instance slow, a hedge fires because one request
@@ -65,6 +66,9 @@ internal sealed partial class HedgingStrategy
     private static HedgeRound? t_spare;
     private readonly bool _usesSpare;
 
+    // Whether work waits for a thread as the first hedge's delay passes (HedgingOptions.SkipWhenThreadPoolBusy).
+    private static readonly Func<bool> s_threadPoolBusy = static () => ThreadPool.PendingWorkItemCount > 0;
+
     public HedgingStrategy(AttemptRunner runner, LodestarMetrics metrics, ILogger logger)
     {
         _runner = runner;
@@ -90,7 +94,7 @@ internal sealed partial class HedgingStrategy
                     ?? throw EndpointSelection.NoEndpoints(context, 0, null, tried, _metrics);
         var round = RentRound();
         round.Start(cancellationToken);
-        round.Admit(context.Route.Resilience.Budget, hedging.MaxHedgeRatio, _metrics, context.ServiceName);
+        round.Admit(context.Route.Resilience.Budget, hedging.MaxHedgeRatio, _metrics, context.ServiceName, hedging.SkipWhenThreadPoolBusy ? s_threadPoolBusy : null);
 
         // The first attempt is begun and ended around the transport's own task: it becomes a task of its own only
         // when a hedge follows.
