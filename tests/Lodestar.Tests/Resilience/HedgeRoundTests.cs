@@ -306,9 +306,7 @@ public sealed class HedgeRoundTests
 
         // Act: the delay passes (and, on the clock, another request files a deadline), then the first attempt answers.
         var wait = round.WaitAsync(first.Task, TimeSpan.FromMilliseconds(2)).AsTask();
-        time.Advance(TimeSpan.FromMilliseconds(5));
-        using var other = Started(new HedgeRound(time, clock));
-        _ = other.WaitAsync(new TaskCompletionSource<HttpResponseMessage>().Task, TimeSpan.FromHours(1));
+        using var other = PassTheDelay(time, clock);
         var endedAtTheDelay = wait.IsCompleted;
         var refusals = counted.Count;
         first.SetResult(response);
@@ -372,9 +370,7 @@ public sealed class HedgeRoundTests
         // Act: the delay passes (and, on the clock, another request files a deadline), then the first attempt answers.
         var wait = round.WaitAsync(first.Task, TimeSpan.FromMilliseconds(2)).AsTask();
         var lookedBeforeTheDelay = looks;
-        time.Advance(TimeSpan.FromMilliseconds(5));
-        using var other = Started(new HedgeRound(time, clock));
-        _ = other.WaitAsync(new TaskCompletionSource<HttpResponseMessage>().Task, TimeSpan.FromHours(1));
+        using var other = PassTheDelay(time, clock);
         var endedAtTheDelay = wait.IsCompleted;
         var skipped = skips.Count;
         first.SetResult(response);
@@ -388,6 +384,18 @@ public sealed class HedgeRoundTests
         Assert.Equal(workWaits ? 1 : 0, skipped);
         Assert.Equal(workWaits, await wait.WaitAsync(s_wait));
         Assert.True(budget.TryWithdraw(1.0));
+    }
+
+    /// <summary>
+    /// Moves <paramref name="time"/> past a 2 ms delay; on <paramref name="clock"/> (which has no thread) another request
+    /// then files a deadline, which looks at the passed one. Returns that request's round, still waiting.
+    /// </summary>
+    private static HedgeRound PassTheDelay(FakeTimeProvider time, HedgeClock? clock)
+    {
+        time.Advance(TimeSpan.FromMilliseconds(5));
+        var other = Started(new HedgeRound(time, clock));
+        _ = other.WaitAsync(new TaskCompletionSource<HttpResponseMessage>().Task, TimeSpan.FromHours(1));
+        return other;
     }
 
     /// <summary>Links <paramref name="round"/> to no caller's token, as a request does before its first wait.</summary>
