@@ -24,8 +24,21 @@ internal sealed class HaProxy : IAsyncDisposable
 
     public static string Executable => File.Exists("/usr/sbin/haproxy") ? "/usr/sbin/haproxy" : "haproxy";
 
+    /// <summary>Whether <see cref="Executable"/> can be started: the Debian path, or a <c>haproxy</c> on the PATH.</summary>
+    public static bool IsInstalled
+        => Executable != "haproxy"
+           || (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+               .Any(folder => File.Exists(Path.Combine(folder, "haproxy")));
+
     public static async Task<HaProxy> StartAsync(IReadOnlyList<int> backendPorts, CancellationToken cancellationToken)
     {
+        if (!IsInstalled)
+        {
+            // Said here, before a start through setpriv would fail with a message about setpriv.
+            throw new InvalidOperationException(
+                "HAProxy is not installed (no /usr/sbin/haproxy, no haproxy on the PATH): install it (apt-get install haproxy; the README's test command does) or leave out the proxied setups with --setups.");
+        }
+
         var ports = new Dictionary<string, int>();
         var config = new StringBuilder();
         config.AppendLine("global\n  maxconn 4000\n  log stderr format raw local0 emerg\n");
