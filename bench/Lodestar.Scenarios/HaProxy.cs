@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Lodestar.Testing;
 
 namespace Lodestar.Scenarios;
 
@@ -22,23 +23,11 @@ internal sealed class HaProxy : IAsyncDisposable
     /// <summary>Gets the loopback port of each frontend, by name (<c>roundrobin</c>, <c>leastconn</c>, <c>roundrobin-h2</c>, ...).</summary>
     public Dictionary<string, int> Ports { get; }
 
-    public static string Executable => File.Exists("/usr/sbin/haproxy") ? "/usr/sbin/haproxy" : "haproxy";
-
-    /// <summary>Whether <see cref="Executable"/> can be started: the Debian path, or a <c>haproxy</c> on the PATH.</summary>
-    public static bool IsInstalled
-        => Executable != "haproxy"
-           || (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-               .Any(folder => File.Exists(Path.Combine(folder, "haproxy")));
-
     public static async Task<HaProxy> StartAsync(IReadOnlyList<int> backendPorts, CancellationToken cancellationToken)
     {
-        if (!IsInstalled)
-        {
-            // Said here, before a start through setpriv would fail with a message about setpriv.
-            throw new InvalidOperationException(
-                "HAProxy is not installed (no /usr/sbin/haproxy, no haproxy on the PATH): install it (apt-get install haproxy; the README's test command does) or leave out the proxied setups with --setups.");
-        }
-
+        // Looked up here, before a start through setpriv would fail with a message about setpriv.
+        var executable = InstalledPrograms.Find("haproxy") ?? throw new InvalidOperationException(
+            "HAProxy is not installed (no haproxy on the PATH, in /usr/bin or in /usr/sbin): install it (apt-get install haproxy; the README's test command does) or leave out the proxied setups with --setups.");
         var ports = new Dictionary<string, int>();
         var config = new StringBuilder();
         config.AppendLine("global\n  maxconn 4000\n  log stderr format raw local0 emerg\n");
@@ -63,7 +52,7 @@ internal sealed class HaProxy : IAsyncDisposable
 
         var path = Path.Combine(Path.GetTempPath(), $"lodestar-scenarios-{Environment.ProcessId}.cfg");
         await File.WriteAllTextAsync(path, config.ToString(), cancellationToken);
-        var check = OwnedProcesses.Start(new ProcessStartInfo(Executable, ["-c", "-q", "-f", path]) { RedirectStandardError = true, RedirectStandardOutput = true });
+        var check = OwnedProcesses.Start(new ProcessStartInfo(executable, ["-c", "-q", "-f", path]) { RedirectStandardError = true, RedirectStandardOutput = true });
         try
         {
             var errors = check.StandardError.ReadToEndAsync(cancellationToken);
@@ -78,7 +67,7 @@ internal sealed class HaProxy : IAsyncDisposable
             await OwnedProcesses.StopAsync(check);
         }
 
-        var process = OwnedProcesses.Start(new ProcessStartInfo(Executable, ["-db", "-f", path]) { RedirectStandardError = true, RedirectStandardOutput = true });
+        var process = OwnedProcesses.Start(new ProcessStartInfo(executable, ["-db", "-f", path]) { RedirectStandardError = true, RedirectStandardOutput = true });
         var proxy = new HaProxy(process, path, ports);
         try
         {

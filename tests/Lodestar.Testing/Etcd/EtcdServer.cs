@@ -278,19 +278,7 @@ public sealed class EtcdServer : IAsyncDisposable
     private static long Revision(JsonNode answer)
         => answer["header"]?["revision"] is { } revision ? long.Parse((string)revision!, CultureInfo.InvariantCulture) : 0;
 
-    private static string? FindBinary()
-    {
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':').Append("/usr/bin").Append("/usr/sbin"))
-        {
-            var candidate = Path.Combine(dir, "etcd");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        return null;
-    }
+    private static string? FindBinary() => InstalledPrograms.Find("etcd");
 
     private async Task<JsonNode> CallAsync(string path, JsonObject body)
     {

@@ -297,7 +297,7 @@ public sealed class HedgeRoundTests
         // Arrange: a budget that has earned no retry (no request recorded, no reserve), on a round's timer or on a clock
         // without its thread (a later filing then looks at the passed deadline).
         var time = new FakeTimeProvider();
-        await using var counted = RefusalCounter.Create();
+        await using var counted = CounterListener.Create();
         var clock = onTheClock ? new HedgeClock(timeProvider: time) : null;
         using var round = Started(new HedgeRound(time, clock));
         round.Admit(new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, 0), 0.02, counted.Metrics, "orders");
@@ -324,7 +324,7 @@ public sealed class HedgeRoundTests
     {
         // Arrange: a budget whose reserve gives retries; a hedge within the share of 1 in 1.
         var time = new FakeTimeProvider();
-        await using var counted = RefusalCounter.Create();
+        await using var counted = CounterListener.Create();
         var clock = onTheClock ? new HedgeClock(timeProvider: time) : null;
         var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, 10);
         budget.OnRequest();
@@ -353,7 +353,7 @@ public sealed class HedgeRoundTests
     {
         // Arrange: a budget with a hedge to give, and a thread pool said to have work waiting for a thread or not.
         var time = new FakeTimeProvider();
-        await using var skips = RefusalCounter.Create("lodestar.client.hedges.skipped");
+        await using var skips = CounterListener.Create("lodestar.client.hedges.skipped");
         var clock = onTheClock ? new HedgeClock(timeProvider: time) : null;
         var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.2, 10);
         budget.OnRequest();
@@ -405,14 +405,14 @@ public sealed class HedgeRoundTests
         return round;
     }
 
-    /// <summary>Metrics of their own, and the budget refusals (or another counter's measurements) recorded on them.</summary>
-    private sealed class RefusalCounter : IAsyncDisposable
+    /// <summary>Metrics of their own, and one counter's measurements on them (by default the budget refusals).</summary>
+    private sealed class CounterListener : IAsyncDisposable
     {
         private readonly ServiceProvider _services;
         private readonly MeterListener _listener = new();
         private int _count;
 
-        private RefusalCounter(ServiceProvider services, string counter)
+        private CounterListener(ServiceProvider services, string counter)
         {
             _services = services;
             var meters = services.GetRequiredService<IMeterFactory>();
@@ -432,7 +432,7 @@ public sealed class HedgeRoundTests
 
         public int Count => Volatile.Read(ref _count);
 
-        public static RefusalCounter Create(string counter = "lodestar.client.retry_budget.exhausted")
+        public static CounterListener Create(string counter = "lodestar.client.retry_budget.exhausted")
             => new(new ServiceCollection().AddMetrics().BuildServiceProvider(), counter);
 
         public async ValueTask DisposeAsync()
