@@ -250,7 +250,14 @@ public sealed class HedgingTests
         // Act
         var pending = host.CreateClient().SendAsync(request);
         await Eventually.TrueAsync(() => transport.Requests.Count == 1, TimeSpan.FromSeconds(5), "the first attempt is sent");
-        time.Advance(TimeSpan.FromMilliseconds(100));
+
+        // A millisecond at a time: the first attempt is sent before the request arms its delay, so one step of the whole
+        // delay taken between the two would never reach the deadline.
+        await Eventually.TrueAsync(() =>
+        {
+            time.Advance(TimeSpan.FromMilliseconds(1));
+            return transport.Requests.Count == 2;
+        }, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
         using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
 
         // Assert
