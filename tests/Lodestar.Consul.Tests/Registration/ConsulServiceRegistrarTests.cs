@@ -7,6 +7,7 @@ using Lodestar.Testing;
 using Lodestar.Testing.Consul;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 using Xunit.Abstractions;
 
 namespace Lodestar.Consul.Tests.Registration;
@@ -164,23 +165,44 @@ public sealed class ConsulServiceRegistrarTests(ITestOutputHelper output)
     [Fact]
     public async Task Register_HeartbeatsStop_GoesCriticalThenConsulRemovesIt()
     {
-        await using var agent = await FakeConsulAgent.StartAsync();
+        // The agent runs on a fake clock that stands still until the heartbeats stop, so every heartbeat passes the
+        // check at the same instant and the TTL runs from the moment the registrar was abandoned, however loaded the
+        // machine is. The registrar and the watcher keep real time.
+        var time = new FakeTimeProvider();
+        await using var agent = await FakeConsulAgent.StartAsync(time);
         await using var registrarHost = ConsulClientHost.Create(agent, o => o.DeregisterCriticalServiceAfter = TimeSpan.FromSeconds(1));
         await using var watcherHost = ConsulClientHost.Create(agent);
         using var watch = watcherHost.Follow("orders");
         var handle = (ConsulRegistrationHandle)await registrarHost.Registrar.RegisterAsync(
             new ServiceRegistration { ServiceName = "orders", Host = "127.0.0.1", Port = 5001, Ttl = TimeSpan.FromSeconds(1) }, CancellationToken.None);
         await Eventually.TrueAsync(() => watch.Has(5001), s_timeout, "visible");
+        await Eventually.TrueAsync(() => agent.Find("orders-127.0.0.1-5001")?.Passes > 0, s_timeout, "a heartbeat passed the check");
 
-        var clock = Stopwatch.StartNew();
         await handle.AbandonAsync(); // the process hangs or crashes: no heartbeats, no deregistration
-        await Eventually.TrueAsync(() => !watch.Has(5001), s_timeout, "gone from ?passing after the TTL");
-        var gone = clock.Elapsed;
-        Assert.Equal("critical", agent.Find("orders-127.0.0.1-5001")?.Status);
-        await Eventually.TrueAsync(() => agent.Find("orders-127.0.0.1-5001") is null, s_timeout, "removed after DeregisterCriticalServiceAfter");
+        var abandoned = time.GetTimestamp();
+        Assert.Equal("passing", agent.Find("orders-127.0.0.1-5001")?.Status);
 
-        output.WriteLine($"left the passing set {gone.TotalMilliseconds:0} ms after heartbeats stopped (TTL 1 s); removed {clock.Elapsed.TotalMilliseconds:0} ms after");
-        Assert.True(gone >= TimeSpan.FromSeconds(0.6), "not before (most of) the TTL has run out");
+        await Eventually.TrueAsync(() => Step(time, () => !watch.Has(5001)), s_timeout, "gone from ?passing after the TTL");
+        var gone = time.GetElapsedTime(abandoned);
+        Assert.Equal("critical", agent.Find("orders-127.0.0.1-5001")?.Status);
+        await Eventually.TrueAsync(() => Step(time, () => agent.Find("orders-127.0.0.1-5001") is null), s_timeout, "removed after DeregisterCriticalServiceAfter");
+        var removed = time.GetElapsedTime(abandoned);
+
+        output.WriteLine($"on the agent's clock: left the passing set {gone.TotalMilliseconds:0} ms after heartbeats stopped (TTL 1 s); removed {removed.TotalMilliseconds:0} ms after");
+        Assert.True(gone > TimeSpan.FromSeconds(1), "not before the TTL has run out");
+        Assert.True(removed > TimeSpan.FromSeconds(2), "not before DeregisterCriticalServiceAfter has run out after the TTL");
+    }
+
+    /// <summary>Moves the agent's clock one reaper interval unless <paramref name="done"/> already holds.</summary>
+    private static bool Step(FakeTimeProvider time, Func<bool> done)
+    {
+        if (done())
+        {
+            return true;
+        }
+
+        time.Advance(TimeSpan.FromMilliseconds(50));
+        return false;
     }
 
     [Fact]
