@@ -4,8 +4,11 @@ using Lodestar.LoadBalancing;
 using Lodestar.LoadBalancing.Internal;
 using Lodestar.Testing;
 using Lodestar.Tests.Infrastructure;
+using Lodestar.Tests.Resilience;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace Lodestar.Tests.Http;
 
@@ -166,6 +169,51 @@ public sealed class LodestarHandlerTests
         Assert.Equal(aBefore, a.Requests);
         await a.DisposeAsync();
         await b.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Send_ServiceBalancingOptionsChange_TheSameClientTakesTheRebuiltRoute()
+    {
+        // Arrange: the service's balancing options follow configuration through a change token, as a control plane's
+        // or a user's IOptionsChangeTokenSource makes them; round robin to begin with.
+        var handler = new ScriptedHandler(_ => ScriptedHandler.Status(200));
+        await using var host = ResilienceTestHost.Create(
+            primaryHandler: handler,
+            services: s => s.AddSingleton<IOptionsChangeTokenSource<LoadBalancingOptions>>(sp =>
+                new ConfigurationChangeTokenSource<LoadBalancingOptions>(ResilienceTestHost.Service, sp.GetRequiredService<IConfiguration>())));
+        host.Configuration.Replace(Settings(LoadBalancingPolicies.RoundRobin));
+        await host.GetBalancerAsync();
+        var client = host.CreateClient();
+        var before = await AuthoritiesAsync(client, handler);
+
+        // Act: the service now hashes on a header; the same client (and handler) sends the next requests.
+        host.Configuration.Replace(Settings(LoadBalancingPolicies.RingHash));
+        var after = await AuthoritiesAsync(client, handler);
+
+        // Assert: spread over the three endpoints before, all on one after.
+        Assert.Equal(3, before);
+        Assert.Equal(1, after);
+
+        static KeyValuePair<string, string?>[] Settings(string policy) =>
+        [
+            new("Lodestar:Services:orders:Endpoints:0", "127.0.0.1:9001"), new("Lodestar:Services:orders:Endpoints:1", "127.0.0.1:9002"),
+            new("Lodestar:Services:orders:Endpoints:2", "127.0.0.1:9003"), new("Lodestar:LoadBalancing:Services:orders:Policy", policy),
+            new("Lodestar:LoadBalancing:Services:orders:HashKeyHeader", "X-User"),
+        ];
+
+        static async Task<int> AuthoritiesAsync(HttpClient client, ScriptedHandler handler)
+        {
+            var skip = handler.Count;
+            for (var i = 0; i < 6; i++)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, "http://orders/x");
+                request.Headers.Add("X-User", "alice");
+                using var response = await client.SendAsync(request);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+
+            return handler.Calls.Skip(skip).Select(c => c.Authority).Distinct().Count();
+        }
     }
 
     [Fact]

@@ -6,7 +6,9 @@ using Lodestar.Resilience;
 using Lodestar.Resilience.Admission;
 using Lodestar.Resilience.Retry.Internal;
 using Lodestar.Testing;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Lodestar.Tests.Resilience;
@@ -71,6 +73,39 @@ public sealed class RetryTests
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Equal(3, handler.Calls.Select(c => c.Authority).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Retry_ClientOptionsChangeAtRunTime_TheClientAlreadyMadeFollowsThem()
+    {
+        // Arrange: the client's options follow its configuration section through a change token, as a user's
+        // IOptionsChangeTokenSource would make them; one attempt per request to begin with.
+        var handler = new ScriptedHandler(_ => ScriptedHandler.Status(503));
+        await using var host = ResilienceTestHost.Create(
+            services: s => s.AddSingleton<IOptionsChangeTokenSource<LodestarClientOptions>>(sp =>
+                new ConfigurationChangeTokenSource<LodestarClientOptions>("test", sp.GetRequiredService<IConfiguration>())),
+            primaryHandler: handler,
+            settings: [new("Lodestar:Clients:test:MaxAttempts", "1"), new("Lodestar:Clients:test:Retry:BackoffBase", "00:00:00.001")]);
+        host.SetEndpoints("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003");
+        await host.GetBalancerAsync();
+        var client = host.CreateClient();
+        using (await client.GetAsync("http://orders/x"))
+        {
+        }
+
+        var before = handler.Count;
+
+        // Act: the section now allows three attempts; the same client (and handler) sends the next request.
+        host.Configuration.Replace([
+            new("Lodestar:Clients:test:MaxAttempts", "3"), new("Lodestar:Clients:test:Retry:BackoffBase", "00:00:00.001"),
+            new("Lodestar:Services:orders:Endpoints:0", "127.0.0.1:9001"), new("Lodestar:Services:orders:Endpoints:1", "127.0.0.1:9002"),
+            new("Lodestar:Services:orders:Endpoints:2", "127.0.0.1:9003")]);
+        using var response = await client.GetAsync("http://orders/x");
+
+        // Assert
+        Assert.Equal(1, before);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(4, handler.Count);
     }
 
     [Fact]

@@ -28,17 +28,25 @@ internal sealed class LodestarHandler : DelegatingHandler
 {
     private readonly string _clientName;
     private readonly ResilienceRegistry _routes;
-    private readonly IOptionsMonitor<LodestarClientOptions> _clientOptions;
     private readonly TimeProvider _timeProvider;
     private readonly LodestarMetrics _metrics;
     private readonly AttemptRunner _runner;
     private readonly RetryStrategy _retry;
     private readonly HedgingStrategy _hedging;
     private readonly IRequestRouter[] _routers;
+    private readonly IDisposable? _optionsChanges;
+
+    // The client's options as the monitor last gave them: replaced when they change, so a request does not look them
+    // up by the client's name in the monitor's cache.
+    private LodestarClientOptions _options = null!;
 
     // The last logical URI's text and the service it names (null: passed through); a client called on one URI again
     // and again then reads no part of it, which would parse them all.
     private NamedUri? _lastNamed;
+
+    // The route of the last request's service: a client that calls one service again and again then does not look it
+    // up by client and service in the registry while it stays current.
+    private KeptRoute? _lastRoute;
 
     public LodestarHandler(string clientName, ResilienceRegistry routes, IOptionsMonitor<LodestarClientOptions> clientOptions,
         TimeProvider timeProvider, RandomSource random, LodestarMetrics metrics, ILogger<LodestarHandler> logger, ConnectionRetirer? retirer = null,
@@ -47,12 +55,14 @@ internal sealed class LodestarHandler : DelegatingHandler
         _clientName = clientName;
         _routers = routers?.ToArray() ?? [];
         _routes = routes;
-        _clientOptions = clientOptions;
         _timeProvider = timeProvider;
         _metrics = metrics;
         _runner = new AttemptRunner((request, token) => base.SendAsync(request, token), timeProvider, metrics, logger, retirer);
         _retry = new RetryStrategy(_runner, random, metrics, logger);
         _hedging = new HedgingStrategy(_runner, metrics, logger);
+        // Listening first: a change between the two steps is not missed, and its newer options are not overwritten.
+        _optionsChanges = clientOptions.OnChange(OnOptionsChanged);
+        Interlocked.CompareExchange(ref _options, clientOptions.Get(clientName), null);
     }
 
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
@@ -89,7 +99,7 @@ internal sealed class LodestarHandler : DelegatingHandler
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<HttpResponseMessage> SendToServiceAsync(HttpRequestMessage request, Uri logical, string service, CancellationToken cancellationToken)
     {
-        var options = _clientOptions.Get(_clientName);
+        var options = Volatile.Read(ref _options);
         var chosen = _routers.Length == 0 ? null : await RouteAsync(request, service, cancellationToken).ConfigureAwait(false);
         if (chosen is not null)
         {
@@ -102,7 +112,18 @@ internal sealed class LodestarHandler : DelegatingHandler
 
         var timeout = chosen?.Timeout is { } routeTimeout ? (routeTimeout == TimeSpan.Zero ? null : routeTimeout) : options.Retry.Timeout;
         var maxAttempts = chosen?.Retry?.MaxAttempts ?? options.MaxAttempts;
-        var route = await _routes.GetRouteAsync(_clientName, service, options, cancellationToken).ConfigureAwait(false);
+        var kept = Volatile.Read(ref _lastRoute);
+        ServiceRoute route;
+        if (kept is not null && string.Equals(kept.Service, service, StringComparison.Ordinal) && ResilienceRegistry.IsCurrent(kept.Route))
+        {
+            route = kept.Route;
+        }
+        else
+        {
+            route = await _routes.GetRouteAsync(_clientName, service, options, cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _lastRoute, new KeptRoute(service, route));
+        }
+
         var slot = await AdmissionControl.AdmitAsync(route, options, _metrics, cancellationToken).ConfigureAwait(false);
         CancellationTokenSource? deadline = null;
         CancellationTokenSource? linked = null;
@@ -182,6 +203,24 @@ internal sealed class LodestarHandler : DelegatingHandler
         }
     }
 
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _optionsChanges?.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private void OnOptionsChanged(LodestarClientOptions options, string? name)
+    {
+        if (string.Equals(name ?? Options.DefaultName, _clientName, StringComparison.Ordinal))
+        {
+            Volatile.Write(ref _options, options);
+        }
+    }
+
     private static void Release(RateLimitLease? slot) => slot?.Dispose();
 
     private async ValueTask<RequestRoute?> RouteAsync(HttpRequestMessage request, string service, CancellationToken cancellationToken)
@@ -200,3 +239,6 @@ internal sealed class LodestarHandler : DelegatingHandler
 
 /// <summary>A logical URI's original text and the service it names, or <see langword="null"/> for one passed through.</summary>
 internal sealed record NamedUri(string Original, string? Service);
+
+/// <summary>A service's name and the route a client's last request to it took.</summary>
+internal sealed record KeptRoute(string Service, ServiceRoute Route);

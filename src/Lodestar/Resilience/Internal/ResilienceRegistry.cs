@@ -52,13 +52,28 @@ internal sealed class ResilienceRegistry : IDisposable
     /// <summary>Gets the client's route to a service, creating it (and the stage and balancer behind it) on first use.</summary>
     public ValueTask<ServiceRoute> GetRouteAsync(string clientName, string serviceName, LodestarClientOptions options, CancellationToken cancellationToken)
     {
-        if (_routes.TryGetValue((clientName, serviceName), out var route) && route.Balancer.SetVersion > 0 && !route.IsStale)
+        if (_routes.TryGetValue((clientName, serviceName), out var route) && IsCurrent(route))
         {
-            route.Balancer.CatchUp();
             return new ValueTask<ServiceRoute>(route);
         }
 
         return CreateRouteAsync(clientName, serviceName, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// Whether a route can serve a request now, kept by the registry or by a caller from an earlier request: its first
+    /// endpoint set has arrived and its service's options have not changed since it was built. Catches its balancer up
+    /// with the latest set when it can.
+    /// </summary>
+    public static bool IsCurrent(ServiceRoute route)
+    {
+        if (route.Balancer.SetVersion > 0 && !route.IsStale)
+        {
+            route.Balancer.CatchUp();
+            return true;
+        }
+
+        return false;
     }
 
     /// <summary>
