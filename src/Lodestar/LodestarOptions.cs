@@ -45,7 +45,8 @@ public sealed class LodestarOptions
 
     /// <summary>
     /// Gets or sets how long a connection to a removed address must have moved no bytes, with no response awaited on
-    /// it, before it counts as idle and is closed. Default 2 s; range 0 to 5 minutes.
+    /// it, before it counts as idle and is closed; counted from when the address left at the earliest. Default 2 s;
+    /// range 0 to 5 minutes.
     /// </summary>
     public TimeSpan RetireQuietPeriod { get; set; } = TimeSpan.FromSeconds(2);
 }

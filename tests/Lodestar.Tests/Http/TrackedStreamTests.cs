@@ -8,7 +8,8 @@ namespace Lodestar.Tests.Http;
 /// <summary>
 /// A tracked connection counts a write as activity when it ends and a read when it starts (the transport starts its next
 /// read as soon as one ends), whether the transport completes them at once or later; a read that waits is not activity,
-/// and a retired connection closes only after a quiet period with no write pending.
+/// and a retired connection closes only after a quiet period with no write pending, counted from when its address left
+/// at the earliest.
 /// </summary>
 public sealed class TrackedStreamTests
 {
@@ -19,21 +20,25 @@ public sealed class TrackedStreamTests
     [InlineData(true)]
     public async Task WriteAsync_CompletesAtOnceOrLater_CountsAsActivityWhenItEnds(bool later)
     {
-        // Arrange
+        // Arrange: the address has left; the check looks at once and every half quiet period.
         var (clock, inner, stream) = Create();
         inner.WriteGate = later ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : null;
-        clock.Advance(s_quiet);
+        stream.Retire();
+        clock.Advance(s_quiet / 2);
 
-        // Act: the write ends a full quiet period after the connection opened.
+        // Act: a write between two checks, half a quiet period after the address left.
         var write = stream.WriteAsync(new byte[] { 1, 2, 3 }).AsTask();
         inner.WriteGate?.SetResult();
         await write;
-        stream.Retire();
+        clock.Advance(s_quiet / 2);
 
-        // Assert: the first check finds it active, the one a quiet period after the write closes it.
+        // Assert: a quiet period after the address left, the write keeps it open; a quiet period after the check
+        // that saw the write, it closes.
         Assert.False(inner.Disposed);
         Assert.Equal([1, 2, 3], inner.Written.ToArray());
-        clock.Advance(s_quiet);
+        clock.Advance(s_quiet / 2);
+        Assert.False(inner.Disposed);
+        clock.Advance(s_quiet / 2);
         Assert.True(inner.Disposed);
     }
 
@@ -46,14 +51,15 @@ public sealed class TrackedStreamTests
         var (clock, inner, stream) = Create();
         inner.Readable = [7, 8];
         inner.ReadGate = later ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : null;
-        clock.Advance(s_quiet);
+        stream.Retire();
+        clock.Advance(s_quiet / 2);
 
-        // Act
+        // Act: a read between two checks.
         var buffer = new byte[4];
         var read = stream.ReadAsync(buffer).AsTask();
         inner.ReadGate?.SetResult();
         var count = await read;
-        stream.Retire();
+        clock.Advance(s_quiet / 2);
 
         // Assert
         Assert.Equal(2, count);

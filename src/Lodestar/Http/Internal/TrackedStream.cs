@@ -3,27 +3,40 @@ using System.Runtime.CompilerServices;
 namespace Lodestar.Http.Internal;
 
 /// <summary>
-/// A connection stream that remembers when it last moved bytes, so <see cref="ConnectionRetirer"/> can tell an idle
-/// pooled connection from a busy one. Pending reads do not count as activity: an idle HTTP/2 connection always has one,
-/// and an idle HTTP/1.1 connection may have a read-ahead. While any request to the address still waits for its response
-/// headers, no connection to it counts as idle, so a slow server is not mistaken for an idle one.
+/// A connection stream that counts its reads and writes, so <see cref="ConnectionRetirer"/> can tell an idle pooled
+/// connection from a busy one once its address has left. Pending reads do not count as activity: an idle HTTP/2
+/// connection always has one, and an idle HTTP/1.1 connection may have a read-ahead. While any request to the address
+/// still waits for its response headers, no connection to it counts as idle, so a slow server is not mistaken for an
+/// idle one.
 /// </summary>
+/// <remarks>
+/// A read or write reads no clock: it bumps a count the retirement check compares with what it saw last. The check
+/// starts when the address leaves and runs every half quiet period; a connection whose count has not moved for a quiet
+/// period by the check's clock, with no write pending, is closed. So a connection is closed a quiet period after the
+/// address left at the earliest, and at most half a period after it went quiet at the latest.
+/// </remarks>
 internal sealed class TrackedStream : Stream
 {
     private readonly Stream _inner;
     private readonly ConnectionRetirer _owner;
     private readonly Lock _gate = new();
-    private long _lastActivity;
+    // Bumped without a lock as a read starts and as a write ends; only whether it moved matters, so a bump lost to a
+    // racing one still shows the move.
+    private int _activity;
     private int _pendingWrites;
     private ITimer? _retireTimer;
     private int _closed;
+
+    // The retirement check's own: the count at its last look, and when it last saw it move (or began looking).
+    private int _lastSeen;
+    private long _quietSince;
+    private bool _looking;
 
     public TrackedStream(Stream inner, ConnectionRetirer owner, string address)
     {
         _inner = inner;
         _owner = owner;
         Address = address;
-        _lastActivity = owner.TimeProvider.GetTimestamp();
     }
 
     public string Address { get; }
@@ -49,6 +62,8 @@ internal sealed class TrackedStream : Stream
             {
                 return;
             }
+
+            _looking = false;
 
             // Timers must not capture the caller's ExecutionContext.
             using (ExecutionContext.SuppressFlow())
@@ -83,7 +98,7 @@ internal sealed class TrackedStream : Stream
         => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     /// <remarks>
-    /// Stamped as the read starts, and the inner stream's task handed back as it is: the transport starts its next read
+    /// Counted as the read starts, and the inner stream's task handed back as it is: the transport starts its next read
     /// as soon as one completes, so the start of a read is when the previous one moved bytes, and a read that waits (the
     /// response to a request, an idle connection's read-ahead) costs no state machine of its own.
     /// </remarks>
@@ -168,7 +183,7 @@ internal sealed class TrackedStream : Stream
         await base.DisposeAsync().ConfigureAwait(false);
     }
 
-    private void Touch() => Volatile.Write(ref _lastActivity, _owner.TimeProvider.GetTimestamp());
+    private void Touch() => _activity++;
 
     private void EndWrite()
     {
@@ -194,9 +209,22 @@ internal sealed class TrackedStream : Stream
     {
         try
         {
-            if (Volatile.Read(ref _pendingWrites) == 0
-                && !_owner.IsAwaitingResponse(Address)
-                && _owner.TimeProvider.GetElapsedTime(Volatile.Read(ref _lastActivity)) >= _owner.QuietPeriod)
+            bool quiet;
+            lock (_gate)
+            {
+                var now = _owner.TimeProvider.GetTimestamp();
+                var seen = Volatile.Read(ref _activity);
+                if (!_looking || seen != _lastSeen)
+                {
+                    _looking = true;
+                    _lastSeen = seen;
+                    _quietSince = now;
+                }
+
+                quiet = _owner.TimeProvider.GetElapsedTime(_quietSince, now) >= _owner.QuietPeriod;
+            }
+
+            if (quiet && Volatile.Read(ref _pendingWrites) == 0 && !_owner.IsAwaitingResponse(Address))
             {
                 // Closing the socket under SocketsHttpHandler is how a server's close looks to it: the pool
                 // discards the connection when its read completes.
