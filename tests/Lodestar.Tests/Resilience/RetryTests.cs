@@ -517,6 +517,30 @@ public sealed class RetryTests
         Assert.False(hedgeOnOneRequest);
     }
 
+    [Fact]
+    public void RetryBudget_RequestStampedBeforeItsBucketMovedOn_CountsInTheNewerPeriodWithoutWipingIt()
+    {
+        // Arrange: a request stamped in the first second (as the handler stamps a request's start), the clock then
+        // ten and a half seconds on and two requests counted there: the first second's bucket now holds the eleventh.
+        var time = new FakeTimeProvider();
+        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.5, minRetriesPerSecond: 0);
+        var stamped = time.GetTimestamp();
+        budget.OnRequest(stamped);
+        Assert.False(budget.TryWithdraw());
+        budget.OnRequest(stamped);
+        Assert.True(budget.TryWithdraw());
+        time.Advance(TimeSpan.FromSeconds(10.5));
+        budget.OnRequest();
+        budget.OnRequest();
+
+        // Act: a request stamped back in the first second is counted only now.
+        budget.OnRequest(stamped);
+
+        // Assert: three requests in the window (1.5 retries), none of the two lost to a reset of their bucket.
+        Assert.True(budget.TryWithdraw());
+        Assert.False(budget.TryWithdraw());
+    }
+
     /// <summary>A budget over a 10 s window that has seen <paramref name="requests"/> requests.</summary>
     private static RetryBudget BudgetAfterRequests(FakeTimeProvider time, double ratio, int minRetriesPerSecond, int requests)
     {

@@ -153,6 +153,9 @@ internal sealed class LodestarMetrics
     public void RecordRetry(string service, string reason)
         => Retries.Add(1, new KeyValuePair<string, object?>("lodestar.service", service), new KeyValuePair<string, object?>("lodestar.retry.reason", reason));
 
+    /// <summary>Gets whether anyone listens to the logical request's count or duration (<see cref="RecordRequest"/>).</summary>
+    public bool RecordsRequests => Requests.Enabled || RequestDuration.Enabled;
+
     /// <summary>
     /// Records a logical request: <paramref name="outcome"/> is <c>success</c>, <c>server_error</c> or a failure reason.
     /// The semantic-convention attributes describe the logical request: <c>server.address</c>/<c>server.port</c> are
@@ -161,7 +164,7 @@ internal sealed class LodestarMetrics
     /// </summary>
     public void RecordRequest(string service, Uri logical, string method, string outcome, int status, string? errorType, int resends, TimeSpan elapsed)
     {
-        if (!Requests.Enabled && !RequestDuration.Enabled)
+        if (!RecordsRequests)
         {
             return;
         }

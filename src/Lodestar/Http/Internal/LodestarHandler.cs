@@ -142,7 +142,7 @@ internal sealed class LodestarHandler : DelegatingHandler
                 token = linked.Token;
             }
 
-            route.Resilience.Budget.OnRequest();
+            route.Resilience.Budget.OnRequest(requestStarted);
             var safe = FailureClassifier.IsIdempotent(request.Method) || options.Retry.RetryNonIdempotent
                        || (request.Options.TryGetValue(LodestarRequestOptions.AllowRetries, out var allowed) && allowed);
             var replayable = await RequestBody.PrepareAsync(request, safe && maxAttempts > 1, options.Retry.MaxBufferedBodyBytes, token).ConfigureAwait(false);
@@ -195,11 +195,15 @@ internal sealed class LodestarHandler : DelegatingHandler
             linked?.Dispose();
             deadline?.Dispose();
             Release(slot);
-            var status = result is null ? 0 : (int)result.StatusCode;
-            var outcome = result is null ? failure : status < 500 ? "success" : "server_error";
-            errorType ??= result is null ? failure : HttpSemanticConventions.StatusErrorType(status);
-            _metrics.RecordRequest(route.ServiceName, logical, HttpSemanticConventions.Method(request.Method), outcome, status, errorType, tally.Resends,
-                _timeProvider.GetElapsedTime(requestStarted));
+            if (_metrics.RecordsRequests)
+            {
+                // Only for a listener: nothing else reads the request's outcome or its duration (no clock read otherwise).
+                var status = result is null ? 0 : (int)result.StatusCode;
+                var outcome = result is null ? failure : status < 500 ? "success" : "server_error";
+                errorType ??= result is null ? failure : HttpSemanticConventions.StatusErrorType(status);
+                _metrics.RecordRequest(route.ServiceName, logical, HttpSemanticConventions.Method(request.Method), outcome, status, errorType, tally.Resends,
+                    _timeProvider.GetElapsedTime(requestStarted));
+            }
         }
     }
 

@@ -34,7 +34,13 @@ internal sealed class RetryBudget
     }
 
     /// <summary>Records a request (not a retry): each one earns <c>ratio</c> of a retry.</summary>
-    public void OnRequest() => Interlocked.Increment(ref Current(out _).Requests);
+    public void OnRequest() => OnRequest(_timeProvider.GetTimestamp());
+
+    /// <summary>
+    /// Records a request (not a retry) that started at <paramref name="startedAt"/>, a timestamp of the budget's clock
+    /// the caller already read (the request's start), so the request path reads it once.
+    /// </summary>
+    public void OnRequest(long startedAt) => Interlocked.Increment(ref BucketOf(startedAt / _bucketTicks).Requests);
 
     /// <summary>
     /// Takes one retry from the budget when it has one; for a hedge with <paramref name="hedgeRatio"/>, only while the
@@ -80,12 +86,19 @@ internal sealed class RetryBudget
     private Bucket Current(out long epoch)
     {
         epoch = _timeProvider.GetTimestamp() / _bucketTicks;
+        return BucketOf(epoch);
+    }
+
+    private Bucket BucketOf(long epoch)
+    {
+        // Only forward: a request that read the clock just before another thread moved its bucket on counts in the
+        // newer period rather than wiping it.
         var bucket = _buckets[(int)(epoch % BucketCount)];
-        if (Volatile.Read(ref bucket.Epoch) != epoch)
+        if (Volatile.Read(ref bucket.Epoch) < epoch)
         {
             lock (bucket)
             {
-                if (bucket.Epoch != epoch)
+                if (bucket.Epoch < epoch)
                 {
                     Interlocked.Exchange(ref bucket.Requests, 0);
                     Interlocked.Exchange(ref bucket.Retries, 0);
