@@ -45,8 +45,9 @@ internal sealed class LodestarHandler : DelegatingHandler
     private NamedUri? _lastNamed;
 
     // The route of the last request's service: a client that calls one service again and again then does not look it
-    // up by client and service in the registry while it stays current.
-    private KeptRoute? _lastRoute;
+    // up by client and service in the registry while it stays current. Kept as it is, so a client that calls several
+    // services in turn allocates nothing for it (a name that differs from its route's only misses the shortcut).
+    private ServiceRoute? _lastRoute;
 
     public LodestarHandler(string clientName, ResilienceRegistry routes, IOptionsMonitor<LodestarClientOptions> clientOptions,
         TimeProvider timeProvider, RandomSource random, LodestarMetrics metrics, ILogger<LodestarHandler> logger, ConnectionRetirer? retirer = null,
@@ -114,14 +115,14 @@ internal sealed class LodestarHandler : DelegatingHandler
         var maxAttempts = chosen?.Retry?.MaxAttempts ?? options.MaxAttempts;
         var kept = Volatile.Read(ref _lastRoute);
         ServiceRoute route;
-        if (kept is not null && string.Equals(kept.Service, service, StringComparison.Ordinal) && ResilienceRegistry.IsCurrent(kept.Route))
+        if (kept is not null && string.Equals(kept.ServiceName, service, StringComparison.Ordinal) && ResilienceRegistry.IsCurrent(kept))
         {
-            route = kept.Route;
+            route = kept;
         }
         else
         {
             route = await _routes.GetRouteAsync(_clientName, service, options, cancellationToken).ConfigureAwait(false);
-            Volatile.Write(ref _lastRoute, new KeptRoute(service, route));
+            Volatile.Write(ref _lastRoute, route);
         }
 
         var slot = await AdmissionControl.AdmitAsync(route, options, _metrics, cancellationToken).ConfigureAwait(false);
@@ -243,6 +244,3 @@ internal sealed class LodestarHandler : DelegatingHandler
 
 /// <summary>A logical URI's original text and the service it names, or <see langword="null"/> for one passed through.</summary>
 internal sealed record NamedUri(string Original, string? Service);
-
-/// <summary>A service's name and the route a client's last request to it took.</summary>
-internal sealed record KeptRoute(string Service, ServiceRoute Route);

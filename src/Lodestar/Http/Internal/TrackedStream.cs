@@ -13,7 +13,7 @@ namespace Lodestar.Http.Internal;
 /// A read or write reads no clock: it bumps a count the retirement check compares with what it saw last. The check
 /// starts when the address leaves and runs every half quiet period; a connection whose count has not moved for a quiet
 /// period by the check's clock, with no write pending, is closed. So a connection is closed a quiet period after the
-/// address left at the earliest, and at most half a period after it went quiet at the latest.
+/// address left at the earliest, and between one and one and a half periods after its last bytes.
 /// </remarks>
 internal sealed class TrackedStream : Stream
 {
