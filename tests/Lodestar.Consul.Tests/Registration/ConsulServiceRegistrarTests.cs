@@ -182,27 +182,16 @@ public sealed class ConsulServiceRegistrarTests(ITestOutputHelper output)
         var abandoned = time.GetTimestamp();
         Assert.Equal("passing", agent.Find("orders-127.0.0.1-5001")?.Status);
 
-        await Eventually.TrueAsync(() => Step(time, () => !watch.Has(5001)), s_timeout, "gone from ?passing after the TTL");
+        await Eventually.TrueAdvancingAsync(time, agent.ReaperInterval, () => !watch.Has(5001), s_timeout, "gone from ?passing after the TTL");
         var gone = time.GetElapsedTime(abandoned);
         Assert.Equal("critical", agent.Find("orders-127.0.0.1-5001")?.Status);
-        await Eventually.TrueAsync(() => Step(time, () => agent.Find("orders-127.0.0.1-5001") is null), s_timeout, "removed after DeregisterCriticalServiceAfter");
+        await Eventually.TrueAdvancingAsync(
+            time, agent.ReaperInterval, () => agent.Find("orders-127.0.0.1-5001") is null, s_timeout, "removed after DeregisterCriticalServiceAfter");
         var removed = time.GetElapsedTime(abandoned);
 
         output.WriteLine($"on the agent's clock: left the passing set {gone.TotalMilliseconds:0} ms after heartbeats stopped (TTL 1 s); removed {removed.TotalMilliseconds:0} ms after");
         Assert.True(gone > TimeSpan.FromSeconds(1), "not before the TTL has run out");
         Assert.True(removed > TimeSpan.FromSeconds(2), "not before DeregisterCriticalServiceAfter has run out after the TTL");
-    }
-
-    /// <summary>Moves the agent's clock one reaper interval unless <paramref name="done"/> already holds.</summary>
-    private static bool Step(FakeTimeProvider time, Func<bool> done)
-    {
-        if (done())
-        {
-            return true;
-        }
-
-        time.Advance(TimeSpan.FromMilliseconds(50));
-        return false;
     }
 
     [Fact]

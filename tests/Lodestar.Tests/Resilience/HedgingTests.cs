@@ -27,11 +27,7 @@ public sealed class HedgingTests
 
     /// <summary>Moves the clock a millisecond at a time until the hedge (the second call) is sent.</summary>
     private static Task AdvanceUntilTheHedgeIsSentAsync(FakeTimeProvider time, ScriptedHandler handler)
-        => Eventually.TrueAsync(() =>
-        {
-            time.Advance(TimeSpan.FromMilliseconds(1));
-            return handler.Count == 2;
-        }, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
+        => Eventually.TrueAdvancingAsync(time, TimeSpan.FromMilliseconds(1), () => handler.Count == 2, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
 
     [Fact]
     public async Task Hedging_FirstAttemptSlow_SecondEndpointWinsAndFirstIsCancelledOnceTheDelayPassesAgain()
@@ -180,11 +176,7 @@ public sealed class HedgingTests
         using var cts = new CancellationTokenSource();
 
         var pending = host.CreateClient().GetAsync("http://orders/x", cts.Token);
-        await Eventually.TrueAsync(() =>
-        {
-            time.Advance(TimeSpan.FromMilliseconds(10));
-            return handler.Count == 3;
-        }, TimeSpan.FromSeconds(5), "two hedges are sent");
+        await Eventually.TrueAdvancingAsync(time, TimeSpan.FromMilliseconds(10), () => handler.Count == 3, TimeSpan.FromSeconds(5), "two hedges are sent");
         await cts.CancelAsync();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending.WaitAsync(TimeSpan.FromSeconds(5)));
@@ -253,11 +245,7 @@ public sealed class HedgingTests
 
         // A millisecond at a time: the first attempt is sent before the request arms its delay, so one step of the whole
         // delay taken between the two would never reach the deadline.
-        await Eventually.TrueAsync(() =>
-        {
-            time.Advance(TimeSpan.FromMilliseconds(1));
-            return transport.Requests.Count == 2;
-        }, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
+        await Eventually.TrueAdvancingAsync(time, TimeSpan.FromMilliseconds(1), () => transport.Requests.Count == 2, TimeSpan.FromSeconds(5), "the hedge is sent after the delay");
         using var response = await pending.WaitAsync(TimeSpan.FromSeconds(5));
 
         // Assert
@@ -433,14 +421,7 @@ public sealed class HedgingTests
         // Act: the second request hedges (1 of 2 requests); the third would make 2 of 3.
         var second = client.GetAsync("http://orders/x");
         await Eventually.TrueAsync(() => handler.Count == 2, TimeSpan.FromSeconds(5), "the second request's first attempt is sent");
-        await Eventually.TrueAsync(
-            () =>
-            {
-                time.Advance(TimeSpan.FromMilliseconds(1));
-                return handler.Count == 3;
-            },
-            TimeSpan.FromSeconds(5),
-            "the second request hedges");
+        await Eventually.TrueAdvancingAsync(time, TimeSpan.FromMilliseconds(1), () => handler.Count == 3, TimeSpan.FromSeconds(5), "the second request hedges");
         using var secondResponse = await second.WaitAsync(TimeSpan.FromSeconds(5));
         using var refusals = new MeterListener();
         var refused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -457,14 +438,8 @@ public sealed class HedgingTests
         using var caller = new CancellationTokenSource();
         var third = client.GetAsync("http://orders/x", caller.Token);
         await Eventually.TrueAsync(() => handler.Count == 4, TimeSpan.FromSeconds(5), "the third request's first attempt is sent");
-        await Eventually.TrueAsync(
-            () =>
-            {
-                time.Advance(TimeSpan.FromMilliseconds(1));
-                return refused.Task.IsCompleted || handler.Count > 4;
-            },
-            TimeSpan.FromSeconds(5),
-            "the third request's hedge is refused or sent");
+        await Eventually.TrueAdvancingAsync(
+            time, TimeSpan.FromMilliseconds(1), () => refused.Task.IsCompleted || handler.Count > 4, TimeSpan.FromSeconds(5), "the third request's hedge is refused or sent");
         Assert.False(handler.Count > 4, "a hedge was sent beyond the share");
         await caller.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => third.WaitAsync(TimeSpan.FromSeconds(5)));

@@ -27,10 +27,9 @@ internal sealed class TrackedStream : Stream
     private ITimer? _retireTimer;
     private int _closed;
 
-    // The retirement check's own: the count at its last look, and when it last saw it move (or began looking).
+    // The retirement check's own: the count at its last look, and when it last saw it move (or retirement began).
     private int _lastSeen;
     private long _quietSince;
-    private bool _looking;
 
     public TrackedStream(Stream inner, ConnectionRetirer owner, string address)
     {
@@ -63,7 +62,8 @@ internal sealed class TrackedStream : Stream
                 return;
             }
 
-            _looking = false;
+            _lastSeen = Volatile.Read(ref _activity);
+            _quietSince = _owner.TimeProvider.GetTimestamp();
 
             // Timers must not capture the caller's ExecutionContext.
             using (ExecutionContext.SuppressFlow())
@@ -214,9 +214,8 @@ internal sealed class TrackedStream : Stream
             {
                 var now = _owner.TimeProvider.GetTimestamp();
                 var seen = Volatile.Read(ref _activity);
-                if (!_looking || seen != _lastSeen)
+                if (seen != _lastSeen)
                 {
-                    _looking = true;
                     _lastSeen = seen;
                     _quietSince = now;
                 }
