@@ -180,6 +180,14 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
             }
         }
 
+        if (scenario.DelayMs == 0)
+        {
+            // Where CPU per request is measured: the factory client and Lodestar's round robin again without the factory's
+            // own logging handlers, so that the factory's share of a factory client's cost is told apart from Lodestar's.
+            specs.Add(new(Peers.FactoryNoLoggers, SetupKind.Factory, backends[0].Url + "/", NoFactoryLoggers: true));
+            specs.Add(new("lodestar " + LoadBalancingPolicies.RoundRobin + Peers.NoLoggers, SetupKind.Lodestar, "http://svc/", LoadBalancingPolicies.RoundRobin, NoFactoryLoggers: true));
+        }
+
         specs.Add(new(Peers.Mesd, SetupKind.Mesd, "http://svc/"));
         specs.Add(new("M.E.SD round robin + standard resilience", SetupKind.MesdResilience, "http://svc/"));
         var proxied = onlySetups is null || onlySetups.Any(name => name.StartsWith("yarp ", StringComparison.Ordinal) || name.StartsWith("haproxy ", StringComparison.Ordinal));
@@ -374,6 +382,11 @@ static void Summarise(Report report)
             if (summary.Setup.StartsWith("lodestar", StringComparison.Ordinal))
             {
                 summary.ThroughputVsMesdPaired = PairedRatio(scenario, summary.Setup, Peers.Mesd, r => r.RequestsPerSecond);
+                summary.CpuVsPlainPaired = PairedRatio(scenario, summary.Setup, Peers.Plain, r => r.CpuMicrosecondsPerRequest);
+                summary.CpuVsPlainRotatedPaired = PairedRatio(scenario, summary.Setup, Peers.PlainRotated, r => r.CpuMicrosecondsPerRequest);
+                // Over the factory client with the same logging handlers: what Lodestar's handler adds to the client it is in.
+                var factory = summary.Setup.EndsWith(Peers.NoLoggers, StringComparison.Ordinal) ? Peers.FactoryNoLoggers : Peers.Factory;
+                summary.CpuVsFactoryPaired = PairedRatio(scenario, summary.Setup, factory, r => r.CpuMicrosecondsPerRequest);
                 if (summary.Setup.IndexOf(Peers.Hedged, StringComparison.Ordinal) is var at and > 0)
                 {
                     var unhedged = summary.Setup[..at];
@@ -441,13 +454,15 @@ static void PrintSummary(Report report)
             Console.WriteLine($"{s.Setup,-42} {s.RequestsPerSecond,8:F0} {s.RequestsPerSecondSpreadPercent,5:F1}% {Format(s.ThroughputVsMesd),8} {s.P99Ms,7:F2} {s.P99SpreadPercent,5:F1}% {Format(s.P99VsHaproxyLeastconn),13} {Format(s.P99VsYarpP2c),7} {Format(s.MaxMinShare),7} {s.SlowSharePercent,6:F2} {s.ExtraAttemptsPercent,7:F2} {s.CpuMicrosecondsPerRequest,6:F1} {Format(s.CpuVsPlain),9} {s.BytesPerRequest,6:F0} {Format(s.BytesVsPlain),7}");
         }
 
-        var paired = scenario.Summary.Where(summary => summary.ThroughputVsMesdPaired is not null || summary.ThroughputVsUnhedged is not null).ToList();
+        var paired = scenario.Summary.Where(summary => summary.ThroughputVsMesdPaired is not null || summary.ThroughputVsUnhedged is not null || summary.CpuVsPlainPaired is not null).ToList();
         if (paired.Count > 0)
         {
-            Console.WriteLine($"paired (median over the passes of the ratio within each pass): {"setup",-42} {"x M.E.SD",8} {"x unhedged: req/s",17} {"cpu",6} {"B",6}");
+            Console.WriteLine("paired (median over the passes of the ratio within each pass); cpu x plain, x rotated, x factory = CPU over the plain HttpClient's,");
+            Console.WriteLine("the rotating plain HttpClient's and the factory client's with the same logging handlers:");
+            Console.WriteLine($"{"setup",-55} {"x M.E.SD",8} {"x unhedged: req/s",17} {"cpu",6} {"B",6} {"cpu x plain",11} {"x rotated",9} {"x factory",9}");
             foreach (var p in paired)
             {
-                Console.WriteLine($"{string.Empty,-62} {p.Setup,-42} {Format(p.ThroughputVsMesdPaired),8} {Format(p.ThroughputVsUnhedged),17} {Format(p.CpuVsUnhedged),6} {Format(p.BytesVsUnhedged),6}");
+                Console.WriteLine($"{p.Setup,-55} {Format(p.ThroughputVsMesdPaired),8} {Format(p.ThroughputVsUnhedged),17} {Format(p.CpuVsUnhedged),6} {Format(p.BytesVsUnhedged),6} {Format(p.CpuVsPlainPaired),11} {Format(p.CpuVsPlainRotatedPaired),9} {Format(p.CpuVsFactoryPaired),9}");
             }
         }
     }
@@ -462,7 +477,9 @@ static void PrintSummary(Report report)
     Console.WriteLine($"{"scenario",-14} {"x M.E.SD",15} {"cpu/plain",15} {"B/plain",15} {"p99/leastconn",13} {"p99/P2C",7} {"hedges %",15} {"max/min",15} {"cpu/rotated",15} {"cpu/factory",15}");
     foreach (var scenario in report.Scenarios)
     {
-        var lodestar = scenario.Summary.Where(s => s.Setup.StartsWith("lodestar", StringComparison.Ordinal) && !s.Setup.Contains("hedging", StringComparison.Ordinal)).ToList();
+        // A client whose factory loggers were removed is a user's choice, shown beside the goals rather than in them.
+        var lodestar = scenario.Summary.Where(s => s.Setup.StartsWith("lodestar", StringComparison.Ordinal) && !s.Setup.Contains("hedging", StringComparison.Ordinal)
+                                                   && !s.Setup.EndsWith(Peers.NoLoggers, StringComparison.Ordinal)).ToList();
         var hedged = scenario.Summary.Where(s => s.Setup.Contains("hedging", StringComparison.Ordinal)).ToList();
         var peakEwma = scenario.Summary.FirstOrDefault(s => s.Setup == "lodestar " + LoadBalancingPolicies.PeakEwma);
         var slow = scenario.SlowFactor > 1;
@@ -648,6 +665,18 @@ internal sealed class SetupSummary
     /// <summary>Gets or sets the CPU per request over the factory client's with nothing added, which rotates over every backend itself.</summary>
     public double? CpuVsFactory { get; set; }
 
+    /// <summary>Gets or sets the median over the passes of the setup's CPU per request over the plain client's in the same pass.</summary>
+    public double? CpuVsPlainPaired { get; set; }
+
+    /// <summary>Gets or sets the median over the passes of the setup's CPU per request over the rotating plain client's in the same pass.</summary>
+    public double? CpuVsPlainRotatedPaired { get; set; }
+
+    /// <summary>
+    /// Gets or sets the median over the passes of the setup's CPU per request over the factory client's with the same
+    /// logging handlers in the same pass: what Lodestar's handler adds to the client it is in.
+    /// </summary>
+    public double? CpuVsFactoryPaired { get; set; }
+
     /// <summary>Gets or sets the busiest fast backend's requests over the least busy one's, over all passes.</summary>
     public double? MaxMinShare { get; set; }
 
@@ -664,6 +693,12 @@ internal static class Peers
     public const string Plain = "plain HttpClient (1 address)";
     public const string PlainRotated = "plain HttpClient (caller rotates)";
     public const string Factory = "factory HttpClient (caller rotates)";
+
+    /// <summary>The factory client with the factory's logging handlers removed (<c>RemoveAllLoggers()</c>).</summary>
+    public const string FactoryNoLoggers = Factory + NoLoggers;
+
+    /// <summary>The suffix of a setup whose factory client has the factory's logging handlers removed.</summary>
+    public const string NoLoggers = " without factory loggers";
     public const string Mesd = "M.E.SD round robin";
     public const string HaproxyLeastconn = "haproxy leastconn";
     public const string YarpP2c = "yarp PowerOfTwoChoices";

@@ -34,7 +34,12 @@ internal enum SetupKind
 }
 
 /// <summary>One setup of a scenario: its display name and how its client process builds the client.</summary>
-internal sealed record SetupSpec(string Name, SetupKind Kind, string Uri, string? Policy = null, bool Hedged = false, double? HedgeDelayMs = null, double? MaxHedgeRatio = null)
+/// <remarks>
+/// <see cref="NoFactoryLoggers"/> removes the factory's own logging handlers from a factory client (<c>RemoveAllLoggers()</c>,
+/// a user's choice): what the factory's logging costs per request, told apart from what the handler added to it costs.
+/// </remarks>
+internal sealed record SetupSpec(string Name, SetupKind Kind, string Uri, string? Policy = null, bool Hedged = false, double? HedgeDelayMs = null, double? MaxHedgeRatio = null,
+    bool NoFactoryLoggers = false)
 {
     /// <summary>Gets the arguments that make the runner a client process for this setup.</summary>
     public IEnumerable<string> ToArguments(Scenario scenario, IReadOnlyList<string> backendUrls)
@@ -70,6 +75,11 @@ internal sealed record SetupSpec(string Name, SetupKind Kind, string Uri, string
             }
         }
 
+        if (NoFactoryLoggers)
+        {
+            yield return "--no-factory-loggers";
+        }
+
         if (scenario.Protocols == Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2)
         {
             yield return "--h2";
@@ -95,6 +105,7 @@ internal static class SetupChild
         string? policy = null;
         var callers = 0;
         var hedged = false;
+        var noFactoryLoggers = false;
         double? hedgeDelayMs = null;
         double? maxHedgeRatio = null;
         var http2 = false;
@@ -118,6 +129,9 @@ internal static class SetupChild
                 case "--backends" when i + 1 < args.Length:
                     backends = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries);
                     break;
+                case "--no-factory-loggers":
+                    noFactoryLoggers = true;
+                    break;
                 case "--hedged":
                     hedged = true;
                     break;
@@ -136,7 +150,7 @@ internal static class SetupChild
         if (kind is null || uri is null || callers is < 1 or > 256 || backends.Length == 0 || (kind == SetupKind.Lodestar && policy is null)
             || backends.Append(uri).Any(u => !u.StartsWith("http://127.0.0.1:", StringComparison.Ordinal) && !u.StartsWith("http://svc/", StringComparison.Ordinal)))
         {
-            await Console.Error.WriteLineAsync("usage: --child --kind Plain|PlainRotated|Factory|Lodestar|Mesd|MesdResilience --uri <url> --callers <1-256> --backends http://127.0.0.1:<port>,... [--policy <name>] [--hedged [--hedge-delay-ms <ms>] [--max-hedge-ratio <0-1>]] [--h2] (loopback only)");
+            await Console.Error.WriteLineAsync("usage: --child --kind Plain|PlainRotated|Factory|Lodestar|Mesd|MesdResilience --uri <url> --callers <1-256> --backends http://127.0.0.1:<port>,... [--policy <name>] [--hedged [--hedge-delay-ms <ms>] [--max-hedge-ratio <0-1>]] [--no-factory-loggers] [--h2] (loopback only)");
             return 2;
         }
 
@@ -152,7 +166,13 @@ internal static class SetupChild
         switch (kind)
         {
             case SetupKind.Lodestar:
-                services.AddHttpClient("client").AddLodestar(o =>
+                var lodestarClient = services.AddHttpClient("client");
+                if (noFactoryLoggers)
+                {
+                    lodestarClient.RemoveAllLoggers();
+                }
+
+                lodestarClient.AddLodestar(o =>
                 {
                     o.Policy = policy!;
                     if (hedged)
@@ -172,7 +192,12 @@ internal static class SetupChild
                 });
                 break;
             case SetupKind.Factory:
-                services.AddHttpClient("client");
+                var factoryClient = services.AddHttpClient("client");
+                if (noFactoryLoggers)
+                {
+                    factoryClient.RemoveAllLoggers();
+                }
+
                 break;
             case SetupKind.Mesd:
                 services.AddHttpClient("client").AddServiceDiscovery();
