@@ -541,6 +541,38 @@ public sealed class RetryTests
         Assert.False(budget.TryWithdraw());
     }
 
+    [Fact]
+    public async Task RetryBudget_RequestsFromThreadsAtOnce_EveryOneEarnsItsShare()
+    {
+        // Arrange: a 10 % budget with no minimum, and 4,000 requests counted from eight threads at once, which spread
+        // them over the count's cells (one per processor).
+        var time = new FakeTimeProvider();
+        var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.1, minRetriesPerSecond: 0);
+        using var start = new Barrier(8);
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Factory.StartNew(
+            () =>
+            {
+                start.SignalAndWait(TimeSpan.FromSeconds(30));
+                for (var i = 0; i < 500; i++)
+                {
+                    budget.OnRequest();
+                }
+            },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default)));
+
+        // Act: take retries until the budget refuses.
+        var retries = 0;
+        while (retries <= 4_000 && budget.TryWithdraw())
+        {
+            retries++;
+        }
+
+        // Assert: exactly a tenth of the requests, none of them lost between the cells.
+        Assert.Equal(400, retries);
+    }
+
     /// <summary>A budget over a 10 s window that has seen <paramref name="requests"/> requests.</summary>
     private static RetryBudget BudgetAfterRequests(FakeTimeProvider time, double ratio, int minRetriesPerSecond, int requests)
     {

@@ -1,3 +1,5 @@
+using Lodestar.Internal;
+
 namespace Lodestar.Resilience.Retry.Internal;
 
 /// <summary>
@@ -8,7 +10,9 @@ namespace Lodestar.Resilience.Retry.Internal;
 /// <remarks>
 /// The window is ten buckets. Counting is lock-free (<see cref="Interlocked"/>); a bucket is reset under its own lock
 /// once per bucket period when the clock moves into it. An increment racing with that reset can be lost, which only
-/// makes the budget approximate by a request or two.
+/// makes the budget approximate by a request or two. Every request of the service adds to its bucket's request count,
+/// and only a retry or hedge decision reads it, so that count is a <see cref="StripedCounter"/>: requests on different
+/// processors do not contend for one cache line (Finagle's budget counts the same way).
 /// </remarks>
 internal sealed class RetryBudget
 {
@@ -40,7 +44,7 @@ internal sealed class RetryBudget
     /// Records a request (not a retry) that started at <paramref name="startedAt"/>, a timestamp of the budget's clock
     /// the caller already read (the request's start), so the request path reads it once.
     /// </summary>
-    public void OnRequest(long startedAt) => Interlocked.Increment(ref BucketOf(startedAt / _bucketTicks).Requests);
+    public void OnRequest(long startedAt) => BucketOf(startedAt / _bucketTicks).Requests.Increment();
 
     /// <summary>
     /// Takes one retry from the budget when it has one; for a hedge with <paramref name="hedgeRatio"/>, only while the
@@ -74,7 +78,7 @@ internal sealed class RetryBudget
         {
             if (epoch - Volatile.Read(ref bucket.Epoch) < BucketCount)
             {
-                requests += Interlocked.Read(ref bucket.Requests);
+                requests += bucket.Requests.Sum();
                 retries += Interlocked.Read(ref bucket.Retries);
                 hedges += Interlocked.Read(ref bucket.Hedges);
             }
@@ -100,7 +104,7 @@ internal sealed class RetryBudget
             {
                 if (bucket.Epoch < epoch)
                 {
-                    Interlocked.Exchange(ref bucket.Requests, 0);
+                    bucket.Requests.Reset();
                     Interlocked.Exchange(ref bucket.Retries, 0);
                     Interlocked.Exchange(ref bucket.Hedges, 0);
                     Volatile.Write(ref bucket.Epoch, epoch);
@@ -113,8 +117,8 @@ internal sealed class RetryBudget
 
     private sealed class Bucket
     {
+        public readonly StripedCounter Requests = new();
         public long Epoch;
-        public long Requests;
         public long Retries;
         public long Hedges;
     }
