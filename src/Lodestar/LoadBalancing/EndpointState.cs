@@ -64,7 +64,7 @@ public sealed class EndpointState
     public int ConsecutiveFailures => Volatile.Read(ref _consecutiveFailures);
 
     /// <summary>Gets the latency of the last completed attempt.</summary>
-    public TimeSpan LastLatency => TimeSpan.FromTicks(Interlocked.Read(ref _lastLatencyTicks));
+    public TimeSpan LastLatency => TimeSpan.FromTicks(Volatile.Read(ref _lastLatencyTicks));
 
     /// <summary>Gets the <see cref="TimeProvider"/> timestamp at which the endpoint was first seen (for slow start).</summary>
     public long AddedTimestamp => _addedTimestamp;
@@ -113,7 +113,7 @@ public sealed class EndpointState
     internal int ConsecutiveGatewayFailures;
     internal int ConsecutiveConnectFailures;
     internal long IntervalRequests;
-    internal long IntervalSuccesses;
+    internal long IntervalFailures;
 
     // Guarded by the health stage's outlier gate.
     internal int EjectionMultiplier;
@@ -181,7 +181,8 @@ public sealed class EndpointState
             _tracking.OnRequestCompleted();
         }
 
-        Interlocked.Exchange(ref _lastLatencyTicks, latency.Ticks);
+        // A plain (atomic) store: only the inspector reads it, and a full fence per attempt would buy nothing.
+        Volatile.Write(ref _lastLatencyTicks, latency.Ticks);
         if ((statistics & EndpointStatistics.Latency) != 0)
         {
             ObserveLatency(success, latency);

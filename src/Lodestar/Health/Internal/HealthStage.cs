@@ -302,10 +302,13 @@ internal sealed partial class HealthStage : IDisposable
         Interlocked.Increment(ref state.IntervalRequests);
         if (outcome == AttemptOutcome.Success)
         {
-            Interlocked.Increment(ref state.IntervalSuccesses);
             ResetStreaks(state);
             return false;
         }
+
+        // Failures are counted rather than successes: the interval's successes are its requests less its failures, so
+        // an answered attempt, nearly every one, pays for one shared count instead of two.
+        Interlocked.Increment(ref state.IntervalFailures);
 
         // Envoy checks gateway failures first; a non-gateway 5xx breaks a gateway streak. Exact equality means one
         // thread crosses each threshold, and it resets the streak.
@@ -455,7 +458,8 @@ internal sealed partial class HealthStage : IDisposable
             foreach (var state in _snapshot.Endpoints)
             {
                 var requests = Interlocked.Exchange(ref state.IntervalRequests, 0);
-                var successes = Interlocked.Exchange(ref state.IntervalSuccesses, 0);
+                // An attempt counted between the two exchanges may land its failure in the other interval: never below zero.
+                var successes = Math.Max(0, requests - Interlocked.Exchange(ref state.IntervalFailures, 0));
                 if (state.Ejection is { } ejection)
                 {
                     if (_timeProvider.GetElapsedTime(ejection.SinceTimestamp, now) >= ejection.Duration)
