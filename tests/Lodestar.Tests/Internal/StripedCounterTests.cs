@@ -1,4 +1,5 @@
 using Lodestar.Internal;
+using Lodestar.Testing;
 
 namespace Lodestar.Tests.Internal;
 
@@ -23,21 +24,15 @@ public sealed class StripedCounterTests
         const int threads = 8;
         const int adds = 20_000;
         var counter = new StripedCounter(threads);
-        using var start = new Barrier(threads);
 
         // Act: every thread adds at once, each a bounded number of times.
-        await Task.WhenAll(Enumerable.Range(0, threads).Select(_ => Task.Factory.StartNew(
-            () =>
+        await AtOnce.RunAsync(threads, () =>
+        {
+            for (var i = 0; i < adds; i++)
             {
-                start.SignalAndWait(TimeSpan.FromSeconds(30));
-                for (var i = 0; i < adds; i++)
-                {
-                    counter.Increment();
-                }
-            },
-            CancellationToken.None,
-            TaskCreationOptions.LongRunning,
-            TaskScheduler.Default)));
+                counter.Increment();
+            }
+        });
         var sum = counter.Sum();
         counter.Reset();
 

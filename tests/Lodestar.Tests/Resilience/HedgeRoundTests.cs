@@ -232,26 +232,19 @@ public sealed class HedgeRoundTests
         // answers, so every deadline is filed while others are being taken and the clock goes to sleep between them.
         var clock = new HedgeClock();
         var never = new TaskCompletionSource<HttpResponseMessage>();
-        using var go = new Barrier(8);
 
         // Act
-        var threads = Enumerable.Range(0, 8).Select(_ => Task.Factory.StartNew(
-            () =>
+        var all = (await AtOnce.RunAsync(8, () =>
+        {
+            var waits = new List<(HedgeRound Round, Task<bool> Wait)>();
+            for (var i = 0; i < 100; i++)
             {
-                go.SignalAndWait(s_wait);
-                var waits = new List<(HedgeRound Round, Task<bool> Wait)>();
-                for (var i = 0; i < 100; i++)
-                {
-                    var round = Started(new HedgeRound(TimeProvider.System, clock));
-                    waits.Add((round, round.WaitAsync(never.Task, TimeSpan.FromMilliseconds(1)).AsTask()));
-                }
+                var round = Started(new HedgeRound(TimeProvider.System, clock));
+                waits.Add((round, round.WaitAsync(never.Task, TimeSpan.FromMilliseconds(1)).AsTask()));
+            }
 
-                return waits;
-            },
-            CancellationToken.None,
-            TaskCreationOptions.LongRunning,
-            TaskScheduler.Default)).ToArray();
-        var all = (await Task.WhenAll(threads).WaitAsync(s_wait)).SelectMany(waits => waits).ToArray();
+            return waits;
+        })).SelectMany(waits => waits).ToArray();
         var ended = await Task.WhenAll(all.Select(w => w.Wait)).WaitAsync(s_wait);
 
         // Assert: all 800 ended by their deadline (not by a first attempt), and none is left with the clock.

@@ -548,19 +548,13 @@ public sealed class RetryTests
         // them over the count's cells (one per processor).
         var time = new FakeTimeProvider();
         var budget = new RetryBudget(time, TimeSpan.FromSeconds(10), 0.1, minRetriesPerSecond: 0);
-        using var start = new Barrier(8);
-        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Factory.StartNew(
-            () =>
+        await AtOnce.RunAsync(8, () =>
+        {
+            for (var i = 0; i < 500; i++)
             {
-                start.SignalAndWait(TimeSpan.FromSeconds(30));
-                for (var i = 0; i < 500; i++)
-                {
-                    budget.OnRequest();
-                }
-            },
-            CancellationToken.None,
-            TaskCreationOptions.LongRunning,
-            TaskScheduler.Default)));
+                budget.OnRequest();
+            }
+        });
 
         // Act: take retries until the budget refuses.
         var retries = 0;
