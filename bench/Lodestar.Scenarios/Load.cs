@@ -16,6 +16,7 @@ internal static class Load
         var loadAverage = LoadAverage();
         using var self = Process.GetCurrentProcess();
         var cpuBefore = self.TotalProcessorTime;
+        var userBefore = self.UserProcessorTime;
         var bytesBefore = GC.GetTotalAllocatedBytes(true);
         var workItemsBefore = ThreadPool.CompletedWorkItemCount;
         var switchesBefore = ContextSwitches();
@@ -72,6 +73,7 @@ internal static class Load
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         self.Refresh();
         var cpu = (self.TotalProcessorTime - cpuBefore).TotalMilliseconds;
+        var user = (self.UserProcessorTime - userBefore).TotalMilliseconds;
         var bytes = GC.GetTotalAllocatedBytes(true) - bytesBefore;
         var workItems = ThreadPool.CompletedWorkItemCount - workItemsBefore;
         var switches = ContextSwitches() - switchesBefore;
@@ -92,6 +94,7 @@ internal static class Load
             MaxMs = all.Length == 0 ? 0 : all[^1],
             Curve = Svg.Quantiles.Select(q => Percentile(all, q)).ToArray(),
             CpuMicrosecondsPerRequest = all.Length == 0 ? 0 : cpu * 1000 / all.Length,
+            UserCpuMicrosecondsPerRequest = all.Length == 0 ? 0 : user * 1000 / all.Length,
             BytesPerRequest = all.Length == 0 ? 0 : bytes / all.Length,
             WorkItemsPerRequest = all.Length == 0 ? 0 : (double)workItems / all.Length,
             ContextSwitchesPerRequest = all.Length == 0 || switches < 0 ? 0 : (double)switches / all.Length,

@@ -282,7 +282,7 @@ async Task<ScenarioResult> RunScenarioAsync(Scenario scenario, TimeSpan runFor, 
 
                 run.ExtraAttemptsPercent = run.Requests == 0 ? 0 : 100.0 * (attempts - run.Requests) / run.Requests;
                 result.Results.Add(run);
-                Console.WriteLine($"  {number} {pass,-7} {setup.Spec.Name,-42} {run.RequestsPerSecond,8:F0} req/s  p50 {run.P50Ms,6:F2}  p99 {run.P99Ms,6:F2}  p99.9 {run.P999Ms,6:F2} ms  cpu {run.CpuMicrosecondsPerRequest,5:F1} us  {run.BytesPerRequest,6} B  items {run.WorkItemsPerRequest,4:F2}  switches {run.ContextSwitchesPerRequest,4:F2}  jit {run.JitMethods,4} in {run.JitMilliseconds,5:F0} ms  extra {run.ExtraAttemptsPercent,5:F2} %  errors {run.Errors}  load {run.LoadAverage}");
+                Console.WriteLine($"  {number} {pass,-7} {setup.Spec.Name,-42} {run.RequestsPerSecond,8:F0} req/s  p50 {run.P50Ms,6:F2}  p99 {run.P99Ms,6:F2}  p99.9 {run.P999Ms,6:F2} ms  cpu {run.CpuMicrosecondsPerRequest,5:F1} us (user {run.UserCpuMicrosecondsPerRequest,5:F1})  {run.BytesPerRequest,6} B  items {run.WorkItemsPerRequest,4:F2}  switches {run.ContextSwitchesPerRequest,4:F2}  jit {run.JitMethods,4} in {run.JitMilliseconds,5:F0} ms  extra {run.ExtraAttemptsPercent,5:F2} %  errors {run.Errors}  load {run.LoadAverage}");
             }
         }
     }
@@ -361,6 +361,7 @@ static void Summarise(Report report)
                 P99Ms = Median(runs.Select(r => r.P99Ms)),
                 P99SpreadPercent = Spread(runs.Select(r => r.P99Ms)),
                 CpuMicrosecondsPerRequest = Median(runs.Select(r => r.CpuMicrosecondsPerRequest)),
+                UserCpuMicrosecondsPerRequest = Median(runs.Select(r => r.UserCpuMicrosecondsPerRequest)),
                 BytesPerRequest = Median(runs.Select(r => (double)r.BytesPerRequest)),
                 MaxMinShare = fast.Length < 2 || fast.Min() == 0 ? null : Math.Round(fast.Max() / (double)fast.Min(), 3),
                 SlowSharePercent = Math.Round(100.0 * slow / total, 2),
@@ -387,6 +388,8 @@ static void Summarise(Report report)
                 // Over the factory client with the same logging handlers: what Lodestar's handler adds to the client it is in.
                 var factory = summary.Setup.EndsWith(Peers.NoLoggers, StringComparison.Ordinal) ? Peers.FactoryNoLoggers : Peers.Factory;
                 summary.CpuVsFactoryPaired = PairedRatio(scenario, summary.Setup, factory, r => r.CpuMicrosecondsPerRequest);
+                summary.UserCpuVsPlainPaired = PairedRatio(scenario, summary.Setup, Peers.Plain, r => r.UserCpuMicrosecondsPerRequest);
+                summary.UserCpuVsFactoryPaired = PairedRatio(scenario, summary.Setup, factory, r => r.UserCpuMicrosecondsPerRequest);
                 if (summary.Setup.IndexOf(Peers.Hedged, StringComparison.Ordinal) is var at and > 0)
                 {
                     var unhedged = summary.Setup[..at];
@@ -458,11 +461,12 @@ static void PrintSummary(Report report)
         if (paired.Count > 0)
         {
             Console.WriteLine("paired (median over the passes of the ratio within each pass); cpu x plain, x rotated, x factory = CPU over the plain HttpClient's,");
-            Console.WriteLine("the rotating plain HttpClient's and the factory client's with the same logging handlers:");
-            Console.WriteLine($"{"setup",-55} {"x M.E.SD",8} {"x unhedged: req/s",17} {"cpu",6} {"B",6} {"cpu x plain",11} {"x rotated",9} {"x factory",9}");
+            Console.WriteLine("the rotating plain HttpClient's and the factory client's with the same logging handlers; user x plain, x factory = the same for");
+            Console.WriteLine("CPU in user mode alone (the process's own code, without the kernel's work for its sockets and threads):");
+            Console.WriteLine($"{"setup",-55} {"x M.E.SD",8} {"x unhedged: req/s",17} {"cpu",6} {"B",6} {"cpu x plain",11} {"x rotated",9} {"x factory",9} {"user x plain",12} {"x factory",9}");
             foreach (var p in paired)
             {
-                Console.WriteLine($"{p.Setup,-55} {Format(p.ThroughputVsMesdPaired),8} {Format(p.ThroughputVsUnhedged),17} {Format(p.CpuVsUnhedged),6} {Format(p.BytesVsUnhedged),6} {Format(p.CpuVsPlainPaired),11} {Format(p.CpuVsPlainRotatedPaired),9} {Format(p.CpuVsFactoryPaired),9}");
+                Console.WriteLine($"{p.Setup,-55} {Format(p.ThroughputVsMesdPaired),8} {Format(p.ThroughputVsUnhedged),17} {Format(p.CpuVsUnhedged),6} {Format(p.BytesVsUnhedged),6} {Format(p.CpuVsPlainPaired),11} {Format(p.CpuVsPlainRotatedPaired),9} {Format(p.CpuVsFactoryPaired),9} {Format(p.UserCpuVsPlainPaired),12} {Format(p.UserCpuVsFactoryPaired),9}");
             }
         }
     }
@@ -580,6 +584,9 @@ internal sealed class RunResult
 
     public double CpuMicrosecondsPerRequest { get; set; }
 
+    /// <summary>Gets or sets the client process's CPU per request in user mode alone (its own code, not the kernel's work for it).</summary>
+    public double UserCpuMicrosecondsPerRequest { get; set; }
+
     public long BytesPerRequest { get; set; }
 
     /// <summary>Gets or sets the thread-pool work items completed in the client process per request.</summary>
@@ -651,6 +658,9 @@ internal sealed class SetupSummary
 
     public double CpuMicrosecondsPerRequest { get; set; }
 
+    /// <summary>Gets or sets the median CPU per request in user mode alone.</summary>
+    public double UserCpuMicrosecondsPerRequest { get; set; }
+
     public double BytesPerRequest { get; set; }
 
     /// <summary>Gets or sets the CPU per request over the plain HttpClient's, in the same scenario.</summary>
@@ -676,6 +686,12 @@ internal sealed class SetupSummary
     /// logging handlers in the same pass: what Lodestar's handler adds to the client it is in.
     /// </summary>
     public double? CpuVsFactoryPaired { get; set; }
+
+    /// <summary>Gets or sets <see cref="CpuVsPlainPaired"/> for CPU in user mode alone.</summary>
+    public double? UserCpuVsPlainPaired { get; set; }
+
+    /// <summary>Gets or sets <see cref="CpuVsFactoryPaired"/> for CPU in user mode alone.</summary>
+    public double? UserCpuVsFactoryPaired { get; set; }
 
     /// <summary>Gets or sets the busiest fast backend's requests over the least busy one's, over all passes.</summary>
     public double? MaxMinShare { get; set; }
