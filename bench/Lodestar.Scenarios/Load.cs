@@ -81,6 +81,7 @@ internal static class Load
         var methods = System.Runtime.JitInfo.GetCompiledMethodCount() - methodsBefore;
         var all = results.SelectMany(r => r.Latencies).Select(t => t * 1000.0 / Stopwatch.Frequency).ToArray();
         Array.Sort(all);
+        double PerRequest(double total) => all.Length == 0 ? 0 : total / all.Length;
         return new RunResult
         {
             Requests = all.Length,
@@ -93,11 +94,11 @@ internal static class Load
             P999Ms = Percentile(all, 0.999),
             MaxMs = all.Length == 0 ? 0 : all[^1],
             Curve = Svg.Quantiles.Select(q => Percentile(all, q)).ToArray(),
-            CpuMicrosecondsPerRequest = all.Length == 0 ? 0 : cpu * 1000 / all.Length,
-            UserCpuMicrosecondsPerRequest = all.Length == 0 ? 0 : user * 1000 / all.Length,
+            CpuMicrosecondsPerRequest = PerRequest(cpu * 1000),
+            UserCpuMicrosecondsPerRequest = PerRequest(user * 1000),
             BytesPerRequest = all.Length == 0 ? 0 : bytes / all.Length,
-            WorkItemsPerRequest = all.Length == 0 ? 0 : (double)workItems / all.Length,
-            ContextSwitchesPerRequest = all.Length == 0 || switches < 0 ? 0 : (double)switches / all.Length,
+            WorkItemsPerRequest = PerRequest(workItems),
+            ContextSwitchesPerRequest = switches < 0 ? 0 : PerRequest(switches),
             LoadAverage = loadAverage,
             JitMilliseconds = jit.TotalMilliseconds,
             JitMethods = methods,
